@@ -1,0 +1,272 @@
+"""Every hyperparameter as a typed dataclass, the ``seed`` and ``default`` presets, and TOML I/O.
+
+>>> cfg = preset("seed")
+>>> cfg.schedule.kind, cfg.schedule.num_timesteps, cfg.train.batch_size
+('constant', 250, 64)
+>>> override(cfg, {"train": {"epochs": 3}}).train.epochs
+3
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import UserError
+
+
+@dataclass
+class DataConfig:
+    """Where training and validation points come from and how they are scaled."""
+
+    train_size: int = 10_000
+    """Draws from a built-in target used for training."""
+    val_size: int = 1_000
+    """Separate draws from a built-in target used for validation."""
+    val_fraction: float = 0.1
+    """Share of user data held out for validation and for the evaluation floor."""
+    data_seed: int = 42
+    """Seed of the target draws and of the held-out split."""
+    preprocess: str = "standardize"
+    """How columns are scaled before the network sees them: ``none`` or ``standardize``."""
+
+
+@dataclass
+class ScheduleConfig:
+    """The forward (noising) process: a table of alpha_bar over ``num_timesteps`` steps."""
+
+    kind: str = "cosine"
+    """``constant`` (beta fixed), ``linear`` (beta from beta_start to beta_end) or ``cosine``."""
+    num_timesteps: int = 1000
+    beta: float = 0.02
+    """The beta of the ``constant`` schedule."""
+    beta_start: float = 1e-4
+    beta_end: float = 0.02
+
+
+@dataclass
+class ModelConfig:
+    """The denoiser network and what it predicts."""
+
+    kind: str = "mlp"
+    """``seed_mlp`` (input (x_t, raw t), ReLU) or ``mlp`` (Fourier time embedding)."""
+    hidden: list[int] = field(default_factory=lambda: [128, 128, 128])
+    activation: str = "silu"
+    """``relu`` or ``silu``."""
+    time_features: int = 16
+    """Sine/cosine pairs of the ``mlp`` time embedding."""
+    prediction_type: str = "v"
+    """What the network predicts: ``epsilon`` (the noise), ``sample`` (x_0) or ``v``."""
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop (DDPM Algorithm 1)."""
+
+    epochs: int = 60
+    batch_size: int = 256
+    lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    """``constant`` or ``cosine`` (decay to zero over the run, after ``warmup_steps``)."""
+    warmup_steps: int = 100
+    ema_decay: float = 0.999
+    """Exponential moving average of the weights used for sampling; 0 disables it."""
+    t_min: int = 1
+    """Smallest timestep drawn in training (inclusive)."""
+    t_max: int = 0
+    """Largest timestep drawn in training (inclusive); 0 means ``num_timesteps``."""
+    seed: int = 0
+    """Seed of initialisation, batch order, timesteps and noise."""
+    threads: int = 0
+    """CPU threads for torch; 0 chooses from the network size."""
+    fast: bool = True
+    """Use the explicit forward/backward engine for the built-in MLPs."""
+    checkpoint_every: int = 0
+    """Write a resumable checkpoint every this many epochs; 0 only on interruption and at the end."""
+
+
+@dataclass
+class SampleConfig:
+    """How samples are drawn unless the caller says otherwise."""
+
+    sampler: str = "dpmpp_2m"
+    num_steps: int = 24
+    """Sampler steps; 0 means every timestep of the schedule."""
+    spacing: str = "logsnr"
+    """How the steps' noise levels are spread: ``logsnr``, ``uniform`` (in t) or ``karras``."""
+    variance: str = "beta"
+    """Noise of the ``ancestral`` sampler: ``beta`` (DDPM's sigma_t^2 = beta_t) or ``posterior``."""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _seed() -> Config:
+    """The university assignment's system, number for number (see shared/seed.md)."""
+    return Config(
+        data=DataConfig(train_size=10_000, val_size=1_000, data_seed=42, preprocess="none"),
+        schedule=ScheduleConfig(kind="constant", num_timesteps=250, beta=0.02),
+        model=ModelConfig(
+            kind="seed_mlp", hidden=[16, 16], activation="relu", prediction_type="epsilon"
+        ),
+        train=TrainConfig(
+            epochs=1000,
+            batch_size=64,
+            lr=0.8e-4,
+            lr_schedule="constant",
+            warmup_steps=0,
+            ema_decay=0.0,
+            t_min=1,
+            t_max=249,
+            seed=42,
+        ),
+        sample=SampleConfig(sampler="ancestral", num_steps=0, variance="beta"),
+    )
+
+
+PRESETS = {"seed": _seed, "default": Config}
+PRESET_HELP = {
+    "seed": "the assignment's DDPM exactly: constant beta, T=250, 2-16-16-1 MLP, 1000 epochs",
+    "default": "standardised data, cosine schedule, v-prediction MLP with time embedding, EMA",
+}
+
+CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("data", "preprocess"): ("none", "standardize"),
+    ("schedule", "kind"): ("constant", "linear", "cosine"),
+    ("model", "kind"): ("seed_mlp", "mlp"),
+    ("model", "activation"): ("relu", "silu"),
+    ("model", "prediction_type"): ("epsilon", "sample", "v"),
+    ("train", "lr_schedule"): ("constant", "cosine"),
+    ("sample", "variance"): ("beta", "posterior"),
+    ("sample", "sampler"): ("ancestral", "ddim", "dpmpp_2m", "heun"),
+    ("sample", "spacing"): ("logsnr", "uniform", "karras"),
+}
+
+
+def preset(name: str) -> Config:
+    """A fresh copy of a named preset."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return validate(PRESETS[name]())
+
+
+def override(config: Config, changes: dict[str, Any]) -> Config:
+    """A copy of ``config`` with ``{"section": {"field": value}}`` applied and checked."""
+    sections = config.to_dict()
+    for section, values in changes.items():
+        if section not in sections:
+            raise UserError(f"unknown config section [{section}]; known: {', '.join(sections)}")
+        if not isinstance(values, dict):
+            raise UserError(f"config section [{section}] must be a table of settings")
+        for key, value in values.items():
+            if key not in sections[section]:
+                known = ", ".join(sections[section])
+                raise UserError(f"unknown setting {section}.{key}; known: {known}")
+            sections[section][key] = value
+    return from_dict(sections)
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Build and check a ``Config`` from nested dictionaries (as read from TOML)."""
+    parts = {}
+    for f in dataclasses.fields(Config):
+        section_type = f.type if isinstance(f.type, type) else globals()[f.type]
+        values = raw.get(f.name, {})
+        known = {g.name for g in dataclasses.fields(section_type)}
+        unknown = set(values) - known
+        if unknown:
+            raise UserError(f"unknown setting {f.name}.{sorted(unknown)[0]}")
+        defaults = section_type()
+        for g in dataclasses.fields(section_type):
+            if g.name in values:
+                values[g.name] = _coerce(f.name, g.name, values[g.name], getattr(defaults, g.name))
+        parts[f.name] = section_type(**values)
+    return validate(Config(**parts))
+
+
+def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
+    where = f"{section}.{key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if isinstance(default, list):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise UserError(f"{where} must be a list of whole numbers, got {value!r}")
+        return list(value)
+    if not isinstance(value, str):
+        raise UserError(f"{where} must be text, got {value!r}")
+    return value
+
+
+def validate(config: Config) -> Config:
+    """Reject impossible hyperparameters with a message naming the setting."""
+    for (section, key), options in CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in options:
+            raise UserError(f"{section}.{key} = {value!r} is not one of: {', '.join(options)}")
+    d, s, m, t, smp = config.data, config.schedule, config.model, config.train, config.sample
+    checks = [
+        (d.train_size >= 2, "data.train_size must be at least 2"),
+        (d.val_size >= 1, "data.val_size must be at least 1"),
+        (0 < d.val_fraction < 1, "data.val_fraction must lie strictly between 0 and 1"),
+        (s.num_timesteps >= 2, "schedule.num_timesteps must be at least 2"),
+        (0 < s.beta < 1, "schedule.beta must lie strictly between 0 and 1"),
+        (0 < s.beta_start <= s.beta_end < 1, "need 0 < schedule.beta_start <= beta_end < 1"),
+        (len(m.hidden) >= 1 and min(m.hidden) >= 1, "model.hidden needs at least one width >= 1"),
+        (m.time_features >= 1, "model.time_features must be at least 1"),
+        (t.epochs >= 1, f"train.epochs must be a positive whole number, got {t.epochs}"),
+        (t.batch_size >= 1, f"train.batch_size must be at least 1, got {t.batch_size}"),
+        (t.lr > 0 and t.lr < 10, f"train.lr must be a positive learning rate, got {t.lr}"),
+        (t.warmup_steps >= 0, "train.warmup_steps must not be negative"),
+        (0 <= t.ema_decay < 1, "train.ema_decay must lie in [0, 1)"),
+        (t.t_min >= 1, "train.t_min must be at least 1"),
+        (t.t_max == 0 or t.t_min <= t.t_max <= s.num_timesteps,
+         "train.t_max must be 0 or between t_min and schedule.num_timesteps"),
+        (t.threads >= 0, "train.threads must not be negative"),
+        (t.checkpoint_every >= 0, "train.checkpoint_every must not be negative"),
+        (smp.num_steps >= 0, "sample.num_steps must not be negative"),
+        (smp.num_steps <= s.num_timesteps,
+         f"sample.num_steps must be at most schedule.num_timesteps ({s.num_timesteps})"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    return config
+
+
+def load_toml(path: str) -> dict[str, Any]:
+    """Read a TOML file of overrides, with a clear error for a missing or broken file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None

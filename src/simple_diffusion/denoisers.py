@@ -1,0 +1,91 @@
+"""Denoiser networks: ``net(x_t, t) -> prediction`` with x_t of shape (B, d).
+
+Any ``torch.nn.Module`` with that call fits the rest of the package (it trains through autograd);
+the built-in ``MLP`` below also has a fast explicit path in ``engine.py``.
+
+>>> import torch
+>>> net = MLP(dim=2, hidden=[32, 32], time_features=raw_time())
+>>> net(torch.zeros(5, 2), torch.ones(5)).shape
+torch.Size([5, 2])
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+ACTIVATIONS = {"relu": torch.relu, "silu": nn.functional.silu}
+
+
+class RawTime(nn.Module):
+    """The timestep itself as one input feature (the seed's choice: raw integers up to T)."""
+
+    size = 1
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return t.unsqueeze(-1)
+
+
+class FourierTime(nn.Module):
+    """Sines and cosines of t / T at geometrically spaced frequencies (fixed, not learned)."""
+
+    def __init__(self, pairs: int, num_timesteps: int):
+        super().__init__()
+        self.size = 2 * pairs
+        # From one period over the whole schedule up to a period of about four timesteps.
+        top = max(num_timesteps / 4, 2.0)
+        frequencies = torch.logspace(0, math.log10(top), pairs) * 2 * math.pi / num_timesteps
+        self.register_buffer("frequencies", frequencies)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+def raw_time() -> RawTime:
+    return RawTime()
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron on the concatenation (x_t, time features), output of size d."""
+
+    def __init__(
+        self, dim: int, hidden: list[int], time_features: nn.Module, activation: str = "relu"
+    ):
+        super().__init__()
+        self.dim = dim
+        self.activation = activation
+        self.time_features = time_features
+        widths = [dim + time_features.size, *hidden, dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+    def inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The first layer's input for one timestep per row."""
+        return torch.cat([x, self.time_features(t.to(x.dtype))], dim=-1)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype)
+        first = self.layers[0]
+        if t.ndim == 0:
+            # One timestep for the whole batch (as in sampling): its contribution is a bias.
+            bias = torch.addmv(first.bias, first.weight[:, self.dim :], self.time_features(t))
+            h = torch.addmm(bias, x, first.weight[:, : self.dim].T)
+        else:
+            h = first(self.inputs(x, t))
+        act = ACTIVATIONS[self.activation]
+        for layer in self.layers[1:]:
+            h = layer(act(h))
+        return h
+
+
+def build(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
+    """The network a ``ModelConfig`` describes, for data of ``dim`` columns."""
+    if config.kind == "seed_mlp":
+        time = RawTime()
+    else:
+        time = FourierTime(config.time_features, num_timesteps)
+    return MLP(dim, list(config.hidden), time, config.activation)

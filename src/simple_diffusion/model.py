@@ -1,0 +1,163 @@
+"""A trained diffusion model that behaves like a distribution: ``.sample(n)``.
+
+It joins the pieces on the data's path back out: noise -> sampler (over the schedule's noise
+levels, calling the denoiser) -> inverse preprocessing -> samples in the data's own units.
+
+>>> import simple_diffusion as sd
+>>> model = sd.fit("two_gaussians", epochs=2, progress=False)
+>>> model.sample(1000, seed=0).shape
+torch.Size([1000, 1])
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import prediction, samplers
+from .config import Config, SampleConfig, validate
+from .errors import UserError
+from .schedules import Schedule
+
+BLOCK = 4096
+"""Rows per noise stream: samples depend on the seed and their row only, not on the chunk size."""
+
+
+class DiffusionModel:
+    """A denoiser with the schedule, preprocessing and settings it was trained with."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: Schedule,
+        preprocessor: Any,
+        config: Config,
+        columns: list[str],
+        info: dict[str, Any] | None = None,
+    ):
+        self.net = net.eval()
+        self.schedule = schedule
+        self.preprocessor = preprocessor
+        self.config = config
+        self.columns = list(columns)
+        self.info = dict(info or {})
+
+    @property
+    def dim(self) -> int:
+        return len(self.columns)
+
+    @property
+    def event_shape(self) -> torch.Size:
+        return torch.Size([self.dim])
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The estimate of clean (preprocessed) data at VE noise level ``sigma``."""
+        alpha = 1 / torch.sqrt(1 + sigma**2)
+        x_t = x * alpha.to(x.dtype)
+        t = self.schedule.sigma_to_t(sigma).to(x.dtype)
+        out = self.net(x_t, t)
+        return prediction.to_sample(
+            self.config.model.prediction_type, out, x_t, alpha.to(x.dtype), (sigma * alpha).to(x.dtype)
+        )
+
+    def sampling_settings(self, **changes: Any) -> SampleConfig:
+        """The model's sampling defaults with the given (non-None) settings changed and checked."""
+        settings = replace(self.config.sample, **{k: v for k, v in changes.items() if v is not None})
+        validate(replace(self.config, sample=settings))
+        return settings
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        n: int | tuple[int, ...] = 1,
+        *,
+        sampler: str | None = None,
+        num_steps: int | None = None,
+        spacing: str | None = None,
+        seed: int | None = None,
+        chunk_size: int = 16 * BLOCK,
+        progress: bool = False,
+        preprocessed: bool = False,
+    ) -> torch.Tensor:
+        """Draw ``n`` samples, shape (n, d), float64, in the data's own units.
+
+        The same ``seed`` gives the same samples whatever ``chunk_size``; memory grows with the
+        chunk, not with ``n``. ``seed=None`` draws a fresh seed.
+        """
+        count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
+        if count < 0:
+            raise UserError(f"cannot draw a negative number of samples ({count})")
+        out = torch.empty(count, self.dim, dtype=torch.float64)
+        for start, chunk in self.sample_chunks(
+            count, sampler=sampler, num_steps=num_steps, spacing=spacing, seed=seed,
+            chunk_size=chunk_size, progress=progress, preprocessed=preprocessed,
+        ):
+            out[start : start + len(chunk)] = chunk
+        return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
+
+    @torch.inference_mode()
+    def sample_chunks(
+        self,
+        n: int,
+        *,
+        sampler: str | None = None,
+        num_steps: int | None = None,
+        spacing: str | None = None,
+        seed: int | None = None,
+        chunk_size: int = 16 * BLOCK,
+        progress: bool = False,
+        preprocessed: bool = False,
+    ):
+        """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces."""
+        settings = self.sampling_settings(sampler=sampler, num_steps=num_steps, spacing=spacing)
+        if seed is None:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())
+        sigmas = self.schedule.sampling_sigmas(settings.num_steps, settings.spacing)
+        step = samplers.SAMPLERS[settings.sampler]
+        options = {"variance": settings.variance} if settings.sampler == "ancestral" else {}
+        blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
+        dtype = next(self.net.parameters()).dtype
+        sigmas = sigmas.to(dtype)
+        with _progress_bar(n, progress) as bar:
+            for first_block in range(0, -(-n // BLOCK), blocks_per_chunk):
+                start = first_block * BLOCK
+                rows = min(n - start, blocks_per_chunk * BLOCK)
+                noise = _BlockNoise(seed, first_block, rows, self.dim, dtype)
+                x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
+                x = step(self.denoise, x, sigmas, noise_sampler=noise, **options)
+                x = x.to(torch.float64)
+                yield start, x if preprocessed else self.preprocessor.inverse(x)
+                bar.update(rows)
+
+
+class _BlockNoise:
+    """Standard normal noise from one generator per block of ``BLOCK`` rows."""
+
+    def __init__(self, seed: int, first_block: int, rows: int, dim: int, dtype: torch.dtype):
+        self.sizes = [min(BLOCK, rows - k) for k in range(0, rows, BLOCK)]
+        self.generators = [
+            torch.Generator().manual_seed(
+                int(np.random.SeedSequence([seed, first_block + k]).generate_state(1)[0])
+            )
+            for k in range(len(self.sizes))
+        ]
+        self.dim, self.dtype = dim, dtype
+
+    def draw(self) -> torch.Tensor:
+        return torch.cat([
+            torch.randn(size, self.dim, generator=g, dtype=self.dtype)
+            for size, g in zip(self.sizes, self.generators)
+        ])
+
+    def __call__(self, like: torch.Tensor) -> torch.Tensor:
+        return self.draw()
+
+
+def _progress_bar(total: int, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not enabled, desc="sampling", unit="pt", unit_scale=True)

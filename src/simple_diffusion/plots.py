@@ -1,0 +1,141 @@
+"""Figures from arrays: loss curves and generated-versus-target distributions, saved as PNG."""
+
+from __future__ import annotations
+
+import io as _bytes_io
+from collections.abc import Callable, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+GENERATED, DATA, TRUTH = "tab:blue", "tab:orange", "black"
+
+
+def _png(fig) -> bytes:
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def loss_plot(history: Sequence[dict[str, float]], title: str = "") -> bytes:
+    """Train and validation loss per epoch on a log axis, as PNG bytes."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train", color=GENERATED)
+    ax.plot(epochs, [h["val_loss"] for h in history], label="validation", color=DATA, alpha=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE of the prediction)")
+    ax.set_title(title or "training loss")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _png(fig)
+
+
+def _limits(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stacked = np.concatenate([a for a in arrays if a is not None])
+    low, high = np.quantile(stacked, [0.001, 0.999], axis=0)
+    pad = 0.08 * (high - low) + 1e-9
+    return low - pad, high + pad
+
+
+def distribution_plot(
+    samples: np.ndarray,
+    data: np.ndarray,
+    columns: Sequence[str],
+    density: Callable[[np.ndarray], np.ndarray] | None = None,
+    reference: np.ndarray | None = None,
+    title: str = "",
+) -> bytes:
+    """Generated samples against the target, as PNG bytes.
+
+    1-D: histogram of the samples over the true ``density`` (or a histogram of ``reference``)
+    with the training data beside it. 2-D: target, training data and samples side by side at one
+    scale. More: a corner plot of samples against ``reference`` (or the data).
+    """
+    d = samples.shape[1]
+    if d == 1:
+        return _one_dimensional(samples[:, 0], data[:, 0], columns[0], density, reference, title)
+    if d == 2:
+        return _two_dimensional(samples, data, columns, reference, title)
+    return corner_plot(samples, reference if reference is not None else data, columns, title)
+
+
+def _one_dimensional(samples, data, column, density, reference, title) -> bytes:
+    low, high = _limits(samples[:, None], data[:, None])
+    bins = np.linspace(low[0], high[0], 120)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharex=True, sharey=True)
+    grid = np.linspace(low[0], high[0], 600)
+    for ax, values, label, color in (
+        (axes[0], samples, f"generated ({len(samples):,})", GENERATED),
+        (axes[1], data, f"training data ({len(data):,})", DATA),
+    ):
+        ax.hist(values, bins=bins, density=True, color=color, alpha=0.55, label=label)
+        if density is not None:
+            ax.plot(grid, density(grid[:, None]), color=TRUTH, lw=1.6, label="true density")
+        elif reference is not None:
+            ax.hist(reference[:, 0], bins=bins, density=True, histtype="step", color=TRUTH,
+                    lw=1.4, label="held-out data")
+        ax.set_xlabel(column)
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("density")
+    fig.suptitle(title or "generated vs target")
+    return _png(fig)
+
+
+def _two_dimensional(samples, data, columns, reference, title) -> bytes:
+    panels = [(reference, "target" if reference is not None else None, "black"),
+              (data, "training data", DATA), (samples, "generated", GENERATED)]
+    panels = [p for p in panels if p[1] is not None]
+    low, high = _limits(*(p[0] for p in panels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), sharex=True,
+                             sharey=True)
+    for ax, (values, label, color) in zip(np.atleast_1d(axes), panels):
+        shown = values[:20_000]
+        ax.scatter(shown[:, 0], shown[:, 1], s=1.5, alpha=0.35, color=color, linewidths=0)
+        ax.set_title(f"{label} ({len(values):,})")
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(columns[0])
+    np.atleast_1d(axes)[0].set_ylabel(columns[1])
+    fig.suptitle(title or "generated vs target")
+    return _png(fig)
+
+
+def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[str],
+                title: str = "", max_columns: int = 8) -> bytes:
+    """Pairwise scatter below the diagonal and marginal histograms on it."""
+    d = min(samples.shape[1], max_columns)
+    low, high = _limits(samples[:, :d], reference[:, :d])
+    fig, axes = plt.subplots(d, d, figsize=(1.9 * d + 1, 1.9 * d + 1), squeeze=False)
+    shown_s, shown_r = samples[:4000], reference[:4000]
+    for i in range(d):
+        for j in range(d):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                bins = np.linspace(low[i], high[i], 50)
+                ax.hist(reference[:, i], bins=bins, density=True, color=DATA, alpha=0.5)
+                ax.hist(samples[:, i], bins=bins, density=True, histtype="step", color=GENERATED)
+                ax.set_yticks([])
+            else:
+                ax.scatter(shown_r[:, j], shown_r[:, i], s=1, alpha=0.3, color=DATA, linewidths=0)
+                ax.scatter(shown_s[:, j], shown_s[:, i], s=1, alpha=0.3, color=GENERATED,
+                           linewidths=0)
+                ax.set_ylim(low[i], high[i])
+            ax.set_xlim(low[j], high[j])
+            if i == d - 1:
+                ax.set_xlabel(columns[j], fontsize=8)
+            if j == 0 and i > 0:
+                ax.set_ylabel(columns[i], fontsize=8)
+            ax.tick_params(labelsize=6)
+    fig.suptitle(title or "generated (blue) vs reference (orange)")
+    return _png(fig)

@@ -1,0 +1,159 @@
+"""Samplers: flat, stateless functions with one signature.
+
+``sampler(denoise, x, sigmas, *, noise_sampler, progress) -> x_0``
+
+* ``denoise(x, sigma)`` returns the model's estimate of the clean data at noise level ``sigma``;
+* ``x`` is the starting noise at ``sigmas[0]``, in the variance-exploding scaling
+  x = x_0 + sigma * eps (a VP model's x_t divided by sqrt(alpha_bar_t));
+* ``sigmas`` decrease to a final 0 (``Schedule.sampling_sigmas``);
+* ``noise_sampler(x)`` returns fresh standard normal noise shaped like ``x``.
+
+The number of network evaluations is ``len(sigmas) - 1`` for every sampler except ``heun``
+(``2 * (len(sigmas) - 1) - 1``).
+
+>>> import torch
+>>> sigmas = torch.tensor([10.0, 1.0, 0.1, 0.0])
+>>> x = ddim(lambda x, s: torch.zeros_like(x), torch.full((4, 1), 10.0), sigmas)
+>>> x.abs().max().item()  # a denoiser that always says 0 leads every path to 0
+0.0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from tqdm.auto import trange
+
+Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+NoiseSampler = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _steps(sigmas: torch.Tensor, progress: bool, name: str):
+    return trange(len(sigmas) - 1, disable=not progress, desc=name, unit="step", leave=False)
+
+
+def ancestral(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise_sampler: NoiseSampler | None = None,
+    progress: bool = False,
+    variance: str = "beta",
+) -> torch.Tensor:
+    """DDPM's Algorithm 2 (Ho et al. 2020): draw x_s from the Gaussian step p(x_s | x_t).
+
+    The mean is the posterior mean of q(x_s | x_t, x_0) at the denoised x_0; the variance is
+    beta_t ("beta", the seed's sigma_t^2 = beta_t, generalised to skipped steps as
+    1 - alpha_bar_t / alpha_bar_s) or the posterior's ("posterior"). The last step adds no noise.
+    """
+    noise_sampler = noise_sampler or torch.randn_like
+    for i in _steps(sigmas, progress, "ancestral"):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise(x, sigma)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        ratio = (sigma_next / sigma) ** 2
+        x = denoised + ratio * (x - denoised)
+        if variance == "beta":
+            # beta_t / alpha_bar_s, written with VE noise levels.
+            var = (sigma**2 - sigma_next**2) * (1 + sigma_next**2) / (1 + sigma**2)
+        else:
+            var = sigma_next**2 * (1 - ratio)
+        x = x + var.sqrt() * noise_sampler(x)
+    return x
+
+
+def ddim(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise_sampler: NoiseSampler | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Deterministic DDIM (Song et al. 2021, eta = 0): keep the predicted noise, move x_0's level.
+
+    In the VE scaling this is an Euler step of the probability-flow ODE dx/dsigma = (x - D(x)) / sigma.
+    """
+    for i in _steps(sigmas, progress, "ddim"):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise(x, sigma)
+        x = denoised + (sigma_next / sigma) * (x - denoised)
+    return x
+
+
+def dpmpp_2m(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise_sampler: NoiseSampler | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
+    probability-flow ODE in lambda = -log(sigma), using the data prediction of the previous step.
+    """
+    previous = None
+    lam_previous = None
+    for i in _steps(sigmas, progress, "dpmpp_2m"):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        denoised = denoise(x, sigma)
+        if sigma_next == 0:
+            x = denoised
+            continue
+        lam, lam_next = -sigma.log(), -sigma_next.log()
+        h = lam_next - lam
+        if previous is None:
+            estimate = denoised
+        else:
+            r = (lam - lam_previous) / h
+            estimate = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * previous
+        # Exact integration of the linear part: x_next = (s'/s) x + (1 - e^{-h}) D.
+        x = (sigma_next / sigma) * x - torch.expm1(-h) * estimate
+        previous, lam_previous = denoised, lam
+    return x
+
+
+def heun(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise_sampler: NoiseSampler | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """EDM's deterministic sampler (Karras et al. 2022, Algorithm 1): Euler steps of the
+    probability-flow ODE corrected by the trapezoidal rule, except for the step to sigma = 0.
+    """
+    for i in _steps(sigmas, progress, "heun"):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        slope = (x - denoise(x, sigma)) / sigma
+        x_next = x + (sigma_next - sigma) * slope
+        if sigma_next != 0:
+            slope_next = (x_next - denoise(x_next, sigma_next)) / sigma_next
+            x_next = x + (sigma_next - sigma) * (slope + slope_next) / 2
+        x = x_next
+    return x
+
+
+SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
+    "ancestral": ancestral,
+    "ddim": ddim,
+    "dpmpp_2m": dpmpp_2m,
+    "heun": heun,
+}
+
+SAMPLER_HELP = {
+    "ancestral": "DDPM ancestral sampling (stochastic; the seed's sampler)",
+    "ddim": "DDIM, deterministic, first order",
+    "dpmpp_2m": "DPM-Solver++(2M), deterministic, second order multistep (the default)",
+    "heun": "EDM's Heun sampler, deterministic, second order, two evaluations per step",
+}
+
+
+def network_evaluations(sampler: str, num_steps: int) -> int:
+    """How many times ``sampler`` calls the network for ``num_steps`` steps."""
+    return 2 * num_steps - 1 if sampler == "heun" else num_steps

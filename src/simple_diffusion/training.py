@@ -1,0 +1,249 @@
+"""The training loop: DDPM's Algorithm 1 with validation, EMA, a learning-rate schedule and a
+resumable state.
+
+Each epoch reshuffles the training set and walks it in full batches (the last partial batch is
+dropped, as in the seed). The epoch's timesteps, noise, noisy inputs and regression targets are
+drawn at once, so a step is only the network's forward, backward and one fused Adam update.
+
+>>> import torch
+>>> from simple_diffusion import config, denoisers, schedules
+>>> cfg = config.preset("default")
+>>> cfg.train.epochs, cfg.train.batch_size = 2, 50
+>>> schedule = schedules.from_config(cfg.schedule)
+>>> net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
+>>> trainer = Trainer(net, schedule, "v", cfg.train, torch.randn(500, 1), torch.randn(50, 1))
+>>> history = trainer.run(progress=False)
+>>> len(history), sorted(history[0])
+(2, ['epoch', 'seconds', 'train_loss', 'val_loss'])
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import engine, prediction
+from .config import TrainConfig
+from .errors import UserError
+from .schedules import Schedule
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+def choose_threads(net: nn.Module, batch_size: int) -> int:
+    """One thread for small networks, where a second only adds synchronisation; more for big ones."""
+    flops_per_step = 6 * batch_size * sum(p.numel() for p in net.parameters())
+    if flops_per_step < 2e8:
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):  # torch < 2.4 has no fused CPU Adam
+        return torch.optim.Adam(params, lr=lr, foreach=True)
+
+
+class Trainer:
+    """Trains ``net`` to predict ``prediction_type`` from x_t, holding everything needed to resume."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        schedule: Schedule,
+        prediction_type: str,
+        config: TrainConfig,
+        train: torch.Tensor,
+        val: torch.Tensor,
+    ):
+        self.net, self.schedule, self.config = net, schedule, config
+        self.prediction_type = prediction_type
+        self.dtype = next(net.parameters()).dtype
+        self.train_data = train.to(self.dtype)
+        self.val_data = val.to(self.dtype)
+        self.batch_size = min(config.batch_size, len(train))
+        self.steps_per_epoch = len(train) // self.batch_size
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.t_max = config.t_max or schedule.num_timesteps
+        self.threads = config.threads or choose_threads(net, self.batch_size)
+        if config.fast and engine.supports(net):
+            flat, grad = engine.flatten_parameters(net)
+            self.fast: engine.FastMLP | None = engine.FastMLP(net, self.batch_size)
+            self.optimizer: Any = engine.FlatAdam(flat, grad, config.lr)
+            self.params = [flat]
+        else:
+            self.fast = None
+            self.params = [p for p in net.parameters() if p.requires_grad]
+            self.optimizer = _adam(self.params, config.lr)
+        self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.val_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.epoch = 0
+        self.history: list[dict[str, float]] = []
+        self._alphas = schedule.alphas_cumprod.sqrt().to(self.dtype)
+        self._sigmas = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
+
+    # -- one epoch ---------------------------------------------------------------------------
+    def _draw(self, x0: torch.Tensor, generator: torch.Generator):
+        """Timesteps, noisy inputs and targets for the rows of ``x0``."""
+        t = torch.randint(self.config.t_min, self.t_max + 1, (len(x0),), generator=generator)
+        noise = torch.randn(x0.shape, generator=generator, dtype=self.dtype)
+        alpha, sigma = self._alphas[t].unsqueeze(-1), self._sigmas[t].unsqueeze(-1)
+        x_t = alpha * x0 + sigma * noise
+        return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma)
+
+    def _learning_rate(self, step: int) -> float:
+        c = self.config
+        warm = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        if c.lr_schedule == "constant":
+            return c.lr * warm
+        return c.lr * warm * 0.5 * (1 + math.cos(math.pi * step / max(1, self.total_steps)))
+
+    def _set_learning_rate(self, lr: float) -> None:
+        self.optimizer.param_groups[0]["lr"] = lr
+
+    def _train_epoch(self) -> torch.Tensor:
+        """Run one epoch; return the per-step losses."""
+        b, steps = self.batch_size, self.steps_per_epoch
+        order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
+        x_t, t, target = self._draw(self.train_data[order], self.generator)
+        constant_lr = self.config.lr_schedule == "constant" and not self.config.warmup_steps
+        first_step = self.epoch * steps
+        if self.fast is not None:
+            return self._fast_epoch(self.net.inputs(x_t, t), target, first_step, constant_lr)
+        losses = torch.empty(steps, dtype=self.dtype)
+        batches = zip(x_t.split(b), t.split(b), target.split(b))
+        for i, (x_batch, t_batch, target_batch) in enumerate(batches):
+            if not constant_lr:
+                self._set_learning_rate(self._learning_rate(first_step + i))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.mse_loss(self.net(x_batch, t_batch), target_batch)
+            loss.backward()
+            losses[i] = loss.detach()
+            self.optimizer.step()
+            self._update_ema(first_step + i + 1)
+        return losses
+
+    @torch.no_grad()
+    def _fast_epoch(self, inputs, target, first_step: int, constant_lr: bool) -> torch.Tensor:
+        b = self.batch_size
+        residual = torch.empty_like(target)
+        # d(mean squared error)/d(output) = scale * residual
+        scale = torch.tensor(2.0 / target[:b].numel(), dtype=self.dtype)
+        grad_output = torch.empty_like(target[:b])
+        fast, optimizer = self.fast, self.optimizer
+        batches = zip(inputs.split(b), target.split(b), residual.split(b))
+        for i, (input_batch, target_batch, residual_batch) in enumerate(batches):
+            if not constant_lr:
+                optimizer.lr = self._learning_rate(first_step + i)
+            torch.sub(fast.forward(input_batch), target_batch, out=residual_batch)
+            fast.backward(torch.mul(residual_batch, scale, out=grad_output))
+            optimizer.step()
+            self._update_ema(first_step + i + 1)
+        return residual.square().reshape(self.steps_per_epoch, -1).mean(1)
+
+    def _update_ema(self, step: int) -> None:
+        if self.ema is not None:
+            # The decay warms up so that the average is not dominated by the random start.
+            decay = min(self.config.ema_decay, (1 + step) / (10 + step))
+            torch._foreach_lerp_(self.ema, self.params, 1 - decay)
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        x_t, t, target = self._draw(self.val_data, self.val_generator)
+        return float(nn.functional.mse_loss(self.net(x_t, t), target))
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(
+        self,
+        progress: bool = True,
+        on_epoch_end: Callable[[Trainer], None] | None = None,
+    ) -> list[dict[str, float]]:
+        """Train until ``config.epochs``; call ``on_epoch_end`` after each epoch."""
+        previous_threads = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        bar = tqdm(
+            total=self.config.epochs, initial=self.epoch, disable=not progress,
+            desc="training", unit="epoch", dynamic_ncols=True,
+        )
+        elapsed = self.history[-1]["seconds"] if self.history else 0.0
+        start = time.perf_counter() - elapsed
+        try:
+            self.net.train()
+            while self.epoch < self.config.epochs:
+                losses = self._train_epoch()
+                self._check_finite(losses)
+                train_loss = float(losses.mean())
+                val_loss = self.validation_loss()
+                self.epoch += 1
+                self.history.append({
+                    "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
+                    "seconds": time.perf_counter() - start,
+                })
+                bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+                bar.update()
+                if on_epoch_end is not None:
+                    on_epoch_end(self)
+        finally:
+            bar.close()
+            torch.set_num_threads(previous_threads)
+        return self.history
+
+    def _check_finite(self, losses: torch.Tensor) -> None:
+        bad = (~torch.isfinite(losses)).nonzero()
+        if len(bad):
+            step = int(bad[0])
+            raise TrainingDiverged(
+                f"training diverged at epoch {self.epoch + 1}, step {step + 1}: the loss became "
+                f"{float(losses[step])}; the learning rate ({self.config.lr:g}) is likely too high"
+            )
+
+    # -- results and resumption --------------------------------------------------------------
+    def averaged_net(self) -> nn.Module:
+        """A copy of the network with the EMA weights (or the last weights without EMA)."""
+        net = copy.deepcopy(self.net).eval()
+        if self.ema is not None:
+            with torch.no_grad():
+                if self.fast is not None:
+                    torch.nn.utils.vector_to_parameters(self.ema[0], net.parameters())
+                else:
+                    for p, e in zip((p for p in net.parameters() if p.requires_grad), self.ema):
+                        p.copy_(e)
+        for p in net.parameters():
+            p.grad = None
+            p.data = p.data.clone()  # own storage, not a view of the training buffer
+        return net
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything that decides the rest of the run, to resume it bit for bit."""
+        return {
+            "net": {k: v.clone() for k, v in self.net.state_dict().items()},
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "ema": [e.clone() for e in self.ema] if self.ema is not None else None,
+            "generator": self.generator.get_state(),
+            "val_generator": self.val_generator.get_state(),
+            "epoch": self.epoch,
+            "history": copy.deepcopy(self.history),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            for e, saved in zip(self.ema, state["ema"]):
+                e.copy_(saved)
+        self.generator.set_state(state["generator"])
+        self.val_generator.set_state(state["val_generator"])
+        self.epoch = state["epoch"]
+        self.history = copy.deepcopy(state["history"])
