@@ -11,6 +11,7 @@ torch.Size([5, 2])
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -61,7 +62,7 @@ class MLP(nn.Module):
         self.activation = activation
         self.time_features = time_features
         widths = [dim + time_features.size, *hidden, dim]
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
     def inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The first layer's input for one timestep per row."""
@@ -84,8 +85,5 @@ class MLP(nn.Module):
 
 def build(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
     """The network a ``ModelConfig`` describes, for data of ``dim`` columns."""
-    if config.kind == "seed_mlp":
-        time = RawTime()
-    else:
-        time = FourierTime(config.time_features, num_timesteps)
+    time = RawTime() if config.kind == "seed_mlp" else FourierTime(config.time_features, num_timesteps)
     return MLP(dim, list(config.hidden), time, config.activation)

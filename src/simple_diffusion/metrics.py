@@ -81,7 +81,7 @@ def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:
 
 def mode_masses(target_name: str, x: np.ndarray) -> list[float] | None:
     """Mean posterior responsibility of each mixture component: its share of the mass."""
-    weights = targets.responsibilities(targets.get(target_name), torch.as_tensor(x))
+    weights = targets.responsibilities(targets.get(target_name), torch.tensor(x, dtype=torch.float64))
     return None if weights is None else weights.mean(0).tolist()
 
 

@@ -5,7 +5,8 @@ With x_t = alpha x_0 + sigma eps (alpha^2 + sigma^2 = 1):
 (Salimans & Ho 2022), which on unit-variance data is EDM's preconditioning with sigma_data = 1.
 
 >>> import torch
->>> x0, eps, alpha, sigma = torch.ones(3, 1), torch.zeros(3, 1), torch.full((3, 1), 0.6), torch.full((3, 1), 0.8)
+>>> x0, eps = torch.ones(3, 1), torch.zeros(3, 1)
+>>> alpha, sigma = torch.full((3, 1), 0.6), torch.full((3, 1), 0.8)
 >>> x_t = alpha * x0 + sigma * eps
 >>> to_sample("v", target("v", x0, eps, alpha, sigma), x_t, alpha, sigma).flatten().tolist()
 [1.0, 1.0, 1.0]

@@ -1,0 +1,149 @@
+"""The command line end to end, in a temporary folder, and every bad input it must refuse."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from simple_diffusion.cli import main
+
+
+def invoke(capsys, *args):
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    main(["train", "--data", "two_gaussians", "--out", str(out), "--epochs", "2",
+          "--eval-samples", "3000", "--quiet"])
+    return out
+
+
+def test_train_writes_the_run_folder(trained):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.toml", "model.safetensors", "losses.csv", "loss.png", "samples.png",
+            "metrics.json"} <= names
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
+    path = tmp_path / f"s{suffix}"
+    code, _, err = invoke(capsys, "sample", trained, "-n", 500, "-o", path, "--seed", 1, "--quiet")
+    assert code == 0, err
+    from simple_diffusion import io
+
+    table = io.read_table(str(path))
+    assert table.values.shape == (500, 1)
+    assert np.abs(table.values).max() < 20  # original units: the modes sit at -4 and +4
+
+
+def test_sample_with_other_samplers(trained, tmp_path, capsys):
+    for sampler, steps in [("heun", 10), ("ddim", 30), ("ancestral", 0)]:
+        code, _, err = invoke(capsys, "sample", trained, "-n", 200, "-o", tmp_path / "s.npy",
+                              "--sampler", sampler, "--steps", steps, "--quiet")
+        assert code == 0, err
+        assert np.load(tmp_path / "s.npy").shape == (200, 1)
+
+
+def test_evaluate_prints_distance_floor_and_ratio(trained, capsys):
+    code, out, err = invoke(capsys, "evaluate", trained, "-n", 3000)
+    assert code == 0, err
+    assert "floor" in out and "ratio" in out and "mass per mode" in out
+    code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000, "--json")
+    assert {"distance", "floor", "ratio"} <= set(json.loads(out))
+
+
+def test_evaluate_given_samples(trained, tmp_path, capsys):
+    samples = tmp_path / "s.npy"
+    np.save(samples, np.random.default_rng(0).normal(4, 1, size=(2000, 1)))
+    code, out, _ = invoke(capsys, "evaluate", trained, "--samples", samples, "--json")
+    assert code == 0
+    assert json.loads(out)["mode_masses"]["model"][1] > 0.99
+
+
+def test_datasets_lists_targets(capsys):
+    code, out, _ = invoke(capsys, "datasets")
+    assert code == 0 and "two_gaussians" in out and "three_gaussians" in out
+
+
+def test_help_teaches(capsys):
+    code, out, _ = invoke(capsys, "train", "--help")
+    assert code == 0 and "Examples" in out and "[default: default]" in out
+
+
+def write(tmp_path, name, content):
+    path = tmp_path / name
+    if isinstance(content, str):
+        path.write_text(content)
+    else:
+        np.save(path, content)
+    return path
+
+
+BAD = [
+    (["--data", "missing.csv"], "data file not found"),
+    (["--data", "{words.csv}"], "non-numeric value 'hello'"),
+    (["--data", "{empty.csv}"], "empty"),
+    (["--data", "{nan.npy}"], "NaN or infinite"),
+    (["--data", "{inf.csv}"], "NaN or infinite"),
+    (["--data", "gaussian_blob"], "neither a built-in target"),
+    (["--data", "two_gaussians", "--preset", "fancy"], "Invalid value for '--preset'"),
+    (["--data", "two_gaussians", "--epochs", "0"], "train.epochs must be a positive"),
+    (["--data", "two_gaussians", "--epochs", "-5"], "train.epochs must be a positive"),
+    (["--data", "two_gaussians", "--config", "{lr.toml}"], "train.lr must be a positive"),
+    (["--data", "two_gaussians", "--config", "{broken.toml}"], "not valid TOML"),
+    (["--data", "two_gaussians", "--config", "missing.toml"], "config file not found"),
+    (["--data", "{constant.csv}"], "column 'b' is constant"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD)
+def test_bad_input_one_line_no_traceback_nothing_written(tmp_path, capsys, args, message):
+    files = {
+        "words.csv": "a,b\n1,2\n3,hello\n",
+        "empty.csv": "",
+        "nan.npy": np.array([[1.0], [np.nan], [2.0]]),
+        "inf.csv": "x\n1\n2\ninf\n",
+        "lr.toml": "[train]\nlr = -0.001\n",
+        "broken.toml": "[train\nlr = 1\n",
+        "constant.csv": "a,b\n1,5\n2,5\n3,5\n",
+    }
+    paths = {f"{{{name}}}": str(write(tmp_path, name, content)) for name, content in files.items()}
+    args = [paths.get(a, str(tmp_path / a) if a.endswith((".csv", ".toml")) else a) for a in args]
+    out = tmp_path / "run"
+    code, _, err = invoke(capsys, "train", *args, "--out", out, "--quiet")
+    assert code != 0
+    assert message in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_sample_from_a_missing_run(tmp_path, capsys):
+    code, _, err = invoke(capsys, "sample", tmp_path / "none", "-n", 10, "-o", tmp_path / "x.npy")
+    assert code == 1 and err.startswith("error: run folder not found")
+
+
+def test_sample_to_an_unknown_format(trained, tmp_path, capsys):
+    code, _, err = invoke(capsys, "sample", trained, "-n", 10, "-o", tmp_path / "x.xlsx", "--quiet")
+    assert code == 1 and "unsupported file type .xlsx" in err
+
+
+def test_installed_command_exits_non_zero_without_traceback(tmp_path):
+    """The real entry point, as a user's shell runs it."""
+    result = subprocess.run(
+        [sys.executable, "-m", "simple_diffusion", "train", "--data", "nope.csv", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: data file not found: nope.csv"

@@ -1,0 +1,76 @@
+import pytest
+
+from simple_diffusion import UserError, config
+
+SEED_MD = {
+    ("schedule", "kind"): "constant",
+    ("schedule", "beta"): 0.02,
+    ("schedule", "num_timesteps"): 250,
+    ("model", "kind"): "seed_mlp",
+    ("model", "hidden"): [16, 16],
+    ("model", "activation"): "relu",
+    ("model", "prediction_type"): "epsilon",
+    ("train", "lr"): 0.8e-4,
+    ("train", "lr_schedule"): "constant",
+    ("train", "warmup_steps"): 0,
+    ("train", "batch_size"): 64,
+    ("train", "epochs"): 1000,
+    ("train", "ema_decay"): 0.0,
+    ("train", "t_min"): 1,
+    ("train", "t_max"): 249,
+    ("data", "train_size"): 10_000,
+    ("data", "val_size"): 1_000,
+    ("data", "data_seed"): 42,
+    ("data", "preprocess"): "none",
+    ("sample", "sampler"): "ancestral",
+    ("sample", "num_steps"): 0,
+    ("sample", "variance"): "beta",
+}
+
+
+@pytest.mark.parametrize(("section", "key"), SEED_MD)
+def test_seed_preset_is_the_assignment(section, key):
+    assert getattr(getattr(config.preset("seed"), section), key) == SEED_MD[section, key]
+
+
+def test_seed_network_is_2_16_16_1():
+    from simple_diffusion import denoisers
+
+    net = denoisers.build(config.preset("seed").model, 1, 250)
+    assert [(layer.in_features, layer.out_features) for layer in net.layers] == [(2, 16), (16, 16), (16, 1)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"train": {"epochs": 0}}, "train.epochs"),
+        ({"train": {"epochs": -3}}, "train.epochs"),
+        ({"train": {"lr": 0.0}}, "train.lr"),
+        ({"train": {"lr": -1e-3}}, "train.lr"),
+        ({"train": {"lr": "fast"}}, "train.lr"),
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"schedule": {"kind": "quadratic"}}, "schedule.kind"),
+        ({"schedule": {"beta": 1.5}}, "schedule.beta"),
+        ({"model": {"prediction_type": "x1"}}, "model.prediction_type"),
+        ({"train": {"momentum": 0.9}}, "train.momentum"),
+        ({"optimiser": {"lr": 1}}, "optimiser"),
+        ({"sample": {"num_steps": 5000}}, "sample.num_steps"),
+    ],
+)
+def test_impossible_settings_are_refused_by_name(changes, message):
+    with pytest.raises(UserError, match=message.replace(".", r"\.")):
+        config.override(config.preset("default"), changes)
+
+
+def test_unknown_preset():
+    with pytest.raises(UserError, match="unknown preset"):
+        config.preset("fancy")
+
+
+def test_toml_round_trip(tmp_path):
+    import tomli_w
+
+    cfg = config.override(config.preset("default"), {"train": {"epochs": 7}, "model": {"hidden": [8, 8]}})
+    path = tmp_path / "c.toml"
+    path.write_text(tomli_w.dumps(cfg.to_dict()))
+    assert config.from_dict(config.load_toml(str(path))) == cfg

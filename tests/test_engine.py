@@ -1,0 +1,95 @@
+"""The fast path computes what autograd computes."""
+
+import pytest
+import torch
+
+from simple_diffusion import config, denoisers, engine, schedules, training
+
+NETWORKS = {
+    "seed": lambda: denoisers.MLP(1, [16, 16], denoisers.RawTime(), "relu"),
+    "default-1d": lambda: denoisers.MLP(1, [64, 64, 64], denoisers.FourierTime(8, 1000), "silu"),
+    "default-5d": lambda: denoisers.MLP(5, [32, 32], denoisers.FourierTime(4, 1000), "relu"),
+}
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_fast_gradients_equal_autograd(name):
+    torch.manual_seed(0)
+    net = NETWORKS[name]()
+    batch = 64
+    x = torch.randn(batch, net.dim)
+    t = torch.randint(1, 1000, (batch,)).float()
+    target = torch.randn(batch, net.dim)
+
+    loss = torch.nn.functional.mse_loss(net(x, t), target)
+    expected = torch.autograd.grad(loss, list(net.parameters()))
+
+    engine.flatten_parameters(net)
+    fast = engine.FastMLP(net, batch)
+    out = fast.forward(net.inputs(x, t))
+    assert torch.allclose(out, net(x, t).detach(), atol=1e-6)
+    fast.backward(2 * (out - target) / target.numel())
+    for p, g in zip(net.parameters(), expected):
+        assert torch.allclose(p.grad, g, atol=1e-5, rtol=1e-4)
+
+
+def test_flat_adam_equals_torch_adam():
+    torch.manual_seed(0)
+    param = torch.randn(300)
+    reference = param.clone().requires_grad_()
+    grad = torch.zeros(300)
+    ours = engine.FlatAdam(param, grad, lr=1e-2)
+    theirs = torch.optim.Adam([reference], lr=1e-2)
+    for _ in range(50):
+        g = torch.randn(300)
+        grad.copy_(g)
+        ours.step()
+        reference.grad = g.clone()
+        theirs.step()
+    assert torch.allclose(param, reference.detach(), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["seed", "default"])
+def test_fast_training_follows_the_autograd_loss_curve(preset):
+    cfg = config.override(config.preset(preset), {"train": {"epochs": 4, "batch_size": 64}})
+    schedule = schedules.from_config(cfg.schedule)
+    data = torch.randn(1280, 1) * 2 + 1
+    histories = {}
+    for fast in (True, False):
+        train_cfg = config.override(cfg, {"train": {"fast": fast}}).train
+        torch.manual_seed(3)
+        net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
+        trainer = training.Trainer(net, schedule, cfg.model.prediction_type, train_cfg, data, data[:100])
+        assert (trainer.fast is not None) == fast
+        histories[fast] = trainer.run(progress=False)
+    for a, b in zip(histories[True], histories[False]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+
+
+def test_any_module_trains_through_autograd():
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(2, 1)
+
+        def forward(self, x, t):
+            t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1).expand(len(x), 1)
+            return self.linear(torch.cat([x, t / 100], 1))
+
+    cfg = config.override(config.preset("default"), {"train": {"epochs": 2}})
+    trainer = training.Trainer(Tiny(), schedules.cosine(100), "epsilon", cfg.train, torch.randn(512, 1),
+                               torch.randn(64, 1))
+    assert trainer.fast is None
+    history = trainer.run(progress=False)
+    assert len(history) == 2 and all(h["train_loss"] > 0 for h in history)
+
+
+def test_divergence_names_epoch_and_learning_rate():
+    cfg = config.override(config.preset("default"), {"train": {"epochs": 3}})
+    schedule = schedules.from_config(cfg.schedule)
+    net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
+    # Values whose squared error overflows float32, as a runaway learning rate produces.
+    trainer = training.Trainer(net, schedule, "v", cfg.train, torch.randn(2048, 1) * 1e25, torch.randn(8, 1))
+    with pytest.raises(training.TrainingDiverged, match=r"epoch \d+, step \d+.*learning rate"):
+        trainer.run(progress=False)

@@ -1,0 +1,128 @@
+"""Every input format, and every bad input, with the message a user should see."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from simple_diffusion import UserError, io
+
+
+@pytest.fixture
+def table():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(50, 3)) * [1, 10, 100]
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+def test_write_then_read_round_trip(tmp_path, table, suffix):
+    path = str(tmp_path / f"data{suffix}")
+    io.write_table(path, table, ["a", "b", "c"])
+    read = io.read_table(path)
+    assert read.values.shape == (50, 3)
+    assert np.allclose(read.values, table, rtol=1e-8)
+    if suffix != ".npy":
+        assert read.columns == ["a", "b", "c"]
+
+
+def test_npy_one_dimensional_becomes_one_column(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(10.0))
+    assert io.read_table(str(path)).values.shape == (10, 1)
+
+
+def test_csv_without_header(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("1,2\n3,4\n5,6\n")
+    read = io.read_table(str(path))
+    assert read.values.tolist() == [[1, 2], [3, 4], [5, 6]]
+    assert read.columns == ["0", "1"]
+
+
+def test_column_selection_by_name_and_index(tmp_path, table):
+    path = str(tmp_path / "x.csv")
+    io.write_table(path, table, ["a", "b", "c"])
+    assert io.read_table(path, columns=["c", "a"]).columns == ["c", "a"]
+    npy = str(tmp_path / "x.npy")
+    np.save(npy, table)
+    assert np.allclose(io.read_table(npy, columns=["2"]).values[:, 0], table[:, 2])
+
+
+def bad(tmp_path, name, content):
+    path = tmp_path / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    else:
+        np.save(path, content)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.csv", "", "empty"),
+        ("words.csv", "a,b\n1,2\n3,x\n4,5\n", r"column 'b' has a non-numeric value 'x' at line 3"),
+        ("nan.csv", "a,b\n1,2\n3,nan\n4,5\n", r"1 NaN or infinite values, the first at line 3 in column 'b'"),
+        ("inf.csv", "a\n1\ninf\n-inf\n", r"2 NaN or infinite values, the first at line 3"),
+        ("blank.csv", "a,b\n1,2\n3,\n", r"NaN or infinite"),
+        ("one_row.csv", "a,b\n1,2\n", "at least 2 rows"),
+        ("header_only.csv", "a,b\n", "at least 2 rows"),
+        ("ragged.csv", "1,2\n3,4,5\n", "not a readable CSV"),
+        ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric"),
+        ("nan.npy", np.array([1.0, np.nan, 3.0]), r"1 NaN or infinite values, the first at row 1"),
+        ("cube.npy", np.zeros((2, 2, 2)), r"expected shape \(n,\) or \(n, d\)"),
+        ("text.npy", np.array(["a", "b"]), "not numeric"),
+        ("truncated.npy", b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (100,), }",
+         "cannot read|not a plain"),
+        ("corrupt.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
+        ("data.txt", "1\n2\n", "unsupported file type .txt"),
+    ],
+)
+def test_bad_input_is_one_clear_error(tmp_path, name, content, message):
+    with pytest.raises(UserError, match=message):
+        io.read_table(bad(tmp_path, name, content))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="data file not found"):
+        io.read_table(str(tmp_path / "nope.csv"))
+
+
+def test_unknown_column(tmp_path, table):
+    path = str(tmp_path / "x.csv")
+    io.write_table(path, table, ["a", "b", "c"])
+    with pytest.raises(UserError, match="no column 'z'; columns are a, b, c"):
+        io.read_table(path, columns=["z"])
+
+
+def test_non_numeric_parquet_column(tmp_path):
+    path = tmp_path / "x.parquet"
+    pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}).to_parquet(path)
+    with pytest.raises(UserError, match="column 'b' is not numeric"):
+        io.read_table(str(path))
+
+
+def test_many_columns_warn(tmp_path):
+    path = str(tmp_path / "wide.npy")
+    np.save(path, np.random.default_rng(0).normal(size=(10, 70)))
+    with pytest.warns(UserWarning, match="70 columns"):
+        io.read_table(path)
+
+
+def test_atomic_write_leaves_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "out.txt"
+    io.write_text(path, "old")
+    with pytest.raises(RuntimeError), io.atomic_path(path) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("crash")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_chunked_npy_write(tmp_path):
+    path = str(tmp_path / "big.npy")
+    chunks = (np.full((1000, 2), k, dtype=float) for k in range(5))
+    io.write_chunks(path, chunks, ["a", "b"], 5000)
+    array = np.load(path)
+    assert array.shape == (5000, 2) and array[4999, 0] == 4

@@ -1,0 +1,109 @@
+"""Run folders: what is saved loads back to the same model; damaged files give clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import simple_diffusion as sd
+from simple_diffusion.runs import RunFolder
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "two"
+    model = sd.fit("two_gaussians", epochs=2, out=out, progress=False)
+    return out, model
+
+
+def test_folder_holds_config_weights_losses_and_plot(run):
+    out, _ = run
+    for name in ("config.toml", "model.safetensors", "losses.csv", "loss.png", "checkpoint.safetensors"):
+        assert (out / name).is_file(), name
+    assert (out / "losses.csv").read_text().splitlines()[0] == "epoch,train_loss,val_loss,seconds"
+    assert len((out / "losses.csv").read_text().splitlines()) == 3
+
+
+def test_round_trip_gives_the_same_samples(run):
+    out, model = run
+    loaded = sd.load(out)
+    assert torch.equal(loaded.sample(5000, seed=7), model.sample(5000, seed=7))
+    assert loaded.columns == model.columns
+    assert loaded.config == model.config
+
+
+def test_samples_do_not_depend_on_chunk_size(run):
+    _, model = run
+    whole = model.sample(10_000, seed=3, chunk_size=10_000)
+    assert torch.equal(whole, model.sample(10_000, seed=3, chunk_size=4096))
+    assert not torch.equal(whole, model.sample(10_000, seed=4))
+
+
+def test_refuses_a_non_empty_folder(run):
+    out, _ = run
+    with pytest.raises(sd.UserError, match="not empty.*--overwrite"):
+        sd.fit("two_gaussians", epochs=1, out=out, progress=False)
+
+
+def copy_run(run, tmp_path):
+    import shutil
+
+    target = tmp_path / "copy"
+    shutil.copytree(run[0], target)
+    return target
+
+
+def test_truncated_weights(run, tmp_path):
+    folder = copy_run(run, tmp_path)
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(sd.UserError, match="corrupt or truncated"):
+        sd.load(folder)
+
+
+def test_newer_format_version(run, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    folder = copy_run(run, tmp_path)
+    path = str(folder / "model.safetensors")
+    tensors = load_file(path)
+    save_file(tensors, path, metadata={"format_version": "99", "columns": "[]", "preprocess": "{}"})
+    with pytest.raises(sd.UserError, match="format 99, newer"):
+        sd.load(folder)
+
+
+def test_config_that_does_not_match_the_weights(run, tmp_path):
+    folder = copy_run(run, tmp_path)
+    text = (folder / "config.toml").read_text().replace("time_features = 16", "time_features = 8")
+    (folder / "config.toml").write_text(text)
+    with pytest.raises(sd.UserError, match="shape"):
+        sd.load(folder)
+
+
+def test_missing_model_says_how_to_resume(run, tmp_path):
+    folder = copy_run(run, tmp_path)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(sd.UserError, match="--resume"):
+        sd.load(folder)
+
+
+def test_not_a_run_folder(tmp_path):
+    with pytest.raises(sd.UserError, match="not a run folder"):
+        sd.load(tmp_path)
+    with pytest.raises(sd.UserError, match="run folder not found"):
+        sd.load(tmp_path / "absent")
+
+
+def test_checkpoint_round_trip(run):
+    state = RunFolder(run[0]).load_checkpoint()
+    assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert isinstance(state["generator"], torch.Tensor)
+
+
+def test_metrics_json_after_evaluation(run, tmp_path):
+    folder = copy_run(run, tmp_path)
+    result = sd.evaluate_run(folder, n=3000)
+    saved = json.loads((folder / "metrics.json").read_text())
+    assert saved["ratio"] == pytest.approx(result["ratio"])
+    assert np.isfinite(saved["floor"]) and (folder / "samples.png").stat().st_size > 1000
