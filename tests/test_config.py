@@ -16,6 +16,7 @@ SEED_MD = {
     ("train", "batch_size"): 64,
     ("train", "epochs"): 1000,
     ("train", "ema_decay"): 0.0,
+    ("train", "timesteps"): "discrete",
     ("train", "t_min"): 1,
     ("train", "t_max"): 249,
     ("data", "train_size"): 10_000,

@@ -28,6 +28,7 @@ CASES = [
     ("ancestral", {"variance": "beta"}, 0, "logsnr"),
     ("ddim", {}, 150, "logsnr"),
     ("dpmpp_2m", {}, 40, "logsnr"),
+    ("dpmpp_3m", {}, 24, "logsnr"),
     ("heun", {}, 40, "karras"),
 ]
 
@@ -43,13 +44,13 @@ def test_every_sampler_is_covered():
     assert {case[0] for case in CASES} == set(samplers.SAMPLERS)
 
 
-@pytest.mark.parametrize("name", ["ddim", "dpmpp_2m", "heun"])
+@pytest.mark.parametrize("name", ["ddim", "dpmpp_2m", "dpmpp_3m", "heun"])
 def test_deterministic_samplers_map_the_same_noise_to_the_same_point(name):
     sigmas = schedules.cosine(1000).sampling_sigmas(10)
     assert torch.equal(run(name, sigmas, n=100), run(name, sigmas, n=100))
 
 
-@pytest.mark.parametrize(("name", "order"), [("ddim", 1), ("dpmpp_2m", 2), ("heun", 2)])
+@pytest.mark.parametrize(("name", "order"), [("ddim", 1), ("dpmpp_2m", 2), ("dpmpp_3m", 3), ("heun", 2)])
 def test_error_shrinks_with_the_solvers_order(name, order):
     """Against the exact probability-flow map of a Gaussian, x_0 = MEAN + STD / sqrt(STD^2 + s^2) (x - MEAN)."""
     schedule = schedules.cosine(1000)

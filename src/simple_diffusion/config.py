@@ -70,7 +70,7 @@ class ModelConfig:
 class TrainConfig:
     """The optimisation loop (DDPM Algorithm 1)."""
 
-    epochs: int = 60
+    epochs: int = 250
     batch_size: int = 256
     lr: float = 2e-3
     lr_schedule: str = "cosine"
@@ -78,6 +78,10 @@ class TrainConfig:
     warmup_steps: int = 100
     ema_decay: float = 0.999
     """Exponential moving average of the weights used for sampling; 0 disables it."""
+    timesteps: str = "continuous"
+    """How training draws noise levels: ``discrete`` (whole t uniform in [t_min, t_max], as
+    DDPM), ``continuous`` (real t uniform) or ``logsnr`` (log sigma uniform between the levels
+    of t_min and t_max, capped as sampling caps it: every sampler step gets equal attention)."""
     t_min: int = 1
     """Smallest timestep drawn in training (inclusive)."""
     t_max: int = 0
@@ -96,11 +100,16 @@ class TrainConfig:
 class SampleConfig:
     """How samples are drawn unless the caller says otherwise."""
 
-    sampler: str = "dpmpp_2m"
-    num_steps: int = 24
+    sampler: str = "dpmpp_3m"
+    num_steps: int = 20
     """Sampler steps; 0 means every timestep of the schedule."""
     spacing: str = "logsnr"
     """How the steps' noise levels are spread: ``logsnr``, ``uniform`` (in t) or ``karras``."""
+    sigma_max: float = 10.0
+    """Noise level of the first step (in units of the preprocessed data); 0: the schedule's top.
+    Far above unit-scale data the denoiser only returns the mean, so steps there are wasted."""
+    sigma_min: float = 0.02
+    """Noise level of the last step before 0; 0: the schedule's lowest."""
     variance: str = "beta"
     """Noise of the ``ancestral`` sampler: ``beta`` (DDPM's sigma_t^2 = beta_t) or ``posterior``."""
 
@@ -132,11 +141,13 @@ def _seed() -> Config:
             lr_schedule="constant",
             warmup_steps=0,
             ema_decay=0.0,
+            timesteps="discrete",
             t_min=1,
             t_max=249,
             seed=42,
         ),
-        sample=SampleConfig(sampler="ancestral", num_steps=0, variance="beta"),
+        sample=SampleConfig(sampler="ancestral", num_steps=0, variance="beta", sigma_max=0.0,
+                            sigma_min=0.0),
     )
 
 
@@ -153,8 +164,9 @@ CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
     ("model", "activation"): ("relu", "silu"),
     ("model", "prediction_type"): ("epsilon", "sample", "v"),
     ("train", "lr_schedule"): ("constant", "cosine"),
+    ("train", "timesteps"): ("discrete", "continuous", "logsnr"),
     ("sample", "variance"): ("beta", "posterior"),
-    ("sample", "sampler"): ("ancestral", "ddim", "dpmpp_2m", "heun"),
+    ("sample", "sampler"): ("ancestral", "ddim", "dpmpp_2m", "dpmpp_3m", "heun"),
     ("sample", "spacing"): ("logsnr", "uniform", "karras"),
 }
 
@@ -252,6 +264,8 @@ def validate(config: Config) -> Config:
         (t.threads >= 0, "train.threads must not be negative"),
         (t.checkpoint_every >= 0, "train.checkpoint_every must not be negative"),
         (smp.num_steps >= 0, "sample.num_steps must not be negative"),
+        (smp.sigma_max >= 0 and smp.sigma_min >= 0, "sample.sigma_min and sigma_max must not be negative"),
+        (smp.sigma_max == 0 or smp.sigma_min < smp.sigma_max, "sample.sigma_min must be below sigma_max"),
         (smp.num_steps <= s.num_timesteps,
          f"sample.num_steps must be at most schedule.num_timesteps ({s.num_timesteps})"),
     ]

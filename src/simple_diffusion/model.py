@@ -78,6 +78,7 @@ class DiffusionModel:
         sampler: str | None = None,
         num_steps: int | None = None,
         spacing: str | None = None,
+        variance: str | None = None,
         seed: int | None = None,
         chunk_size: int = 16 * BLOCK,
         progress: bool = False,
@@ -93,8 +94,8 @@ class DiffusionModel:
             raise UserError(f"cannot draw a negative number of samples ({count})")
         out = torch.empty(count, self.dim, dtype=torch.float64)
         for start, chunk in self.sample_chunks(
-            count, sampler=sampler, num_steps=num_steps, spacing=spacing, seed=seed,
-            chunk_size=chunk_size, progress=progress, preprocessed=preprocessed,
+            count, sampler=sampler, num_steps=num_steps, spacing=spacing, variance=variance,
+            seed=seed, chunk_size=chunk_size, progress=progress, preprocessed=preprocessed,
         ):
             out[start : start + len(chunk)] = chunk
         return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
@@ -107,16 +108,21 @@ class DiffusionModel:
         sampler: str | None = None,
         num_steps: int | None = None,
         spacing: str | None = None,
+        variance: str | None = None,
         seed: int | None = None,
         chunk_size: int = 16 * BLOCK,
         progress: bool = False,
         preprocessed: bool = False,
     ):
         """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces."""
-        settings = self.sampling_settings(sampler=sampler, num_steps=num_steps, spacing=spacing)
+        settings = self.sampling_settings(
+            sampler=sampler, num_steps=num_steps, spacing=spacing, variance=variance
+        )
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        sigmas = self.schedule.sampling_sigmas(settings.num_steps, settings.spacing)
+        sigmas = self.schedule.sampling_sigmas(
+            settings.num_steps, settings.spacing, settings.sigma_max, settings.sigma_min
+        )
         step = samplers.SAMPLERS[settings.sampler]
         options = {"variance": settings.variance} if settings.sampler == "ancestral" else {}
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))

@@ -63,31 +63,37 @@ class Schedule:
         weight = (log_sigma - low_value) / (high_value - low_value)
         return high + weight  # index high - 1 in _log_sigmas is timestep high
 
-    def sampling_sigmas(self, num_steps: int, spacing: str = "logsnr") -> torch.Tensor:
-        """Decreasing noise levels from the top to sigma_min, then 0: ``num_steps`` + 1 values.
+    def sampling_sigmas(
+        self, num_steps: int, spacing: str = "logsnr", sigma_max: float = 0.0, sigma_min: float = 0.0
+    ) -> torch.Tensor:
+        """Decreasing noise levels from the top to the bottom, then 0: ``num_steps`` + 1 values.
 
-        ``num_steps = 0`` (or T) walks every timestep T, T-1, ..., 1 as DDPM does. Otherwise
-        the top is sigma_max, capped at ``SAMPLING_SIGMA_CAP`` (far above unit-scale data, so
-        no step is spent where the denoiser can only return the mean), and ``logsnr`` spaces the
-        levels evenly in log sigma (half the log-SNR), ``uniform`` evenly in t, and ``karras``
-        uses EDM's rho = 7 spacing.
+        ``num_steps = 0`` (or T) walks every timestep T, T-1, ..., 1 as DDPM does. Otherwise the
+        levels run from ``sigma_max`` to ``sigma_min`` (0: the schedule's own, the top capped at
+        ``SAMPLING_SIGMA_CAP``; both kept inside the schedule's range): ``logsnr`` spaces them
+        evenly in log sigma (half the log-SNR), ``uniform`` evenly in t, and ``karras`` with
+        EDM's rho = 7.
         """
         if num_steps == 0 or num_steps == self.num_timesteps:
             return torch.cat([self.sigmas[1:].flip(0), self.sigmas.new_zeros(1)])
-        top = min(self.sigma_max, SAMPLING_SIGMA_CAP)
+        top = min(sigma_max or SAMPLING_SIGMA_CAP, self.sigma_max)
+        bottom = min(max(sigma_min, self.sigma_min), top)
         if spacing == "logsnr":
             levels = torch.linspace(
-                math.log(top), math.log(self.sigma_min), num_steps, dtype=torch.float64
+                math.log(top), math.log(bottom), num_steps, dtype=torch.float64
             ).exp()
         elif spacing == "uniform":
             steps = torch.linspace(
-                float(self.sigma_to_t(torch.tensor(top))), 1, num_steps, dtype=torch.float64
+                float(self.sigma_to_t(torch.tensor(top))),
+                float(self.sigma_to_t(torch.tensor(bottom))),
+                num_steps,
+                dtype=torch.float64,
             )
             levels = self.t_to_sigma(steps)
         elif spacing == "karras":
             rho = 7.0
             ramp = torch.linspace(0, 1, num_steps, dtype=torch.float64)
-            high, low = top ** (1 / rho), self.sigma_min ** (1 / rho)
+            high, low = top ** (1 / rho), bottom ** (1 / rho)
             levels = (high + ramp * (low - high)) ** rho
         else:
             raise ValueError(f"unknown spacing {spacing!r}")

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from . import engine, prediction
 from .config import TrainConfig
 from .errors import UserError
-from .schedules import Schedule
+from .schedules import SAMPLING_SIGMA_CAP, Schedule
 
 
 class TrainingDiverged(UserError):
@@ -93,13 +93,29 @@ class Trainer:
         self.history: list[dict[str, float]] = []
         self._alphas = schedule.alphas_cumprod.sqrt().to(self.dtype)
         self._sigmas = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
+        top = min(float(schedule.sigmas[self.t_max]), SAMPLING_SIGMA_CAP)
+        self._log_sigma_range = (math.log(schedule.sigmas[config.t_min]), math.log(top))
 
     # -- one epoch ---------------------------------------------------------------------------
     def _draw(self, x0: torch.Tensor, generator: torch.Generator):
         """Timesteps, noisy inputs and targets for the rows of ``x0``."""
-        t = torch.randint(self.config.t_min, self.t_max + 1, (len(x0),), generator=generator)
+        if self.config.timesteps == "discrete":
+            t = torch.randint(self.config.t_min, self.t_max + 1, (len(x0),), generator=generator)
+            alpha, sigma = self._alphas[t], self._sigmas[t]
+        else:
+            u = torch.rand(len(x0), generator=generator, dtype=torch.float64)
+            if self.config.timesteps == "continuous":
+                t = self.config.t_min + (self.t_max - self.config.t_min) * u
+                level = self.schedule.t_to_sigma(t)  # variance-exploding noise level
+            else:
+                low, high = self._log_sigma_range
+                level = (low + (high - low) * u).exp()
+                t = self.schedule.sigma_to_t(level)
+            alpha = (1 / (1 + level**2).sqrt()).to(self.dtype)
+            sigma = (level * alpha).to(self.dtype)
+            t = t.to(self.dtype)
+        alpha, sigma = alpha.unsqueeze(-1), sigma.unsqueeze(-1)
         noise = torch.randn(x0.shape, generator=generator, dtype=self.dtype)
-        alpha, sigma = self._alphas[t].unsqueeze(-1), self._sigmas[t].unsqueeze(-1)
         x_t = alpha * x0 + sigma * noise
         return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma)
 
