@@ -35,7 +35,7 @@ ABLATIONS = {
     "linear schedule": ({"schedule": {"kind": "linear"}}, {}),
     "discrete timesteps (DDPM's whole t)": ({"train": {"timesteps": "discrete"}}, {}),
     "log-SNR-uniform noise levels in training": ({"train": {"timesteps": "logsnr"}}, {}),
-    "epsilon prediction": ({"model": {"prediction_type": "epsilon"}}, {}),
+    "v prediction": ({"model": {"prediction_type": "v"}}, {}),
     "no EMA": ({"train": {"ema_decay": 0.0}}, {}),
     "constant learning rate": ({"train": {"lr_schedule": "constant"}}, {}),
     "ReLU instead of SiLU": ({"model": {"activation": "relu"}}, {}),

@@ -62,7 +62,7 @@ class ModelConfig:
     """``relu`` or ``silu``."""
     time_features: int = 16
     """Sine/cosine pairs of the ``mlp`` time embedding."""
-    prediction_type: str = "v"
+    prediction_type: str = "epsilon"
     """What the network predicts: ``epsilon`` (the noise), ``sample`` (x_0) or ``v``."""
 
 
@@ -154,7 +154,7 @@ def _seed() -> Config:
 PRESETS = {"seed": _seed, "default": Config}
 PRESET_HELP = {
     "seed": "the assignment's DDPM exactly: constant beta, T=250, 2-16-16-1 MLP, 1000 epochs",
-    "default": "standardised data, cosine schedule, v-prediction MLP with time embedding, EMA",
+    "default": "standardised data, cosine schedule, MLP with time embedding, EMA, DPM-Solver++(3M)",
 }
 
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {

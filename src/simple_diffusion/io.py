@@ -111,8 +111,7 @@ def _read_npy(path: str) -> pd.DataFrame:
         array = array[:, None]
     if array.ndim != 2:
         raise UserError(f"{path}: expected shape (n,) or (n, d), got {array.shape}")
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise UserError(f"{path}: array of {array.dtype} is not numeric")
+    _check_real(array.dtype, path)
     return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
 
@@ -158,10 +157,18 @@ def _read_parquet(path: str) -> pd.DataFrame:
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     for name in frame.columns:
-        if not (pd.api.types.is_numeric_dtype(frame[name]) or pd.api.types.is_bool_dtype(frame[name])):
-            raise UserError(f"{path}: column {name!r} is not numeric ({frame[name].dtype})")
+        try:
+            _check_real(np.dtype(frame[name].dtype), f"{path}: column {name!r}")
+        except TypeError:  # pandas-only dtypes (strings, categories, dates)
+            raise UserError(f"{path}: column {name!r} is not numeric ({frame[name].dtype})") from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _check_real(dtype: np.dtype, source: str) -> None:
+    """Refuse anything but real numbers: a complex value would lose its imaginary part."""
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == bool):
+        raise UserError(f"{source}: values of type {dtype} are not real numbers")
 
 
 def _select(frame: pd.DataFrame, columns: list[str], path: str) -> pd.DataFrame:
@@ -218,12 +225,9 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
     array = array[:, None] if array.ndim == 1 else array
     if array.ndim != 2:
         raise UserError(f"{source}: expected shape (n,) or (n, d), got {array.shape}")
+    _check_real(array.dtype, source)
     names = columns or [f"x{i + 1}" for i in range(array.shape[1])]
-    try:
-        frame = pd.DataFrame(array.astype(np.float64), columns=names)
-    except (TypeError, ValueError):
-        raise UserError(f"{source}: values are not numeric ({array.dtype})") from None
-    return _validate(frame, source)
+    return _validate(pd.DataFrame(array.astype(np.float64), columns=names), source)
 
 
 def write_table(path: str, values: np.ndarray, columns: list[str]) -> None:
