@@ -71,7 +71,8 @@ def training_data(
                 f"{path!r} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
                 "nor a .npy, .csv or .parquet file"
             )
-        table = io.read_table(path, columns=columns)
+        header = {"auto": None, "yes": True, "no": False}[data_config.header]
+        table = io.read_table(path, columns=columns, header=header)
     else:
         table = io.from_array(data)
     rng = np.random.default_rng(data_config.data_seed)
@@ -135,7 +136,11 @@ def fit(
     else:
         resolved = resolve_config(preset, config, seed, epochs)
     prepared = training_data(data, resolved.data, columns)
-    scaler = preprocess.fit(resolved.data.preprocess, prepared.train, prepared.columns)
+    scaler = preprocess.fit(
+        torch.as_tensor(prepared.train), prepared.columns, scaling=resolved.data.preprocess,
+        bounds=preprocess.parse_bounds(resolved.data.bounds), integer=resolved.data.integer,
+        keep_constant=resolved.data.keep_constant,
+    )
     train = scaler.forward(torch.as_tensor(prepared.train)).float()
     val = scaler.forward(torch.as_tensor(prepared.val)).float()
     schedule = schedules.from_config(resolved.schedule)

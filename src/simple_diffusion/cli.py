@@ -59,14 +59,25 @@ def _columns(value: str | None) -> list[str] | None:
               help="TOML file of overrides, e.g. `[train]\\nlr = 1e-3` (see a run's config.toml).")
 @click.option("--columns", default=None, help="Comma-separated columns to use (names, or indices "
               "for .npy). [default: all]")
+@click.option("--header/--no-header", default=None, help="Whether the CSV's first row names the "
+              "columns. [default: detected]")
+@click.option("--preprocess", type=click.Choice(["standardize", "quantile", "none"]), default=None,
+              help="Column scaling: standardize, quantile (to a normal, for skewed or heavy-tailed "
+              "columns) or none. [default: the preset's]")
+@click.option("--bounds", default=None, metavar="COL=LOW:HIGH,...", help="Columns that must stay "
+              "in a range, e.g. `mass=0:,fraction=0:1` (an empty side is open).")
+@click.option("--integer", default=None, metavar="COL,...", help="Columns rounded to whole "
+              "numbers on output.")
+@click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
+              "unchanged instead of refusing them.")
 @click.option("--eval-samples", type=int, default=100_000, show_default=True,
               help="Samples drawn after training for metrics.json and samples.png (0 skips).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) training in "
               "--out; with --epochs, train up to that many epochs.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(data, out, preset, seed, epochs, config_file, columns, eval_samples, overwrite, resume,
-          quiet) -> None:
+def train(data, out, preset, seed, epochs, config_file, columns, header, preprocess, bounds, integer,
+          keep_constant, eval_samples, overwrite, resume, quiet) -> None:
     """Train a model on --data and write a run folder to --out.
 
     \b
@@ -79,8 +90,17 @@ def train(data, out, preset, seed, epochs, config_file, columns, eval_samples, o
     """
     if data is None and not resume:
         raise UserError("--data is required (a built-in target name or a data file)")
+    data_options = {
+        "header": None if header is None else ("yes" if header else "no"),
+        "preprocess": preprocess, "bounds": bounds, "integer": _columns(integer),
+        "keep_constant": keep_constant,
+    }
+    data_options = {k: v for k, v in data_options.items() if v is not None}
+    config = cfg.load_toml(config_file) if config_file else {}
+    if data_options:
+        config = {**config, "data": {**config.get("data", {}), **data_options}}
     api.fit(
-        data, preset=preset, config=config_file, seed=seed, epochs=epochs,
+        data, preset=preset, config=config, seed=seed, epochs=epochs,
         columns=_columns(columns), out=out, overwrite=overwrite, resume=resume,
         progress=not quiet,
     )

@@ -35,7 +35,17 @@ class DataConfig:
     data_seed: int = 42
     """Seed of the target draws and of the held-out split."""
     preprocess: str = "standardize"
-    """How columns are scaled before the network sees them: ``none`` or ``standardize``."""
+    """How columns are scaled before the network sees them: ``none``, ``standardize`` or
+    ``quantile`` (through the empirical CDF to a normal: for skewed or heavy-tailed columns)."""
+    bounds: str = ""
+    """Columns that must stay in a range, as ``"mass=0:,fraction=0:1"`` (a side left empty is
+    open); they are mapped through log or logit, so samples respect the bounds."""
+    integer: list[str] = field(default_factory=list)
+    """Columns rounded to whole numbers on output."""
+    keep_constant: bool = False
+    """Pass constant columns through unchanged instead of refusing them."""
+    header: str = "auto"
+    """Whether a CSV's first row names the columns: ``auto`` (detect), ``yes`` or ``no``."""
 
 
 @dataclass
@@ -158,7 +168,8 @@ PRESET_HELP = {
 }
 
 CHOICES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("data", "preprocess"): ("none", "standardize"),
+    ("data", "preprocess"): ("none", "standardize", "quantile"),
+    ("data", "header"): ("auto", "yes", "no"),
     ("schedule", "kind"): ("constant", "linear", "cosine"),
     ("model", "kind"): ("seed_mlp", "mlp"),
     ("model", "activation"): ("relu", "silu"),
@@ -227,10 +238,11 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
             raise UserError(f"{where} must be a number, got {value!r}")
         return float(value)
     if isinstance(default, list):
+        kind, noun = (str, "names") if key == "integer" else (int, "whole numbers")
         if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
+            isinstance(v, kind) and not isinstance(v, bool) for v in value
         ):
-            raise UserError(f"{where} must be a list of whole numbers, got {value!r}")
+            raise UserError(f"{where} must be a list of {noun}, got {value!r}")
         return list(value)
     if not isinstance(value, str):
         raise UserError(f"{where} must be text, got {value!r}")

@@ -48,7 +48,13 @@ class DiffusionModel:
 
     @property
     def dim(self) -> int:
+        """Columns of the samples (the data's)."""
         return len(self.columns)
+
+    @property
+    def latent_dim(self) -> int:
+        """Columns the network works on (constant columns are not modelled)."""
+        return self.preprocessor.transformed_dim
 
     @property
     def event_shape(self) -> torch.Size:
@@ -132,7 +138,7 @@ class DiffusionModel:
             for first_block in range(0, -(-n // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
                 rows = min(n - start, blocks_per_chunk * BLOCK)
-                noise = _BlockNoise(seed, first_block, rows, self.dim, dtype)
+                noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
                 x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
                 x = step(self.denoise, x, sigmas, noise_sampler=noise, **options)
                 x = x.to(torch.float64)

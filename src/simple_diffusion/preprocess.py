@@ -1,38 +1,113 @@
 """Invertible column transforms fitted on the training data and stored as plain numbers.
 
+A ``Pipeline`` applies, in order: rounding of integer columns (on the way back only), a bounded
+transform of columns that must stay in a range (log for one bound, logit for two), removal of
+constant columns (put back on the way out), and standardisation or a quantile transform to a
+standard normal. ``inverse(forward(x))`` returns ``x``.
+
 >>> import torch
->>> x = torch.tensor([[1.0, 10.0], [3.0, 30.0]], dtype=torch.float64)
->>> scaler = Standardize.fit(x, ["a", "b"])
->>> torch.allclose(scaler.inverse(scaler.forward(x)), x)
+>>> x = torch.tensor([[1.0, 10.0], [3.0, 30.0], [2.0, 25.0]], dtype=torch.float64)
+>>> pipeline = fit(x, ["a", "b"], scaling="standardize", bounds={"b": (0.0, None)})
+>>> torch.allclose(pipeline.inverse(pipeline.forward(x)), x)
 True
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
+from scipy import stats
 
 from .errors import UserError
 
+SCALINGS = ("none", "standardize", "quantile")
 
-class Identity:
-    """The seed's choice: the network sees the raw values."""
 
-    kind = "none"
+class Round:
+    """Integer columns: nothing on the way in, rounding on the way out."""
 
-    @classmethod
-    def fit(cls, x: torch.Tensor, columns: list[str]) -> Identity:
-        return cls()
+    kind = "round"
+
+    def __init__(self, columns: list[int]):
+        self.columns = list(columns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y = y.clone()
+        y[:, self.columns] = torch.round(y[:, self.columns])
         return y
 
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind}
+        return {"kind": self.kind, "columns": self.columns}
+
+
+class Bounded:
+    """Columns with bounds: log(x - low) or log(high - x) for one, logit for two.
+
+    ``margin`` keeps values that sit exactly on a bound finite; samples come back strictly inside.
+    """
+
+    kind = "bounded"
+
+    def __init__(self, columns: list[int], low: list[float | None], high: list[float | None],
+                 margin: list[float]):
+        self.columns, self.low, self.high, self.margin = list(columns), list(low), list(high), list(margin)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        for j, low, high, margin in zip(self.columns, self.low, self.high, self.margin):
+            v = x[:, j]
+            if low is not None and high is not None:
+                p = (v - low + margin) / (high - low + 2 * margin)
+                y[:, j] = torch.logit(p)
+            elif low is not None:
+                y[:, j] = torch.log(v - low + margin)
+            else:
+                y[:, j] = -torch.log(high - v + margin)
+        return y
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        x = y.clone()
+        for j, low, high, margin in zip(self.columns, self.low, self.high, self.margin):
+            v = y[:, j]
+            if low is not None and high is not None:
+                x[:, j] = (torch.sigmoid(v) * (high - low + 2 * margin) + low - margin).clamp(low, high)
+            elif low is not None:
+                x[:, j] = (torch.exp(v) + low - margin).clamp_min(low)
+            else:
+                x[:, j] = (high + margin - torch.exp(-v)).clamp_max(high)
+        return x
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high,
+                "margin": self.margin}
+
+
+class DropConstant:
+    """Constant columns leave the model and come back with their value on the way out."""
+
+    kind = "drop_constant"
+
+    def __init__(self, columns: list[int], values: list[float], width: int):
+        self.columns, self.values, self.width = list(columns), list(values), width
+        self.kept = [j for j in range(width) if j not in set(self.columns)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, self.kept]
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        x = y.new_empty(len(y), self.width)
+        x[:, self.kept] = y
+        x[:, self.columns] = torch.tensor(self.values, dtype=y.dtype)
+        return x
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": self.columns, "values": self.values, "width": self.width}
 
 
 class Standardize:
@@ -44,14 +119,6 @@ class Standardize:
         self.mean = torch.tensor(mean, dtype=torch.float64)
         self.std = torch.tensor(std, dtype=torch.float64)
 
-    @classmethod
-    def fit(cls, x: torch.Tensor, columns: list[str]) -> Standardize:
-        std = x.std(0)
-        for name, value in zip(columns, std.tolist()):
-            if not value > 0:
-                raise UserError(f"column {name!r} is constant: it cannot be standardised")
-        return cls(x.mean(0).tolist(), std.tolist())
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
@@ -62,18 +129,164 @@ class Standardize:
         return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
-TRANSFORMS = {cls.kind: cls for cls in (Identity, Standardize)}
+class Quantile:
+    """Each column through its empirical CDF to a standard normal (for skewed, heavy tails).
+
+    Piecewise linear between ``levels`` quantiles, the first and last being the data's minimum
+    and maximum: samples stay within the observed range (as scikit-learn's QuantileTransformer).
+    """
+
+    kind = "quantile"
+
+    def __init__(self, quantiles: list[list[float]], references: list[float]):
+        self.quantiles = np.asarray(quantiles, dtype=np.float64)  # (levels, columns)
+        self.references = np.asarray(references, dtype=np.float64)
+
+    @classmethod
+    def fit(cls, x: np.ndarray, levels: int = 1000) -> Quantile:
+        levels = int(min(levels, len(x)))
+        probabilities = np.linspace(0, 1, levels)
+        quantiles = np.quantile(x, probabilities, axis=0)
+        # The end knots (minimum, maximum) go to the normal quantiles of 1/2n and 1 - 1/2n.
+        probabilities = probabilities.clip(0.5 / len(x), 1 - 0.5 / len(x))
+        # Ties (repeated values) would make the map many-to-one: spread them by a hair.
+        spread = np.maximum.accumulate(quantiles + 1e-9 * np.arange(levels)[:, None] *
+                                       (np.ptp(x, axis=0) + 1e-12))
+        return cls(spread.tolist(), stats.norm.ppf(probabilities).tolist())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        columns = [np.interp(x[:, j].numpy(), self.quantiles[:, j], self.references)
+                   for j in range(x.shape[1])]
+        return torch.as_tensor(np.stack(columns, 1), dtype=x.dtype)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        columns = [np.interp(y[:, j].numpy(), self.references, self.quantiles[:, j])
+                   for j in range(y.shape[1])]
+        return torch.as_tensor(np.stack(columns, 1), dtype=y.dtype)
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "quantiles": self.quantiles.tolist(),
+                "references": self.references.tolist()}
 
 
-def fit(kind: str, x: torch.Tensor, columns: list[str]):
-    """Fit the transform ``kind`` on the training data ``x``."""
-    return TRANSFORMS[kind].fit(x, columns)
+STEPS = {cls.kind: cls for cls in (Round, Bounded, DropConstant, Standardize, Quantile)}
 
 
-def from_state(state: dict[str, Any]):
-    """Rebuild a fitted transform from ``state()``."""
-    state = dict(state)
-    kind = state.pop("kind", None)
-    if kind not in TRANSFORMS:
-        raise UserError(f"unknown preprocessing {kind!r} in the model file")
-    return TRANSFORMS[kind](**state)
+class Pipeline:
+    """The fitted steps; ``forward`` runs them in order, ``inverse`` backwards."""
+
+    def __init__(self, steps: Sequence[Any], width: int):
+        self.steps = list(steps)
+        self.width = width
+
+    @property
+    def transformed_dim(self) -> int:
+        """Columns the network sees (constant columns removed)."""
+        drop = [s for s in self.steps if isinstance(s, DropConstant)]
+        return len(drop[0].kept) if drop else self.width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            x = step.forward(x)
+        return x
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        for step in reversed(self.steps):
+            y = step.inverse(y)
+        return y
+
+    def state(self) -> dict[str, Any]:
+        return {"width": self.width, "steps": [s.state() for s in self.steps]}
+
+
+def fit(
+    x: torch.Tensor,
+    columns: list[str],
+    scaling: str = "standardize",
+    bounds: dict[str, tuple[float | None, float | None]] | None = None,
+    integer: Sequence[str] = (),
+    keep_constant: bool = False,
+) -> Pipeline:
+    """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``."""
+    index = {name: j for j, name in enumerate(columns)}
+
+    def position(name: str, option: str) -> int:
+        if name not in index:
+            raise UserError(f"{option} names column {name!r}, which the data lacks "
+                            f"(columns: {', '.join(columns)})")
+        return index[name]
+
+    steps: list[Any] = []
+    rounded = [position(name, "data.integer") for name in integer]
+    if rounded:
+        steps.append(Round(rounded))
+    if bounds:
+        bounded = _bounded(x, {position(n, "data.bounds"): b for n, b in bounds.items()}, columns)
+        steps.append(bounded)
+        x = bounded.forward(x)
+    std = x.std(0) if len(x) > 1 else torch.zeros(x.shape[1], dtype=x.dtype)
+    constant = [j for j in range(x.shape[1]) if not std[j] > 0]
+    if constant and scaling != "none":
+        if not keep_constant:
+            raise UserError(
+                f"column {columns[constant[0]]!r} is constant: it cannot be standardised "
+                "(pass --keep-constant to pass it through unchanged)"
+            )
+    if constant and keep_constant:
+        drop = DropConstant(constant, x[0, constant].tolist(), x.shape[1])
+        steps.append(drop)
+        x = drop.forward(x)
+    if scaling == "standardize":
+        steps.append(Standardize(x.mean(0).tolist(), x.std(0).tolist()))
+    elif scaling == "quantile":
+        steps.append(Quantile.fit(x.numpy()))
+    return Pipeline(steps, len(columns))
+
+
+def _bounded(x: torch.Tensor, bounds: dict[int, tuple], columns: list[str]) -> Bounded:
+    indices, lows, highs, margins = [], [], [], []
+    for j, (low, high) in sorted(bounds.items()):
+        if low is None and high is None:
+            continue
+        if low is not None and high is not None and not low < high:
+            raise UserError(f"bounds of column {columns[j]!r}: the lower must be below the upper")
+        v = x[:, j]
+        if (low is not None and bool((v < low).any())) or (high is not None and bool((v > high).any())):
+            raise UserError(
+                f"column {columns[j]!r} has values outside its bounds [{low}, {high}] "
+                f"(min {float(v.min()):g}, max {float(v.max()):g})"
+            )
+        spread = float(v.std()) if len(v) > 1 and float(v.std()) > 0 else 1.0
+        indices.append(j)
+        lows.append(low)
+        highs.append(high)
+        margins.append(1e-3 * spread)
+    return Bounded(indices, lows, highs, margins)
+
+
+def from_state(state: dict[str, Any]) -> Pipeline:
+    """Rebuild a fitted pipeline from ``Pipeline.state()``."""
+    try:
+        steps = []
+        for item in state["steps"]:
+            item = dict(item)
+            steps.append(STEPS[item.pop("kind")](**item))
+        return Pipeline(steps, int(state["width"]))
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"the model file's preprocessing is unreadable ({exc})") from None
+
+
+def parse_bounds(text: str) -> dict[str, tuple[float | None, float | None]]:
+    """``"mass=0:,fraction=0:1,depth=:100"`` to ``{"mass": (0, None), ...}``."""
+    bounds: dict[str, tuple[float | None, float | None]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, spec = item.rpartition("=")
+        low, sep, high = spec.partition(":")
+        if not name or not sep:
+            raise UserError(f"bounds {item!r}: write COLUMN=LOW:HIGH, leaving a side empty if open")
+        try:
+            bounds[name.strip()] = (float(low) if low.strip() else None,
+                                    float(high) if high.strip() else None)
+        except ValueError:
+            raise UserError(f"bounds {item!r}: LOW and HIGH must be numbers") from None
+    return bounds

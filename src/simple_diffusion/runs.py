@@ -161,7 +161,7 @@ class RunFolder:
             raise UserError(f"{path}: model file is incomplete or edited ({exc})") from None
         if schedule.num_timesteps != config.schedule.num_timesteps:
             raise UserError(f"{path}: the schedule does not match {CONFIG}")
-        net = denoisers.build(config.model, len(columns), schedule.num_timesteps)
+        net = denoisers.build(config.model, preprocessor.transformed_dim, schedule.num_timesteps)
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         _load_weights(net, weights, path)
         return DiffusionModel(net, schedule, preprocessor, config, columns, info | run_info)
