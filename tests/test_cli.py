@@ -147,3 +147,40 @@ def test_installed_command_exits_non_zero_without_traceback(tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip() == "error: data file not found: nope.csv"
+
+
+def test_animate_writes_a_gif(trained, tmp_path, capsys):
+    path = tmp_path / "reverse.gif"
+    code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 300, "--steps", 6)
+    assert code == 0, err
+    assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    code, _, err = invoke(capsys, "animate", trained, "-o", tmp_path / "x.mp4")
+    assert code == 1 and "gif" in err
+
+
+def test_user_table_with_data_options(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "table.csv"
+    rows = np.column_stack([rng.lognormal(size=400), rng.beta(2, 3, 400), rng.poisson(3, 400), np.ones(400)])
+    np.savetxt(path, rows, delimiter=",", header="size,share,count,unit", comments="")
+    out = tmp_path / "run"
+    code, _, err = invoke(capsys, "train", "--data", path, "--out", out, "--epochs", 2, "--quiet",
+                          "--preprocess", "quantile", "--bounds", "size=0:,share=0:1", "--integer", "count",
+                          "--keep-constant", "--eval-samples", 500, "--columns", "size,share,count,unit")
+    assert code == 0, err
+    assert (out / "report.html").exists()
+    code, _, err = invoke(capsys, "sample", out, "-n", 300, "-o", tmp_path / "s.csv", "--quiet")
+    assert code == 0, err
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert lines[0] == "size,share,count,unit"
+    values = np.loadtxt(tmp_path / "s.csv", delimiter=",", skiprows=1)
+    assert (values[:, 0] >= 0).all() and ((values[:, 1] >= 0) & (values[:, 1] <= 1)).all()
+    assert (values[:, 2] == np.round(values[:, 2])).all() and (values[:, 3] == 1).all()
+
+
+def test_headerless_csv_declared(tmp_path, capsys):
+    path = tmp_path / "plain.csv"
+    np.savetxt(path, np.random.default_rng(1).normal(size=(300, 2)), delimiter=",")
+    code, _, err = invoke(capsys, "train", "--data", path, "--out", tmp_path / "r", "--epochs", 1,
+                          "--no-header", "--eval-samples", 0, "--quiet")
+    assert code == 0, err

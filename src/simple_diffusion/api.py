@@ -27,6 +27,7 @@ from . import config as cfg
 from . import targets as builtin
 from .errors import UserError
 from .model import DiffusionModel
+from .report import render_report
 from .runs import RunFolder
 from .training import Trainer
 
@@ -299,6 +300,8 @@ def evaluate_run(
         samples, data.train, model.columns, density=density,
         reference=data.reference() if density is None else None, title=Path(path).name,
     ))
+    page = render_report(folder.path, result, folder.file("config.toml").read_text(), Path(path).name)
+    folder.save_bytes("report.html", page.encode())
     return result
 
 

@@ -178,6 +178,38 @@ def evaluate(run, samples_file, against, count, seed, as_json) -> None:
 
 
 @cli.command(context_settings=CONTEXT)
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("-o", "output", type=click.Path(dir_okay=False), required=True, help="Output .gif file.")
+@click.option("-n", "count", type=click.IntRange(min=10, max=200_000), default=3000, show_default=True,
+              help="Samples to follow.")
+@click.option("--steps", type=click.IntRange(min=2), default=None,
+              help="Sampler steps, one frame each. [default: the run's, or 60 for every-timestep runs]")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+def animate(run, output, count, steps, seed) -> None:
+    """Animate the reverse process of the model in RUN: a histogram evolving from noise (1-D
+    data) or points moving into place (2-D; the first two columns of wider data).
+
+    \b
+    Example:
+      simple-diffusion animate runs/moons -o moons.gif
+    """
+    from .io import atomic_path
+    from .plots import animate_reverse_process
+
+    if not output.lower().endswith(".gif"):
+        raise UserError(f"{output}: the animation is written as .gif")
+    model = api.load(run)
+    if steps is None and model.config.sample.num_steps == 0:
+        steps = 60
+    frames, levels = model.trajectory(count, seed=seed, num_steps=steps)
+    with atomic_path(output) as temporary:
+        gif = temporary.with_suffix(".gif")
+        animate_reverse_process([f.numpy() for f in frames], levels, model.columns, str(gif))
+        gif.replace(temporary)
+    click.echo(f"wrote {output} ({len(frames)} frames)", err=True)
+
+
+@cli.command(context_settings=CONTEXT)
 def datasets() -> None:
     """List the built-in targets."""
     width = max(len(name) for name in TARGETS)

@@ -49,8 +49,26 @@ def distance(samples: np.ndarray, reference: np.ndarray, scale: np.ndarray | Non
     """W1 for one column; sliced W1 on columns divided by ``scale`` (the reference's std) for more."""
     if samples.shape[1] == 1:
         return wasserstein_1d(samples[:, 0], reference[:, 0])
-    scale = reference.std(0) if scale is None else scale
+    scale = _scale(reference) if scale is None else scale
     return sliced_wasserstein(samples / scale, reference / scale)
+
+
+def ratio(distance_value: float, floor: float) -> float | None:
+    """distance / floor; 1 where both are 0 (a constant column reproduced exactly), None where
+    only the floor is 0 (no scale to compare against)."""
+    if floor > 0:
+        return distance_value / floor
+    return 1.0 if distance_value == 0 else None
+
+
+def _fmt(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _scale(reference: np.ndarray) -> np.ndarray:
+    """Column scales for the sliced distance; a constant column keeps unit scale."""
+    std = reference.std(0)
+    return np.where(std > 0, std, 1.0)
 
 
 def energy_distance(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
@@ -99,7 +117,7 @@ def evaluate(
     mixture ``target``, the mass per mode is compared with the true weights.
     """
     samples, reference = np.asarray(samples, np.float64), np.asarray(reference, np.float64)
-    scale = reference.std(0)
+    scale = _scale(reference)
     result: dict[str, Any] = {
         "samples": len(samples),
         "reference": len(reference),
@@ -109,7 +127,7 @@ def evaluate(
     }
     if train is not None:
         result["floor"] = distance(np.asarray(train, np.float64), reference, scale)
-        result["ratio"] = result["distance"] / result["floor"]
+        result["ratio"] = ratio(result["distance"], result["floor"])
     for j, name in enumerate(columns):
         row = {
             "column": name,
@@ -119,6 +137,7 @@ def evaluate(
         if train is not None:
             row["wasserstein_floor"] = wasserstein_1d(train[:, j], reference[:, j])
             row["ks_floor"] = ks_statistic(train[:, j], reference[:, j])
+            row["wasserstein_ratio"] = ratio(row["wasserstein"], row["wasserstein_floor"])
         result["columns"].append(row)
     if samples.shape[1] > 1 and two_sample_tests:
         result["energy"] = energy_distance(samples / scale, reference / scale)
@@ -144,7 +163,7 @@ def format_table(result: dict[str, Any]) -> str:
     name = result["distance_name"].replace("_", " ")
     head = f"{name}: {result['distance']:.4f}"
     if "ratio" in result:
-        head += f"   floor (training data): {result['floor']:.4f}   ratio: {result['ratio']:.2f}"
+        head += f"   floor (training data): {result['floor']:.4f}   ratio: {_fmt(result['ratio'])}"
     lines.append(head)
     has_floor = "wasserstein_floor" in result["columns"][0]
     header = f"{'column':<16}{'W1':>10}{'KS':>10}"
@@ -154,8 +173,8 @@ def format_table(result: dict[str, Any]) -> str:
     for row in result["columns"]:
         line = f"{row['column'][:15]:<16}{row['wasserstein']:>10.4f}{row['ks']:>10.4f}"
         if has_floor:
-            ratio = row["wasserstein"] / row["wasserstein_floor"]
-            line += f"{row['wasserstein_floor']:>10.4f}{row['ks_floor']:>10.4f}{ratio:>10.2f}"
+            line += (f"{row['wasserstein_floor']:>10.4f}{row['ks_floor']:>10.4f}"
+                     f"{_fmt(row['wasserstein_ratio']):>10}")
         lines.append(line)
     for key, label in (("energy", "energy distance"), ("c2st", "C2ST accuracy")):
         if key in result:

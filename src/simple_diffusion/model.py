@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import prediction, samplers
 from .config import Config, SampleConfig, validate
@@ -107,6 +108,32 @@ class DiffusionModel:
         return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
 
     @torch.inference_mode()
+    def trajectory(self, n: int, *, seed: int = 0, **settings: Any) -> tuple[list[torch.Tensor], list[float]]:
+        """The reverse process of ``n`` samples: the state at every sampler step (as x_t, the
+        noisy data at unit scale, mapped back to data units) and the final samples; with the
+        noise level of each."""
+        settings_ = self.sampling_settings(**settings)
+        sigmas = self.schedule.sampling_sigmas(
+            settings_.num_steps, settings_.spacing, settings_.sigma_max, settings_.sigma_min
+        ).float()
+        frames: list[torch.Tensor] = []
+        levels: list[float] = []
+
+        def record(step: dict) -> None:
+            x_t = step["x"] / torch.sqrt(1 + step["sigma"] ** 2)
+            frames.append(self.preprocessor.inverse(x_t.double()))
+            levels.append(float(step["sigma"]))
+
+        noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32)
+        x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
+        options = {"variance": settings_.variance} if settings_.sampler == "ancestral" else {}
+        x = samplers.SAMPLERS[settings_.sampler](self.denoise, x, sigmas, noise_sampler=noise,
+                                                callback=record, **options)
+        frames.append(self.preprocessor.inverse(x.double()))
+        levels.append(0.0)
+        return frames, levels
+
+    @torch.inference_mode()
     def sample_chunks(
         self,
         n: int,
@@ -170,6 +197,4 @@ class _BlockNoise:
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, disable=not enabled, desc="sampling", unit="pt", unit_scale=True)

@@ -139,3 +139,46 @@ def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[st
             ax.tick_params(labelsize=6)
     fig.suptitle(title or "generated (blue) vs reference (orange)")
     return _png(fig)
+
+
+def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float], columns: Sequence[str],
+                            path: str, fps: int = 8) -> None:
+    """A GIF of the reverse process: a histogram evolving (1-D) or points moving (2-D and the first
+    two columns of more)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    final = frames[-1]
+    low, high = _limits(final[:, :2])
+    span = high - low
+    low, high = low - 0.5 * span, high + 0.5 * span
+    fig, ax = plt.subplots(figsize=(5, 4.2))
+    one_d = final.shape[1] == 1
+    if one_d:
+        bins = np.linspace(low[0], high[0], 100)
+        peak = np.histogram(final[:, 0], bins=bins, density=True)[0].max()
+    else:
+        points = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=2, alpha=0.4, color=GENERATED,
+                            linewidths=0)
+        ax.set_xlim(low[0], high[0])
+        ax.set_ylim(low[1], high[1])
+        ax.set_ylabel(columns[1])
+    ax.set_xlabel(columns[0])
+
+    def draw(k: int):
+        frame = frames[k]
+        title = f"noise level {levels[k]:.3g}" if levels[k] > 0 else "samples"
+        if one_d:
+            ax.clear()
+            ax.hist(frame[:, 0], bins=bins, density=True, color=GENERATED, alpha=0.7)
+            ax.set_ylim(0, 1.15 * peak)
+            ax.set_xlabel(columns[0])
+            ax.set_title(title)
+            return ()
+        points.set_offsets(frame[:, :2])
+        ax.set_title(title)
+        return (points,)
+
+    order = list(range(len(frames))) + [len(frames) - 1] * fps  # linger on the result
+    animation = FuncAnimation(fig, draw, frames=order, blit=False)
+    animation.save(path, writer=PillowWriter(fps=fps))
+    plt.close(fig)

@@ -6,7 +6,8 @@
 * ``x`` is the starting noise at ``sigmas[0]``, in the variance-exploding scaling
   x = x_0 + sigma * eps (a VP model's x_t divided by sqrt(alpha_bar_t));
 * ``sigmas`` decrease to a final 0 (``Schedule.sampling_sigmas``);
-* ``noise_sampler(x)`` returns fresh standard normal noise shaped like ``x``.
+* ``noise_sampler(x)`` returns fresh standard normal noise shaped like ``x``;
+* ``callback({"i", "x", "sigma", "denoised"})``, if given, sees every step (for animations).
 
 The number of network evaluations is ``len(sigmas) - 1`` for every sampler except ``heun``
 (``2 * (len(sigmas) - 1) - 1``).
@@ -27,6 +28,7 @@ from tqdm.auto import trange
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseSampler = Callable[[torch.Tensor], torch.Tensor]
+Callback = Callable[[dict], None]
 
 
 def _steps(sigmas: torch.Tensor, progress: bool, name: str):
@@ -40,6 +42,7 @@ def ancestral(
     *,
     noise_sampler: NoiseSampler | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
     variance: str = "beta",
 ) -> torch.Tensor:
     """DDPM's Algorithm 2 (Ho et al. 2020): draw x_s from the Gaussian step p(x_s | x_t).
@@ -52,6 +55,8 @@ def ancestral(
     for i in _steps(sigmas, progress, "ancestral"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, sigma)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
             x = denoised
             continue
@@ -73,6 +78,7 @@ def ddim(
     *,
     noise_sampler: NoiseSampler | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (Song et al. 2021, eta = 0): keep the predicted noise, move x_0's level.
 
@@ -81,6 +87,8 @@ def ddim(
     for i in _steps(sigmas, progress, "ddim"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, sigma)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         x = denoised + (sigma_next / sigma) * (x - denoised)
     return x
 
@@ -92,6 +100,7 @@ def dpmpp_2m(
     *,
     noise_sampler: NoiseSampler | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): a second-order multistep solver of the
     probability-flow ODE in lambda = -log(sigma), using the data prediction of the previous step.
@@ -101,6 +110,8 @@ def dpmpp_2m(
     for i in _steps(sigmas, progress, "dpmpp_2m"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, sigma)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
             x = denoised
             continue
@@ -124,6 +135,7 @@ def dpmpp_3m(
     *,
     noise_sampler: NoiseSampler | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """DPM-Solver++(3M) (Lu et al. 2022): the multistep solver one order higher, fitting a
     quadratic in lambda through the last three data predictions (lower orders while warming up).
@@ -132,6 +144,8 @@ def dpmpp_3m(
     for i in _steps(sigmas, progress, "dpmpp_3m"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = denoise(x, sigma)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
         if sigma_next == 0:
             x = denoised
             continue
@@ -167,13 +181,17 @@ def heun(
     *,
     noise_sampler: NoiseSampler | None = None,
     progress: bool = False,
+    callback: Callback | None = None,
 ) -> torch.Tensor:
     """EDM's deterministic sampler (Karras et al. 2022, Algorithm 1): Euler steps of the
     probability-flow ODE corrected by the trapezoidal rule, except for the step to sigma = 0.
     """
     for i in _steps(sigmas, progress, "heun"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        slope = (x - denoise(x, sigma)) / sigma
+        denoised = denoise(x, sigma)
+        if callback is not None:
+            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        slope = (x - denoised) / sigma
         x_next = x + (sigma_next - sigma) * slope
         if sigma_next != 0:
             slope_next = (x_next - denoise(x_next, sigma_next)) / sigma_next
