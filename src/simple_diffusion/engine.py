@@ -64,12 +64,15 @@ class FlatAdam:
 
     It calls the fused kernel that ``torch.optim.Adam(fused=True)`` uses directly, skipping the
     optimiser's per-step Python bookkeeping, which costs more than the update itself here.
+    ``grad`` may hold the gradient times a constant ``gradient_multiplier``: Adam's step does not
+    change when gradients and eps scale together, so the caller saves a multiplication per step.
     """
 
     def __init__(self, param: torch.Tensor, grad: torch.Tensor, lr: float,
-                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 gradient_multiplier: float = 1.0):
         self.param, self.grad = param, grad
-        self.lr, self.betas, self.eps = lr, betas, eps
+        self.lr, self.betas, self.eps = lr, betas, eps * gradient_multiplier
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
         self.step_count = torch.zeros((), dtype=torch.float32)

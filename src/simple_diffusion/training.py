@@ -80,7 +80,9 @@ class Trainer:
         if config.fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
             self.fast: engine.FastMLP | None = engine.FastMLP(net, self.batch_size)
-            self.optimizer: Any = engine.FlatAdam(flat, grad, config.lr)
+            # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
+            multiplier = self.batch_size * train.shape[1] / 2
+            self.optimizer: Any = engine.FlatAdam(flat, grad, config.lr, gradient_multiplier=multiplier)
             self.params = [flat]
         else:
             self.fast = None
@@ -155,16 +157,13 @@ class Trainer:
     def _fast_epoch(self, inputs, target, first_step: int, constant_lr: bool) -> torch.Tensor:
         b = self.batch_size
         residual = torch.empty_like(target)
-        # d(mean squared error)/d(output) = scale * residual
-        scale = torch.tensor(2.0 / target[:b].numel(), dtype=self.dtype)
-        grad_output = torch.empty_like(target[:b])
         fast, optimizer = self.fast, self.optimizer
         batches = zip(inputs.split(b), target.split(b), residual.split(b))
         for i, (input_batch, target_batch, residual_batch) in enumerate(batches):
             if not constant_lr:
                 optimizer.lr = self._learning_rate(first_step + i)
             torch.sub(fast.forward(input_batch), target_batch, out=residual_batch)
-            fast.backward(torch.mul(residual_batch, scale, out=grad_output))
+            fast.backward(residual_batch)  # the gradient times the optimiser's multiplier
             optimizer.step()
             self._update_ema(first_step + i + 1)
         return residual.square().reshape(self.steps_per_epoch, -1).mean(1)
