@@ -67,7 +67,8 @@ def measure(target: str, preset: str, seed: int, samples: int, config=None, samp
 
 def quality_table(rows: list[dict]) -> str:
     lines = [
-        "| target | preset | seeds | train (s) | distance | floor | ratio (each seed) | worst mode-mass error |",
+        "| target | preset | seeds | train (s) | distance | floor | ratio (each seed) "
+        "| worst mode-mass error |",
         "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: |",
     ]
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -76,16 +77,12 @@ def quality_table(rows: list[dict]) -> str:
     for (target, preset), group in groups.items():
         ratios = ", ".join(f"{r['ratio']:.2f}" for r in group)
         errors = [r["mode_mass_error"] for r in group if r["mode_mass_error"] is not None]
+        worst = f"{max(errors):.3f}" if errors else "-"
         lines.append(
             f"| {target} | {preset} | {len(group)} | "
             f"{statistics.median(r['train_seconds'] for r in group):.1f} | "
             f"{statistics.median(r['distance'] for r in group):.4f} | "
-            f"{statistics.median(r['floor'] for r in group):.4f} | {ratios} | "
-            f"{max(errors):.3f} |" if errors else
-            f"| {target} | {preset} | {len(group)} | "
-            f"{statistics.median(r['train_seconds'] for r in group):.1f} | "
-            f"{statistics.median(r['distance'] for r in group):.4f} | "
-            f"{statistics.median(r['floor'] for r in group):.4f} | {ratios} | - |"
+            f"{statistics.median(r['floor'] for r in group):.4f} | {ratios} | {worst} |"
         )
     return "\n".join(lines)
 
@@ -117,7 +114,8 @@ def write_section(name: str, body: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default=",".join(TARGETS), help="comma-separated targets")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds")
     parser.add_argument("--samples", type=int, default=100_000)

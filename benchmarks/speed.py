@@ -61,7 +61,8 @@ def alternate(candidates: dict, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20, help="epochs per training measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=100_000)
@@ -115,7 +116,9 @@ def main() -> None:
     )
     seed_x = seed_model.sample(args.samples, seed=1).numpy()
     seed_ratio = metrics.distance(seed_x, reference) / floor
-    seed_s = statistics.median(timed(lambda: seed_model.sample(args.samples, seed=1)) for _ in range(args.repeats))
+    seed_s = statistics.median(
+        timed(lambda: seed_model.sample(args.samples, seed=1)) for _ in range(args.repeats)
+    )
     rows.append({
         "what": "sample, seed preset (ancestral, 250 steps)", "baseline_s": baseline_s,
         "project_s": seed_s, "ratio": baseline_s / seed_s, "quality_ratio": seed_ratio,

@@ -142,7 +142,8 @@ def test_sample_to_an_unknown_format(trained, tmp_path, capsys):
 def test_installed_command_exits_non_zero_without_traceback(tmp_path):
     """The real entry point, as a user's shell runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "simple_diffusion", "train", "--data", "nope.csv", "--out", str(tmp_path / "r")],
+        [sys.executable, "-m", "simple_diffusion", "train", "--data", "nope.csv",
+         "--out", str(tmp_path / "r")],
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 1

@@ -92,7 +92,7 @@ def test_parse_bounds_refuses(text):
 
 
 def test_model_samples_respect_bounds_integers_and_constants(tmp_path, table):
-    model = sd.fit(table.numpy(), config={
+    sd.fit(table.numpy(), config={
         "train": {"epochs": 3}, "data": {"bounds": "x2=0:,x3=0:1", "integer": ["x4"], "keep_constant": True,
                                          "preprocess": "quantile"}}, progress=False, out=tmp_path / "r")
     x = sd.load(tmp_path / "r").sample(4000, seed=0)

@@ -42,7 +42,7 @@ def test_samples_do_not_depend_on_chunk_size(run):
 
 def test_refuses_a_non_empty_folder(run):
     out, _ = run
-    with pytest.raises(sd.UserError, match="not empty.*--overwrite"):
+    with pytest.raises(sd.UserError, match=r"not empty.*--overwrite"):
         sd.fit("two_gaussians", epochs=1, out=out, progress=False)
 
 

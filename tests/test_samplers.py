@@ -52,7 +52,8 @@ def test_deterministic_samplers_map_the_same_noise_to_the_same_point(name):
 
 @pytest.mark.parametrize(("name", "order"), [("ddim", 1), ("dpmpp_2m", 2), ("dpmpp_3m", 3), ("heun", 2)])
 def test_error_shrinks_with_the_solvers_order(name, order):
-    """Against the exact probability-flow map of a Gaussian, x_0 = MEAN + STD / sqrt(STD^2 + s^2) (x - MEAN)."""
+    """Against the exact probability-flow map of a Gaussian:
+    x_0 = MEAN + STD / sqrt(STD^2 + s^2) (x - MEAN)."""
     schedule = schedules.cosine(1000)
     x = torch.randn(1000, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1)) * 5
 
@@ -66,7 +67,8 @@ def test_error_shrinks_with_the_solvers_order(name, order):
 
 
 def test_ancestral_step_is_the_seeds_formula():
-    """One step in the VE form equals x_{t-1} = (x_t - beta/sqrt(1-abar_t) eps)/sqrt(1-beta) + sqrt(beta) z."""
+    """One step in the VE form equals the seed's
+    x_{t-1} = (x_t - beta / sqrt(1 - abar_t) eps) / sqrt(1 - beta) + sqrt(beta) z."""
     schedule = schedules.constant(0.02, 250)
     t, beta = 120, 0.02
     abar = schedule.alphas_cumprod[t]

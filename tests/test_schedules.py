@@ -29,7 +29,8 @@ def test_add_noise_has_the_closed_form_moments(name):
     s = ALL[name]
     t = torch.full((200_000,), s.num_timesteps // 3)
     x0 = torch.full((200_000, 1), 2.0, dtype=torch.float64)
-    x_t = s.add_noise(x0, torch.randn(200_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0)), t)
+    noise = torch.randn(200_000, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    x_t = s.add_noise(x0, noise, t)
     alpha_bar = s.alphas_cumprod[t[0]]
     assert abs(x_t.mean() - 2 * alpha_bar.sqrt()) < 0.01
     assert abs(x_t.var() - (1 - alpha_bar)) < 0.01

@@ -167,7 +167,8 @@ def _read_parquet(path: str) -> pd.DataFrame:
 
 def _check_real(dtype: np.dtype, source: str) -> None:
     """Refuse anything but real numbers: a complex value would lose its imaginary part."""
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating) or dtype == bool):
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+            or np.issubdtype(dtype, np.bool_)):
         raise UserError(f"{source}: values of type {dtype} are not real numbers")
 
 

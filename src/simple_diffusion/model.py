@@ -11,7 +11,7 @@ torch.Size([1000, 1])
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,10 @@ class DiffusionModel:
 
     def sampling_settings(self, **changes: Any) -> SampleConfig:
         """The model's sampling defaults with the given (non-None) settings changed and checked."""
+        known = {f.name for f in fields(SampleConfig)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise UserError(f"unknown sampling setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
         settings = replace(self.config.sample, **{k: v for k, v in changes.items() if v is not None})
         validate(replace(self.config, sample=settings))
         return settings
@@ -82,28 +86,26 @@ class DiffusionModel:
         self,
         n: int | tuple[int, ...] = 1,
         *,
-        sampler: str | None = None,
-        num_steps: int | None = None,
-        spacing: str | None = None,
-        variance: str | None = None,
         seed: int | None = None,
         chunk_size: int = 16 * BLOCK,
         progress: bool = False,
         preprocessed: bool = False,
+        **settings: Any,
     ) -> torch.Tensor:
         """Draw ``n`` samples, shape (n, d), float64, in the data's own units.
 
-        The same ``seed`` gives the same samples whatever ``chunk_size``; memory grows with the
-        chunk, not with ``n``. ``seed=None`` draws a fresh seed.
+        ``settings`` override the run's sampling defaults (``sampler``, ``num_steps``, ``spacing``,
+        ``variance``, ``sigma_min``, ``sigma_max``). The same ``seed`` gives the same samples
+        whatever ``chunk_size``; memory grows with the chunk, not with ``n``; ``seed=None`` draws
+        a fresh seed.
         """
         count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
         out = torch.empty(count, self.dim, dtype=torch.float64)
-        for start, chunk in self.sample_chunks(
-            count, sampler=sampler, num_steps=num_steps, spacing=spacing, variance=variance,
-            seed=seed, chunk_size=chunk_size, progress=progress, preprocessed=preprocessed,
-        ):
+        chunks = self.sample_chunks(count, seed=seed, chunk_size=chunk_size, progress=progress,
+                                    preprocessed=preprocessed, **settings)
+        for start, chunk in chunks:
             out[start : start + len(chunk)] = chunk
         return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
 
@@ -138,19 +140,14 @@ class DiffusionModel:
         self,
         n: int,
         *,
-        sampler: str | None = None,
-        num_steps: int | None = None,
-        spacing: str | None = None,
-        variance: str | None = None,
         seed: int | None = None,
         chunk_size: int = 16 * BLOCK,
         progress: bool = False,
         preprocessed: bool = False,
+        **changes: Any,
     ):
         """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces."""
-        settings = self.sampling_settings(
-            sampler=sampler, num_steps=num_steps, spacing=spacing, variance=variance
-        )
+        settings = self.sampling_settings(**changes)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         sigmas = self.schedule.sampling_sigmas(

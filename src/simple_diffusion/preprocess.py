@@ -226,12 +226,11 @@ def fit(
         x = bounded.forward(x)
     std = x.std(0) if len(x) > 1 else torch.zeros(x.shape[1], dtype=x.dtype)
     constant = [j for j in range(x.shape[1]) if not std[j] > 0]
-    if constant and scaling != "none":
-        if not keep_constant:
-            raise UserError(
-                f"column {columns[constant[0]]!r} is constant: it cannot be standardised "
-                "(pass --keep-constant to pass it through unchanged)"
-            )
+    if constant and scaling != "none" and not keep_constant:
+        raise UserError(
+            f"column {columns[constant[0]]!r} is constant: it cannot be standardised "
+            "(pass --keep-constant to pass it through unchanged)"
+        )
     if constant and keep_constant:
         drop = DropConstant(constant, x[0, constant].tolist(), x.shape[1])
         steps.append(drop)

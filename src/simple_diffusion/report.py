@@ -51,7 +51,8 @@ def _number(value: float | None) -> str:
 
 def _metrics_table(result: dict[str, Any]) -> str:
     rows = [("distance (" + result["distance_name"].replace("_", " ") + ")", result["distance"])]
-    for key, label in (("floor", "floor: training data's distance"), ("ratio", "ratio (1 = as good as the data)"),
+    for key, label in (("floor", "floor: training data's distance"),
+                       ("ratio", "ratio (1 = as good as the data)"),
                        ("energy", "energy distance"), ("energy_floor", "energy distance, training data"),
                        ("c2st", "C2ST accuracy (0.5 = indistinguishable)"),
                        ("c2st_floor", "C2ST accuracy, training data"),

@@ -35,6 +35,15 @@ def _steps(sigmas: torch.Tensor, progress: bool, name: str):
     return trange(len(sigmas) - 1, disable=not progress, desc=name, unit="step", leave=False)
 
 
+def _observed(denoise: Denoise, x: torch.Tensor, sigma: torch.Tensor, i: int,
+              callback: Callback | None) -> torch.Tensor:
+    """The denoiser's output at step ``i``, shown to ``callback`` first."""
+    denoised = denoise(x, sigma)
+    if callback is not None:
+        callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+    return denoised
+
+
 def ancestral(
     denoise: Denoise,
     x: torch.Tensor,
@@ -54,9 +63,7 @@ def ancestral(
     noise_sampler = noise_sampler or torch.randn_like
     for i in _steps(sigmas, progress, "ancestral"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(x, sigma)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = _observed(denoise, x, sigma, i, callback)
         if sigma_next == 0:
             x = denoised
             continue
@@ -86,9 +93,7 @@ def ddim(
     """
     for i in _steps(sigmas, progress, "ddim"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(x, sigma)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = _observed(denoise, x, sigma, i, callback)
         x = denoised + (sigma_next / sigma) * (x - denoised)
     return x
 
@@ -109,9 +114,7 @@ def dpmpp_2m(
     lam_previous = None
     for i in _steps(sigmas, progress, "dpmpp_2m"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(x, sigma)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = _observed(denoise, x, sigma, i, callback)
         if sigma_next == 0:
             x = denoised
             continue
@@ -143,9 +146,7 @@ def dpmpp_3m(
     history: list[tuple[torch.Tensor, torch.Tensor]] = []  # (lambda, denoised), newest first
     for i in _steps(sigmas, progress, "dpmpp_3m"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(x, sigma)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = _observed(denoise, x, sigma, i, callback)
         if sigma_next == 0:
             x = denoised
             continue
@@ -188,9 +189,7 @@ def heun(
     """
     for i in _steps(sigmas, progress, "heun"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = denoise(x, sigma)
-        if callback is not None:
-            callback({"i": i, "x": x, "sigma": sigma, "denoised": denoised})
+        denoised = _observed(denoise, x, sigma, i, callback)
         slope = (x - denoised) / sigma
         x_next = x + (sigma_next - sigma) * slope
         if sigma_next != 0:
