@@ -60,13 +60,46 @@ def alternate(candidates: dict, repeats: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
+def memory_section(counts: tuple[int, ...] = (100_000, 10_000_000)) -> str:
+    """Peak resident memory of `simple-diffusion sample` to .npy as N grows (a small model)."""
+    import subprocess
+    import tempfile
+
+    command = str(Path(sys.executable).with_name("simple-diffusion"))
+    lines = ["### Sampling to a file in chunks: peak memory against N",
+             "", "Regenerate: `.venv/bin/python benchmarks/speed.py --memory` (a 2 x 32 MLP, "
+             "dpmpp_3m with 10 steps, chunks of 65,536).", "",
+             "| samples | file (MB) | peak resident memory (MiB) | seconds |", "| ---: | ---: | ---: | ---: |"]
+    with tempfile.TemporaryDirectory() as folder:
+        run = Path(folder) / "run"
+        sd.fit(TARGET, config={"model": {"hidden": [32, 32]}}, epochs=2, out=run, progress=False)
+        for n in counts:
+            output = Path(folder) / f"s{n}.npy"
+            script = (f"import resource, subprocess, time; start = time.time(); "
+                      f"subprocess.run([{command!r}, 'sample', {str(run)!r}, '-n', '{n}', '-o', "
+                      f"{str(output)!r}, '--steps', '10', '--quiet'], check=True); "
+                      "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
+                      "time.time() - start)")
+            peak_kib, seconds = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                               text=True, check=True).stdout.split()
+            lines.append(f"| {n:,} | {output.stat().st_size / 1e6:.0f} | {int(peak_kib) / 1024:.0f} | "
+                         f"{float(seconds):.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=20, help="epochs per training measurement")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--memory", action="store_true", help="measure peak memory of sampling to a file")
     args = parser.parse_args()
+    if args.memory:
+        section = memory_section()
+        write_section("memory", section)
+        print(section)
+        return
     torch.set_num_threads(1)
     data = sd.training_data(TARGET)
     train_x = torch.as_tensor(data.train, dtype=torch.float32)
