@@ -69,7 +69,8 @@ def memory_section(counts: tuple[int, ...] = (100_000, 10_000_000)) -> str:
     lines = ["### Sampling to a file in chunks: peak memory against N",
              "", "Regenerate: `.venv/bin/python benchmarks/speed.py --memory` (a 2 x 32 MLP, "
              "dpmpp_3m with 10 steps, chunks of 65,536).", "",
-             "| samples | file (MB) | peak resident memory (MiB) | seconds |", "| ---: | ---: | ---: | ---: |"]
+             "| samples | file (MB) | peak resident memory (MiB) | seconds |",
+             "| ---: | ---: | ---: | ---: |"]
     with tempfile.TemporaryDirectory() as folder:
         run = Path(folder) / "run"
         sd.fit(TARGET, config={"model": {"hidden": [32, 32]}}, epochs=2, out=run, progress=False)
