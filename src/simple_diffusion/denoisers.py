@@ -4,7 +4,7 @@ Any ``torch.nn.Module`` with that call fits the rest of the package (it trains t
 the built-in ``MLP`` below also has a fast explicit path in ``engine.py``.
 
 >>> import torch
->>> net = MLP(dim=2, hidden=[32, 32], time_features=raw_time())
+>>> net = MLP(dim=2, hidden=[32, 32], time_features=RawTime())
 >>> net(torch.zeros(5, 2), torch.ones(5)).shape
 torch.Size([5, 2])
 """
@@ -45,10 +45,6 @@ class FourierTime(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
-
-
-def raw_time() -> RawTime:
-    return RawTime()
 
 
 class MLP(nn.Module):

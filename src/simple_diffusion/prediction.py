@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import torch
 
-PREDICTION_TYPES = ("epsilon", "sample", "v")
-
 
 def target(
     prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, alpha, sigma

@@ -23,8 +23,6 @@ from scipy import stats
 
 from .errors import UserError
 
-SCALINGS = ("none", "standardize", "quantile")
-
 
 class Round:
     """Integer columns: nothing on the way in, rounding on the way out."""

@@ -41,7 +41,6 @@ else:  # pragma: no cover
 FORMAT_VERSION = 1
 CONFIG, MODEL, CHECKPOINT = "config.toml", "model.safetensors", "checkpoint.safetensors"
 LOSSES, METRICS = "losses.csv", "metrics.json"
-RUN_FILES = (CONFIG, MODEL, CHECKPOINT, LOSSES, METRICS, "loss.png", "samples.png", "report.html")
 
 
 class RunFolder:
