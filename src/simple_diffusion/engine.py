@@ -72,7 +72,8 @@ class FlatAdam:
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  gradient_multiplier: float = 1.0):
         self.param, self.grad = param, grad
-        self.lr, self.betas, self.eps = lr, betas, eps * gradient_multiplier
+        self.param_groups = [{"lr": lr}]  # as torch.optim names it, so callers set lr one way
+        self.betas, self.eps = betas, eps * gradient_multiplier
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
         self.step_count = torch.zeros((), dtype=torch.float32)
@@ -86,7 +87,7 @@ class FlatAdam:
         if self._fused:
             torch._fused_adam_(
                 [self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [],
-                [self.step_count], lr=self.lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                [self.step_count], lr=self.param_groups[0]["lr"], beta1=beta1, beta2=beta2, weight_decay=0.0,
                 eps=self.eps, amsgrad=False, maximize=False,
             )
             return
@@ -94,17 +95,17 @@ class FlatAdam:
         self.exp_avg.lerp_(self.grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
         denom = (self.exp_avg_sq.sqrt() / (1 - beta2**step) ** 0.5).add_(self.eps)
-        self.param.addcdiv_(self.exp_avg, denom, value=-self.lr / (1 - beta1**step))
+        self.param.addcdiv_(self.exp_avg, denom, value=-self.param_groups[0]["lr"] / (1 - beta1**step))
 
     def state_dict(self) -> dict:
         return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(),
-                "step": self.step_count.clone(), "lr": self.lr}
+                "step": self.step_count.clone(), "lr": self.param_groups[0]["lr"]}
 
     def load_state_dict(self, state: dict) -> None:
         self.exp_avg.copy_(state["exp_avg"])
         self.exp_avg_sq.copy_(state["exp_avg_sq"])
         self.step_count.copy_(state["step"])
-        self.lr = float(state["lr"])
+        self.param_groups[0]["lr"] = float(state["lr"])
 
 
 class FastMLP:

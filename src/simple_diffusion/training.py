@@ -93,8 +93,9 @@ class Trainer:
         self.val_generator = torch.Generator().manual_seed(config.seed + 1)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self._alphas = schedule.alphas_cumprod.sqrt().to(self.dtype)
-        self._sigmas = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
+        # x_t = signal * x_0 + noise * eps at each whole timestep (the VP scales).
+        self._signal = schedule.alphas_cumprod.sqrt().to(self.dtype)
+        self._noise = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
         top = min(float(schedule.sigmas[self.t_max]), SAMPLING_SIGMA_CAP)
         self._log_sigma_range = (math.log(schedule.sigmas[config.t_min]), math.log(top))
 
@@ -103,7 +104,7 @@ class Trainer:
         """Timesteps, noisy inputs and targets for the rows of ``x0``."""
         if self.config.timesteps == "discrete":
             t = torch.randint(self.config.t_min, self.t_max + 1, (len(x0),), generator=generator)
-            alpha, sigma = self._alphas[t], self._sigmas[t]
+            alpha, sigma = self._signal[t], self._noise[t]
         else:
             u = torch.rand(len(x0), generator=generator, dtype=torch.float64)
             if self.config.timesteps == "continuous":
@@ -161,7 +162,7 @@ class Trainer:
         batches = zip(inputs.split(b), target.split(b), residual.split(b))
         for i, (input_batch, target_batch, residual_batch) in enumerate(batches):
             if not constant_lr:
-                optimizer.lr = self._learning_rate(first_step + i)
+                self._set_learning_rate(self._learning_rate(first_step + i))
             torch.sub(fast.forward(input_batch), target_batch, out=residual_batch)
             fast.backward(residual_batch)  # the gradient times the optimiser's multiplier
             optimizer.step()
