@@ -39,10 +39,13 @@ ABLATIONS = {
     "no EMA": ({"train": {"ema_decay": 0.0}}, {}),
     "constant learning rate": ({"train": {"lr_schedule": "constant"}}, {}),
     "ReLU instead of SiLU": ({"model": {"activation": "relu"}}, {}),
+    "3 x 128 hidden layers instead of 4": ({"model": {"hidden": [128, 128, 128]}}, {}),
     "no standardisation": ({"data": {"preprocess": "none"}}, {}),
-    "DPM-Solver++(2M) sampler": ({}, {"sampler": "dpmpp_2m"}),
+    "SDE sampler with 30 steps instead of 50": ({}, {"num_steps": 30}),
+    "DPM-Solver++(2M), the same solver without noise": ({}, {"sampler": "dpmpp_2m"}),
+    "DPM-Solver++(3M), 20 steps (deterministic)": ({}, {"sampler": "dpmpp_3m", "num_steps": 20}),
+    "ancestral sampler, 100 steps": ({}, {"sampler": "ancestral", "num_steps": 100}),
     "sampling from sigma 80 to the schedule's lowest": ({}, {"sigma_max": 80.0, "sigma_min": 0.0064}),
-    "ancestral sampler, every timestep": ({}, {"sampler": "ancestral", "num_steps": 0}),
 }
 
 

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = "two_gaussians"
 SAMPLER_SETTINGS = [
     ("ancestral", 0), ("ddim", 20), ("dpmpp_2m", 20), ("dpmpp_3m", 20), ("heun", 10),
+    ("dpmpp_2m_sde", 20), ("dpmpp_2m_sde", 50),
 ]
 
 
@@ -68,7 +69,7 @@ def memory_section(counts: tuple[int, ...] = (100_000, 10_000_000)) -> str:
     command = str(Path(sys.executable).with_name("simple-diffusion"))
     lines = ["### Sampling to a file in chunks: peak memory against N",
              "", "Regenerate: `.venv/bin/python benchmarks/speed.py --memory` (a 2 x 32 MLP, "
-             "dpmpp_3m with 10 steps, chunks of 65,536).", "",
+             "the default sampler with 10 steps, chunks of 8,192).", "",
              "| samples | file (MB) | peak resident memory (MiB) | seconds |",
              "| ---: | ---: | ---: | ---: |"]
     with tempfile.TemporaryDirectory() as folder:
@@ -157,6 +158,7 @@ def main() -> None:
         "what": "sample, seed preset (ancestral, 250 steps)", "baseline_s": baseline_s,
         "project_s": seed_s, "ratio": baseline_s / seed_s, "quality_ratio": seed_ratio,
     })
+    default = (model.config.sample.sampler, model.config.sample.num_steps)
     for name, num_steps in SAMPLER_SETTINGS:
         def draw(name=name, num_steps=num_steps):
             return model.sample(args.samples, sampler=name, num_steps=num_steps, seed=1)
@@ -170,7 +172,8 @@ def main() -> None:
         seconds = statistics.median(times)
         evaluations = samplers.network_evaluations(name, num_steps or model.schedule.num_timesteps)
         rows.append({
-            "what": f"sample, default model, {name} ({evaluations} network evaluations)",
+            "what": f"sample, default model, {name} ({evaluations} network evaluations)"
+                    + (" (the default)" if (name, num_steps) == default else ""),
             "baseline_s": baseline_s, "project_s": seconds, "ratio": baseline_s / seconds,
             "quality_ratio": metrics.distance(x, reference) / floor,
         })

@@ -24,9 +24,9 @@ def test_fast_gradients_equal_autograd(name):
     loss = torch.nn.functional.mse_loss(net(x, t), target)
     expected = torch.autograd.grad(loss, list(net.parameters()))
 
-    engine.flatten_parameters(net)
-    fast = engine.FastMLP(net, batch)
-    out = fast.forward(net.inputs(x, t))
+    flat, grad = engine.flatten_parameters(net)
+    fast = engine.FastMLP(net, flat, grad, batch)
+    out = fast.forward(engine.with_ones(net.inputs(x, t)))
     assert torch.allclose(out, net(x, t).detach(), atol=1e-6)
     fast.backward(2 * (out - target) / target.numel())
     for p, g in zip(net.parameters(), expected):

@@ -29,6 +29,7 @@ CASES = [
     ("ddim", {}, 150, "logsnr"),
     ("dpmpp_2m", {}, 40, "logsnr"),
     ("dpmpp_3m", {}, 24, "logsnr"),
+    ("dpmpp_2m_sde", {}, 40, "logsnr"),
     ("heun", {}, 40, "karras"),
 ]
 
@@ -86,3 +87,16 @@ def test_ancestral_step_is_the_seeds_formula():
     out = samplers.ancestral(denoise, x_ve, torch.stack([sigma, sigma_next]), noise_sampler=lambda _: z)
     out_vp = out * schedule.alphas_cumprod[t - 1].sqrt()
     assert torch.allclose(out_vp, seed, atol=1e-12)
+
+
+def test_sde_solver_without_noise_is_the_ode_solver():
+    sigmas = schedules.cosine(1000).sampling_sigmas(12)
+    assert torch.allclose(run("dpmpp_2m_sde", sigmas, n=100, eta=0.0), run("dpmpp_2m", sigmas, n=100))
+
+
+def test_sde_solver_first_step_is_the_posterior_ancestral_step():
+    """Before it has a history to extrapolate from, the SDE solver takes DDPM's posterior step."""
+    sigmas = torch.tensor([3.0, 1.0], dtype=torch.float64)  # one step, to a level above 0
+    sde = run("dpmpp_2m_sde", sigmas)
+    ancestral = run("ancestral", sigmas, variance="posterior")
+    assert torch.allclose(sde, ancestral, atol=1e-12)

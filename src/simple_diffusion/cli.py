@@ -16,6 +16,7 @@ import numpy as np
 from . import api, io
 from . import config as cfg
 from .errors import UserError
+from .model import CHUNK
 from .samplers import SAMPLER_HELP
 from .targets import TARGETS
 
@@ -130,7 +131,7 @@ def _summary(result: dict) -> str:
               help="Sampler steps (0: every timestep). [default: the run's]")
 @click.option("--spacing", type=click.Choice(["logsnr", "uniform", "karras"]), default=None,
               help="How the steps' noise levels are spread. [default: the run's]")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=65_536, show_default=True,
+@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
               help="Samples generated at once; memory grows with this, not with -n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def sample(run, count, output, seed, sampler, steps, spacing, chunk_size, quiet) -> None:

@@ -2,16 +2,19 @@
 
 For networks this small, autograd's per-operation bookkeeping costs more than the arithmetic.
 ``FastMLP`` runs the same matrix products into buffers allocated once, writes gradients straight
-into each parameter's ``.grad``, and so lets one fused Adam call update everything. Its gradients
-equal autograd's (``tests/test_engine.py``).
+into each parameter's ``.grad``, and so lets one fused Adam call update everything. Each layer's
+weight and bias sit side by side in one matrix [W | b] and every layer input carries a column of
+ones, so a single matrix product (the cheapest call torch has) gives a layer's output, and
+another its weight and bias gradients together. Its gradients equal autograd's
+(``tests/test_engine.py``).
 
 >>> import torch
 >>> from simple_diffusion.denoisers import MLP, RawTime
 >>> net = MLP(1, [16, 16], RawTime())
 >>> flat, grad = flatten_parameters(net)
->>> fast = FastMLP(net, batch_size=8)
+>>> fast = FastMLP(net, flat, grad, batch_size=8)
 >>> z = torch.randn(8, 2)
->>> torch.allclose(fast.forward(z), net.layers[2](torch.relu(net.layers[1](torch.relu(net.layers[0](z))))))
+>>> torch.allclose(fast.forward(with_ones(z)), net(z[:, :1], z[:, 1]))
 True
 """
 
@@ -42,20 +45,39 @@ def supports(net: torch.nn.Module) -> bool:
     return type(net) is MLP and net.activation in ("relu", "silu")
 
 
-def flatten_parameters(net: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+def with_ones(inputs: torch.Tensor) -> torch.Tensor:
+    """``inputs`` with a column of ones appended: the input of a layer stored as [W | b]."""
+    return torch.cat([inputs, inputs.new_ones(len(inputs), 1)], dim=1)
+
+
+def layer_blocks(buffer: torch.Tensor, net: MLP) -> list[torch.Tensor]:
+    """Views of a flat ``buffer`` as each layer's (out, in + 1) matrix [W | b]."""
+    blocks, offset = [], 0
+    for layer in net.layers:
+        rows, columns = layer.weight.shape[0], layer.weight.shape[1] + 1
+        blocks.append(buffer[offset : offset + rows * columns].view(rows, columns))
+        offset += rows * columns
+    return blocks
+
+
+def parameter_views(buffer: torch.Tensor, net: MLP) -> list[torch.Tensor]:
+    """Views of a flat ``buffer`` shaped as ``net.parameters()`` (weight, bias, weight, ...)."""
+    return [view for block in layer_blocks(buffer, net) for view in (block[:, :-1], block[:, -1])]
+
+
+def flatten_parameters(net: MLP) -> tuple[torch.Tensor, torch.Tensor]:
     """Move every parameter of ``net`` (and its ``.grad``) into views of one flat buffer.
 
     One buffer lets a single chain of in-place operations update all parameters at once.
     """
-    params = list(net.parameters())
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    grad = torch.zeros_like(flat)
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.data = flat[offset : offset + n].view_as(p)
-        p.grad = grad[offset : offset + n].view_as(p)
-        offset += n
+    size = sum(p.numel() for p in net.parameters())
+    dtype = next(net.parameters()).dtype
+    flat, grad = torch.empty(size, dtype=dtype), torch.zeros(size, dtype=dtype)
+    views = zip(net.parameters(), parameter_views(flat, net), parameter_views(grad, net))
+    for p, view, grad_view in views:
+        view.copy_(p.detach())
+        p.data = view
+        p.grad = grad_view
     return flat, grad
 
 
@@ -111,49 +133,45 @@ class FlatAdam:
 class FastMLP:
     """Forward and backward of an ``MLP`` on fixed-size batches of its first-layer inputs.
 
-    Gradients are written into each parameter's ``.grad`` (views of one flat buffer, see
-    ``flatten_parameters``), overwriting the previous step's.
+    ``flat`` and ``grad`` are the buffers of ``flatten_parameters``; gradients are written into
+    ``grad``, overwriting the previous step's.
     """
 
-    def __init__(self, net: MLP, batch_size: int):
+    def __init__(self, net: MLP, flat: torch.Tensor, grad: torch.Tensor, batch_size: int):
         self.kind = net.activation
-        # Detached views share the parameters' storage without autograd's per-call checks.
-        self.weights = [layer.weight.detach() for layer in net.layers]
-        self.weights_t = [w.T for w in self.weights]
-        self.biases = [layer.bias.detach() for layer in net.layers]
-        self.weight_grads = [layer.weight.grad for layer in net.layers]
-        self.bias_grads = [layer.bias.grad for layer in net.layers]
-        if any(g is None for g in self.weight_grads + self.bias_grads):
-            raise ValueError("call flatten_parameters(net) first: gradients go to its buffer")
-        widths = [w.shape[0] for w in self.weights]
-        dtype = self.weights[0].dtype
+        self.blocks_t = [block.t() for block in layer_blocks(flat, net)]
+        self.weights = [block[:, :-1] for block in layer_blocks(flat, net)]
+        self.grad_blocks = layer_blocks(grad, net)
+        widths = [block.shape[0] for block in self.grad_blocks]
+        dtype = flat.dtype
         self.pre = [torch.empty(batch_size, w, dtype=dtype) for w in widths]
-        self.post = [torch.empty(batch_size, w, dtype=dtype) for w in widths[:-1]]
+        # Hidden activations with the ones column that multiplies the next layer's bias.
+        self.post = [torch.ones(batch_size, w + 1, dtype=dtype) for w in widths[:-1]]
+        self.post_values = [h[:, :-1] for h in self.post]
         self.grad_hidden = [torch.empty(batch_size, w, dtype=dtype) for w in widths[:-1]]
         self.grad_hidden_t = [g.t() for g in self.grad_hidden]
         self.inputs: torch.Tensor | None = None
 
     @torch.no_grad()
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The network's output for first-layer inputs (x_t and time features side by side)."""
+        """The network's output for first-layer inputs (x_t, time features, ``with_ones``)."""
         self.inputs = inputs
         h = inputs
-        last = len(self.weights) - 1
-        for i, (weight_t, bias) in enumerate(zip(self.weights_t, self.biases)):
-            torch.addmm(bias, h, weight_t, out=self.pre[i])
+        last = len(self.blocks_t) - 1
+        for i, block_t in enumerate(self.blocks_t):
+            torch.mm(h, block_t, out=self.pre[i])
             if i < last:
-                _activate(self.kind, self.pre[i], self.post[i])
+                _activate(self.kind, self.pre[i], self.post_values[i])
                 h = self.post[i]
         return self.pre[last]
 
     @torch.no_grad()
     def backward(self, grad_output: torch.Tensor) -> None:
-        """Write d(loss)/d(parameter) into each ``.grad`` given d(loss)/d(output)."""
+        """Write d(loss)/d(parameter) into the gradient buffer given d(loss)/d(output)."""
         g, g_t = grad_output, grad_output.t()
-        for i in range(len(self.weights) - 1, -1, -1):
+        for i in range(len(self.blocks_t) - 1, -1, -1):
             h_in = self.inputs if i == 0 else self.post[i - 1]
-            torch.mm(g_t, h_in, out=self.weight_grads[i])
-            torch.sum(g, 0, out=self.bias_grads[i])
+            torch.mm(g_t, h_in, out=self.grad_blocks[i])
             if i > 0:
                 torch.mm(g, self.weights[i], out=self.grad_hidden[i - 1])
                 _activation_backward(self.kind, self.grad_hidden[i - 1], self.pre[i - 1])

@@ -79,7 +79,7 @@ class Trainer:
         self.threads = config.threads or choose_threads(net, self.batch_size)
         if config.fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
-            self.fast: engine.FastMLP | None = engine.FastMLP(net, self.batch_size)
+            self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.batch_size)
             # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
             multiplier = self.batch_size * train.shape[1] / 2
             self.optimizer: Any = engine.FlatAdam(flat, grad, config.lr, gradient_multiplier=multiplier)
@@ -140,7 +140,8 @@ class Trainer:
         constant_lr = self.config.lr_schedule == "constant" and not self.config.warmup_steps
         first_step = self.epoch * steps
         if self.fast is not None:
-            return self._fast_epoch(self.net.inputs(x_t, t), target, first_step, constant_lr)
+            inputs = engine.with_ones(self.net.inputs(x_t, t))
+            return self._fast_epoch(inputs, target, first_step, constant_lr)
         losses = torch.empty(steps, dtype=self.dtype)
         batches = zip(x_t.split(b), t.split(b), target.split(b))
         for i, (x_batch, t_batch, target_batch) in enumerate(batches):
@@ -230,15 +231,13 @@ class Trainer:
         """A copy of the network with the EMA weights (or the last weights without EMA)."""
         net = copy.deepcopy(self.net).eval()
         if self.ema is not None:
+            averages = engine.parameter_views(self.ema[0], net) if self.fast is not None else self.ema
             with torch.no_grad():
-                if self.fast is not None:
-                    torch.nn.utils.vector_to_parameters(self.ema[0], net.parameters())
-                else:
-                    for p, e in zip((p for p in net.parameters() if p.requires_grad), self.ema):
-                        p.copy_(e)
+                for p, average in zip((p for p in net.parameters() if p.requires_grad), averages):
+                    p.copy_(average)
         for p in net.parameters():
             p.grad = None
-            p.data = p.data.clone()  # own storage, not a view of the training buffer
+            p.data = p.data.clone(memory_format=torch.contiguous_format)  # own storage, not a view
         return net
 
     def state_dict(self) -> dict[str, Any]:
