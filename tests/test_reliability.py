@@ -166,12 +166,17 @@ sd.fit("moons", config={"train": {"epochs": 400, "batch_size": 64, "checkpoint_e
 """
 
 
+def _listen_to_ctrl_c() -> None:
+    """A shell's background job starts with Ctrl-C ignored, and children inherit that; undo it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
     out = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "simple_diffusion", "train", "--data", "moons", "--out", str(out),
          "--epochs", "400", "--quiet", "--eval-samples", "0"],
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=_listen_to_ctrl_c,
     )
     deadline = time.time() + 60
     while not (out / "config.toml").exists() and time.time() < deadline:
