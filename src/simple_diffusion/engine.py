@@ -139,8 +139,9 @@ class FastMLP:
 
     def __init__(self, net: MLP, flat: torch.Tensor, grad: torch.Tensor, batch_size: int):
         self.kind = net.activation
-        self.blocks_t = [block.t() for block in layer_blocks(flat, net)]
-        self.weights = [block[:, :-1] for block in layer_blocks(flat, net)]
+        blocks = layer_blocks(flat, net)
+        self.blocks_t = [block.t() for block in blocks]
+        self.weights = [block[:, :-1] for block in blocks]
         self.grad_blocks = layer_blocks(grad, net)
         widths = [block.shape[0] for block in self.grad_blocks]
         dtype = flat.dtype
