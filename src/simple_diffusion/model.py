@@ -11,6 +11,8 @@ torch.Size([1000, 1])
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
@@ -118,10 +120,8 @@ class DiffusionModel:
         """The reverse process of ``n`` samples: the state at every sampler step (as x_t, the
         noisy data at unit scale, mapped back to data units) and the final samples; with the
         noise level of each."""
-        settings_ = self.sampling_settings(**settings)
-        sigmas = self.schedule.sampling_sigmas(
-            settings_.num_steps, settings_.spacing, settings_.sigma_max, settings_.sigma_min
-        ).float()
+        step, sigmas = self._sampler(self.sampling_settings(**settings))
+        sigmas = sigmas.float()
         frames: list[torch.Tensor] = []
         levels: list[float] = []
 
@@ -132,12 +132,20 @@ class DiffusionModel:
 
         noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32)
         x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
-        options = {"variance": settings_.variance} if settings_.sampler == "ancestral" else {}
-        x = samplers.SAMPLERS[settings_.sampler](self.denoise, x, sigmas, noise_sampler=noise,
-                                                callback=record, **options)
+        x = step(self.denoise, x, sigmas, noise_sampler=noise, callback=record)
         frames.append(self.preprocessor.inverse(x.double()))
         levels.append(0.0)
         return frames, levels
+
+    def _sampler(self, settings: SampleConfig) -> tuple[Callable[..., torch.Tensor], torch.Tensor]:
+        """The sampler function with its options bound, and its noise levels."""
+        sigmas = self.schedule.sampling_sigmas(
+            settings.num_steps, settings.spacing, settings.sigma_max, settings.sigma_min
+        )
+        step = samplers.SAMPLERS[settings.sampler]
+        if settings.sampler == "ancestral":
+            step = functools.partial(step, variance=settings.variance)
+        return step, sigmas
 
     @torch.inference_mode()
     def sample_chunks(
@@ -154,11 +162,7 @@ class DiffusionModel:
         settings = self.sampling_settings(**changes)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        sigmas = self.schedule.sampling_sigmas(
-            settings.num_steps, settings.spacing, settings.sigma_max, settings.sigma_min
-        )
-        step = samplers.SAMPLERS[settings.sampler]
-        options = {"variance": settings.variance} if settings.sampler == "ancestral" else {}
+        step, sigmas = self._sampler(settings)
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
@@ -168,7 +172,7 @@ class DiffusionModel:
                 rows = min(n - start, blocks_per_chunk * BLOCK)
                 noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
                 x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
-                x = step(self.denoise, x, sigmas, noise_sampler=noise, **options)
+                x = step(self.denoise, x, sigmas, noise_sampler=noise)
                 x = x.to(torch.float64)
                 yield start, x if preprocessed else self.preprocessor.inverse(x)
                 bar.update(rows)
