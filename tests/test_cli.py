@@ -25,8 +25,7 @@ def invoke(capsys, *args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    main(["train", "--data", "two_gaussians", "--out", str(out), "--epochs", "2",
-          "--eval-samples", "3000", "--quiet"])
+    main(["train", str(out), "--data", "two_gaussians", "--epochs", "2", "-n", "3000", "--quiet"])
     return out
 
 
@@ -51,7 +50,7 @@ def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
 def test_sample_with_other_samplers(trained, tmp_path, capsys):
     for sampler, steps in [("heun", 10), ("ddim", 30), ("ancestral", 0)]:
         code, _, err = invoke(capsys, "sample", trained, "-n", 200, "-o", tmp_path / "s.npy",
-                              "--sampler", sampler, "--steps", steps, "--quiet")
+                              "--sampler", sampler, "--num-steps", steps, "--quiet")
         assert code == 0, err
         assert np.load(tmp_path / "s.npy").shape == (200, 1)
 
@@ -122,7 +121,7 @@ def test_bad_input_one_line_no_traceback_nothing_written(tmp_path, capsys, args,
     paths = {f"{{{name}}}": str(write(tmp_path, name, content)) for name, content in files.items()}
     args = [paths.get(a, str(tmp_path / a) if a.endswith((".csv", ".toml")) else a) for a in args]
     out = tmp_path / "run"
-    code, _, err = invoke(capsys, "train", *args, "--out", out, "--quiet")
+    code, _, err = invoke(capsys, "train", out, *args, "--quiet")
     assert code != 0
     assert message in err
     assert "Traceback" not in err and len(err.strip().splitlines()) <= 3
@@ -142,8 +141,8 @@ def test_sample_to_an_unknown_format(trained, tmp_path, capsys):
 def test_installed_command_exits_non_zero_without_traceback(tmp_path):
     """The real entry point, as a user's shell runs it."""
     result = subprocess.run(
-        [sys.executable, "-m", "simple_diffusion", "train", "--data", "nope.csv",
-         "--out", str(tmp_path / "r")],
+        [sys.executable, "-m", "simple_diffusion", "train", str(tmp_path / "r"), "--data",
+         "nope.csv"],
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     assert result.returncode == 1
@@ -152,7 +151,7 @@ def test_installed_command_exits_non_zero_without_traceback(tmp_path):
 
 def test_animate_writes_a_gif(trained, tmp_path, capsys):
     path = tmp_path / "reverse.gif"
-    code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 300, "--steps", 6)
+    code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 300, "--num-steps", 6)
     assert code == 0, err
     assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     code, _, err = invoke(capsys, "animate", trained, "-o", tmp_path / "x.mp4")
@@ -165,9 +164,9 @@ def test_user_table_with_data_options(tmp_path, capsys):
     rows = np.column_stack([rng.lognormal(size=400), rng.beta(2, 3, 400), rng.poisson(3, 400), np.ones(400)])
     np.savetxt(path, rows, delimiter=",", header="size,share,count,unit", comments="")
     out = tmp_path / "run"
-    code, _, err = invoke(capsys, "train", "--data", path, "--out", out, "--epochs", 2, "--quiet",
+    code, _, err = invoke(capsys, "train", out, "--data", path, "--epochs", 2, "--quiet",
                           "--preprocess", "quantile", "--bounds", "size=0:,share=0:1", "--integer", "count",
-                          "--keep-constant", "--eval-samples", 500, "--columns", "size,share,count,unit")
+                          "--keep-constant", "-n", 500, "--columns", "size,share,count,unit")
     assert code == 0, err
     assert (out / "report.html").exists()
     code, _, err = invoke(capsys, "sample", out, "-n", 300, "-o", tmp_path / "s.csv", "--quiet")
@@ -182,6 +181,6 @@ def test_user_table_with_data_options(tmp_path, capsys):
 def test_headerless_csv_declared(tmp_path, capsys):
     path = tmp_path / "plain.csv"
     np.savetxt(path, np.random.default_rng(1).normal(size=(300, 2)), delimiter=",")
-    code, _, err = invoke(capsys, "train", "--data", path, "--out", tmp_path / "r", "--epochs", 1,
-                          "--no-header", "--eval-samples", 0, "--quiet")
+    code, _, err = invoke(capsys, "train", tmp_path / "r", "--data", path, "--epochs", 1,
+                          "--no-header", "-n", 0, "--quiet")
     assert code == 0, err

@@ -84,8 +84,8 @@ def test_cli_train_ends_in_a_clear_error_or_a_run(tmp_path_factory, capsys, seed
     path = folder / "data.csv"
     path.write_text(csv_text(rows, separator), encoding="utf-8", errors="surrogatepass")
     try:
-        main(["train", "--data", str(path), "--out", str(folder / "run"), "--epochs", "1",
-              "--eval-samples", "0", "--quiet", "--seed", str(seed)])
+        main(["train", str(folder / "run"), "--data", str(path), "--epochs", "1",
+              "-n", "0", "--quiet", "--seed", str(seed)])
         code = 0
     except SystemExit as exc:
         code = exc.code

@@ -1,5 +1,8 @@
 """Every input format, and every bad input, with the message a user should see."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -101,8 +104,47 @@ def test_unknown_column(tmp_path, table):
 def test_non_numeric_parquet_column(tmp_path):
     path = tmp_path / "x.parquet"
     pd.DataFrame({"a": [1.0, 2.0], "b": ["x", "y"]}).to_parquet(path)
-    with pytest.raises(UserError, match="column 'b' is not numeric"):
+    with pytest.raises(UserError, match=r"column 'b' has a non-numeric value 'x' at row 0; pick the "
+                       r"numeric ones with --columns a$"):
         io.read_table(str(path))
+
+
+DETECTOR = "id,energy,momentum,label\n1,2.5,1.0,x0\n2,3.5,1.5,x1\n3,1.5,0.5,x0\n"
+
+
+def test_columns_not_picked_are_never_parsed(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(DETECTOR)
+    table = io.read_table(str(path), columns=["energy", "momentum"])
+    assert table.columns == ["energy", "momentum"]
+    assert table.values.tolist() == [[2.5, 1.0], [3.5, 1.5], [1.5, 0.5]]
+
+
+def test_a_text_column_is_named_with_the_option_that_leaves_it_out(tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_text(DETECTOR.replace("label\n", "label,tag\n").replace("x0\n", "x0,a\n")
+                    .replace("x1\n", "x1,b\n"))
+    with pytest.raises(UserError) as error:
+        io.read_table(str(path))
+    message = str(error.value)
+    assert "column 'label' has a non-numeric value 'x0' at line 2" in message
+    assert "column 'tag' has a non-numeric value 'a' at line 2" in message
+    assert message.endswith("pick the numeric ones with --columns id,energy,momentum")
+    assert "\n" not in message
+
+
+def test_atomic_files_get_the_umask_permissions_without_reading_the_umask(tmp_path):
+    """The old code set the umask to 0 for a moment at import (racy with threads); now the
+    operating system applies it. A subprocess with umask 027 must write files 0640."""
+    script = (
+        "import os, sys; os.umask(0o027); os.umask = None\n"
+        "from simple_diffusion import io\n"
+        "io.write_text(sys.argv[1], 'x')\n"
+        "print(oct(os.stat(sys.argv[1]).st_mode & 0o777))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "f.txt")], text=True,
+                         capture_output=True, check=True).stdout.strip()
+    assert out == "0o640"
 
 
 def test_many_columns_warn(tmp_path):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import pickle
-import random
+import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -44,19 +45,19 @@ def interrupt_at(monkeypatch, epoch_index: int) -> None:
 @pytest.mark.parametrize("stop", [1, 4])
 def test_interrupted_and_resumed_run_is_bit_for_bit_the_uninterrupted_one(tmp_path, monkeypatch, stop):
     whole = tmp_path / "whole"
-    sd.fit("moons", config=SMALL, out=whole, progress=False)
+    sd.fit("moons", config=SMALL, out=whole, progress=False, num_samples=0)
 
     broken = tmp_path / "broken"
     with monkeypatch.context() as patch:
         interrupt_at(patch, stop)
         with pytest.raises(sd.UserError, match=rf"interrupted after epoch {stop} of 6.*--resume"):
-            sd.fit("moons", config=SMALL, out=broken, progress=False)
+            sd.fit("moons", config=SMALL, out=broken, progress=False, num_samples=0)
     assert not (broken / "model.safetensors").exists()
     assert RunFolder(broken).load_checkpoint()["epoch"] == stop
     with pytest.raises(sd.UserError, match="no trained model yet"):
         sd.load(broken)
 
-    sd.fit(None, out=broken, resume=True, progress=False)
+    sd.fit(None, out=broken, resume=True, progress=False, num_samples=0)
     a, b = weights(whole), weights(broken)
     assert a.keys() == b.keys()
     for key in a:
@@ -67,8 +68,8 @@ def test_interrupted_and_resumed_run_is_bit_for_bit_the_uninterrupted_one(tmp_pa
 
 def test_resume_can_extend_a_finished_run(tmp_path):
     out = tmp_path / "run"
-    sd.fit("two_gaussians", config=SMALL, out=out, progress=False)
-    model = sd.fit(None, out=out, resume=True, epochs=8, progress=False)
+    sd.fit("two_gaussians", config=SMALL, out=out, progress=False, num_samples=0)
+    model = sd.fit(None, out=out, resume=True, epochs=8, progress=False, num_samples=0)
     assert model.info["epochs"] == 8
     assert len((out / "losses.csv").read_text().splitlines()) == 9
 
@@ -82,7 +83,7 @@ def test_periodic_checkpoints(tmp_path, monkeypatch):
     monkeypatch.setattr(RunFolder, "save_checkpoint",
                         lambda self, state: (written.append(state["epoch"]), original(self, state)))
     with pytest.raises(sd.UserError):
-        sd.fit("moons", config=config, out=out, progress=False)
+        sd.fit("moons", config=config, out=out, progress=False, num_samples=0)
     assert written == [2, 4, 5]
 
 
@@ -104,7 +105,7 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training.Trainer, "_train_epoch", explode)
     with pytest.raises(training.TrainingDiverged, match=r"epoch 4, step 1.*learning rate"):
-        sd.fit("moons", config=SMALL, out=out, progress=False)
+        sd.fit("moons", config=SMALL, out=out, progress=False, num_samples=0)
     assert RunFolder(out).load_checkpoint()["epoch"] == 3
 
 
@@ -112,7 +113,7 @@ def test_second_training_into_a_locked_folder_refuses(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     with FileLock(str(out / ".lock")), pytest.raises(sd.UserError, match="another training"):
-        sd.fit("moons", config=SMALL, out=out, progress=False)
+        sd.fit("moons", config=SMALL, out=out, progress=False, num_samples=0)
 
 
 def test_a_pickle_named_like_a_model_is_never_executed(tmp_path):
@@ -124,13 +125,13 @@ def test_a_pickle_named_like_a_model_is_never_executed(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     good = tmp_path / "good"
-    sd.fit("moons", config=SMALL, out=good, progress=False)
+    sd.fit("moons", config=SMALL, out=good, progress=False, num_samples=0)
     for name in ("model.safetensors", "checkpoint.safetensors"):
         (good / name).write_bytes(pickle.dumps(Payload()))
     with pytest.raises(sd.UserError, match="corrupt or truncated"):
         sd.load(good)
     with pytest.raises(sd.UserError, match="corrupt or truncated"):
-        sd.fit(None, out=good, resume=True, progress=False)
+        sd.fit(None, out=good, resume=True, progress=False, num_samples=0)
     assert not marker.exists()
 
 
@@ -147,7 +148,7 @@ def test_edited_weights_with_nan_are_refused(tmp_path):
     from safetensors.torch import save_file
 
     out = tmp_path / "run"
-    sd.fit("moons", config=SMALL, out=out, progress=False)
+    sd.fit("moons", config=SMALL, out=out, progress=False, num_samples=0)
     path = str(out / "model.safetensors")
     with safe_open(path, "pt") as handle:
         metadata = handle.metadata()
@@ -162,7 +163,8 @@ TRAIN_SCRIPT = """
 import sys
 import simple_diffusion as sd
 sd.fit("moons", config={"train": {"epochs": 400, "batch_size": 64, "checkpoint_every": 1},
-                        "model": {"hidden": [32, 32]}}, out=sys.argv[1], progress=False)
+                        "model": {"hidden": [32, 32]}}, out=sys.argv[1], progress=False,
+       num_samples=0)
 """
 
 
@@ -171,47 +173,104 @@ def _listen_to_ctrl_c() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_sigint_saves_a_checkpoint_and_says_how_to_resume(tmp_path):
-    out = tmp_path / "run"
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Until ``path`` exists (no fixed sleeps: a busy machine only makes this slower)."""
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert process.poll() is None, "the process ended before writing " + path.name
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
+def train_command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "simple_diffusion", "train", str(out), "--data", "moons",
+            "--epochs", "400", "--quiet", "-n", "0", *extra]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_saves_a_checkpoint_and_the_printed_command_resumes(tmp_path, stop):
+    out = tmp_path / "my run"  # a space: the printed command must quote it
+    overrides = tmp_path / "every.toml"
+    overrides.write_text("[train]\ncheckpoint_every = 1\n[model]\nhidden = [32, 32]\n")
+    process = subprocess.Popen(train_command(out, "--config", str(overrides)), stderr=subprocess.PIPE,
+                               text=True, preexec_fn=_listen_to_ctrl_c)
+    wait_for(out / "checkpoint.safetensors", process)
+    process.send_signal(stop)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "interrupted after epoch" in err and "Traceback" not in err
+    saved = RunFolder(out).load_checkpoint()["epoch"]
+    assert saved >= 1
+    command = err.split("resume with `")[1].split("`")[0]
+    assert command.startswith("simple-diffusion train --resume ")
+    # Run the printed command literally (through the module, as the installed script would).
+    arguments = [*shlex.split(command)[1:], "--epochs", str(saved + 1), "--quiet", "-n", "0"]
+    result = subprocess.run([sys.executable, "-m", "simple_diffusion", *arguments],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert sd.load(out).info["epochs"] == saved + 1
+    assert "epochs = " + str(saved + 1) in (out / "config.toml").read_text()
+
+
+def test_ctrl_c_during_start_up_prints_one_line(tmp_path):
+    """While torch is being imported (seen through -X importtime's report of its submodules)."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "simple_diffusion", "train", "--data", "moons", "--out", str(out),
-         "--epochs", "400", "--quiet", "--eval-samples", "0"],
+        [sys.executable, "-X", "importtime", "-m", "simple_diffusion", "train", str(tmp_path / "r"),
+         "--data", "moons", "--quiet"],
         stderr=subprocess.PIPE, text=True, preexec_fn=_listen_to_ctrl_c,
     )
-    deadline = time.time() + 60
-    while not (out / "config.toml").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 1
-    assert "interrupted after epoch" in err and "--resume" in err and "Traceback" not in err
-    assert RunFolder(out).load_checkpoint()["epoch"] >= 1
+    report = []
+    for line in process.stderr:
+        report.append(line)
+        if re.search(r"\|\s+torch\.", line):
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, rest[-2000:]
+    messages = [line for line in rest.splitlines() if line.strip() and not line.startswith("import time:")]
+    assert messages == ["interrupted"], messages[-20:]
 
 
-def test_random_kills_leave_a_folder_that_loads_or_says_it_is_incomplete(tmp_path):
-    """SIGKILL (no chance to clean up) at random moments: never a half-written file."""
-    rng = random.Random(0)
+def _kill_while_writing(prefix: str) -> str:
+    """A script that trains and SIGKILLs itself halfway through writing the file ``prefix``."""
+    return f"""
+import os, signal, sys
+from pathlib import Path
+real_write = Path.write_bytes
+
+def write_half_then_die(self, data):
+    if self.name.startswith(".{prefix}") and len(data) > 100:
+        with open(self, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(self, data)
+
+Path.write_bytes = write_half_then_die
+""" + TRAIN_SCRIPT.replace('"epochs": 400', '"epochs": 3')
+
+
+@pytest.mark.parametrize("victim", ["checkpoint.safetensors", "model.safetensors"])
+def test_a_kill_during_a_weights_write_never_leaves_a_half_written_file(tmp_path, victim):
+    """SIGKILL (no chance to clean up) in the middle of writing weights: the folder still holds
+    only complete files, and says what is missing."""
     out = tmp_path / "run"
-    for _ in range(4):
-        process = subprocess.Popen([sys.executable, "-c", TRAIN_SCRIPT, str(out)],
-                                   stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while not (out / "config.toml").exists() and time.time() < deadline:
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 1.5))
-        process.kill()
-        process.wait()
-        try:
-            sd.load(out)
-        except sd.UserError as exc:
-            assert "no trained model yet" in str(exc)
-        try:
-            RunFolder(out).load_checkpoint()
-        except sd.UserError as exc:
-            assert "not found" in str(exc)
-        # A killed write leaves at most a hidden temporary file, never a damaged result.
-        assert all(p.name.startswith(".") for p in out.iterdir() if p.name.endswith(".tmp"))
-        for path in out.iterdir():
-            if path.name != ".lock":
-                path.unlink()
+    result = subprocess.run([sys.executable, "-c", _kill_while_writing(victim), str(out)],
+                            stderr=subprocess.PIPE, text=True)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    half = [p for p in out.iterdir() if p.name.startswith(f".{victim}.") and p.name.endswith(".tmp")]
+    assert len(half) == 1, "the kill did not land during the write"
+    assert not (out / "model.safetensors").exists()
+    with pytest.raises(sd.UserError, match="no trained model yet"):
+        sd.load(out)
+    visible = {p.name for p in out.iterdir() if not p.name.startswith(".")}
+    assert visible <= {"config.toml", "split.safetensors", "checkpoint.safetensors"}
+    if victim == "checkpoint.safetensors":
+        assert not (out / victim).exists()  # the first checkpoint never landed
+        with pytest.raises(sd.UserError, match=r"before its first checkpoint.*--overwrite"):
+            sd.fit(None, out=out, resume=True, progress=False, num_samples=0)
+        sd.fit("moons", config=SMALL, out=out, overwrite=True, progress=False, num_samples=0)
+    else:
+        assert RunFolder(out).load_checkpoint()["epoch"] == 3  # the last complete one
+        sd.fit(None, out=out, resume=True, progress=False, num_samples=0)
+        assert sd.load(out).info["epochs"] == 3

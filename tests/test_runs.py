@@ -13,7 +13,7 @@ from simple_diffusion.runs import RunFolder
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "two"
-    model = sd.fit("two_gaussians", epochs=2, out=out, progress=False)
+    model = sd.fit("two_gaussians", epochs=2, out=out, progress=False, num_samples=0)
     return out, model
 
 
@@ -42,8 +42,8 @@ def test_samples_do_not_depend_on_chunk_size(run):
 
 def test_refuses_a_non_empty_folder(run):
     out, _ = run
-    with pytest.raises(sd.UserError, match=r"not empty.*--overwrite"):
-        sd.fit("two_gaussians", epochs=1, out=out, progress=False)
+    with pytest.raises(sd.UserError, match=r"holds a run; pass --overwrite"):
+        sd.fit("two_gaussians", epochs=1, out=out, progress=False, num_samples=0)
 
 
 def copy_run(run, tmp_path):

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from simple_diffusion import schedules
+from simple_diffusion import choices, schedules
 
 ALL = {
     "constant": schedules.constant(0.02, 250),
@@ -36,6 +36,36 @@ def test_add_noise_has_the_closed_form_moments(name):
     assert abs(x_t.var() - (1 - alpha_bar)) < 0.01
 
 
+@pytest.mark.parametrize("t", [1, 2, 10, 500, 999, 1000])
+def test_linear_schedule_is_ho_et_al_2020(t):
+    """beta_t = 1e-4 + (0.02 - 1e-4) (t - 1) / 999 and alpha_bar_t = prod_{s <= t} (1 - beta_s),
+    computed here in plain Python, independently of the module."""
+    betas = [1e-4 + (0.02 - 1e-4) * (s - 1) / 999 for s in range(1, 1001)]
+    assert math.isclose(float(ALL["linear"].betas[t - 1]), betas[t - 1], rel_tol=1e-12)
+    assert math.isclose(float(ALL["linear"].alphas_cumprod[t]), math.prod(1 - b for b in betas[:t]),
+                        rel_tol=1e-10)
+
+
+@pytest.mark.parametrize("t", [1, 10, 250, 500, 900, 990])
+def test_cosine_schedule_is_nichol_and_dhariwal_2021(t):
+    """alpha_bar_t = f(t) / f(0) with f(t) = cos^2((t / T + s) / (1 + s) * pi / 2), s = 0.008
+    (below the last steps, where their beta cap of 0.999 takes over)."""
+    def f(step):
+        return math.cos((step / 1000 + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    assert math.isclose(float(ALL["cosine"].alphas_cumprod[t]), f(t) / f(0), rel_tol=1e-9)
+    assert math.isclose(float(ALL["cosine"].betas[t - 1]), 1 - f(t) / f(t - 1), rel_tol=1e-9)
+
+
+def test_every_timestep_walk_keeps_to_the_noise_range():
+    """``num_steps = 0`` used to drop the sigma range and start from the schedule's top."""
+    s = ALL["cosine"]
+    levels = s.sampling_sigmas(0, sigma_max=10.0, sigma_min=0.02)
+    assert levels[-1] == 0 and float(levels[0]) <= 10.0 and float(levels[-2]) >= 0.02
+    expected = int(((s.sigmas[1:] <= 10.0) & (s.sigmas[1:] >= 0.02)).sum())
+    assert len(levels) == expected + 1 and expected < s.num_timesteps
+
+
 def test_seed_schedule_is_the_assignments():
     s = ALL["constant"]
     assert torch.allclose(s.alphas_cumprod, 0.98 ** torch.arange(251, dtype=torch.float64))
@@ -52,7 +82,7 @@ def test_sigma_and_timestep_interpolation_are_inverse(name):
 
 
 @pytest.mark.parametrize("name", ALL)
-@pytest.mark.parametrize("spacing", schedules.SPACINGS)
+@pytest.mark.parametrize("spacing", choices.SPACINGS)
 def test_sampling_sigmas_decrease_to_zero(name, spacing):
     s = ALL[name]
     sigmas = s.sampling_sigmas(20, spacing)

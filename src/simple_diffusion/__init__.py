@@ -4,23 +4,39 @@
 >>> model = sd.fit("two_gaussians", epochs=2, progress=False)
 >>> model.sample(10, seed=0).shape
 torch.Size([10, 1])
+
+The names below load their modules (and torch) on first use, so that the command line's
+``--help`` and ``--version`` answer without them.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from . import targets
-from .api import evaluate, evaluate_run, fit, load, training_data
-from .errors import UserError
-from .model import DiffusionModel
+_EXPORTS = {
+    "DiffusionModel": "model",
+    "UserError": "errors",
+    "evaluate": "api",
+    "evaluate_run": "api",
+    "fit": "api",
+    "load": "api",
+    "training_data": "api",
+}
+_MODULES = ("targets",)
 
-__all__ = [
-    "DiffusionModel",
-    "UserError",
-    "__version__",
-    "evaluate",
-    "evaluate_run",
-    "fit",
-    "load",
-    "targets",
-    "training_data",
-]
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

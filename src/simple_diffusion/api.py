@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from . import targets as builtin
 from .errors import UserError
 from .model import DiffusionModel
 from .report import render_report
-from .runs import RunFolder
+from .runs import RunFolder, file_digest
 from .training import Trainer
 
 REFERENCE_SIZE = 100_000
@@ -45,6 +44,10 @@ class TrainingData:
     columns: list[str]
     source: str
     target: str | None = None
+    order: np.ndarray | None = None
+    """Row indices of the table: the first ``len(val)`` held out, the rest trained on in order."""
+    sha256: str | None = None
+    """The data file's digest, to notice a file changed since training."""
 
     def reference(self, n: int = REFERENCE_SIZE) -> np.ndarray:
         """What samples are judged against: fresh target draws, or the held-out rows."""
@@ -65,15 +68,17 @@ def training_data(
         val = builtin.draw(data, data_config.val_size, seed=data_config.data_seed + 1).numpy()
         names = ["x"] if train.shape[1] == 1 else [f"x{i + 1}" for i in range(train.shape[1])]
         return TrainingData(train, val, names, data, target=data)
+    sha256 = None
     if isinstance(data, (str, os.PathLike)):
-        path = str(data)
+        path = os.path.abspath(data)  # evaluation and resumption may run from another folder
         if not os.path.splitext(path)[1]:
             raise UserError(
-                f"{path!r} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
+                f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
                 "nor a .npy, .csv or .parquet file"
             )
         header = {"auto": None, "yes": True, "no": False}[data_config.header]
-        table = io.read_table(path, columns=columns, header=header)
+        table = io.read_table(str(data), columns=columns, header=header)
+        table.source, sha256 = path, file_digest(path)
     else:
         table = io.from_array(data)
     rng = np.random.default_rng(data_config.data_seed)
@@ -81,8 +86,39 @@ def training_data(
     held_out = max(1, round(data_config.val_fraction * len(order)))
     if len(order) - held_out < 1:
         raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
-    val, train = table.values[order[:held_out]], table.values[order[held_out:]]
-    return TrainingData(train, val, table.columns, table.source)
+    return _split(table.values, order, held_out, table.columns, table.source, sha256)
+
+
+def _split(values, order, held_out, columns, source, sha256) -> TrainingData:
+    return TrainingData(values[order[held_out:]], values[order[:held_out]], list(columns), source,
+                        order=order, sha256=sha256)
+
+
+def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str, Any]) -> TrainingData:
+    """The rows a run trained on and held out, as recorded in its folder, from any working folder.
+
+    A data file that changed since training is refused: its held-out rows are gone.
+    """
+    if run_info.get("target"):
+        return training_data(run_info["target"], config.data)
+    tensors, metadata = folder.load_split()
+    columns = json.loads(metadata["columns"])
+    held_out = int(metadata["held_out"])
+    if "train" in tensors:
+        return TrainingData(tensors["train"].numpy(), tensors["val"].numpy(), columns,
+                            metadata["source"])
+    path = metadata["source"]
+    if not os.path.exists(path):
+        raise UserError(f"the run's data file {path} is gone: evaluation and resumption need it")
+    if file_digest(path) != metadata["sha256"]:
+        raise UserError(
+            f"the run's data file {path} changed since training (its SHA-256 differs): its "
+            "held-out rows are no longer known; restore the file or train a new run"
+        )
+    header = {"auto": None, "yes": True, "no": False}[config.data.header]
+    table = io.read_table(path, columns=columns, header=header)
+    return _split(table.values, tensors["order"].numpy(), held_out, table.columns, path,
+                  metadata["sha256"])
 
 
 def resolve_config(
@@ -109,7 +145,7 @@ def resolve_config(
 
 
 def fit(
-    data: str | os.PathLike | np.ndarray,
+    data: str | os.PathLike | np.ndarray | None,
     *,
     preset: str = "default",
     config: cfg.Config | dict[str, Any] | str | None = None,
@@ -120,23 +156,25 @@ def fit(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
+    num_samples: int = REFERENCE_SIZE,
 ) -> DiffusionModel:
     """Train a diffusion model on ``data`` (a built-in target name, a file path or an array).
 
-    With ``out`` the run folder receives the config at once, checkpoints while training (and on
-    Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit), then the model and losses.
+    With ``out`` the run folder receives the config and the data split at once, checkpoints
+    while training (and on Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit;
+    with ``epochs`` it trains up to that many in all), then the model, the losses and, from
+    ``num_samples`` samples (0 skips), the metrics, plots and report: the same folder as
+    ``simple-diffusion train`` writes.
     """
     folder = RunFolder(out) if out is not None else None
     if resume:
         if folder is None:
             raise UserError("resuming needs the run folder (out=...)")
-        saved, run_info = folder.read_config()
-        config = resolved = cfg.override(saved, {"train": {"epochs": epochs}}) if epochs else saved
-        data = run_info.get("data", data)
-        columns = run_info.get("columns_selected", columns)
+        resolved, saved_info = folder.read_config()
+        prepared = run_training_data(folder, resolved, saved_info)
     else:
         resolved = resolve_config(preset, config, seed, epochs)
-    prepared = training_data(data, resolved.data, columns)
+        prepared = training_data(data, resolved.data, columns)
     scaler = preprocess.fit(
         torch.as_tensor(prepared.train), prepared.columns, scaling=resolved.data.preprocess,
         bounds=preprocess.parse_bounds(resolved.data.bounds), integer=resolved.data.integer,
@@ -163,72 +201,31 @@ def fit(
     }
     if folder is None:
         trainer.run(progress=progress)
-    else:
-        _train_in_folder(trainer, folder, resolved, run_info, overwrite, resume, progress)
-    info = {k: run_info[k] for k in ("data", "target")} | {
-        "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
-    }
-    model = DiffusionModel(trainer.averaged_net(), schedule, scaler, resolved, prepared.columns,
-                           info)
-    if folder is not None:
-        last = trainer.net.state_dict() if trainer.ema is not None else None
-        folder.save_model(model, last)
+        return _trained_model(trainer, schedule, scaler, resolved, prepared)
+    with folder.training(overwrite=overwrite, resume=resume):
+        if resume:
+            trainer.load_state_dict(folder.load_checkpoint())
+            if epochs is not None:
+                trainer.extend(epochs)
+                resolved = cfg.override(resolved, {"train": {"epochs": epochs}})
+            run_info["columns_selected"] = saved_info.get("columns_selected")
+        else:
+            folder.save_split(prepared)
+        folder.save_config(resolved, run_info)
+        folder.train(trainer, resolved.train.checkpoint_every, progress)
+        model = _trained_model(trainer, schedule, scaler, resolved, prepared)
+        folder.save_model(model)
         folder.save_history(trainer.history)
         folder.save_bytes("loss.png", plots.loss_plot(trainer.history, title=folder.path.name))
-        folder.close()
+    if num_samples > 0:
+        evaluate_run(folder.path, n=num_samples, progress=progress)
     return model
 
 
-def _train_in_folder(trainer, folder, config, run_info, overwrite, resume, progress) -> None:
-    folder.open_for_training(overwrite=overwrite, resume=resume)
-    try:
-        if resume:
-            trainer.load_state_dict(folder.load_checkpoint())
-        else:
-            folder.save_config(config, run_info)
-        snapshot = trainer.state_dict()
-        every = config.train.checkpoint_every
-
-        def on_epoch_end(t: Trainer) -> None:
-            nonlocal snapshot
-            snapshot = t.state_dict()
-            if every and t.epoch % every == 0:
-                folder.save_checkpoint(snapshot)
-
-        with _sigterm_as_interrupt():
-            try:
-                trainer.run(progress=progress, on_epoch_end=on_epoch_end)
-            except KeyboardInterrupt:
-                folder.save_checkpoint(snapshot)
-                raise UserError(
-                    f"interrupted after epoch {snapshot['epoch']} of {config.train.epochs}; "
-                    f"checkpoint saved: resume with `simple-diffusion train --resume {folder.path}`"
-                ) from None
-            except UserError:
-                folder.save_checkpoint(snapshot)
-                raise
-        folder.save_checkpoint(snapshot)
-    except BaseException:
-        folder.close()
-        raise
-
-
-@contextmanager
-def _sigterm_as_interrupt():
-    """Treat SIGTERM like Ctrl-C so that a killed run still leaves a checkpoint."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def _trained_model(trainer, schedule, scaler, config, prepared) -> DiffusionModel:
+    info = {"data": prepared.source, "target": prepared.target,
+            "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch}
+    return DiffusionModel(trainer.averaged_net(), schedule, scaler, config, prepared.columns, info)
 
 
 def load(path: str | os.PathLike) -> DiffusionModel:
@@ -242,10 +239,12 @@ def evaluate(
     train: np.ndarray | None = None,
     columns: list[str] | None = None,
     two_sample_tests: bool = True,
+    holdout: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``samples`` against a built-in target (fresh draws) or reference rows.
 
-    With ``train``, the same distances of the training data give the floor and the ratio.
+    With ``train``, the same distances of the training data give the floor and the ratio; with
+    ``holdout`` too (rows the model never saw), the share of copied-looking rows.
     """
     samples = np.asarray(samples, dtype=np.float64)
     samples = samples[:, None] if samples.ndim == 1 else samples
@@ -262,7 +261,7 @@ def evaluate(
         )
     names = columns or [f"x{i + 1}" for i in range(samples.shape[1])]
     return metrics.evaluate(samples, reference, names, train=train, target=target,
-                            two_sample_tests=two_sample_tests)
+                            two_sample_tests=two_sample_tests, holdout=holdout)
 
 
 def evaluate_run(
@@ -276,8 +275,7 @@ def evaluate_run(
     """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots."""
     folder = RunFolder(path)
     model = folder.load_model()
-    data = training_data(model.info.get("data"), model.config.data,
-                         model.info.get("columns_selected"))
+    data = run_training_data(folder, model.config, model.info)
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()
@@ -287,11 +285,12 @@ def evaluate_run(
         raise UserError(f"samples have {samples.shape[1]} columns; the model has {model.dim}")
     if against is not None:
         reference = against if against in builtin.TARGETS else io.read_table(against).values
-        result = evaluate(samples, reference, train=data.train, columns=model.columns)
+        result = evaluate(samples, reference, train=data.train, columns=model.columns,
+                          holdout=data.val)
     else:
         target = data.target
         result = evaluate(samples, target if target else data.val, train=data.train,
-                          columns=model.columns)
+                          columns=model.columns, holdout=data.val)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds
     folder.save_metrics(result)

@@ -1,26 +1,58 @@
 """The ``simple-diffusion`` command: a thin layer over ``simple_diffusion.api``.
 
-User mistakes (bad data, options or files) print one line on stderr and exit with status 1.
+One convention throughout: the folder a command works on is its first argument (``train RUN``,
+``sample RUN``...), counts of samples are ``-n/--num-samples``, a sampler's steps ``--num-steps``
+(``num_steps`` in Python). The spellings of version 0.1 (``train --out``, ``--eval-samples``,
+``--steps``, ``evaluate --samples FILE``, ``demo --samples``/``--out``) still work in this release,
+with a note on stderr.
+
+User mistakes (bad data, options or files) print one line on stderr and exit with status 1;
+Ctrl-C, at any moment including start-up, prints one line and exits with 130. Only the modules a
+command uses are imported, and only when it runs: ``--help``, ``--version`` and ``datasets`` load
+neither torch nor matplotlib.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import warnings
 from pathlib import Path
 
 import click
-import numpy as np
 
-from . import api, io
+from . import choices
 from . import config as cfg
 from .errors import UserError
-from .model import CHUNK
-from .samplers import SAMPLER_HELP
-from .targets import TARGETS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+DEFAULT_SAMPLES = 100_000
+
+
+def _renamed(old: str, new: str, **options):
+    """A hidden option under its 0.1 spelling, working for one more release with a note."""
+    return click.option(old, f"legacy_{old.lstrip('-').replace('-', '_')}", hidden=True,
+                        deprecated=f"write {new} instead", **options)
+
+
+def _either(value, legacy, default=None):
+    return value if value is not None else legacy if legacy is not None else default
+
+
+def _columns(value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+run_argument = click.argument("run", type=click.Path(file_okay=False), required=False,
+                              metavar="RUN")
+num_samples_option = click.option(
+    "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
+    help=f"Samples to draw. [default: {DEFAULT_SAMPLES:,}]",
+)
+num_steps_option = click.option(
+    "--num-steps", "num_steps", type=click.IntRange(min=0), default=None,
+    help="Sampler steps; 0 walks every timestep of the schedule inside the run's noise range. "
+    "[default: the run's]",
+)
 
 
 @click.group(context_settings=CONTEXT)
@@ -31,64 +63,71 @@ def cli() -> None:
     \b
     Quick start:
       simple-diffusion datasets                                  # built-in targets
-      simple-diffusion train --data two_gaussians --out runs/two # train, evaluate, plot
+      simple-diffusion train runs/two --data two_gaussians       # train, evaluate, plot
       simple-diffusion sample runs/two -n 100000 -o samples.npy  # draw new samples
       simple-diffusion evaluate runs/two                         # distances, floor, ratio
       simple-diffusion demo                                      # seed vs default, both targets
 
-    Every command has its own --help.
+    Every command works on the folder named first and has its own --help.
     """
 
 
-def _columns(value: str | None) -> list[str] | None:
-    return [c for c in value.split(",") if c.strip()] if value else None
-
-
 @cli.command(context_settings=CONTEXT)
+@run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv or .parquet file of numbers, one row per sample.")
-@click.option("--out", "out", type=click.Path(file_okay=False), required=True,
-              help="Run folder to create: config, weights, losses, metrics and plots go here.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
-              + "; ".join(f"{k}: {v}" for k, v in cfg.PRESET_HELP.items()) + ".")
+              + "; ".join(f"{name}: {cfg.summary(cfg.preset(name))}" for name in cfg.PRESETS) + ".")
 @click.option("--seed", type=int, default=None, help="Training seed (init, batches, noise). "
               "[default: the preset's]")
-@click.option("--epochs", type=int, default=None, help="Passes over the training data. "
+@click.option("--epochs", type=int, default=None,
+              help="Passes over the training data; with --resume, the new total. "
               "[default: the preset's]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="TOML file of overrides, e.g. `[train]\\nlr = 1e-3` (see a run's config.toml).")
+              help="TOML file of overrides, e.g. a line `[train]` then `lr = 1e-3` (the sections "
+              "and keys of a run's config.toml).")
 @click.option("--columns", default=None, help="Comma-separated columns to use (names, or indices "
               "for .npy). [default: all]")
 @click.option("--header/--no-header", default=None, help="Whether the CSV's first row names the "
               "columns. [default: detected]")
-@click.option("--preprocess", type=click.Choice(["standardize", "quantile", "none"]), default=None,
-              help="Column scaling: standardize, quantile (to a normal, for skewed or heavy-tailed "
-              "columns) or none. [default: the preset's]")
+@click.option("--preprocess", type=click.Choice(list(choices.PREPROCESSING)), default=None,
+              help=choices.describe(choices.PREPROCESSING) + ". [default: the preset's]")
 @click.option("--bounds", default=None, metavar="COL=LOW:HIGH,...", help="Columns that must stay "
               "in a range, e.g. `mass=0:,fraction=0:1` (an empty side is open).")
 @click.option("--integer", default=None, metavar="COL,...", help="Columns rounded to whole "
               "numbers on output.")
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
-@click.option("--eval-samples", type=int, default=100_000, show_default=True,
-              help="Samples drawn after training for metrics.json and samples.png (0 skips).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing run folder.")
+@num_samples_option
+@click.option("--overwrite", is_flag=True, help="Replace the run in RUN (only a run folder, and "
+              "only the files a run writes).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) training in "
-              "--out; with --epochs, train up to that many epochs.")
+              "RUN; with --epochs, train up to that many in all.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def train(data, out, preset, seed, epochs, config_file, columns, header, preprocess, bounds, integer,
-          keep_constant, eval_samples, overwrite, resume, quiet) -> None:
-    """Train a model on --data and write a run folder to --out.
+@_renamed("--out", "the run folder as the first argument", type=click.Path(file_okay=False))
+@_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
+def train(run, data, preset, seed, epochs, config_file, columns, header, preprocess, bounds,
+          integer, keep_constant, count, overwrite, resume, quiet, legacy_out,
+          legacy_eval_samples) -> None:
+    """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
     \b
     Examples:
-      simple-diffusion train --data two_gaussians --out runs/two
-      simple-diffusion train --data moons --out runs/moons --epochs 100 --seed 1
-      simple-diffusion train --data measurements.csv --columns mass,energy --out runs/m
-      simple-diffusion train --data two_gaussians --preset seed --out runs/seed
-      simple-diffusion train --resume --out runs/two      # after Ctrl-C
+      simple-diffusion train runs/two --data two_gaussians
+      simple-diffusion train runs/moons --data moons --epochs 100 --seed 1
+      simple-diffusion train runs/m --data measurements.csv --columns mass,energy
+      simple-diffusion train runs/seed --data two_gaussians --preset seed
+      simple-diffusion train --resume runs/two        # after Ctrl-C
+      simple-diffusion train --resume runs/two --epochs 400   # train on, to 400 in all
     """
+    from . import api
+
+    run = _either(run, legacy_out)
+    if run is None:
+        raise UserError("name the run folder: `simple-diffusion train RUN --data SPEC`")
+    if resume and data is not None:
+        raise UserError("--resume continues on the run's own data; leave out --data")
     if data is None and not resume:
         raise UserError("--data is required (a built-in target name or a data file)")
     data_options = {
@@ -100,15 +139,15 @@ def train(data, out, preset, seed, epochs, config_file, columns, header, preproc
     config = cfg.load_toml(config_file) if config_file else {}
     if data_options:
         config = {**config, "data": {**config.get("data", {}), **data_options}}
+    count = _either(count, legacy_eval_samples, DEFAULT_SAMPLES)
     api.fit(
         data, preset=preset, config=config, seed=seed, epochs=epochs,
-        columns=_columns(columns), out=out, overwrite=overwrite, resume=resume,
-        progress=not quiet,
+        columns=_columns(columns), out=run, overwrite=overwrite, resume=resume,
+        progress=not quiet, num_samples=count,
     )
-    click.echo(f"trained: {out}", err=True)
-    if eval_samples > 0:
-        result = api.evaluate_run(out, n=eval_samples, progress=not quiet)
-        click.echo(_summary(result))
+    click.echo(f"trained: {run}", err=True)
+    if count > 0:
+        click.echo(_summary(api.RunFolder(run).read_metrics()))
 
 
 def _summary(result: dict) -> str:
@@ -118,31 +157,38 @@ def _summary(result: dict) -> str:
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("run", type=click.Path(file_okay=False))
-@click.option("-n", "count", type=click.IntRange(min=1), required=True, help="Number of samples.")
+@run_argument
+@num_samples_option
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
               help="Output file: .npy (shape (n, d)), .csv (with a header) or .parquet.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Sampling seed; the same seed gives the same samples.")
-@click.option("--sampler", type=click.Choice(sorted(SAMPLER_HELP)), default=None,
-              help="; ".join(f"{k}: {v}" for k, v in SAMPLER_HELP.items())
+@click.option("--sampler", type=click.Choice(list(choices.SAMPLERS)), default=None,
+              help=choices.describe(choices.SAMPLERS) + ". [default: the run's]")
+@num_steps_option
+@click.option("--spacing", type=click.Choice(list(choices.SPACINGS)), default=None,
+              help="How the steps' noise levels are spread: " + choices.describe(choices.SPACINGS)
               + ". [default: the run's]")
-@click.option("--steps", type=click.IntRange(min=0), default=None,
-              help="Sampler steps (0: every timestep). [default: the run's]")
-@click.option("--spacing", type=click.Choice(["logsnr", "uniform", "karras"]), default=None,
-              help="How the steps' noise levels are spread. [default: the run's]")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=CHUNK, show_default=True,
-              help="Samples generated at once; memory grows with this, not with -n.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=cfg.SAMPLING_CHUNK,
+              show_default=True, help="Samples generated at once; memory grows with this, not "
+              "with -n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def sample(run, count, output, seed, sampler, steps, spacing, chunk_size, quiet) -> None:
+@_renamed("--steps", "--num-steps", type=click.IntRange(min=0))
+def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, quiet,
+           legacy_steps) -> None:
     """Draw -n samples from the model in RUN and write them to -o, in the data's own units.
 
     \b
     Example:
-      simple-diffusion sample runs/two -n 100000 -o samples.npy --sampler heun --steps 18
+      simple-diffusion sample runs/two -n 100000 -o samples.npy --sampler heun --num-steps 18
     """
+    from . import api, io
+
+    if run is None or count is None:
+        raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
     model = api.load(run)
-    settings = model.sampling_settings(sampler=sampler, num_steps=steps, spacing=spacing)
+    settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
+                                       spacing=spacing)
     chunks = (
         chunk.numpy()
         for _, chunk in model.sample_chunks(
@@ -152,41 +198,52 @@ def sample(run, count, output, seed, sampler, steps, spacing, chunk_size, quiet)
     )
     io.write_chunks(output, chunks, model.columns, count)
     click.echo(f"wrote {count:,} samples to {output} ({settings.sampler}, "
-               f"{settings.num_steps or model.schedule.num_timesteps} steps)", err=True)
+               f"{settings.num_steps or 'every'} steps)", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("run", type=click.Path(file_okay=False))
-@click.option("--samples", "samples_file", type=click.Path(dir_okay=False), default=None,
+@run_argument
+@click.option("--samples-file", type=click.Path(dir_okay=False), default=None,
               help="Evaluate these samples instead of drawing new ones from the model.")
 @click.option("--against", default=None, metavar="SPEC", help="Reference: a built-in target or a "
               "data file. [default: the run's target, or its held-out rows]")
-@click.option("-n", "count", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Samples to draw when --samples is not given.")
+@num_samples_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON instead of the table.")
-def evaluate(run, samples_file, against, count, seed, as_json) -> None:
+@_renamed("--samples", "--samples-file", type=click.Path(dir_okay=False))
+def evaluate(run, samples_file, against, count, seed, as_json, legacy_samples) -> None:
     """Distances of the model's samples to the target, the training data's own (the floor),
-    and their ratio; written to RUN/metrics.json and RUN/samples.png.
+    their ratio, and a memorisation check; written to RUN/metrics.json, samples.png, report.html.
 
     \b
     The distance is the 1-D Wasserstein distance for one column and the sliced Wasserstein
-    distance for more. Ratio 1 means the model is as close to the truth as its data is.
+    distance for more. Ratio 1 means the model is as close to the truth as its training rows;
+    exact samples score less when there are more of them than training rows (the line says how
+    much at the sizes used). Memorisation near 0.5 means no training row was copied.
     """
+    import json
+
+    from . import api, io
+
+    if run is None:
+        raise UserError("write `simple-diffusion evaluate RUN`")
+    samples_file = _either(samples_file, legacy_samples)
     samples = io.read_table(samples_file).values if samples_file else None
-    result = api.evaluate_run(run, samples=samples, against=against, n=count, seed=seed)
+    result = api.evaluate_run(run, samples=samples, against=against,
+                              n=_either(count, None, DEFAULT_SAMPLES), seed=seed)
     click.echo(json.dumps(result, indent=2) if as_json else _summary(result))
 
 
 @cli.command(context_settings=CONTEXT)
-@click.argument("run", type=click.Path(file_okay=False))
+@run_argument
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True, help="Output .gif file.")
-@click.option("-n", "count", type=click.IntRange(min=10, max=200_000), default=3000, show_default=True,
-              help="Samples to follow.")
-@click.option("--steps", type=click.IntRange(min=2), default=None,
+@click.option("-n", "--num-samples", "count", type=click.IntRange(min=10, max=200_000), default=3000,
+              show_default=True, help="Samples to follow.")
+@click.option("--num-steps", "num_steps", type=click.IntRange(min=2), default=None,
               help="Sampler steps, one frame each. [default: the run's, or 60 for every-timestep runs]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-def animate(run, output, count, steps, seed) -> None:
+@_renamed("--steps", "--num-steps", type=click.IntRange(min=2))
+def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
     """Animate the reverse process of the model in RUN: a histogram evolving from noise (1-D
     data) or points moving into place (2-D; the first two columns of wider data).
 
@@ -194,12 +251,16 @@ def animate(run, output, count, steps, seed) -> None:
     Example:
       simple-diffusion animate runs/moons -o moons.gif
     """
+    from . import api
     from .io import atomic_path
     from .plots import animate_reverse_process
 
+    if run is None:
+        raise UserError("write `simple-diffusion animate RUN -o FILE.gif`")
     if not output.lower().endswith(".gif"):
         raise UserError(f"{output}: the animation is written as .gif")
     model = api.load(run)
+    steps = _either(num_steps, legacy_steps)
     if steps is None and model.config.sample.num_steps == 0:
         steps = 60
     frames, levels = model.trajectory(count, seed=seed, num_steps=steps)
@@ -213,39 +274,51 @@ def animate(run, output, count, steps, seed) -> None:
 @cli.command(context_settings=CONTEXT)
 def datasets() -> None:
     """List the built-in targets."""
-    width = max(len(name) for name in TARGETS)
-    for name, target in TARGETS.items():
-        click.echo(f"{name:<{width}}  {target.description}")
+    width = max(len(name) for name in choices.TARGETS)
+    for name, description in choices.TARGETS.items():
+        click.echo(f"{name:<{width}}  {description}")
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("--out", type=click.Path(file_okay=False), default="demo-results",
-              show_default=True, help="Folder for the runs, plots and the results table.")
-@click.option("--samples", "count", type=click.IntRange(min=1000), default=100_000,
-              show_default=True, help="Samples drawn from each model.")
+@click.argument("out", type=click.Path(file_okay=False), required=False, metavar="[OUT]")
+@num_samples_option
 @click.option("--quick", is_flag=True, help="A few epochs per model: checks the pipeline in "
               "seconds; the numbers mean nothing.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out, count, quick, quiet) -> None:
+@_renamed("--out", "the folder as the first argument", type=click.Path(file_okay=False))
+@_renamed("--samples", "-n/--num-samples", type=click.IntRange(min=1000))
+def demo(out, count, quick, quiet, legacy_out, legacy_samples) -> None:
     """Train the seed and default presets on both 1-D targets, sample, evaluate, plot, and write
-    a results table (OUT/results.md) comparing them."""
+    a results table (OUT/results.md, OUT defaulting to demo-results) comparing them."""
     from .demo import run_demo
 
+    out = _either(out, legacy_out, "demo-results")
+    count = _either(count, legacy_samples, DEFAULT_SAMPLES)
+    if count < 1000:
+        raise UserError("the demo needs at least 1,000 samples per model (-n)")
     table = run_demo(Path(out), count, quick=quick, progress=not quiet)
     click.echo(table)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"warning: {message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI, turning user mistakes into one-line messages."""
-    warnings.formatwarning = lambda message, *args, **kwargs: f"warning: {message}\n"
-    np.seterr(all="ignore")
+    """Entry point: run the CLI, turning user mistakes and interruptions into one-line messages.
+
+    Warnings print as one line while the command runs; the process's warning and floating-point
+    settings are left as they were.
+    """
     try:
-        cli.main(args=argv, prog_name="simple-diffusion", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            cli.main(args=argv, prog_name="simple-diffusion", standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except click.UsageError as exc:
         command = exc.ctx.command_path if exc.ctx else "simple-diffusion"
@@ -256,6 +329,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)

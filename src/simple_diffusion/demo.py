@@ -22,7 +22,7 @@ def run_demo(out: Path, samples: int = 100_000, quick: bool = False, progress: b
             run = out / f"{target}-{preset}"
             start = time.perf_counter()
             api.fit(target, preset=preset, out=run, overwrite=True, progress=progress,
-                    epochs=QUICK_EPOCHS if quick else None)
+                    epochs=QUICK_EPOCHS if quick else None, num_samples=0)
             train_seconds = time.perf_counter() - start
             result = api.evaluate_run(run, n=samples, progress=progress)
             rows.append({

@@ -20,6 +20,8 @@ True
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from .denoisers import MLP
@@ -38,6 +40,23 @@ def _activation_backward(kind: str, grad: torch.Tensor, pre: torch.Tensor) -> No
         torch.ops.aten.threshold_backward.grad_input(grad, pre, 0.0, grad_input=grad)
     else:
         torch.ops.aten.silu_backward.grad_input(grad, pre, grad_input=grad)
+
+
+@functools.cache
+def fused_adam_available() -> bool:
+    """Whether this torch has the fused Adam kernel for CPU tensors (added in torch 2.4).
+
+    Probed by calling it once on a tiny buffer: the function exists in older versions too, but
+    only for CUDA tensors there.
+    """
+    one = torch.zeros(1)
+    try:
+        torch._fused_adam_([one.clone()], [one.clone()], [one.clone()], [one.clone()], [],
+                           [torch.ones(())], lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.0,
+                           eps=1e-8, amsgrad=False, maximize=False)
+    except (AttributeError, RuntimeError, NotImplementedError, TypeError):
+        return False
+    return True
 
 
 def supports(net: torch.nn.Module) -> bool:
@@ -100,7 +119,7 @@ class FlatAdam:
         self.exp_avg_sq = torch.zeros_like(param)
         self.step_count = torch.zeros((), dtype=torch.float32)
         self._one = torch.ones((), dtype=torch.float32)
-        self._fused = hasattr(torch, "_fused_adam_")
+        self._fused = fused_adam_available()
 
     @torch.no_grad()
     def step(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -25,8 +25,6 @@ import pandas as pd
 from .errors import UserError
 
 FORMATS = (".npy", ".csv", ".parquet")
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 MANY_COLUMNS = 64
 
 
@@ -47,11 +45,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # Created as open() creates files (0666 less the umask), so results are as readable as any
+    # other file the user writes; O_EXCL refuses to reuse a name that exists.
+    os.close(os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        yield Path(temporary)
-        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide results from others
+        yield temporary
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -95,7 +94,7 @@ def read_table(
         frame = _read_parquet(path)
     if columns:
         frame = _select(frame, columns, path)
-    return _validate(frame, path)
+    return _validate(_numeric(frame, path), path)
 
 
 def _read_npy(path: str) -> pd.DataFrame:
@@ -134,21 +133,8 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     else:
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
     frame.columns = names
-    numeric = {}
-    for name in names:
-        cells = frame[name].str.strip()
-        values = pd.to_numeric(cells.replace("", "nan"), errors="coerce")
-        bad = values.isna() & ~cells.str.lower().isin(["nan", "", "na", "null"])
-        if bad.any():
-            row = int(np.argmax(bad.to_numpy()))
-            raise UserError(
-                f"{path}: column {name!r} has a non-numeric value {cells.iloc[row]!r} "
-                f"at line {row + first_row}"
-            )
-        numeric[name] = values.to_numpy(dtype=np.float64)
-    table = pd.DataFrame(numeric)
-    table.attrs["first_row"] = first_row
-    return table
+    frame.attrs["first_row"] = first_row
+    return frame
 
 
 def _read_parquet(path: str) -> pd.DataFrame:
@@ -156,13 +142,40 @@ def _read_parquet(path: str) -> pd.DataFrame:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-    for name in frame.columns:
-        try:
-            _check_real(np.dtype(frame[name].dtype), f"{path}: column {name!r}")
-        except TypeError:  # pandas-only dtypes (strings, categories, dates)
-            raise UserError(f"{path}: column {name!r} is not numeric ({frame[name].dtype})") from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _numeric(frame: pd.DataFrame, path: str) -> pd.DataFrame:
+    """The picked columns as float64; every column that is not numbers named in one message."""
+    first_row = frame.attrs.get("first_row", 0)
+    numbers, problems = {}, []
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
+            cells = column.astype(str).str.strip()
+            values = pd.to_numeric(cells.replace("", "nan"), errors="coerce")
+            bad = (values.isna() & ~cells.str.lower().isin(["nan", "", "na", "null"])).to_numpy()
+            if bad.any():
+                row = int(np.argmax(bad))
+                where = f"line {row + first_row}" if path.endswith(".csv") else f"row {row}"
+                problems.append(f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at {where}")
+                continue
+            numbers[name] = values.to_numpy(dtype=np.float64)
+            continue
+        try:
+            _check_real(np.dtype(column.dtype), f"{path}: column {name!r}")
+        except TypeError:  # pandas-only dtypes (categories, dates)
+            problems.append(f"column {name!r} is not numeric ({column.dtype})")
+            continue
+        numbers[name] = column.to_numpy(dtype=np.float64)
+    if problems:
+        numeric = [name for name in frame.columns if name in numbers]
+        hint = (f"; pick the numeric ones with --columns {','.join(numeric)}" if numeric else "")
+        raise UserError(f"{path}: " + "; ".join(problems) + hint)
+    table = pd.DataFrame(numbers, columns=list(frame.columns))
+    table.attrs = frame.attrs
+    return table
 
 
 def _check_real(dtype: np.dtype, source: str) -> None:

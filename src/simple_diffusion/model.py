@@ -19,19 +19,16 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import prediction, samplers
-from .config import Config, SampleConfig, validate
+from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .errors import UserError
+from .progress import bar as progress_bar
 from .schedules import Schedule
 
 BLOCK = 4096
 """Rows per noise stream: samples depend on the seed and their row only, not on the chunk size."""
 
-CHUNK = 2 * BLOCK
-"""Rows sampled at once by default: small enough that a network's activations stay in the CPU's
-cache (65,536 rows at once took twice as long), large enough to amortise the per-step overhead."""
 
 
 class DiffusionModel:
@@ -63,10 +60,6 @@ class DiffusionModel:
         """Columns the network works on (constant columns are not modelled)."""
         return self.preprocessor.transformed_dim
 
-    @property
-    def event_shape(self) -> torch.Size:
-        return torch.Size([self.dim])
-
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The estimate of clean (preprocessed) data at VE noise level ``sigma``."""
         alpha = 1 / torch.sqrt(1 + sigma**2)
@@ -93,7 +86,7 @@ class DiffusionModel:
         n: int | tuple[int, ...] = 1,
         *,
         seed: int | None = None,
-        chunk_size: int = CHUNK,
+        chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
         preprocessed: bool = False,
         **settings: Any,
@@ -153,7 +146,7 @@ class DiffusionModel:
         n: int,
         *,
         seed: int | None = None,
-        chunk_size: int = CHUNK,
+        chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
         preprocessed: bool = False,
         **changes: Any,
@@ -166,7 +159,7 @@ class DiffusionModel:
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
-        with _progress_bar(n, progress) as bar:
+        with progress_bar(n, desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
             for first_block in range(0, -(-n // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
                 rows = min(n - start, blocks_per_chunk * BLOCK)
@@ -200,6 +193,3 @@ class _BlockNoise:
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
         return self.draw()
 
-
-def _progress_bar(total: int, enabled: bool):
-    return tqdm(total=total, disable=not enabled, desc="sampling", unit="pt", unit_scale=True)

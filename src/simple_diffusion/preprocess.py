@@ -47,7 +47,11 @@ class Round:
 class Bounded:
     """Columns with bounds: log(x - low) or log(high - x) for one, logit for two.
 
-    ``margin`` keeps values that sit exactly on a bound finite; samples come back strictly inside.
+    A column whose training values sit exactly on a bound gets a ``margin`` there: half the gap
+    between the bound and the nearest value inside, so that the values on the bound land next to
+    their neighbours after the transform (not as far-out outliers), and samples can land on the
+    bound as the data does. A bound the data never touches has no margin and is never reached:
+    samples stay strictly inside it.
     """
 
     kind = "bounded"
@@ -74,16 +78,31 @@ class Bounded:
         for j, low, high, margin in zip(self.columns, self.low, self.high, self.margin):
             v = y[:, j]
             if low is not None and high is not None:
-                x[:, j] = (torch.sigmoid(v) * (high - low + 2 * margin) + low - margin).clamp(low, high)
+                value = torch.sigmoid(v) * (high - low + 2 * margin) + low - margin
             elif low is not None:
-                x[:, j] = (torch.exp(v) + low - margin).clamp_min(low)
+                value = torch.exp(v) + low - margin
             else:
-                x[:, j] = (high + margin - torch.exp(-v)).clamp_max(high)
+                value = high + margin - torch.exp(-v)
+            x[:, j] = value.clamp(*_reachable(low, high, margin, value))
         return x
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high,
                 "margin": self.margin}
+
+
+def _reachable(low: float | None, high: float | None, margin: float, like: torch.Tensor):
+    """The closed range samples may take: the bounds themselves only where the data touched them."""
+
+    def inside(bound: float | None, direction: float) -> torch.Tensor | None:
+        if bound is None:
+            return None
+        bound_tensor = torch.tensor(bound, dtype=like.dtype)
+        if margin > 0:
+            return bound_tensor
+        return torch.nextafter(bound_tensor, torch.tensor(direction, dtype=like.dtype))
+
+    return inside(low, float("inf")), inside(high, float("-inf"))
 
 
 class DropConstant:
@@ -144,17 +163,19 @@ class Quantile:
     def fit(cls, x: np.ndarray, levels: int = 1000) -> Quantile:
         levels = int(min(levels, len(x)))
         probabilities = np.linspace(0, 1, levels)
-        quantiles = np.quantile(x, probabilities, axis=0)
+        quantiles = np.maximum.accumulate(np.quantile(x, probabilities, axis=0))
         # The end knots (minimum, maximum) go to the normal quantiles of 1/2n and 1 - 1/2n.
         probabilities = probabilities.clip(0.5 / len(x), 1 - 0.5 / len(x))
-        # Ties (repeated values) would make the map many-to-one: spread them by a hair.
-        spread = np.maximum.accumulate(quantiles + 1e-9 * np.arange(levels)[:, None] *
-                                       (np.ptp(x, axis=0) + 1e-12))
-        return cls(spread.tolist(), stats.norm.ppf(probabilities).tolist())
+        return cls(quantiles.tolist(), stats.norm.ppf(probabilities).tolist())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        columns = [np.interp(x[:, j].numpy(), self.quantiles[:, j], self.references)
-                   for j in range(x.shape[1])]
+        columns = []
+        for j in range(x.shape[1]):
+            # A value repeated in the data fills several knots: it maps to the middle of the
+            # normal range its mass spans, and the map stays a function of increasing knots.
+            knots, tie = np.unique(self.quantiles[:, j], return_inverse=True)
+            middle = np.bincount(tie, weights=self.references) / np.bincount(tie)
+            columns.append(np.interp(x[:, j].numpy(), knots, middle))
         return torch.as_tensor(np.stack(columns, 1), dtype=x.dtype)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -253,12 +274,24 @@ def _bounded(x: torch.Tensor, bounds: dict[int, tuple], columns: list[str]) -> B
                 f"column {columns[j]!r} has values outside its bounds [{low}, {high}] "
                 f"(min {float(v.min()):g}, max {float(v.max()):g})"
             )
-        spread = float(v.std()) if len(v) > 1 and float(v.std()) > 0 else 1.0
         indices.append(j)
         lows.append(low)
         highs.append(high)
-        margins.append(1e-3 * spread)
+        margins.append(_margin(v, low, high))
     return Bounded(indices, lows, highs, margins)
+
+
+def _margin(v: torch.Tensor, low: float | None, high: float | None) -> float:
+    """Half the gap between a touched bound and the nearest value inside it; 0 if none is touched."""
+    gaps = []
+    for bound in (low, high):
+        if bound is None or not bool((v == bound).any()):
+            continue
+        inside = (v - bound).abs()
+        inside = inside[inside > 0]
+        spread = float(v.std()) if len(v) > 1 and float(v.std()) > 0 else 1.0
+        gaps.append(float(inside.min()) / 2 if len(inside) else 1e-3 * spread)
+    return min(gaps) if gaps else 0.0
 
 
 def from_state(state: dict[str, Any]) -> Pipeline:

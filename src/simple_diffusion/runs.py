@@ -4,18 +4,26 @@
 DIR/config.toml          every hyperparameter, resolved, plus a [run] table (versions, data, threads)
 DIR/model.safetensors    sampling weights (EMA), the schedule's table; columns and preprocessing as metadata
 DIR/checkpoint.safetensors  everything to resume training bit for bit (weights, Adam, EMA, RNGs, history)
+DIR/split.safetensors    which rows were trained on and held out (and the data file's SHA-256),
+                         or the rows themselves for data given as an array
 DIR/losses.csv           epoch, train_loss, val_loss, seconds
-DIR/metrics.json         distances, floors, ratios
-DIR/loss.png  DIR/samples.png
+DIR/metrics.json         distances, floors, ratios, memorisation
+DIR/loss.png  DIR/samples.png  DIR/report.html
+DIR/.simple-diffusion-run  the marker that makes --overwrite possible; .lock while training
 ```
 Weights are read only from safetensors and metadata only from JSON and TOML: nothing is unpickled.
+``--overwrite`` replaces only a folder that holds the marker, and deletes only the files above.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
-import shutil
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +48,16 @@ else:  # pragma: no cover
 
 FORMAT_VERSION = 1
 CONFIG, MODEL, CHECKPOINT = "config.toml", "model.safetensors", "checkpoint.safetensors"
-LOSSES, METRICS = "losses.csv", "metrics.json"
+LOSSES, METRICS, SPLIT = "losses.csv", "metrics.json", "split.safetensors"
+RUN_FILES = (CONFIG, MODEL, CHECKPOINT, SPLIT, LOSSES, METRICS, "loss.png", "samples.png",
+             "report.html")
+"""Every file a run writes: all that ``--overwrite`` may delete."""
+MARKER = ".simple-diffusion-run"
+
+
+def resume_command(path: Path) -> str:
+    """The command that continues the run in ``path``, quoted so that it works when pasted."""
+    return f"simple-diffusion train --resume {shlex.quote(str(path))}"
 
 
 class RunFolder:
@@ -55,7 +72,12 @@ class RunFolder:
 
     # -- starting a run ----------------------------------------------------------------------
     def open_for_training(self, overwrite: bool = False, resume: bool = False) -> None:
-        """Create or claim the folder; refuse a non-empty one unless told; lock it."""
+        """Create or claim the folder and lock it; refuse one that holds anything but a run.
+
+        A non-empty folder is used only with ``resume`` (it must hold a checkpoint) or with
+        ``overwrite`` when it carries the marker a run writes, and then only the run's own
+        files are deleted: a folder of the user's is never emptied.
+        """
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path} exists and is not a folder")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -64,21 +86,66 @@ class RunFolder:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise UserError(f"another training is writing to {self.path}") from None
-        present = [p.name for p in self.path.iterdir() if not p.name.startswith(".")]
-        if resume:
-            if not self.file(CHECKPOINT).exists():
-                self.close()
-                raise UserError(f"{self.path} has no checkpoint to resume from")
-        elif present:
-            if not overwrite:
-                self.close()
+        present = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
+        try:
+            if resume:
+                if not self.file(CHECKPOINT).exists():
+                    raise UserError(
+                        f"{self.path} has no checkpoint to resume from (training stopped before its "
+                        "first checkpoint): start it again with --overwrite"
+                    )
+            elif present:
+                if not self.file(MARKER).exists():
+                    raise UserError(
+                        f"{self.path} is not empty and is not a simple-diffusion run folder "
+                        f"(it holds {', '.join(present[:3])}{', ...' if len(present) > 3 else ''}); "
+                        "choose a new or empty folder"
+                    )
+                if not overwrite:
+                    raise UserError(
+                        f"{self.path} holds a run; pass --overwrite to replace it or `--resume` to "
+                        f"continue its training ({resume_command(self.path)})"
+                    )
+                for name in RUN_FILES:
+                    self.file(name).unlink(missing_ok=True)
+        except UserError:
+            self.close()
+            raise
+        self.file(MARKER).touch()
+
+    @contextlib.contextmanager
+    def training(self, overwrite: bool = False, resume: bool = False) -> Iterator[RunFolder]:
+        """The folder claimed for a training run (see ``open_for_training``), released after."""
+        self.open_for_training(overwrite=overwrite, resume=resume)
+        try:
+            yield self
+        finally:
+            self.close()
+
+    def train(self, trainer: Any, checkpoint_every: int, progress: bool) -> None:
+        """Run ``trainer`` to its end, checkpointing every ``checkpoint_every`` epochs, at the
+        end, and on Ctrl-C, SIGTERM or divergence (then from the last complete epoch)."""
+        snapshot = trainer.state_dict()
+
+        def on_epoch_end(t: Any) -> None:
+            nonlocal snapshot
+            snapshot = t.state_dict()
+            if checkpoint_every and t.epoch % checkpoint_every == 0:
+                self.save_checkpoint(snapshot)
+
+        with _sigterm_as_interrupt():
+            try:
+                trainer.run(progress=progress, on_epoch_end=on_epoch_end)
+            except KeyboardInterrupt:
+                self.save_checkpoint(snapshot)
                 raise UserError(
-                    f"{self.path} is not empty; pass --overwrite to replace it or --resume to "
-                    "continue its training"
-                )
-            for name in present:
-                target = self.path / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+                    f"interrupted after epoch {snapshot['epoch']} of {trainer.config.epochs}; "
+                    f"checkpoint saved: resume with `{resume_command(self.path)}`"
+                ) from None
+            except UserError:
+                self.save_checkpoint(snapshot)
+                raise
+        self.save_checkpoint(snapshot)
 
     def close(self) -> None:
         if self._lock is not None:
@@ -91,10 +158,8 @@ class RunFolder:
         document["run"] = {k: v for k, v in run_info.items() if v is not None}
         write_text(self.file(CONFIG), tomli_w.dumps(document))
 
-    def save_model(self, model: DiffusionModel, last_weights: dict[str, torch.Tensor] | None = None):
+    def save_model(self, model: DiffusionModel) -> None:
         tensors = {f"net.{k}": v.contiguous() for k, v in model.net.state_dict().items()}
-        if last_weights is not None:
-            tensors.update({f"last.{k}": v.contiguous() for k, v in last_weights.items()})
         tensors["schedule.alphas_cumprod"] = model.schedule.alphas_cumprod.contiguous()
         metadata = {
             "format_version": str(FORMAT_VERSION),
@@ -124,6 +189,27 @@ class RunFolder:
         metadata = {"format_version": str(FORMAT_VERSION), "state": json.dumps(plain)}
         write_bytes(self.file(CHECKPOINT), save(tensors, metadata=metadata))
 
+    def save_split(self, data: Any) -> None:
+        """Record which rows ``data`` (a ``TrainingData``) trained on, so that evaluation and
+        resumption find the same split from any folder, and notice a changed data file."""
+        tensors: dict[str, torch.Tensor] = {}
+        if data.order is not None:
+            tensors["order"] = torch.as_tensor(data.order, dtype=torch.int64)
+        if data.sha256 is None and data.target is None:  # an array: no file to come back to
+            tensors["train"] = torch.as_tensor(data.train)
+            tensors["val"] = torch.as_tensor(data.val)
+        metadata = {"format_version": str(FORMAT_VERSION), "source": data.source,
+                    "columns": json.dumps(data.columns), "sha256": data.sha256 or "",
+                    "held_out": str(len(data.val))}
+        write_bytes(self.file(SPLIT), save(tensors or {"none": torch.zeros(0)}, metadata=metadata))
+
+    def load_split(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+        """The tensors and metadata of ``save_split``."""
+        if not self.file(SPLIT).exists():
+            raise UserError(f"{self.path} has no {SPLIT}: it was trained by an older simple-diffusion; "
+                            "retrain it to evaluate or resume")
+        return _read_safetensors(self.file(SPLIT))
+
     # -- reading -----------------------------------------------------------------------------
     def read_config(self) -> tuple[Config, dict[str, Any]]:
         path = self.file(CONFIG)
@@ -138,6 +224,13 @@ class RunFolder:
         run_info = document.pop("run", {})
         return from_dict(document), run_info
 
+    def read_metrics(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.file(METRICS).read_text())
+        except FileNotFoundError:
+            raise UserError(f"{self.path} has no {METRICS}: run `simple-diffusion evaluate "
+                            f"{shlex.quote(str(self.path))}`") from None
+
     def load_checkpoint(self) -> dict[str, Any]:
         tensors, metadata = _read_safetensors(self.file(CHECKPOINT))
         return _join_tensors(json.loads(metadata["state"]), tensors)
@@ -148,7 +241,7 @@ class RunFolder:
         if not path.exists():
             raise UserError(
                 f"{self.path} holds no trained model yet (training unfinished or interrupted: "
-                f"resume with `simple-diffusion train --resume {self.path}`)"
+                f"resume with `{resume_command(self.path)}`)"
             )
         tensors, metadata = _read_safetensors(path)
         try:
@@ -235,3 +328,30 @@ def _join_tensors(plain: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(plain, list):
         return [_join_tensors(v, tensors) for v in plain]
     return plain
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so that a killed run still leaves a checkpoint."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

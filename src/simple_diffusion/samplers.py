@@ -24,7 +24,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from tqdm.auto import trange
+
+from .progress import bar
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseSampler = Callable[[torch.Tensor], torch.Tensor]
@@ -32,7 +33,8 @@ Callback = Callable[[dict], None]
 
 
 def _steps(sigmas: torch.Tensor, progress: bool, name: str):
-    return trange(len(sigmas) - 1, disable=not progress, desc=name, unit="step", leave=False)
+    steps = len(sigmas) - 1
+    return bar(steps, iterable=range(steps), desc=name, unit="step", enabled=progress, leave=False)
 
 
 def _observed(denoise: Denoise, x: torch.Tensor, sigma: torch.Tensor, i: int,
@@ -244,16 +246,6 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "dpmpp_2m_sde": dpmpp_2m_sde,
     "heun": heun,
 }
-
-SAMPLER_HELP = {
-    "ancestral": "DDPM ancestral sampling (stochastic; the seed's sampler)",
-    "ddim": "DDIM, deterministic, first order",
-    "dpmpp_2m": "DPM-Solver++(2M), deterministic, second order multistep",
-    "dpmpp_3m": "DPM-Solver++(3M), deterministic, third order multistep",
-    "dpmpp_2m_sde": "SDE-DPM-Solver++(2M), stochastic, second order multistep",
-    "heun": "EDM's Heun sampler, deterministic, second order, two evaluations per step",
-}
-
 
 def network_evaluations(sampler: str, num_steps: int) -> int:
     """How many times ``sampler`` calls the network for ``num_steps`` steps."""

@@ -21,7 +21,6 @@ import torch
 from .config import ScheduleConfig
 
 SAMPLING_SIGMA_CAP = 80.0
-SPACINGS = ("logsnr", "uniform", "karras")
 
 
 class Schedule:
@@ -68,14 +67,19 @@ class Schedule:
     ) -> torch.Tensor:
         """Decreasing noise levels from the top to the bottom, then 0: ``num_steps`` + 1 values.
 
-        ``num_steps = 0`` (or T) walks every timestep T, T-1, ..., 1 as DDPM does. Otherwise the
+        ``num_steps = 0`` (or T) walks every timestep T, T-1, ..., 1 as DDPM does, keeping those
+        whose level lies within [``sigma_min``, ``sigma_max``] (0: no limit). Otherwise the
         levels run from ``sigma_max`` to ``sigma_min`` (0: the schedule's own, the top capped at
         ``SAMPLING_SIGMA_CAP``; both kept inside the schedule's range): ``logsnr`` spaces them
         evenly in log sigma (half the log-SNR), ``uniform`` evenly in t, and ``karras`` with
         EDM's rho = 7.
         """
         if num_steps == 0 or num_steps == self.num_timesteps:
-            return torch.cat([self.sigmas[1:].flip(0), self.sigmas.new_zeros(1)])
+            levels = self.sigmas[1:].flip(0)
+            inside = (levels <= (sigma_max or math.inf)) & (levels >= sigma_min)
+            if not bool(inside.any()):
+                raise ValueError(f"no timestep has a noise level in [{sigma_min}, {sigma_max}]")
+            return torch.cat([levels[inside], levels.new_zeros(1)])
         top = min(sigma_max or SAMPLING_SIGMA_CAP, self.sigma_max)
         bottom = min(max(sigma_min, self.sigma_min), top)
         if spacing == "logsnr":

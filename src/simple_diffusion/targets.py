@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -121,50 +120,29 @@ def _correlated_mixture() -> D.MixtureSameFamily:
     )
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    description: str
-    make: Callable[[], D.Distribution]
-
-    @property
-    def dim(self) -> int:
-        return self.make().event_shape[0]
-
-
 _RING = [(math.cos(k * math.pi / 4), math.sin(k * math.pi / 4)) for k in range(8)]
 
-TARGETS: dict[str, Target] = {
-    t.name: t
-    for t in [
-        Target("two_gaussians", "1-D: weights 1:2 at -4 and +4, std 1 (the assignment's target)",
-               lambda: gaussian_mixture([1, 2], [[-4.0], [4.0]], [[1.0], [1.0]])),
-        Target("three_gaussians", "1-D: weights 1:1:2 at -4, 0, +4, stds 1, 2, 1",
-               lambda: gaussian_mixture([1, 1, 2], [[-4.0], [0.0], [4.0]], [[1.0], [2.0], [1.0]])),
-        Target("eight_gaussians", "2-D: eight equal Gaussians (std 0.1) on a circle of radius 2",
-               lambda: gaussian_mixture([1] * 8, [[2 * a, 2 * b] for a, b in _RING],
-                                        [[0.1, 0.1]] * 8)),
-        Target("moons", "2-D: two interleaved half circles with noise 0.05",
-               lambda: SampleOnly(_moons, 2)),
-        Target("swiss_roll", "2-D: a spiral sheet seen from above, noise 0.1",
-               lambda: SampleOnly(_swiss_roll, 2)),
-        Target("checkerboard", "2-D: uniform on the 8 dark squares of a 4x4 board",
-               Checkerboard),
-        Target("pinwheel", "2-D: five curved arms",
-               lambda: SampleOnly(_pinwheel, 2)),
-        Target("correlated_6d", "6-D: one Gaussian, neighbour correlation 0.8, scales 0.5..3",
-               lambda: _correlated_gaussian(6)),
-        Target("clusters_5d", "5-D: two correlated Gaussian clusters, weights 0.4 and 0.6",
-               _correlated_mixture),
-    ]
+TARGETS: dict[str, Callable[[], D.Distribution]] = {
+    "two_gaussians": lambda: gaussian_mixture([1, 2], [[-4.0], [4.0]], [[1.0], [1.0]]),
+    "three_gaussians": lambda: gaussian_mixture([1, 1, 2], [[-4.0], [0.0], [4.0]],
+                                                [[1.0], [2.0], [1.0]]),
+    "eight_gaussians": lambda: gaussian_mixture([1] * 8, [[2 * a, 2 * b] for a, b in _RING],
+                                                [[0.1, 0.1]] * 8),
+    "moons": lambda: SampleOnly(_moons, 2),
+    "swiss_roll": lambda: SampleOnly(_swiss_roll, 2),
+    "checkerboard": Checkerboard,
+    "pinwheel": lambda: SampleOnly(_pinwheel, 2),
+    "correlated_6d": lambda: _correlated_gaussian(6),
+    "clusters_5d": _correlated_mixture,
 }
+"""Each built-in target's constructor; ``choices.TARGETS`` describes them."""
 
 
 def get(name: str) -> D.Distribution:
     """The built-in target ``name`` as a distribution."""
     if name not in TARGETS:
         raise UserError(f"unknown target {name!r}; built-in targets: {', '.join(TARGETS)}")
-    return TARGETS[name].make()
+    return TARGETS[name]()
 
 
 def draw(name: str, n: int, seed: int) -> torch.Tensor:

@@ -19,20 +19,22 @@ drawn at once, so a step is only the network's forward, backward and one fused A
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import engine, prediction
 from .config import TrainConfig
 from .errors import UserError
+from .progress import bar as progress_bar
 from .schedules import SAMPLING_SIGMA_CAP, Schedule
 
 
@@ -49,10 +51,8 @@ def choose_threads(net: nn.Module, batch_size: int) -> int:
 
 
 def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    try:
-        return torch.optim.Adam(params, lr=lr, fused=True)
-    except (RuntimeError, TypeError):  # torch < 2.4 has no fused CPU Adam
-        return torch.optim.Adam(params, lr=lr, foreach=True)
+    fused = engine.fused_adam_available()
+    return torch.optim.Adam(params, lr=lr, fused=fused or None, foreach=None if fused else True)
 
 
 class Trainer:
@@ -93,6 +93,9 @@ class Trainer:
         self.val_generator = torch.Generator().manual_seed(config.seed + 1)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
+        self.lr_segments: list[tuple[int, float, int]] = [(0, config.lr, self.total_steps)]
+        """(first step, learning rate there, step where it reaches zero) of each cosine decay:
+        one, plus one per extension of the run."""
         # x_t = signal * x_0 + noise * eps at each whole timestep (the VP scales).
         self._signal = schedule.alphas_cumprod.sqrt().to(self.dtype)
         self._noise = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
@@ -123,11 +126,32 @@ class Trainer:
         return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma)
 
     def _learning_rate(self, step: int) -> float:
+        """Warm-up, then a cosine decay to zero at the last step.
+
+        A run extended with more epochs adds a segment: the decay restarts from the learning
+        rate it had reached (no jump) or, if the run had finished, from ``lr`` (a warm restart,
+        Loshchilov and Hutter 2017), and reaches zero at the new last step.
+        """
         c = self.config
-        warm = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps else 1.0
+        first, peak, end = next(segment for segment in reversed(self.lr_segments) if segment[0] <= step)
+        warm = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps and first == 0 else 1.0
         if c.lr_schedule == "constant":
             return c.lr * warm
-        return c.lr * warm * 0.5 * (1 + math.cos(math.pi * step / max(1, self.total_steps)))
+        span = max(1, end - first)
+        return peak * warm * 0.5 * (1 + math.cos(math.pi * (step - first) / span))
+
+    def extend(self, epochs: int) -> None:
+        """Train up to ``epochs`` in all (after resuming), continuing the learning-rate schedule."""
+        if epochs < self.epoch:
+            raise UserError(f"the run has already trained {self.epoch} epochs; ask for at least that")
+        if epochs == self.config.epochs:
+            return
+        step = self.epoch * self.steps_per_epoch
+        finished = self.epoch >= self.config.epochs
+        peak = self.config.lr if finished else self._learning_rate(step)
+        self.config = dataclasses.replace(self.config, epochs=epochs)
+        self.total_steps = self.steps_per_epoch * epochs
+        self.lr_segments.append((step, peak, self.total_steps))
 
     def _set_learning_rate(self, lr: float) -> None:
         self.optimizer.param_groups[0]["lr"] = lr
@@ -178,8 +202,25 @@ class Trainer:
 
     @torch.no_grad()
     def validation_loss(self) -> float:
+        """The loss on the validation rows of the weights that are saved (the EMA's, if any)."""
         x_t, t, target = self._draw(self.val_data, self.val_generator)
-        return float(nn.functional.mse_loss(self.net(x_t, t), target))
+        with self._averaged_weights():
+            return float(nn.functional.mse_loss(self.net(x_t, t), target))
+
+    @contextlib.contextmanager
+    def _averaged_weights(self) -> Iterator[None]:
+        """Swap the EMA weights into the network for the duration of the block."""
+        if self.ema is None:
+            yield
+            return
+        live = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            torch._foreach_copy_(self.params, self.ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, live)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(
@@ -190,10 +231,8 @@ class Trainer:
         """Train until ``config.epochs``; call ``on_epoch_end`` after each epoch."""
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        bar = tqdm(
-            total=self.config.epochs, initial=self.epoch, disable=not progress,
-            desc="training", unit="epoch", dynamic_ncols=True,
-        )
+        bar = progress_bar(self.config.epochs, initial=self.epoch, enabled=progress,
+                           desc="training", unit="epoch")
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         start = time.perf_counter() - elapsed
         try:
@@ -250,6 +289,7 @@ class Trainer:
             "val_generator": self.val_generator.get_state(),
             "epoch": self.epoch,
             "history": copy.deepcopy(self.history),
+            "lr_segments": [list(segment) for segment in self.lr_segments],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -262,3 +302,5 @@ class Trainer:
         self.val_generator.set_state(state["val_generator"])
         self.epoch = state["epoch"]
         self.history = copy.deepcopy(state["history"])
+        segments = state.get("lr_segments") or [(0, self.config.lr, self.total_steps)]  # one decay
+        self.lr_segments = [(int(first), float(lr), int(end)) for first, lr, end in segments]

@@ -1,0 +1,196 @@
+"""The training loop's arithmetic against hand computations: learning rate, EMA, noise-level draws,
+prediction types, and the optimiser's fallback."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+
+from simple_diffusion import config, denoisers, engine, prediction, preprocess, schedules
+from simple_diffusion.model import DiffusionModel
+from simple_diffusion.training import Trainer
+
+
+def make_trainer(**changes) -> Trainer:
+    cfg = config.preset("default")
+    train = dataclasses.replace(cfg.train, **({"epochs": 4, "batch_size": 50, "warmup_steps": 10} | changes))
+    schedule = schedules.from_config(cfg.schedule)
+    torch.manual_seed(0)
+    net = denoisers.build(dataclasses.replace(cfg.model, hidden=[16, 16]), 1, schedule.num_timesteps)
+    data = torch.randn(1000, 1, generator=torch.Generator().manual_seed(1))
+    return Trainer(net, schedule, "epsilon", train, data, data[:100])
+
+
+def test_learning_rate_warms_up_then_follows_the_cosine_to_zero():
+    trainer = make_trainer()
+    lr, total = trainer.config.lr, trainer.total_steps  # 4 epochs x 20 steps
+    assert total == 80
+    assert trainer._learning_rate(0) == pytest.approx(lr * 1 / 10 * 0.5 * (1 + math.cos(0)))
+    assert trainer._learning_rate(4) == pytest.approx(lr * 5 / 10 * 0.5 * (1 + math.cos(math.pi * 4 / 80)))
+    assert trainer._learning_rate(40) == pytest.approx(lr * 0.5)
+    assert trainer._learning_rate(79) == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * 79 / 80)))
+    assert trainer._learning_rate(79) < 1e-3 * lr
+
+
+def test_the_optimiser_receives_the_scheduled_rate():
+    trainer = make_trainer()
+    trainer.run(progress=False)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(trainer._learning_rate(79))
+
+
+def test_extending_an_unfinished_run_continues_the_decay_without_a_jump():
+    trainer = make_trainer()
+    trainer.epoch = 2  # as if resumed after epoch 2 of 4
+    before = trainer._learning_rate(40)
+    trainer.extend(10)
+    assert trainer.total_steps == 200 and trainer.config.epochs == 10
+    assert trainer._learning_rate(40) == pytest.approx(before)
+    assert trainer._learning_rate(120) == pytest.approx(before * 0.5)  # halfway through the rest
+    assert trainer._learning_rate(199) < 1e-3 * before
+    assert trainer._learning_rate(10) == pytest.approx(make_trainer()._learning_rate(10))  # the past
+
+
+def test_extending_a_finished_run_restarts_the_decay_from_the_peak():
+    trainer = make_trainer()
+    trainer.epoch = 4
+    trainer.extend(6)
+    assert trainer._learning_rate(80) == pytest.approx(trainer.config.lr)
+    assert trainer._learning_rate(100) == pytest.approx(trainer.config.lr * 0.5)
+    with pytest.raises(Exception, match="already trained 4 epochs"):
+        trainer.extend(3)
+
+
+def test_ema_is_the_warmed_up_exponential_average_of_the_weights(monkeypatch):
+    trainer = make_trainer(ema_decay=0.9, epochs=1)
+    seen = []
+    original = Trainer._update_ema
+
+    def record(self, step):
+        seen.append([p.detach().clone() for p in self.params])
+        original(self, step)
+
+    monkeypatch.setattr(Trainer, "_update_ema", record)
+    start = [p.detach().clone() for p in trainer.params]
+    trainer.run(progress=False)
+    average = start
+    for step, weights in enumerate(seen, start=1):
+        decay = min(0.9, (1 + step) / (10 + step))
+        average = [decay * a + (1 - decay) * w for a, w in zip(average, weights)]
+    for mine, theirs in zip(average, trainer.ema):
+        torch.testing.assert_close(mine, theirs)
+    averaged = list(trainer.averaged_net().parameters())
+    flat = torch.cat([p.flatten() for p in averaged])
+    views = engine.parameter_views(trainer.ema[0], trainer.net)  # the fast path's flat EMA buffer
+    assert torch.allclose(flat, torch.cat([v.flatten() for v in views]))
+    assert not torch.allclose(flat, torch.cat([p.detach().flatten() for p in trainer.net.parameters()]))
+
+
+def test_validation_loss_is_that_of_the_saved_ema_weights():
+    trainer = make_trainer(ema_decay=0.99, epochs=2)
+    trainer.run(progress=False)
+    state = trainer.val_generator.get_state()
+    reported = trainer.validation_loss()
+    trainer.val_generator.set_state(state)
+    x_t, t, target = trainer._draw(trainer.val_data, trainer.val_generator)
+    with torch.no_grad():
+        saved = float(torch.nn.functional.mse_loss(trainer.averaged_net()(x_t, t), target))
+        live = float(torch.nn.functional.mse_loss(trainer.net(x_t, t), target))
+    assert reported == pytest.approx(saved, rel=1e-6)
+    assert reported != pytest.approx(live, rel=1e-6)
+
+
+def drawn_levels(trainer: Trainer, n: int = 20_000):
+    """Timesteps and VE noise levels of one draw for x_0 = 0 (then x_t = sigma_VP * noise)."""
+    x_t, t, noise = trainer._draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
+    sigma_vp = (x_t / noise).double().flatten()
+    return t.double(), sigma_vp / (1 - sigma_vp**2).sqrt()
+
+
+def test_continuous_training_draws_uniform_real_timesteps_at_their_noise_level():
+    trainer = make_trainer(timesteps="continuous")
+    t, level = drawn_levels(trainer)
+    assert (t != t.round()).float().mean() > 0.99
+    assert stats.kstest(((t - 1) / 999).numpy(), "uniform").pvalue > 1e-3
+    resolvable = level < 50  # above, float32's 1 - sigma_VP^2 loses the level
+    assert resolvable.float().mean() > 0.9
+    torch.testing.assert_close(level[resolvable], trainer.schedule.t_to_sigma(t[resolvable]),
+                               rtol=2e-3, atol=1e-4)
+
+
+def test_logsnr_training_draws_log_sigma_uniformly_over_the_sampling_range():
+    trainer = make_trainer(timesteps="logsnr")
+    t, level = drawn_levels(trainer)
+    low, high = trainer._log_sigma_range
+    assert high == pytest.approx(math.log(80.0))  # capped where sampling starts
+    u = (level.log() - low) / (high - low)
+    assert stats.kstest(u.numpy(), "uniform").pvalue > 1e-3
+    torch.testing.assert_close(t, trainer.schedule.sigma_to_t(level), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "sample", "v"])
+def test_each_prediction_type_recovers_the_clean_data(kind):
+    g = torch.Generator().manual_seed(4)
+    x0, eps = torch.randn(100, 2, generator=g), torch.randn(100, 2, generator=g)
+    alpha = torch.rand(100, 1, generator=g).clamp_min(0.05)
+    sigma = (1 - alpha**2).sqrt()
+    x_t = alpha * x0 + sigma * eps
+    exact = prediction.target(kind, x0, eps, alpha, sigma)
+    torch.testing.assert_close(prediction.to_sample(kind, exact, x_t, alpha, sigma), x0)
+
+
+class ExactGaussianDenoiser(torch.nn.Module):
+    """E[x_0 | x_t] for standard normal data: alpha_t x_t (a ``sample``-predicting network)."""
+
+    def __init__(self, schedule: schedules.Schedule):
+        super().__init__()
+        self.schedule = schedule
+        self.weight = torch.nn.Parameter(torch.zeros(1))  # gives the model a parameter dtype
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        alpha = 1 / (1 + self.schedule.t_to_sigma(t) ** 2).sqrt()
+        return alpha.to(x_t.dtype).reshape(-1, 1) * x_t
+
+
+def test_a_sample_predicting_model_samples_its_distribution():
+    cfg = config.override(config.preset("default"), {"model": {"prediction_type": "sample"}})
+    schedule = schedules.from_config(cfg.schedule)
+    identity = preprocess.fit(torch.randn(10, 1, dtype=torch.float64), ["x"], scaling="none")
+    model = DiffusionModel(ExactGaussianDenoiser(schedule), schedule, identity, cfg, ["x"])
+    x = model.sample(40_000, seed=0).numpy()[:, 0]
+    n = len(x)
+    assert abs(x.mean()) < 4 / np.sqrt(n)
+    assert abs(x.var() - 1) < 4 * np.sqrt(2 / n)
+
+
+def test_without_the_fused_kernel_the_optimiser_falls_back_to_the_same_steps(monkeypatch):
+    """torch before 2.4 has no fused Adam for CPU tensors: the probe says so and both optimisers
+    fall back, taking the same steps as torch.optim.Adam."""
+    monkeypatch.setattr(engine, "fused_adam_available", lambda: False)
+    param = torch.randn(50, generator=torch.Generator().manual_seed(5))
+    grad = torch.zeros(50)
+    flat_adam = engine.FlatAdam(param, grad, lr=0.01)
+    assert not flat_adam._fused
+    reference = param.clone().requires_grad_(True)
+    torch_adam = torch.optim.Adam([reference], lr=0.01)
+    for k in range(5):
+        g = torch.randn(50, generator=torch.Generator().manual_seed(10 + k))
+        grad.copy_(g)
+        flat_adam.step()
+        reference.grad = g.clone()
+        torch_adam.step()
+    torch.testing.assert_close(param, reference.detach(), rtol=1e-5, atol=1e-6)
+    trainer = make_trainer(fast=False)
+    assert not trainer.optimizer.defaults["fused"]
+
+
+def test_the_probe_reports_a_missing_cpu_kernel(monkeypatch):
+    def cuda_only(*args, **kwargs):
+        raise RuntimeError("_fused_adam_ is not implemented for CPU tensors")
+
+    monkeypatch.setattr(torch, "_fused_adam_", cuda_only)
+    assert engine.fused_adam_available.__wrapped__() is False
