@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/simple-diffusion demo --out demo-results
+	$(BIN)/simple-diffusion demo demo-results
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -184,3 +184,78 @@ def test_headerless_csv_declared(tmp_path, capsys):
     code, _, err = invoke(capsys, "train", tmp_path / "r", "--data", path, "--epochs", 1,
                           "--no-header", "-n", 0, "--quiet")
     assert code == 0, err
+
+
+def test_version_0_1_spellings_still_work_with_a_note(tmp_path, capsys):
+    out = tmp_path / "old"
+    code, _, err = invoke(capsys, "train", "--data", "two_gaussians", "--out", out, "--epochs", 1,
+                          "--eval-samples", 0, "--quiet")
+    assert code == 0, err
+    assert "--out is deprecated" in err and "--eval-samples is deprecated" in err
+    code, _, err = invoke(capsys, "sample", out, "-n", 50, "-o", tmp_path / "s.npy", "--steps", 5,
+                          "--quiet")
+    assert code == 0 and "--steps is deprecated" in err and "write --num-steps instead" in err
+    assert np.load(tmp_path / "s.npy").shape == (50, 1)
+    code, out_text, err = invoke(capsys, "evaluate", out, "--samples", tmp_path / "s.npy")
+    assert code == 0 and "--samples is deprecated" in err and "ratio" in out_text
+
+
+def test_help_is_generated_from_the_defaults_it_describes(capsys):
+    from simple_diffusion import config
+
+    code, text, _ = invoke(capsys, "train", "--help")
+    assert code == 0
+    flat = " ".join(text.split())
+    default = config.preset("default")
+    assert f"sampler {default.sample.sampler} ({default.sample.num_steps} steps)" in flat
+    assert "DPM-Solver++(3M)" not in flat and "\\n" not in text
+    code, text, _ = invoke(capsys, "sample", "--help")
+    assert all(name in text for name in config.CHOICES[("sample", "sampler")])
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["datasets"], ["train", "--help"]])
+def test_quick_commands_import_neither_torch_nor_matplotlib(args):
+    """They must answer in well under a second; torch alone takes about 2 s to import."""
+    script = (
+        "import sys\n"
+        "from simple_diffusion.cli import main\n"
+        "try:\n"
+        f"    main({args!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = sorted(m for m in ('torch', 'matplotlib', 'pandas', 'ot', 'sklearn') if m in sys.modules)\n"
+        "print('heavy:', heavy)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "heavy: []"
+
+
+def test_main_leaves_the_process_settings_alone(trained, tmp_path, capsys):
+    import warnings
+
+    before = (warnings.showwarning, warnings.formatwarning, np.geterr(), list(warnings.filters))
+    invoke(capsys, "sample", trained, "-n", 20, "-o", tmp_path / "s.npy", "--quiet")
+    assert (warnings.showwarning, warnings.formatwarning, np.geterr(), list(warnings.filters)) == before
+
+
+def test_evaluate_says_what_a_perfect_model_scores_and_checks_for_copies(trained, capsys):
+    code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000)
+    assert code == 0
+    assert "exact samples: about 1.77" in out  # 3,000 samples vs 10,000 rows and 100,000 draws
+    assert "memorisation: 0.5" in out or "memorisation: 0.4" in out
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["perfect_ratio"] == pytest.approx(1.77, abs=0.01)
+    assert 0.4 < metrics["memorisation"]["share"] < 0.6
+
+
+def test_sampling_to_npy_loads_torch_but_no_evaluation_or_table_packages(trained, tmp_path):
+    arguments = ["sample", str(trained), "-n", "100", "-o", str(tmp_path / "s.npy"), "--quiet"]
+    probe = (
+        "import sys\n"
+        "from simple_diffusion.cli import main\n"
+        f"main({arguments!r})\n"
+        "print(sorted(m for m in ('ot', 'sklearn', 'matplotlib', 'pandas', 'scipy') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
+    assert np.load(tmp_path / "s.npy").shape == (100, 1)

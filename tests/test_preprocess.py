@@ -99,3 +99,47 @@ def test_model_samples_respect_bounds_integers_and_constants(tmp_path, table):
     assert x.shape == (4000, 5)
     assert bool((x[:, 1] >= 0).all()) and bool(((x[:, 2] >= 0) & (x[:, 2] <= 1)).all())
     assert torch.equal(x[:, 3], torch.round(x[:, 3])) and bool((x[:, 4] == 7.5).all())
+
+
+@pytest.mark.parametrize("offset", [0.0, 1e12])
+def test_quantile_map_of_a_tied_value_is_the_middle_of_its_mass(offset):
+    """Half the rows share one value: it maps to the normal quantile of 1/4 (the middle of the
+    lower half), also where the magnitude (1e12) leaves float64 no room to spread ties."""
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    x = offset + np.concatenate([np.zeros(1000), 1 + rng.uniform(size=1000)])
+    pipeline = preprocess.fit(torch.tensor(x[:, None]), ["c"], scaling="quantile")
+    y = pipeline.forward(torch.tensor(x[:, None]))[:, 0].numpy()
+    assert y[0] == pytest.approx(stats.norm.ppf(0.25), abs=0.02)
+    order = np.argsort(x, kind="stable")
+    assert (np.diff(y[order]) >= 0).all()  # monotone
+    back = pipeline.inverse(torch.tensor(y[:, None]))[:, 0].numpy()
+    assert np.array_equal(back[:1000], x[:1000])  # the tied value exactly
+    assert np.allclose(back, x, rtol=0, atol=1e-9 * max(1.0, offset))  # the rest to a few ulps
+
+
+def test_a_value_on_a_bound_stays_next_to_its_neighbours():
+    """10% of a fraction column sits exactly at 0. The margin is half the gap to the nearest value
+    inside, so those rows land ln 3 logit units below it (about 0.6 standard deviations here);
+    the old fixed margin of 1e-3 standard deviations put them about 1.3 out."""
+    rng = np.random.default_rng(1)
+    fraction = np.concatenate([np.zeros(200), rng.beta(2, 5, 1800)])
+    pipeline = preprocess.fit(torch.tensor(fraction[:, None]), ["f"], bounds={"f": (0.0, 1.0)})
+    y = pipeline.forward(torch.tensor(fraction[:, None]))[:, 0].numpy()
+    on_bound, inside = y[:200], y[200:]
+    assert inside.min() - on_bound.max() < 0.8
+    samples = pipeline.inverse(torch.tensor([[-40.0], [-5.0], [40.0]], dtype=torch.float64))
+    assert samples[0, 0] == 0.0  # the data has mass on the bound, and so may the samples
+
+
+def test_samples_never_reach_a_bound_the_data_never_touches():
+    rng = np.random.default_rng(2)
+    share = rng.beta(2, 5, 2000)[:, None]
+    positive = rng.lognormal(size=2000)[:, None] + 1000  # exp(y) is lost against 1000 near the bound
+    pipeline = preprocess.fit(torch.tensor(np.hstack([share, positive])), ["s", "p"],
+                              bounds={"s": (0.0, 1.0), "p": (1000.0, None)})
+    extreme = torch.tensor([[-800.0, -800.0], [800.0, -60.0]], dtype=torch.float64)
+    back = pipeline.inverse(extreme).numpy()
+    assert (back[:, 0] > 0).all() and (back[:, 0] < 1).all()
+    assert (back[:, 1] > 1000).all()

@@ -13,14 +13,69 @@ def test_short_default_training_puts_a_third_of_the_mass_below_zero():
     assert abs(share - 1 / 3) < 0.03
 
 
-def test_training_data_scores_at_the_floor_and_a_shift_scores_high():
+def test_exact_samples_score_the_predicted_ratio_and_copies_score_one():
+    """The protocol's sizes: 100,000 samples, 10,000 training rows, 100,000 reference draws.
+
+    One draw of the ratio spreads widely (standard deviation about 0.23, measured), so the mean
+    over 40 draws is compared, within 4 standard errors (4 * 0.23 / sqrt(40) = 0.15)."""
+    rng = np.random.default_rng(0)
+    exact, copies = [], []
+    for _ in range(40):
+        reference, train = rng.normal(size=(100_000, 1)), rng.normal(size=(10_000, 1))
+        floor = metrics.distance(train, reference)
+        exact.append(metrics.distance(rng.normal(size=(100_000, 1)), reference) / floor)
+        copies.append(metrics.distance(train[rng.integers(0, 10_000, 100_000)], reference) / floor)
+    expected = metrics.perfect_ratio(100_000, 10_000, 100_000)
+    assert expected == pytest.approx(0.426, abs=0.001)
+    assert np.mean(exact) == pytest.approx(expected, abs=0.15)
+    assert np.mean(copies) > expected + 0.4  # a model that copies its rows looks like "1"
+
+
+def test_a_shift_scores_high():
     rng = np.random.default_rng(0)
     reference, data = rng.normal(size=(100_000, 1)), rng.normal(size=(10_000, 1))
-    same = metrics.evaluate(rng.normal(size=(100_000, 1)), reference, ["x"], train=data)
     shifted = metrics.evaluate(rng.normal(size=(100_000, 1)) + 0.3, reference, ["x"], train=data)
-    assert same["ratio"] < 1.5
     assert shifted["ratio"] > 10
     assert shifted["distance"] == pytest.approx(0.3, abs=0.02)  # W1 of a shift is the shift
+
+
+@pytest.mark.parametrize("dim", [1, 3])
+def test_memorisation_is_a_half_for_fresh_rows_and_one_for_copies(dim):
+    rng = np.random.default_rng(dim)
+    train, holdout = rng.normal(size=(5000, dim)), rng.normal(size=(1000, dim))
+    fresh = metrics.memorisation(rng.normal(size=(10_000, dim)), train, holdout)
+    # 10,000 rows: the share is 0.5 up to binomial noise (0.005, more after the size
+    # adjustment) plus the spread of the sets themselves; 0.03 is about 5 standard errors.
+    assert fresh["share"] == pytest.approx(0.5, abs=0.03) and not fresh["copied"]
+    # Copies moved far less than the rows' spacing (about 5e-4 in one dimension here).
+    jittered = train[rng.integers(0, 5000, 10_000)] + 1e-5 * rng.normal(size=(10_000, dim))
+    copied = metrics.memorisation(jittered, train, holdout)
+    assert copied["share"] > 0.75 and copied["copied"]
+    assert "WARNING" in metrics.memorisation_line(copied)
+
+
+def test_energy_distance_of_two_gaussians_is_the_closed_form():
+    """N(0, 1) against N(mu, 1) in one dimension: E|X - Y| with X - Y ~ N(mu, 2) is
+    s sqrt(2/pi) exp(-mu^2 / 2s^2) + mu (1 - 2 Phi(-mu / s)), s = sqrt 2; E|X - X'| = 2 / sqrt(pi)."""
+    from scipy import stats
+
+    mu, s = 0.5, np.sqrt(2)
+    cross = s * np.sqrt(2 / np.pi) * np.exp(-(mu**2) / (2 * s**2)) + mu * (1 - 2 * stats.norm.cdf(-mu / s))
+    truth = 2 * cross - 2 * (2 / np.sqrt(np.pi))
+    rng = np.random.default_rng(4)
+    values = [metrics.energy_distance(rng.normal(size=(1500, 1)), rng.normal(size=(1500, 1)) + mu, seed=k)
+              for k in range(30)]
+    assert np.mean(values) == pytest.approx(truth, abs=4 * np.std(values) / np.sqrt(30))
+
+
+def test_energy_distance_is_unbiased_for_equal_distributions():
+    """Averaging over all pairs, rows paired with themselves, biases it by about
+    (E|X-X'| + E|Y-Y'|) / n = 0.0045 here; the U-statistic's mean is 0."""
+    rng = np.random.default_rng(5)
+    values = [metrics.energy_distance(rng.normal(size=(500, 1)), rng.normal(size=(500, 1)), seed=k)
+              for k in range(200)]
+    assert abs(np.mean(values)) < 4 * np.std(values) / np.sqrt(200)
+    assert abs(np.mean(values)) < 0.0015
 
 
 def test_sliced_wasserstein_of_a_shift_in_two_dimensions():

@@ -20,8 +20,7 @@ def report(tmp_path_factory):
     data = Path(__file__).resolve().parent.parent / "examples" / "detector.csv"
     sd.fit(str(data), config={"train": {"epochs": 3}, "data": {"bounds": "efficiency=0:1,energy=0:",
                                                                 "integer": ["hits"]}},
-           out=out, progress=False)
-    sd.evaluate_run(out, n=3000)
+           out=out, progress=False, num_samples=3000)
     return out / "report.html"
 
 
@@ -29,6 +28,8 @@ def test_report_is_self_contained(report):
     page = report.read_text()
     assert page.count('src="data:image/png;base64,') == 2
     assert 'id="metrics"' in page and "ratio" in page
+    assert "ratio of exact samples at these sizes" in page
+    assert 'id="memorisation"' in page and "nearer a training row than a held-out row" in page
     assert "http://" not in page and "https://" not in page
 
 

@@ -107,3 +107,58 @@ def test_metrics_json_after_evaluation(run, tmp_path):
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["ratio"] == pytest.approx(result["ratio"])
     assert np.isfinite(saved["floor"]) and (folder / "samples.png").stat().st_size > 1000
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run_and_touches_nothing(tmp_path, monkeypatch):
+    """`train . --overwrite` in a folder of the user's used to delete everything in it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("x\n1\n2\n3\n")
+    (tmp_path / "notes").mkdir()
+    with pytest.raises(sd.UserError, match=r"not a simple-diffusion run folder.*data.csv"):
+        sd.fit("two_gaussians", epochs=1, out=".", overwrite=True, progress=False, num_samples=0)
+    assert (tmp_path / "data.csv").read_text() == "x\n1\n2\n3\n" and (tmp_path / "notes").is_dir()
+
+
+def test_overwrite_replaces_only_the_files_a_run_writes(tmp_path):
+    out = tmp_path / "run"
+    sd.fit("two_gaussians", epochs=2, out=out, progress=False, num_samples=0)
+    (out / "my-notes.txt").write_text("keep me")
+    sd.fit("two_gaussians", epochs=1, out=out, overwrite=True, progress=False, num_samples=0)
+    assert (out / "my-notes.txt").read_text() == "keep me"
+    assert len((out / "losses.csv").read_text().splitlines()) == 2  # the new run's one epoch
+
+
+def test_a_run_trained_from_an_array_evaluates_and_resumes_from_another_folder(tmp_path, monkeypatch):
+    x = np.random.default_rng(0).normal(size=(600, 2))
+    out = tmp_path / "array-run"
+    sd.fit(x, epochs=2, out=out, progress=False, num_samples=0)
+    monkeypatch.chdir(tmp_path.parent)
+    result = sd.evaluate_run(out, n=2000)
+    held_out = sd.training_data(x).val  # the split is recorded, not recomputed from the data
+    assert result["reference"] == len(held_out) == 60
+    sd.fit(None, out=out, resume=True, epochs=3, progress=False, num_samples=0)
+    assert sd.load(out).info["epochs"] == 3
+
+
+def test_a_relative_data_path_works_from_another_folder_and_a_changed_file_is_named(tmp_path, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    rng = np.random.default_rng(1)
+    np.savetxt(work / "table.csv", rng.normal(size=(300, 2)), delimiter=",", header="a,b", comments="")
+    monkeypatch.chdir(work)
+    sd.fit("table.csv", epochs=1, out="run", progress=False, num_samples=0)
+    monkeypatch.chdir(tmp_path)
+    assert sd.evaluate_run(work / "run", n=1000)["reference"] == 30
+    np.savetxt(work / "table.csv", rng.normal(size=(300, 2)), delimiter=",", header="a,b", comments="")
+    with pytest.raises(sd.UserError, match=r"table.csv changed since training"):
+        sd.evaluate_run(work / "run", n=1000)
+    with pytest.raises(sd.UserError, match=r"table.csv changed since training"):
+        sd.fit(None, out=work / "run", resume=True, progress=False, num_samples=0)
+
+
+def test_fit_with_a_folder_writes_what_the_command_line_writes(tmp_path):
+    out = tmp_path / "run"
+    sd.fit("two_gaussians", epochs=1, out=out, progress=False, num_samples=2000)
+    for name in ("metrics.json", "samples.png", "report.html", "split.safetensors", "config.toml"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "metrics.json").read_text())["samples"] == 2000

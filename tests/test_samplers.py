@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from simple_diffusion import samplers, schedules
+from simple_diffusion import choices, samplers, schedules
 
 # Near-standardised data, as the models see it; one narrow and one wide column.
 MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)
@@ -41,14 +41,30 @@ def test_sampler_recovers_a_gaussian(name, options, steps, spacing):
     assert torch.allclose(x.std(0), STD, rtol=0.025)
 
 
-def test_every_sampler_is_covered():
-    assert {case[0] for case in CASES} == set(samplers.SAMPLERS)
+def test_every_sampler_is_covered_and_declared_once():
+    assert {case[0] for case in CASES} == set(samplers.SAMPLERS) == set(choices.SAMPLERS)
+
+
+def from_start(name: str, noise_seed: int, n: int = 100) -> torch.Tensor:
+    """The same starting point every time; the noise drawn along the way from ``noise_seed``."""
+    sigmas = schedules.cosine(1000).sampling_sigmas(10)
+    start = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    generator = torch.Generator().manual_seed(noise_seed)
+    noise = lambda like: torch.randn(like.shape, generator=generator, dtype=like.dtype)  # noqa: E731
+    return samplers.SAMPLERS[name](exact_denoiser, start * sigmas[0], sigmas, noise_sampler=noise)
 
 
 @pytest.mark.parametrize("name", ["ddim", "dpmpp_2m", "dpmpp_3m", "heun"])
-def test_deterministic_samplers_map_the_same_noise_to_the_same_point(name):
-    sigmas = schedules.cosine(1000).sampling_sigmas(10)
-    assert torch.equal(run(name, sigmas, n=100), run(name, sigmas, n=100))
+def test_deterministic_samplers_ignore_the_noise_source(name):
+    """Different noise along the way must not move the result: a sampler that wrongly adds
+    noise fails (with the same noise both times, it would not)."""
+    assert torch.equal(from_start(name, noise_seed=1), from_start(name, noise_seed=2))
+
+
+@pytest.mark.parametrize("name", ["ancestral", "dpmpp_2m_sde"])
+def test_stochastic_samplers_use_the_noise_source(name):
+    assert not torch.allclose(from_start(name, noise_seed=1), from_start(name, noise_seed=2))
+    assert torch.equal(from_start(name, noise_seed=1), from_start(name, noise_seed=1))
 
 
 @pytest.mark.parametrize(("name", "order"), [("ddim", 1), ("dpmpp_2m", 2), ("dpmpp_3m", 3), ("heun", 2)])

@@ -115,6 +115,7 @@ def test_continuous_training_draws_uniform_real_timesteps_at_their_noise_level()
     trainer = make_trainer(timesteps="continuous")
     t, level = drawn_levels(trainer)
     assert (t != t.round()).float().mean() > 0.99
+    assert float(t.min()) >= trainer.config.t_min and float(t.max()) <= trainer.t_max
     assert stats.kstest(((t - 1) / 999).numpy(), "uniform").pvalue > 1e-3
     resolvable = level < 50  # above, float32's 1 - sigma_VP^2 loses the level
     assert resolvable.float().mean() > 0.9

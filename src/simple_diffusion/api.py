@@ -21,12 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, denoisers, io, metrics, plots, preprocess, schedules
+from . import __version__, denoisers, io, preprocess, schedules
 from . import config as cfg
 from . import targets as builtin
 from .errors import UserError
 from .model import DiffusionModel
-from .report import render_report
 from .runs import RunFolder, file_digest
 from .training import Trainer
 
@@ -216,6 +215,8 @@ def fit(
         model = _trained_model(trainer, schedule, scaler, resolved, prepared)
         folder.save_model(model)
         folder.save_history(trainer.history)
+        from . import plots  # matplotlib: only once there is something to draw
+
         folder.save_bytes("loss.png", plots.loss_plot(trainer.history, title=folder.path.name))
     if num_samples > 0:
         evaluate_run(folder.path, n=num_samples, progress=progress)
@@ -260,6 +261,8 @@ def evaluate(
             f"samples have {samples.shape[1]} columns but the reference has {reference.shape[1]}"
         )
     names = columns or [f"x{i + 1}" for i in range(samples.shape[1])]
+    from . import metrics  # POT and scikit-learn: only when evaluating
+
     return metrics.evaluate(samples, reference, names, train=train, target=target,
                             two_sample_tests=two_sample_tests, holdout=holdout)
 
@@ -273,6 +276,9 @@ def evaluate_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots."""
+    from . import plots
+    from .report import render_report
+
     folder = RunFolder(path)
     model = folder.load_model()
     data = run_training_data(folder, model.config, model.info)

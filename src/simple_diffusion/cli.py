@@ -30,8 +30,15 @@ DEFAULT_SAMPLES = 100_000
 
 def _renamed(old: str, new: str, **options):
     """A hidden option under its 0.1 spelling, working for one more release with a note."""
+
+    def note(ctx: click.Context, param: click.Parameter, value):
+        if value is not None:
+            click.echo(f"note: {old} is deprecated and goes in version 0.3; write {new} instead",
+                       err=True)
+        return value
+
     return click.option(old, f"legacy_{old.lstrip('-').replace('-', '_')}", hidden=True,
-                        deprecated=f"write {new} instead", **options)
+                        callback=note, **options)
 
 
 def _either(value, legacy, default=None):

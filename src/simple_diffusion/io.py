@@ -18,11 +18,14 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
+    import pandas as pd
 
 FORMATS = (".npy", ".csv", ".parquet")
 MANY_COLUMNS = 64
@@ -98,6 +101,7 @@ def read_table(
 
 
 def _read_npy(path: str) -> pd.DataFrame:
+    import pandas as pd
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
@@ -115,6 +119,7 @@ def _read_npy(path: str) -> pd.DataFrame:
 
 
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
+    import pandas as pd
     try:
         raw = pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True,
                           keep_default_na=False)
@@ -138,6 +143,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
 
 
 def _read_parquet(path: str) -> pd.DataFrame:
+    import pandas as pd
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
@@ -148,6 +154,7 @@ def _read_parquet(path: str) -> pd.DataFrame:
 
 def _numeric(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     """The picked columns as float64; every column that is not numbers named in one message."""
+    import pandas as pd
     first_row = frame.attrs.get("first_row", 0)
     numbers, problems = {}, []
     for name in frame.columns:
@@ -241,6 +248,8 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
         raise UserError(f"{source}: expected shape (n,) or (n, d), got {array.shape}")
     _check_real(array.dtype, source)
     names = columns or [f"x{i + 1}" for i in range(array.shape[1])]
+    import pandas as pd
+
     return _validate(pd.DataFrame(array.astype(np.float64), columns=names), source)
 
 

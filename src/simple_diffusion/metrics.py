@@ -102,28 +102,30 @@ def energy_distance(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
     return float(2 * cdist(a, b).mean() - pdist(a).mean() - pdist(b).mean())
 
 
-def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray, seed: int = 0) -> dict:
-    """Share of generated rows nearer their closest training row than their closest held-out row.
+def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) -> dict:
+    """Share of generated rows nearer a training row than a held-out row, for equal-sized sets.
 
-    Both sets have the same size (the larger is subsampled), so a model that copies nothing
-    scores 0.5 on average and one that copies its training rows 1. Columns are scaled by the
-    training rows' spread; ties count half.
+    0.5 when the model copies nothing (a fresh row is as likely to fall nearer either set) and
+    1 when it reproduces its training rows. All rows of both sets are used: subsampling the larger
+    set to the smaller would hide most copies. With n training and m held-out rows a fresh row's
+    nearest neighbour is a training row with probability n / (n + m); the raw share's odds are
+    divided by n / m to give the equal-size share. Columns are scaled by the training rows'
+    spread; ties count half.
     """
     from sklearn.neighbors import NearestNeighbors
 
-    rng = np.random.default_rng(seed)
-    size = min(len(train), len(holdout))
-    train = train[rng.permutation(len(train))[:size]]
-    holdout = holdout[rng.permutation(len(holdout))[:size]]
+    rng = np.random.default_rng(0)
     samples = samples[rng.permutation(len(samples))[:MEMORISATION_ROWS]]
     scale = _scale(train)
     nearest = [
         NearestNeighbors(n_neighbors=1).fit(rows / scale).kneighbors(samples / scale)[0][:, 0]
         for rows in (train, holdout)
     ]
-    share = float(np.mean(nearest[0] < nearest[1]) + 0.5 * np.mean(nearest[0] == nearest[1]))
-    return {"share": share, "rows": len(samples), "set_size": size,
-            "copied": share > MEMORISATION_WARNING}
+    raw = float(np.mean(nearest[0] < nearest[1]) + 0.5 * np.mean(nearest[0] == nearest[1]))
+    odds = raw / (1 - raw) * len(holdout) / len(train) if raw < 1 else np.inf
+    share = float(odds / (1 + odds)) if np.isfinite(odds) else 1.0
+    return {"share": share, "raw_share": raw, "rows": len(samples), "train_rows": len(train),
+            "holdout_rows": len(holdout), "copied": share > MEMORISATION_WARNING}
 
 
 def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
 
 from .errors import UserError
 
@@ -161,6 +160,8 @@ class Quantile:
 
     @classmethod
     def fit(cls, x: np.ndarray, levels: int = 1000) -> Quantile:
+        from scipy import stats
+
         levels = int(min(levels, len(x)))
         probabilities = np.linspace(0, 1, levels)
         quantiles = np.maximum.accumulate(np.quantile(x, probabilities, axis=0))
@@ -171,11 +172,8 @@ class Quantile:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         columns = []
         for j in range(x.shape[1]):
-            # A value repeated in the data fills several knots: it maps to the middle of the
-            # normal range its mass spans, and the map stays a function of increasing knots.
-            knots, tie = np.unique(self.quantiles[:, j], return_inverse=True)
-            middle = np.bincount(tie, weights=self.references) / np.bincount(tie)
-            columns.append(np.interp(x[:, j].numpy(), knots, middle))
+            knots, references = _tie_aware_knots(self.quantiles[:, j], self.references)
+            columns.append(np.interp(x[:, j].numpy(), knots, references))
         return torch.as_tensor(np.stack(columns, 1), dtype=x.dtype)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -186,6 +184,30 @@ class Quantile:
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "quantiles": self.quantiles.tolist(),
                 "references": self.references.tolist()}
+
+
+def _tie_aware_knots(quantiles: np.ndarray, references: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Increasing knots for the forward map of ``Quantile``, where the data may repeat a value.
+
+    A repeated value fills several knots, spanning a range of normal scores that the inverse map
+    sends back to it. Forward, the value itself goes to the normal quantile of the middle of that
+    range's probability (its mid-rank), and the nearest floats either side of it to the range's
+    ends, so values near a tie map where the inverse expects them.
+    """
+    from scipy import stats
+
+    values, first, counts = np.unique(quantiles, return_index=True, return_counts=True)
+    knots, scores = [], []
+    for value, start, count in zip(values, first, counts):
+        if count == 1:
+            knots.append(value)
+            scores.append(references[start])
+            continue
+        low, high = references[start], references[start + count - 1]
+        middle = stats.norm.ppf(stats.norm.cdf(references[start : start + count]).mean())
+        knots += [np.nextafter(value, -np.inf), value, np.nextafter(value, np.inf)]
+        scores += [low, middle, high]
+    return np.asarray(knots), np.asarray(scores)
 
 
 STEPS = {cls.kind: cls for cls in (Round, Bounded, DropConstant, Standardize, Quantile)}

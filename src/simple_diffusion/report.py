@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import format_table
+from .metrics import format_table, memorisation_line
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -52,7 +52,8 @@ def _number(value: float | None) -> str:
 def _metrics_table(result: dict[str, Any]) -> str:
     rows = [("distance (" + result["distance_name"].replace("_", " ") + ")", result["distance"])]
     for key, label in (("floor", "floor: training data's distance"),
-                       ("ratio", "ratio (1 = as good as the data)"),
+                       ("ratio", "ratio (1 = as close as the training data)"),
+                       ("perfect_ratio", "ratio of exact samples at these sizes"),
                        ("energy", "energy distance"), ("energy_floor", "energy distance, training data"),
                        ("c2st", "C2ST accuracy (0.5 = indistinguishable)"),
                        ("c2st_floor", "C2ST accuracy, training data"),
@@ -78,16 +79,24 @@ def _metrics_table(result: dict[str, Any]) -> str:
 
 def render_report(folder: Path, result: dict[str, Any], config_text: str, title: str) -> str:
     """The HTML of ``report.html`` for a run folder that holds loss.png and samples.png."""
-    modes = ""
+    notes = []
+    if "memorisation" in result:
+        check = result["memorisation"]
+        notes.append(f'<p id="memorisation" class="{"broken" if check["copied"] else "ok"}">'
+                     f"{html.escape(memorisation_line(check))}</p>")
     if "mode_masses" in result:
-        modes = f"<pre>{html.escape(format_table(result).splitlines()[-1])}</pre>"
+        notes.append(f"<pre>{html.escape(format_table(result).splitlines()[-1])}</pre>")
+    modes = "\n".join(notes)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: simple-diffusion report</title>
 <style>{STYLE}</style><script>{CHECK_IMAGES}</script></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p>A diffusion model trained with simple-diffusion. The ratio compares the model's distance to
-the truth with the training data's own: 1 means the model is as close as its data allows.</p>
+the truth with the training data's own: 1 means the model is as close as its training rows.
+Distances shrink with the number of rows, so exact samples score the "ratio of exact samples"
+below (under 1 when there are more samples than training rows); a model that copies its
+training rows scores about 1, which the memorisation check tells apart.</p>
 <h2>Metrics</h2>
 {_metrics_table(result)}
 {modes}

@@ -247,7 +247,7 @@ class Trainer:
                     "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
                     "seconds": time.perf_counter() - start,
                 })
-                bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}")
+                bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", refresh=False)
                 bar.update()
                 if on_epoch_end is not None:
                     on_epoch_end(self)
