@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 import simple_diffusion as sd
-from simple_diffusion import metrics
-from simple_diffusion.targets import TARGETS
+from simple_diffusion.data.targets import TARGETS
+from simple_diffusion.evaluation import metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 ABLATION_TARGETS = ("two_gaussians", "moons")

@@ -28,7 +28,10 @@ import seed_reference
 from quality import write_section
 
 import simple_diffusion as sd
-from simple_diffusion import config, denoisers, metrics, samplers, schedules, training
+from simple_diffusion import build, config
+from simple_diffusion.diffusion import samplers
+from simple_diffusion.evaluation import metrics
+from simple_diffusion.training.loop import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "two_gaussians"
@@ -44,12 +47,12 @@ def timed(function) -> float:
     return time.perf_counter() - start
 
 
-def project_trainer(preset: str, epochs: int, fast: bool, data: torch.Tensor) -> training.Trainer:
+def project_trainer(preset: str, epochs: int, fast: bool, data: torch.Tensor) -> Trainer:
     cfg = config.override(config.preset(preset), {"train": {"epochs": epochs, "fast": fast, "threads": 1}})
-    schedule = schedules.from_config(cfg.schedule)
+    schedule = build.schedule(cfg.schedule)
     torch.manual_seed(0)
-    net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
-    return training.Trainer(net, schedule, cfg.model.prediction_type, cfg.train, data, data[:1000])
+    net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
+    return build.trainer(cfg, net, schedule, data, data[:1000])
 
 
 def alternate(candidates: dict, repeats: int) -> dict[str, float]:
@@ -74,12 +77,13 @@ def memory_section(counts: tuple[int, ...] = (100_000, 10_000_000)) -> str:
              "| ---: | ---: | ---: | ---: |"]
     with tempfile.TemporaryDirectory() as folder:
         run = Path(folder) / "run"
-        sd.fit(TARGET, config={"model": {"hidden": [32, 32]}}, epochs=2, out=run, progress=False)
+        sd.fit(TARGET, config={"model": {"hidden": [32, 32]}}, epochs=2, out=run, progress=False,
+               num_samples=0)
         for n in counts:
             output = Path(folder) / f"s{n}.npy"
             script = (f"import resource, subprocess, time; start = time.time(); "
                       f"subprocess.run([{command!r}, 'sample', {str(run)!r}, '-n', '{n}', '-o', "
-                      f"{str(output)!r}, '--steps', '10', '--quiet'], check=True); "
+                      f"{str(output)!r}, '--num-steps', '10', '--quiet'], check=True); "
                       "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
                       "time.time() - start)")
             peak_kib, seconds = subprocess.run([sys.executable, "-c", script], capture_output=True,

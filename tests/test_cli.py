@@ -40,7 +40,7 @@ def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
     path = tmp_path / f"s{suffix}"
     code, _, err = invoke(capsys, "sample", trained, "-n", 500, "-o", path, "--seed", 1, "--quiet")
     assert code == 0, err
-    from simple_diffusion import io
+    from simple_diffusion.data import io
 
     table = io.read_table(str(path))
     assert table.values.shape == (500, 1)

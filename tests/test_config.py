@@ -35,9 +35,9 @@ def test_seed_preset_is_the_assignment(section, key):
 
 
 def test_seed_network_is_2_16_16_1():
-    from simple_diffusion import denoisers
+    from simple_diffusion import build
 
-    net = denoisers.build(config.preset("seed").model, 1, 250)
+    net = build.denoiser(config.preset("seed").model, 1, 250)
     assert [(layer.in_features, layer.out_features) for layer in net.layers] == [(2, 16), (16, 16), (16, 1)]
 
 

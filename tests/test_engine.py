@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from simple_diffusion import config, denoisers, engine, schedules, training
+from simple_diffusion import build, config
+from simple_diffusion.diffusion import denoisers, schedules
+from simple_diffusion.training import engine, loop
 
 NETWORKS = {
     "seed": lambda: denoisers.MLP(1, [16, 16], denoisers.RawTime(), "relu"),
@@ -52,14 +54,14 @@ def test_flat_adam_equals_torch_adam():
 @pytest.mark.parametrize("preset", ["seed", "default"])
 def test_fast_training_follows_the_autograd_loss_curve(preset):
     cfg = config.override(config.preset(preset), {"train": {"epochs": 4, "batch_size": 64}})
-    schedule = schedules.from_config(cfg.schedule)
+    schedule = build.schedule(cfg.schedule)
     data = torch.randn(1280, 1) * 2 + 1
     histories = {}
     for fast in (True, False):
-        train_cfg = config.override(cfg, {"train": {"fast": fast}}).train
+        run_cfg = config.override(cfg, {"train": {"fast": fast}})
         torch.manual_seed(3)
-        net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
-        trainer = training.Trainer(net, schedule, cfg.model.prediction_type, train_cfg, data, data[:100])
+        net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
+        trainer = build.trainer(run_cfg, net, schedule, data, data[:100])
         assert (trainer.fast is not None) == fast
         histories[fast] = trainer.run(progress=False)
     for a, b in zip(histories[True], histories[False]):
@@ -78,18 +80,18 @@ def test_any_module_trains_through_autograd():
             return self.linear(torch.cat([x, t / 100], 1))
 
     cfg = config.override(config.preset("default"), {"train": {"epochs": 2}})
-    trainer = training.Trainer(Tiny(), schedules.cosine(100), "epsilon", cfg.train, torch.randn(512, 1),
-                               torch.randn(64, 1))
+    trainer = build.trainer(cfg, Tiny(), schedules.cosine(100), torch.randn(512, 1), torch.randn(64, 1))
     assert trainer.fast is None
     history = trainer.run(progress=False)
     assert len(history) == 2 and all(h["train_loss"] > 0 for h in history)
 
 
 def test_divergence_names_epoch_and_learning_rate():
-    cfg = config.override(config.preset("default"), {"train": {"epochs": 3}})
-    schedule = schedules.from_config(cfg.schedule)
-    net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
+    cfg = config.override(config.preset("default"),
+                          {"train": {"epochs": 3}, "model": {"prediction_type": "v"}})
+    schedule = build.schedule(cfg.schedule)
+    net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
     # Values whose squared error overflows float32, as a runaway learning rate produces.
-    trainer = training.Trainer(net, schedule, "v", cfg.train, torch.randn(2048, 1) * 1e25, torch.randn(8, 1))
-    with pytest.raises(training.TrainingDiverged, match=r"epoch \d+, step \d+.*learning rate"):
+    trainer = build.trainer(cfg, net, schedule, torch.randn(2048, 1) * 1e25, torch.randn(8, 1))
+    with pytest.raises(loop.TrainingDiverged, match=r"epoch \d+, step \d+.*learning rate"):
         trainer.run(progress=False)

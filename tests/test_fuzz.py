@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from simple_diffusion import UserError, io
+from simple_diffusion import UserError
 from simple_diffusion.cli import main
+from simple_diffusion.data import io
 
 CELLS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),

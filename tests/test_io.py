@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simple_diffusion import UserError, io
+from simple_diffusion import UserError
+from simple_diffusion.data import io
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def test_atomic_files_get_the_umask_permissions_without_reading_the_umask(tmp_pa
     operating system applies it. A subprocess with umask 027 must write files 0640."""
     script = (
         "import os, sys; os.umask(0o027); os.umask = None\n"
-        "from simple_diffusion import io\n"
+        "from simple_diffusion.data import io\n"
         "io.write_text(sys.argv[1], 'x')\n"
         "print(oct(os.stat(sys.argv[1]).st_mode & 0o777))\n"
     )

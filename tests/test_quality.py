@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import simple_diffusion as sd
-from simple_diffusion import metrics
+from simple_diffusion.evaluation import metrics
 
 
 def test_short_default_training_puts_a_third_of_the_mass_below_zero():

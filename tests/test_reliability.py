@@ -18,8 +18,8 @@ from filelock import FileLock
 from safetensors.torch import load_file
 
 import simple_diffusion as sd
-from simple_diffusion import training
 from simple_diffusion.runs import RunFolder
+from simple_diffusion.training import loop
 
 SMALL = {"train": {"epochs": 6, "batch_size": 128}, "model": {"hidden": [32, 32]}}
 
@@ -30,7 +30,7 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 
 def interrupt_at(monkeypatch, epoch_index: int) -> None:
     """Make the ``epoch_index``-th epoch (0-based) receive a Ctrl-C halfway through."""
-    original = training.Trainer._train_epoch
+    original = loop.Trainer._train_epoch
     calls = {"n": 0}
 
     def flaky(self):
@@ -39,7 +39,7 @@ def interrupt_at(monkeypatch, epoch_index: int) -> None:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(training.Trainer, "_train_epoch", flaky)
+    monkeypatch.setattr(loop.Trainer, "_train_epoch", flaky)
 
 
 @pytest.mark.parametrize("stop", [1, 4])
@@ -97,14 +97,14 @@ def test_same_seed_same_weights_and_samples(tmp_path):
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     out = tmp_path / "run"
-    original = training.Trainer._train_epoch
+    original = loop.Trainer._train_epoch
 
     def explode(self):
         losses = original(self)
         return losses * float("nan") if self.epoch == 3 else losses
 
-    monkeypatch.setattr(training.Trainer, "_train_epoch", explode)
-    with pytest.raises(training.TrainingDiverged, match=r"epoch 4, step 1.*learning rate"):
+    monkeypatch.setattr(loop.Trainer, "_train_epoch", explode)
+    with pytest.raises(loop.TrainingDiverged, match=r"epoch 4, step 1.*learning rate"):
         sd.fit("moons", config=SMALL, out=out, progress=False, num_samples=0)
     assert RunFolder(out).load_checkpoint()["epoch"] == 3
 

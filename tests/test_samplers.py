@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from simple_diffusion import choices, samplers, schedules
+from simple_diffusion import choices
+from simple_diffusion.diffusion import samplers, schedules
 
 # Near-standardised data, as the models see it; one narrow and one wide column.
 MEAN = torch.tensor([0.3, -0.5], dtype=torch.float64)

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from simple_diffusion import choices, schedules
+from simple_diffusion import build, choices, config
+from simple_diffusion.diffusion import schedules
 
 ALL = {
     "constant": schedules.constant(0.02, 250),
@@ -96,3 +97,7 @@ def test_sampling_sigmas_decrease_to_zero(name, spacing):
 def test_invalid_tables_are_refused():
     with pytest.raises(ValueError):
         schedules.Schedule(torch.tensor([1.0, 0.5, 0.7]))
+
+
+def test_every_schedule_kind_is_built_and_declared_once():
+    assert set(build.SCHEDULES) == set(choices.SCHEDULES) == set(config.CHOICES[("schedule", "kind")])

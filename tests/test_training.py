@@ -3,7 +3,6 @@ prediction types, and the optimiser's fallback."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -11,24 +10,27 @@ import pytest
 import torch
 from scipy import stats
 
-from simple_diffusion import config, denoisers, engine, prediction, preprocess, schedules
+from simple_diffusion import build, choices, config
+from simple_diffusion.data import encoders
+from simple_diffusion.diffusion import prediction, schedules
 from simple_diffusion.model import DiffusionModel
-from simple_diffusion.training import Trainer
+from simple_diffusion.training import engine
+from simple_diffusion.training.loop import Trainer
 
 
 def make_trainer(**changes) -> Trainer:
-    cfg = config.preset("default")
-    train = dataclasses.replace(cfg.train, **({"epochs": 4, "batch_size": 50, "warmup_steps": 10} | changes))
-    schedule = schedules.from_config(cfg.schedule)
+    train = {"epochs": 4, "batch_size": 50, "warmup_steps": 10} | changes
+    cfg = config.override(config.preset("default"), {"train": train, "model": {"hidden": [16, 16]}})
+    schedule = build.schedule(cfg.schedule)
     torch.manual_seed(0)
-    net = denoisers.build(dataclasses.replace(cfg.model, hidden=[16, 16]), 1, schedule.num_timesteps)
+    net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
     data = torch.randn(1000, 1, generator=torch.Generator().manual_seed(1))
-    return Trainer(net, schedule, "epsilon", train, data, data[:100])
+    return build.trainer(cfg, net, schedule, data, data[:100])
 
 
 def test_learning_rate_warms_up_then_follows_the_cosine_to_zero():
     trainer = make_trainer()
-    lr, total = trainer.config.lr, trainer.total_steps  # 4 epochs x 20 steps
+    lr, total = trainer.lr, trainer.total_steps  # 4 epochs x 20 steps
     assert total == 80
     assert trainer._learning_rate(0) == pytest.approx(lr * 1 / 10 * 0.5 * (1 + math.cos(0)))
     assert trainer._learning_rate(4) == pytest.approx(lr * 5 / 10 * 0.5 * (1 + math.cos(math.pi * 4 / 80)))
@@ -48,7 +50,7 @@ def test_extending_an_unfinished_run_continues_the_decay_without_a_jump():
     trainer.epoch = 2  # as if resumed after epoch 2 of 4
     before = trainer._learning_rate(40)
     trainer.extend(10)
-    assert trainer.total_steps == 200 and trainer.config.epochs == 10
+    assert trainer.total_steps == 200 and trainer.epochs == 10
     assert trainer._learning_rate(40) == pytest.approx(before)
     assert trainer._learning_rate(120) == pytest.approx(before * 0.5)  # halfway through the rest
     assert trainer._learning_rate(199) < 1e-3 * before
@@ -59,8 +61,8 @@ def test_extending_a_finished_run_restarts_the_decay_from_the_peak():
     trainer = make_trainer()
     trainer.epoch = 4
     trainer.extend(6)
-    assert trainer._learning_rate(80) == pytest.approx(trainer.config.lr)
-    assert trainer._learning_rate(100) == pytest.approx(trainer.config.lr * 0.5)
+    assert trainer._learning_rate(80) == pytest.approx(trainer.lr)
+    assert trainer._learning_rate(100) == pytest.approx(trainer.lr * 0.5)
     with pytest.raises(Exception, match="already trained 4 epochs"):
         trainer.extend(3)
 
@@ -96,7 +98,7 @@ def test_validation_loss_is_that_of_the_saved_ema_weights():
     state = trainer.val_generator.get_state()
     reported = trainer.validation_loss()
     trainer.val_generator.set_state(state)
-    x_t, t, target = trainer._draw(trainer.val_data, trainer.val_generator)
+    x_t, t, target = trainer.objective.draw(trainer.val_data, trainer.val_generator)
     with torch.no_grad():
         saved = float(torch.nn.functional.mse_loss(trainer.averaged_net()(x_t, t), target))
         live = float(torch.nn.functional.mse_loss(trainer.net(x_t, t), target))
@@ -106,7 +108,7 @@ def test_validation_loss_is_that_of_the_saved_ema_weights():
 
 def drawn_levels(trainer: Trainer, n: int = 20_000):
     """Timesteps and VE noise levels of one draw for x_0 = 0 (then x_t = sigma_VP * noise)."""
-    x_t, t, noise = trainer._draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
+    x_t, t, noise = trainer.objective.draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
     sigma_vp = (x_t / noise).double().flatten()
     return t.double(), sigma_vp / (1 - sigma_vp**2).sqrt()
 
@@ -115,25 +117,25 @@ def test_continuous_training_draws_uniform_real_timesteps_at_their_noise_level()
     trainer = make_trainer(timesteps="continuous")
     t, level = drawn_levels(trainer)
     assert (t != t.round()).float().mean() > 0.99
-    assert float(t.min()) >= trainer.config.t_min and float(t.max()) <= trainer.t_max
+    assert float(t.min()) >= trainer.objective.t_min and float(t.max()) <= trainer.objective.t_max
     assert stats.kstest(((t - 1) / 999).numpy(), "uniform").pvalue > 1e-3
     resolvable = level < 50  # above, float32's 1 - sigma_VP^2 loses the level
     assert resolvable.float().mean() > 0.9
-    torch.testing.assert_close(level[resolvable], trainer.schedule.t_to_sigma(t[resolvable]),
+    torch.testing.assert_close(level[resolvable], trainer.objective.schedule.t_to_sigma(t[resolvable]),
                                rtol=2e-3, atol=1e-4)
 
 
 def test_logsnr_training_draws_log_sigma_uniformly_over_the_sampling_range():
     trainer = make_trainer(timesteps="logsnr")
     t, level = drawn_levels(trainer)
-    low, high = trainer._log_sigma_range
+    low, high = trainer.objective.log_sigma_range
     assert high == pytest.approx(math.log(80.0))  # capped where sampling starts
     u = (level.log() - low) / (high - low)
     assert stats.kstest(u.numpy(), "uniform").pvalue > 1e-3
-    torch.testing.assert_close(t, trainer.schedule.sigma_to_t(level), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(t, trainer.objective.schedule.sigma_to_t(level), rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("kind", ["epsilon", "sample", "v"])
+@pytest.mark.parametrize("kind", choices.PREDICTION_TYPES)
 def test_each_prediction_type_recovers_the_clean_data(kind):
     g = torch.Generator().manual_seed(4)
     x0, eps = torch.randn(100, 2, generator=g), torch.randn(100, 2, generator=g)
@@ -159,8 +161,8 @@ class ExactGaussianDenoiser(torch.nn.Module):
 
 def test_a_sample_predicting_model_samples_its_distribution():
     cfg = config.override(config.preset("default"), {"model": {"prediction_type": "sample"}})
-    schedule = schedules.from_config(cfg.schedule)
-    identity = preprocess.fit(torch.randn(10, 1, dtype=torch.float64), ["x"], scaling="none")
+    schedule = build.schedule(cfg.schedule)
+    identity = encoders.fit(torch.randn(10, 1, dtype=torch.float64), ["x"], scaling="none")
     model = DiffusionModel(ExactGaussianDenoiser(schedule), schedule, identity, cfg, ["x"])
     x = model.sample(40_000, seed=0).numpy()[:, 0]
     n = len(x)

@@ -25,13 +25,18 @@ _EXPORTS = {
     "load": "api",
     "training_data": "api",
 }
-__all__ = ["__version__", *_EXPORTS, "targets"]
+_MODULES = {"targets": "data.targets", "io": "data.io", "metrics": "evaluation.metrics"}
+"""Modules reachable as attributes: ``sd.targets.get("moons")``, ``sd.io.write_table(...)``."""
+
+__all__ = ["__version__", *_EXPORTS, *_MODULES]
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    try:  # a submodule, as ``sd.targets`` or ``sd.io``
+    if name in _MODULES:
+        return importlib.import_module(f".{_MODULES[name]}", __name__)
+    try:  # any other submodule, as an eagerly imported package would offer it
         return importlib.import_module(f".{name}", __name__)
     except ModuleNotFoundError as exc:
         if exc.name != f"{__name__}.{name}":  # the submodule exists but needs a missing package

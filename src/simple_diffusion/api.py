@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, denoisers, io, preprocess, schedules
+from . import __version__, build
 from . import config as cfg
-from . import targets as builtin
+from .data import io
+from .data import targets as builtin
 from .errors import UserError
 from .model import DiffusionModel
 from .runs import RunFolder, file_digest
-from .training import Trainer
 
 REFERENCE_SIZE = 100_000
 REFERENCE_SEED = 1_000_003
@@ -174,18 +174,10 @@ def fit(
     else:
         resolved = resolve_config(preset, config, seed, epochs)
         prepared = training_data(data, resolved.data, columns)
-    scaler = preprocess.fit(
-        torch.as_tensor(prepared.train), prepared.columns, scaling=resolved.data.preprocess,
-        bounds=preprocess.parse_bounds(resolved.data.bounds), integer=resolved.data.integer,
-        keep_constant=resolved.data.keep_constant,
-    )
-    train = scaler.forward(torch.as_tensor(prepared.train)).float()
-    val = scaler.forward(torch.as_tensor(prepared.val)).float()
-    schedule = schedules.from_config(resolved.schedule)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(resolved.train.seed)
-        net = denoisers.build(resolved.model, train.shape[1], schedule.num_timesteps)
-    trainer = Trainer(net, schedule, resolved.model.prediction_type, resolved.train, train, val)
+    parts = build.build_parts(resolved, prepared.columns, rows=torch.as_tensor(prepared.train))
+    train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
+    val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
+    trainer = build.trainer(resolved, parts.net, parts.schedule, train, val)
     run_info = {
         "data": prepared.source,
         "target": prepared.target,
@@ -200,7 +192,7 @@ def fit(
     }
     if folder is None:
         trainer.run(progress=progress)
-        return _trained_model(trainer, schedule, scaler, resolved, prepared)
+        return _trained_model(trainer, parts, resolved, prepared)
     with folder.training(overwrite=overwrite, resume=resume):
         if resume:
             trainer.load_state_dict(folder.load_checkpoint())
@@ -212,21 +204,18 @@ def fit(
             folder.save_split(prepared)
         folder.save_config(resolved, run_info)
         folder.train(trainer, resolved.train.checkpoint_every, progress)
-        model = _trained_model(trainer, schedule, scaler, resolved, prepared)
-        folder.save_model(model)
-        folder.save_history(trainer.history)
-        from . import plots  # matplotlib: only once there is something to draw
-
-        folder.save_bytes("loss.png", plots.loss_plot(trainer.history, title=folder.path.name))
+        model = _trained_model(trainer, parts, resolved, prepared)
+        folder.finish(model, trainer.history)
     if num_samples > 0:
         evaluate_run(folder.path, n=num_samples, progress=progress)
     return model
 
 
-def _trained_model(trainer, schedule, scaler, config, prepared) -> DiffusionModel:
+def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:
     info = {"data": prepared.source, "target": prepared.target,
             "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch}
-    return DiffusionModel(trainer.averaged_net(), schedule, scaler, config, prepared.columns, info)
+    return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
+                          prepared.columns, info)
 
 
 def load(path: str | os.PathLike) -> DiffusionModel:
@@ -261,7 +250,7 @@ def evaluate(
             f"samples have {samples.shape[1]} columns but the reference has {reference.shape[1]}"
         )
     names = columns or [f"x{i + 1}" for i in range(samples.shape[1])]
-    from . import metrics  # POT and scikit-learn: only when evaluating
+    from .evaluation import metrics  # POT and scikit-learn: only when evaluating
 
     return metrics.evaluate(samples, reference, names, train=train, target=target,
                             two_sample_tests=two_sample_tests, holdout=holdout)
@@ -276,8 +265,8 @@ def evaluate_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots."""
-    from . import plots
-    from .report import render_report
+    from .evaluation import plots
+    from .evaluation.report import render_report
 
     folder = RunFolder(path)
     model = folder.load_model()

@@ -23,7 +23,7 @@ TARGETS = {
     "correlated_6d": "6-D: one Gaussian, neighbour correlation 0.8, scales 0.5..3",
     "clusters_5d": "5-D: two correlated Gaussian clusters, weights 0.4 and 0.6",
 }
-"""The built-in targets (``targets.py`` builds them as ``torch.distributions``)."""
+"""The built-in targets (``data/targets.py`` builds them as ``torch.distributions``)."""
 
 SAMPLERS = {
     "ancestral": "DDPM ancestral sampling (stochastic; the seed's sampler)",
@@ -33,7 +33,7 @@ SAMPLERS = {
     "dpmpp_2m_sde": "SDE-DPM-Solver++(2M), stochastic, second order multistep",
     "heun": "EDM's Heun sampler, deterministic, second order, two evaluations per step",
 }
-"""Samplers (``samplers.py``), k-diffusion's names."""
+"""Samplers (``diffusion/samplers.py``), k-diffusion's names."""
 
 SPACINGS = {
     "logsnr": "evenly in log-SNR",
@@ -47,7 +47,7 @@ PREPROCESSING = {
     "quantile": "through the empirical CDF to a normal, for skewed or heavy-tailed columns",
     "none": "the raw values",
 }
-"""How columns are scaled before the network sees them (``preprocess.py``)."""
+"""How columns are scaled before the network sees them (``data/encoders.py``)."""
 
 SCHEDULES = {
     "constant": "the same beta at every step (the seed's)",

@@ -158,7 +158,7 @@ def train(run, data, preset, seed, epochs, config_file, columns, header, preproc
 
 
 def _summary(result: dict) -> str:
-    from .metrics import format_table
+    from .evaluation.metrics import format_table
 
     return format_table(result)
 
@@ -189,7 +189,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, qu
     Example:
       simple-diffusion sample runs/two -n 100000 -o samples.npy --sampler heun --num-steps 18
     """
-    from . import api, io
+    from . import api
+    from .data import io
 
     if run is None or count is None:
         raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
@@ -230,7 +231,8 @@ def evaluate(run, samples_file, against, count, seed, as_json, legacy_samples) -
     """
     import json
 
-    from . import api, io
+    from . import api
+    from .data import io
 
     if run is None:
         raise UserError("write `simple-diffusion evaluate RUN`")
@@ -259,8 +261,8 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
       simple-diffusion animate runs/moons -o moons.gif
     """
     from . import api
-    from .io import atomic_path
-    from .plots import animate_reverse_process
+    from .data.io import atomic_path
+    from .evaluation.plots import animate_reverse_process
 
     if run is None:
         raise UserError("write `simple-diffusion animate RUN -o FILE.gif`")

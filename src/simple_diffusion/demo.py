@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from . import api
-from .io import write_text
+from .data.io import write_text
 
 TARGETS = ("two_gaussians", "three_gaussians")
 PRESETS = ("seed", "default")

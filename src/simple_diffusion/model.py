@@ -20,32 +20,31 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import prediction, samplers
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
+from .diffusion import prediction, samplers
+from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError
 from .progress import bar as progress_bar
-from .schedules import Schedule
 
 BLOCK = 4096
 """Rows per noise stream: samples depend on the seed and their row only, not on the chunk size."""
 
 
-
 class DiffusionModel:
-    """A denoiser with the schedule, preprocessing and settings it was trained with."""
+    """A denoiser with the schedule, column encoder and settings it was trained with."""
 
     def __init__(
         self,
         net: nn.Module,
         schedule: Schedule,
-        preprocessor: Any,
+        encoder: Any,
         config: Config,
         columns: list[str],
         info: dict[str, Any] | None = None,
     ):
         self.net = net.eval()
         self.schedule = schedule
-        self.preprocessor = preprocessor
+        self.encoder = encoder
         self.config = config
         self.columns = list(columns)
         self.info = dict(info or {})
@@ -58,17 +57,15 @@ class DiffusionModel:
     @property
     def latent_dim(self) -> int:
         """Columns the network works on (constant columns are not modelled)."""
-        return self.preprocessor.transformed_dim
+        return self.encoder.transformed_dim
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """The estimate of clean (preprocessed) data at VE noise level ``sigma``."""
-        alpha = 1 / torch.sqrt(1 + sigma**2)
-        x_t = x * alpha.to(x.dtype)
+        alpha, sigma_vp = vp_scales(sigma, x.dtype)
+        x_t = x * alpha
         t = self.schedule.sigma_to_t(sigma).to(x.dtype)
-        out = self.net(x_t, t)
-        return prediction.to_sample(
-            self.config.model.prediction_type, out, x_t, alpha.to(x.dtype), (sigma * alpha).to(x.dtype)
-        )
+        return prediction.to_sample(self.config.model.prediction_type, self.net(x_t, t), x_t, alpha,
+                                    sigma_vp)
 
     def sampling_settings(self, **changes: Any) -> SampleConfig:
         """The model's sampling defaults with the given (non-None) settings changed and checked."""
@@ -119,14 +116,14 @@ class DiffusionModel:
         levels: list[float] = []
 
         def record(step: dict) -> None:
-            x_t = step["x"] / torch.sqrt(1 + step["sigma"] ** 2)
-            frames.append(self.preprocessor.inverse(x_t.double()))
+            x_t = step["x"] / ve_scale(step["sigma"])
+            frames.append(self.encoder.inverse(x_t.double()))
             levels.append(float(step["sigma"]))
 
         noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32)
-        x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
+        x = noise.draw() * ve_scale(sigmas[0])
         x = step(self.denoise, x, sigmas, noise_sampler=noise, callback=record)
-        frames.append(self.preprocessor.inverse(x.double()))
+        frames.append(self.encoder.inverse(x.double()))
         levels.append(0.0)
         return frames, levels
 
@@ -164,10 +161,10 @@ class DiffusionModel:
                 start = first_block * BLOCK
                 rows = min(n - start, blocks_per_chunk * BLOCK)
                 noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
-                x = noise.draw() * torch.sqrt(1 + sigmas[0] ** 2)
+                x = noise.draw() * ve_scale(sigmas[0])
                 x = step(self.denoise, x, sigmas, noise_sampler=noise)
                 x = x.to(torch.float64)
-                yield start, x if preprocessed else self.preprocessor.inverse(x)
+                yield start, x if preprocessed else self.encoder.inverse(x)
                 bar.update(rows)
 
 

@@ -34,12 +34,12 @@ from filelock import FileLock, Timeout
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 
-from . import __version__, denoisers, preprocess
+from . import __version__
+from .build import build_parts
 from .config import Config, from_dict
+from .data.io import write_bytes, write_text
 from .errors import UserError
-from .io import write_bytes, write_text
 from .model import DiffusionModel
-from .schedules import Schedule
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -139,7 +139,7 @@ class RunFolder:
             except KeyboardInterrupt:
                 self.save_checkpoint(snapshot)
                 raise UserError(
-                    f"interrupted after epoch {snapshot['epoch']} of {trainer.config.epochs}; "
+                    f"interrupted after epoch {snapshot['epoch']} of {trainer.epochs}; "
                     f"checkpoint saved: resume with `{resume_command(self.path)}`"
                 ) from None
             except UserError:
@@ -164,10 +164,18 @@ class RunFolder:
         metadata = {
             "format_version": str(FORMAT_VERSION),
             "columns": json.dumps(model.columns),
-            "preprocess": json.dumps(model.preprocessor.state()),
+            "preprocess": json.dumps(model.encoder.state()),
             "info": json.dumps(model.info),
         }
         write_bytes(self.file(MODEL), save(tensors, metadata=metadata))
+
+    def finish(self, model: DiffusionModel, history: list[dict[str, float]]) -> None:
+        """Write what a finished training leaves: the model, the losses and their plot."""
+        from .evaluation import plots  # matplotlib: only once there is something to draw
+
+        self.save_model(model)
+        self.save_history(history)
+        self.save_bytes("loss.png", plots.loss_plot(history, title=self.path.name))
 
     def save_history(self, history: list[dict[str, float]]) -> None:
         lines = ["epoch,train_loss,val_loss,seconds"]
@@ -246,17 +254,18 @@ class RunFolder:
         tensors, metadata = _read_safetensors(path)
         try:
             columns = json.loads(metadata["columns"])
-            preprocessor = preprocess.from_state(json.loads(metadata["preprocess"]))
+            encoder_state = json.loads(metadata["preprocess"])
             info = json.loads(metadata.get("info", "{}"))
-            schedule = Schedule(tensors["schedule.alphas_cumprod"])
+            saved_schedule = tensors["schedule.alphas_cumprod"]
         except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
             raise UserError(f"{path}: model file is incomplete or edited ({exc})") from None
-        if schedule.num_timesteps != config.schedule.num_timesteps:
+        parts = build_parts(config, columns, encoder_state=encoder_state)
+        if not torch.equal(saved_schedule, parts.schedule.alphas_cumprod):
             raise UserError(f"{path}: the schedule does not match {CONFIG}")
-        net = denoisers.build(config.model, preprocessor.transformed_dim, schedule.num_timesteps)
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
-        _load_weights(net, weights, path)
-        return DiffusionModel(net, schedule, preprocessor, config, columns, info | run_info)
+        _load_weights(parts.net, weights, path)
+        return DiffusionModel(parts.net, parts.schedule, parts.encoder, config, columns,
+                              info | run_info)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -6,12 +6,11 @@ dropped, as in the seed). The epoch's timesteps, noise, noisy inputs and regress
 drawn at once, so a step is only the network's forward, backward and one fused Adam update.
 
 >>> import torch
->>> from simple_diffusion import config, denoisers, schedules
->>> cfg = config.preset("default")
->>> cfg.train.epochs, cfg.train.batch_size = 2, 50
->>> schedule = schedules.from_config(cfg.schedule)
->>> net = denoisers.build(cfg.model, 1, schedule.num_timesteps)
->>> trainer = Trainer(net, schedule, "v", cfg.train, torch.randn(500, 1), torch.randn(50, 1))
+>>> from simple_diffusion.diffusion import denoisers, objective, schedules
+>>> schedule = schedules.cosine(1000)
+>>> net = denoisers.MLP(1, [32, 32], denoisers.FourierTime(8, 1000), "silu")
+>>> trainer = Trainer(net, objective.Objective(schedule, "v"), torch.randn(500, 1), torch.randn(50, 1),
+...                   epochs=2, batch_size=50, lr=1e-3)
 >>> history = trainer.run(progress=False)
 >>> len(history), sorted(history[0])
 (2, ['epoch', 'seconds', 'train_loss', 'val_loss'])
@@ -21,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import math
 import os
 import time
@@ -31,11 +29,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import engine, prediction
-from .config import TrainConfig
-from .errors import UserError
-from .progress import bar as progress_bar
-from .schedules import SAMPLING_SIGMA_CAP, Schedule
+from ..diffusion.objective import Objective
+from ..errors import UserError
+from ..progress import bar as progress_bar
+from . import engine
 
 
 class TrainingDiverged(UserError):
@@ -56,75 +53,64 @@ def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
 
 
 class Trainer:
-    """Trains ``net`` to predict ``prediction_type`` from x_t, holding everything needed to resume."""
+    """Optimises ``net`` on ``objective``'s draws from the rows of ``train``, holding everything
+    needed to resume.
+
+    Adam with ``lr``, after ``warmup_steps`` either constant or (``lr_schedule="cosine"``)
+    decaying to zero at the last step; an exponential moving average of the weights with
+    ``ema_decay`` (0: none) is what sampling uses. ``seed`` fixes batch order, noise levels and
+    noise; ``threads = 0`` chooses from the network size; ``fast`` uses the explicit engine for
+    the built-in MLPs.
+    """
 
     def __init__(
         self,
         net: nn.Module,
-        schedule: Schedule,
-        prediction_type: str,
-        config: TrainConfig,
+        objective: Objective,
         train: torch.Tensor,
         val: torch.Tensor,
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        lr_schedule: str = "cosine",
+        warmup_steps: int = 0,
+        ema_decay: float = 0.0,
+        seed: int = 0,
+        threads: int = 0,
+        fast: bool = True,
     ):
-        self.net, self.schedule, self.config = net, schedule, config
-        self.prediction_type = prediction_type
+        self.net, self.objective = net, objective
+        self.epochs, self.lr, self.lr_schedule = epochs, lr, lr_schedule
+        self.warmup_steps, self.ema_decay = warmup_steps, ema_decay
         self.dtype = next(net.parameters()).dtype
         self.train_data = train.to(self.dtype)
         self.val_data = val.to(self.dtype)
-        self.batch_size = min(config.batch_size, len(train))
+        self.batch_size = min(batch_size, len(train))
         self.steps_per_epoch = len(train) // self.batch_size
-        self.total_steps = self.steps_per_epoch * config.epochs
-        self.t_max = config.t_max or schedule.num_timesteps
-        self.threads = config.threads or choose_threads(net, self.batch_size)
-        if config.fast and engine.supports(net):
+        self.total_steps = self.steps_per_epoch * epochs
+        self.threads = threads or choose_threads(net, self.batch_size)
+        if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
             self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.batch_size)
             # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
             multiplier = self.batch_size * train.shape[1] / 2
-            self.optimizer: Any = engine.FlatAdam(flat, grad, config.lr, gradient_multiplier=multiplier)
+            self.optimizer: Any = engine.FlatAdam(flat, grad, lr, gradient_multiplier=multiplier)
             self.params = [flat]
         else:
             self.fast = None
             self.params = [p for p in net.parameters() if p.requires_grad]
-            self.optimizer = _adam(self.params, config.lr)
-        self.ema = [p.detach().clone() for p in self.params] if config.ema_decay > 0 else None
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.val_generator = torch.Generator().manual_seed(config.seed + 1)
+            self.optimizer = _adam(self.params, lr)
+        self.ema = [p.detach().clone() for p in self.params] if ema_decay > 0 else None
+        self.generator = torch.Generator().manual_seed(seed)
+        self.val_generator = torch.Generator().manual_seed(seed + 1)
         self.epoch = 0
         self.history: list[dict[str, float]] = []
-        self.lr_segments: list[tuple[int, float, int]] = [(0, config.lr, self.total_steps)]
+        self.lr_segments: list[tuple[int, float, int]] = [(0, lr, self.total_steps)]
         """(first step, learning rate there, step where it reaches zero) of each cosine decay:
         one, plus one per extension of the run."""
-        # x_t = signal * x_0 + noise * eps at each whole timestep (the VP scales).
-        self._signal = schedule.alphas_cumprod.sqrt().to(self.dtype)
-        self._noise = (1 - schedule.alphas_cumprod).sqrt().to(self.dtype)
-        top = min(float(schedule.sigmas[self.t_max]), SAMPLING_SIGMA_CAP)
-        self._log_sigma_range = (math.log(schedule.sigmas[config.t_min]), math.log(top))
 
     # -- one epoch ---------------------------------------------------------------------------
-    def _draw(self, x0: torch.Tensor, generator: torch.Generator):
-        """Timesteps, noisy inputs and targets for the rows of ``x0``."""
-        if self.config.timesteps == "discrete":
-            t = torch.randint(self.config.t_min, self.t_max + 1, (len(x0),), generator=generator)
-            alpha, sigma = self._signal[t], self._noise[t]
-        else:
-            u = torch.rand(len(x0), generator=generator, dtype=torch.float64)
-            if self.config.timesteps == "continuous":
-                t = self.config.t_min + (self.t_max - self.config.t_min) * u
-                level = self.schedule.t_to_sigma(t)  # variance-exploding noise level
-            else:
-                low, high = self._log_sigma_range
-                level = (low + (high - low) * u).exp()
-                t = self.schedule.sigma_to_t(level)
-            alpha = (1 / (1 + level**2).sqrt()).to(self.dtype)
-            sigma = (level * alpha).to(self.dtype)
-            t = t.to(self.dtype)
-        alpha, sigma = alpha.unsqueeze(-1), sigma.unsqueeze(-1)
-        noise = torch.randn(x0.shape, generator=generator, dtype=self.dtype)
-        x_t = alpha * x0 + sigma * noise
-        return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma)
-
     def _learning_rate(self, step: int) -> float:
         """Warm-up, then a cosine decay to zero at the last step.
 
@@ -132,11 +118,10 @@ class Trainer:
         rate it had reached (no jump) or, if the run had finished, from ``lr`` (a warm restart,
         Loshchilov and Hutter 2017), and reaches zero at the new last step.
         """
-        c = self.config
         first, peak, end = next(segment for segment in reversed(self.lr_segments) if segment[0] <= step)
-        warm = min(1.0, (step + 1) / c.warmup_steps) if c.warmup_steps and first == 0 else 1.0
-        if c.lr_schedule == "constant":
-            return c.lr * warm
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps and first == 0 else 1.0
+        if self.lr_schedule == "constant":
+            return self.lr * warm
         span = max(1, end - first)
         return peak * warm * 0.5 * (1 + math.cos(math.pi * (step - first) / span))
 
@@ -144,12 +129,12 @@ class Trainer:
         """Train up to ``epochs`` in all (after resuming), continuing the learning-rate schedule."""
         if epochs < self.epoch:
             raise UserError(f"the run has already trained {self.epoch} epochs; ask for at least that")
-        if epochs == self.config.epochs:
+        if epochs == self.epochs:
             return
         step = self.epoch * self.steps_per_epoch
-        finished = self.epoch >= self.config.epochs
-        peak = self.config.lr if finished else self._learning_rate(step)
-        self.config = dataclasses.replace(self.config, epochs=epochs)
+        finished = self.epoch >= self.epochs
+        peak = self.lr if finished else self._learning_rate(step)
+        self.epochs = epochs
         self.total_steps = self.steps_per_epoch * epochs
         self.lr_segments.append((step, peak, self.total_steps))
 
@@ -160,8 +145,8 @@ class Trainer:
         """Run one epoch; return the per-step losses."""
         b, steps = self.batch_size, self.steps_per_epoch
         order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
-        x_t, t, target = self._draw(self.train_data[order], self.generator)
-        constant_lr = self.config.lr_schedule == "constant" and not self.config.warmup_steps
+        x_t, t, target = self.objective.draw(self.train_data[order], self.generator)
+        constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
         first_step = self.epoch * steps
         if self.fast is not None:
             inputs = engine.with_ones(self.net.inputs(x_t, t))
@@ -197,13 +182,13 @@ class Trainer:
     def _update_ema(self, step: int) -> None:
         if self.ema is not None:
             # The decay warms up so that the average is not dominated by the random start.
-            decay = min(self.config.ema_decay, (1 + step) / (10 + step))
+            decay = min(self.ema_decay, (1 + step) / (10 + step))
             torch._foreach_lerp_(self.ema, self.params, 1 - decay)
 
     @torch.no_grad()
     def validation_loss(self) -> float:
         """The loss on the validation rows of the weights that are saved (the EMA's, if any)."""
-        x_t, t, target = self._draw(self.val_data, self.val_generator)
+        x_t, t, target = self.objective.draw(self.val_data, self.val_generator)
         with self._averaged_weights():
             return float(nn.functional.mse_loss(self.net(x_t, t), target))
 
@@ -228,16 +213,16 @@ class Trainer:
         progress: bool = True,
         on_epoch_end: Callable[[Trainer], None] | None = None,
     ) -> list[dict[str, float]]:
-        """Train until ``config.epochs``; call ``on_epoch_end`` after each epoch."""
+        """Train until ``epochs``; call ``on_epoch_end`` after each epoch."""
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        bar = progress_bar(self.config.epochs, initial=self.epoch, enabled=progress,
+        bar = progress_bar(self.epochs, initial=self.epoch, enabled=progress,
                            desc="training", unit="epoch")
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         start = time.perf_counter() - elapsed
         try:
             self.net.train()
-            while self.epoch < self.config.epochs:
+            while self.epoch < self.epochs:
                 losses = self._train_epoch()
                 self._check_finite(losses)
                 train_loss = float(losses.mean())
@@ -262,7 +247,7 @@ class Trainer:
             step = int(bad[0])
             raise TrainingDiverged(
                 f"training diverged at epoch {self.epoch + 1}, step {step + 1}: the loss became "
-                f"{float(losses[step])}; the learning rate ({self.config.lr:g}) is likely too high"
+                f"{float(losses[step])}; the learning rate ({self.lr:g}) is likely too high"
             )
 
     # -- results and resumption --------------------------------------------------------------
@@ -302,5 +287,5 @@ class Trainer:
         self.val_generator.set_state(state["val_generator"])
         self.epoch = state["epoch"]
         self.history = copy.deepcopy(state["history"])
-        segments = state.get("lr_segments") or [(0, self.config.lr, self.total_steps)]  # one decay
+        segments = state.get("lr_segments") or [(0, self.lr, self.total_steps)]  # one decay
         self.lr_segments = [(int(first), float(lr), int(end)) for first, lr, end in segments]

@@ -1,9 +1,14 @@
-"""Noise schedules: the forward process q(x_t | x_0) = N(sqrt(alpha_bar_t) x_0, (1 - alpha_bar_t) I).
+"""Noise schedules and the one home of noise-level conversions.
 
-A schedule is a table ``alphas_cumprod`` over timesteps t = 0..T (alpha_bar_0 = 1, no noise).
-Samplers see it through the equivalent variance-exploding noise level
-sigma_t = sqrt((1 - alpha_bar_t) / alpha_bar_t), the noise-to-signal ratio of x_t / sqrt(alpha_bar_t),
-as k-diffusion does; the conversion is exact, so a sampler works on any schedule.
+The forward process is q(x_t | x_0) = N(alpha_t x_0, sigma_VP,t^2 I) with alpha_t^2 = alpha_bar_t
+and alpha_t^2 + sigma_VP,t^2 = 1 (variance preserving, VP). A schedule is a table
+``alphas_cumprod`` over timesteps t = 0..T (alpha_bar_0 = 1, no noise).
+
+Samplers work with the equivalent variance-exploding (VE) noise level
+sigma = sigma_VP / alpha = sqrt((1 - alpha_bar) / alpha_bar), the noise-to-signal ratio, on the
+state x = x_t / alpha = x_0 + sigma eps, as k-diffusion does. Throughout the package a bare
+``sigma`` is this VE level; ``sigma_vp`` is the VP noise scale. ``vp_scales`` and ``ve_scale``
+convert between them, and ``Schedule.sigma_to_t`` / ``t_to_sigma`` between levels and timesteps.
 
 >>> s = constant(0.02, 250)
 >>> round(float(s.alphas_cumprod[10]), 6) == round(0.98 ** 10, 6)
@@ -18,9 +23,23 @@ import math
 
 import torch
 
-from .config import ScheduleConfig
-
 SAMPLING_SIGMA_CAP = 80.0
+"""The highest VE level sampling starts from unless told otherwise (EDM's sigma_max)."""
+
+
+def vp_scales(sigma: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(alpha, sigma_vp) in ``dtype`` for VE noise level ``sigma``: x_t = alpha x_0 + sigma_vp eps.
+
+    alpha = 1 / sqrt(1 + sigma^2) is rounded to ``dtype`` before sigma_vp = sigma * alpha, so the
+    two scales are consistent in the precision the network runs in.
+    """
+    alpha = (1 / torch.sqrt(1 + sigma**2)).to(dtype)
+    return alpha, (sigma * alpha).to(dtype)
+
+
+def ve_scale(sigma: torch.Tensor) -> torch.Tensor:
+    """sqrt(1 + sigma^2) = 1 / alpha: the VE state is x = x_t * ve_scale(sigma)."""
+    return torch.sqrt(1 + sigma**2)
 
 
 class Schedule:
@@ -45,6 +64,11 @@ class Schedule:
     @property
     def sigma_max(self) -> float:
         return float(self.sigmas[-1])
+
+    def sampling_top(self, sigma_max: float = 0.0) -> float:
+        """The level sampling starts from: ``sigma_max`` (0: ``SAMPLING_SIGMA_CAP``), at most the
+        schedule's own top."""
+        return min(sigma_max or SAMPLING_SIGMA_CAP, self.sigma_max)
 
     def add_noise(
         self, original_samples: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
@@ -80,7 +104,7 @@ class Schedule:
             if not bool(inside.any()):
                 raise ValueError(f"no timestep has a noise level in [{sigma_min}, {sigma_max}]")
             return torch.cat([levels[inside], levels.new_zeros(1)])
-        top = min(sigma_max or SAMPLING_SIGMA_CAP, self.sigma_max)
+        top = self.sampling_top(sigma_max)
         bottom = min(max(sigma_min, self.sigma_min), top)
         if spacing == "logsnr":
             levels = torch.linspace(
@@ -130,11 +154,3 @@ def cosine(num_timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -
     f = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
     betas = (1 - f[1:] / f[:-1]).clamp(max=max_beta)
     return Schedule(torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, 0)]))
-
-
-def from_config(config: ScheduleConfig) -> Schedule:
-    if config.kind == "constant":
-        return constant(config.beta, config.num_timesteps)
-    if config.kind == "linear":
-        return linear(config.beta_start, config.beta_end, config.num_timesteps)
-    return cosine(config.num_timesteps)

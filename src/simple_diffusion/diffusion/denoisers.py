@@ -1,7 +1,7 @@
 """Denoiser networks: ``net(x_t, t) -> prediction`` with x_t of shape (B, d).
 
 Any ``torch.nn.Module`` with that call fits the rest of the package (it trains through autograd);
-the built-in ``MLP`` below also has a fast explicit path in ``engine.py``.
+the built-in ``MLP`` below also has a fast explicit path in ``training/engine.py``.
 
 >>> import torch
 >>> net = MLP(dim=2, hidden=[32, 32], time_features=RawTime())
@@ -16,8 +16,6 @@ import math
 
 import torch
 from torch import nn
-
-from .config import ModelConfig
 
 ACTIVATIONS = {"relu": torch.relu, "silu": nn.functional.silu}
 
@@ -77,9 +75,3 @@ class MLP(nn.Module):
         for layer in self.layers[1:]:
             h = layer(act(h))
         return h
-
-
-def build(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
-    """The network a ``ModelConfig`` describes, for data of ``dim`` columns."""
-    time = RawTime() if config.kind == "seed_mlp" else FourierTime(config.time_features, num_timesteps)
-    return MLP(dim, list(config.hidden), time, config.activation)

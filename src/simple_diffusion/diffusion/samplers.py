@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import torch
 
-from .progress import bar
+from ..progress import bar
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 NoiseSampler = Callable[[torch.Tensor], torch.Tensor]

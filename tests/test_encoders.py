@@ -1,11 +1,11 @@
-"""Every preprocessing option: transform then inverse returns the data; outputs respect options."""
+"""Every column encoder option: transform then inverse returns the data; outputs respect options."""
 
 import numpy as np
 import pytest
 import torch
 
 import simple_diffusion as sd
-from simple_diffusion import preprocess
+from simple_diffusion.data import encoders
 
 
 @pytest.fixture
@@ -36,26 +36,26 @@ OPTIONS = {
 
 @pytest.mark.parametrize("name", OPTIONS)
 def test_round_trip(table, name):
-    pipeline = preprocess.fit(table, COLUMNS, **OPTIONS[name])
-    restored = preprocess.from_state(pipeline.state()).inverse(pipeline.forward(table))
+    pipeline = encoders.fit(table, COLUMNS, **OPTIONS[name])
+    restored = encoders.from_state(pipeline.state()).inverse(pipeline.forward(table))
     assert torch.allclose(restored, table, atol=1e-6, rtol=1e-6)
 
 
 def test_standardised_columns_have_zero_mean_unit_std(table):
-    y = preprocess.fit(table, COLUMNS, keep_constant=True).forward(table)
+    y = encoders.fit(table, COLUMNS, keep_constant=True).forward(table)
     assert y.shape[1] == 4  # the constant column is not modelled
     assert torch.allclose(y.mean(0), torch.zeros(4, dtype=y.dtype), atol=1e-9)
     assert torch.allclose(y.std(0), torch.ones(4, dtype=y.dtype), atol=1e-9)
 
 
 def test_quantile_output_is_standard_normal(table):
-    y = preprocess.fit(table[:, :4], COLUMNS[:4], scaling="quantile").forward(table[:, :4])
+    y = encoders.fit(table[:, :4], COLUMNS[:4], scaling="quantile").forward(table[:, :4])
     assert torch.allclose(y[:, 1].mean(), torch.tensor(0.0, dtype=y.dtype), atol=0.02)
     assert abs(float(y[:, 1].std()) - 1) < 0.05
 
 
 def test_inverse_respects_bounds_and_integers_for_any_latent_value(table):
-    pipeline = preprocess.fit(table, COLUMNS, **OPTIONS["everything"])
+    pipeline = encoders.fit(table, COLUMNS, **OPTIONS["everything"])
     wild = torch.randn(5000, pipeline.transformed_dim, dtype=torch.float64) * 10
     x = pipeline.inverse(wild)
     assert bool((x[:, 1] >= 0).all()) and bool(((x[:, 2] >= 0) & (x[:, 2] <= 1)).all())
@@ -74,7 +74,7 @@ def test_inverse_respects_bounds_and_integers_for_any_latent_value(table):
 )
 def test_bad_options(table, kwargs, message):
     with pytest.raises(sd.UserError, match=message):
-        preprocess.fit(table, COLUMNS, **kwargs)
+        encoders.fit(table, COLUMNS, **kwargs)
 
 
 @pytest.mark.parametrize(("text", "parsed"), [
@@ -82,13 +82,13 @@ def test_bad_options(table, kwargs, message):
     ("a=0:1, b=:5", {"a": (0.0, 1.0), "b": (None, 5.0)}),
 ])
 def test_parse_bounds(text, parsed):
-    assert preprocess.parse_bounds(text) == parsed
+    assert encoders.parse_bounds(text) == parsed
 
 
 @pytest.mark.parametrize("text", ["mass", "mass=a:b", "=0:1"])
 def test_parse_bounds_refuses(text):
     with pytest.raises(sd.UserError, match="bounds"):
-        preprocess.parse_bounds(text)
+        encoders.parse_bounds(text)
 
 
 def test_model_samples_respect_bounds_integers_and_constants(tmp_path, table):
@@ -109,7 +109,7 @@ def test_quantile_map_of_a_tied_value_is_the_middle_of_its_mass(offset):
 
     rng = np.random.default_rng(0)
     x = offset + np.concatenate([np.zeros(1000), 1 + rng.uniform(size=1000)])
-    pipeline = preprocess.fit(torch.tensor(x[:, None]), ["c"], scaling="quantile")
+    pipeline = encoders.fit(torch.tensor(x[:, None]), ["c"], scaling="quantile")
     y = pipeline.forward(torch.tensor(x[:, None]))[:, 0].numpy()
     assert y[0] == pytest.approx(stats.norm.ppf(0.25), abs=0.02)
     order = np.argsort(x, kind="stable")
@@ -125,7 +125,7 @@ def test_a_value_on_a_bound_stays_next_to_its_neighbours():
     the old fixed margin of 1e-3 standard deviations put them about 1.3 out."""
     rng = np.random.default_rng(1)
     fraction = np.concatenate([np.zeros(200), rng.beta(2, 5, 1800)])
-    pipeline = preprocess.fit(torch.tensor(fraction[:, None]), ["f"], bounds={"f": (0.0, 1.0)})
+    pipeline = encoders.fit(torch.tensor(fraction[:, None]), ["f"], bounds={"f": (0.0, 1.0)})
     y = pipeline.forward(torch.tensor(fraction[:, None]))[:, 0].numpy()
     on_bound, inside = y[:200], y[200:]
     assert inside.min() - on_bound.max() < 0.8
@@ -137,7 +137,7 @@ def test_samples_never_reach_a_bound_the_data_never_touches():
     rng = np.random.default_rng(2)
     share = rng.beta(2, 5, 2000)[:, None]
     positive = rng.lognormal(size=2000)[:, None] + 1000  # exp(y) is lost against 1000 near the bound
-    pipeline = preprocess.fit(torch.tensor(np.hstack([share, positive])), ["s", "p"],
+    pipeline = encoders.fit(torch.tensor(np.hstack([share, positive])), ["s", "p"],
                               bounds={"s": (0.0, 1.0), "p": (1000.0, None)})
     extreme = torch.tensor([[-800.0, -800.0], [800.0, -60.0]], dtype=torch.float64)
     back = pipeline.inverse(extreme).numpy()

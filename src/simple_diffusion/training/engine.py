@@ -9,7 +9,7 @@ another its weight and bias gradients together. Its gradients equal autograd's
 (``tests/test_engine.py``).
 
 >>> import torch
->>> from simple_diffusion.denoisers import MLP, RawTime
+>>> from simple_diffusion.diffusion.denoisers import MLP, RawTime
 >>> net = MLP(1, [16, 16], RawTime())
 >>> flat, grad = flatten_parameters(net)
 >>> fast = FastMLP(net, flat, grad, batch_size=8)
@@ -24,7 +24,7 @@ import functools
 
 import torch
 
-from .denoisers import MLP
+from ..diffusion.denoisers import MLP
 
 
 def _activate(kind: str, pre: torch.Tensor, out: torch.Tensor) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import distributions as D
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def gaussian_mixture(weights, means, stds) -> D.MixtureSameFamily:

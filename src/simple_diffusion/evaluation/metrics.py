@@ -27,7 +27,7 @@ import torch
 from scipy import stats
 from scipy.spatial.distance import cdist, pdist
 
-from . import targets
+from ..data import targets
 
 PROJECTIONS = 256
 SUBSAMPLE = 4000

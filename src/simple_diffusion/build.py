@@ -1,0 +1,85 @@
+"""Config -> parts: the one place where a resolved config meets the maths.
+
+``fit``, ``load`` and resumption all assemble a model here, so there is one way to do it; the
+modules under ``data/``, ``diffusion/`` and ``training/`` take plain arguments and know nothing of
+configs.
+
+>>> from simple_diffusion import config
+>>> import torch
+>>> cfg = config.preset("default")
+>>> parts = build_parts(cfg, ["x"], rows=torch.randn(100, 1, dtype=torch.float64))
+>>> parts.schedule.num_timesteps, parts.encoder.transformed_dim, parts.net.dim
+(1000, 1, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .config import Config, DataConfig, ModelConfig, ScheduleConfig
+from .data import encoders
+from .diffusion import schedules
+from .diffusion.denoisers import MLP, FourierTime, RawTime
+from .diffusion.objective import Objective
+from .training.loop import Trainer
+
+SCHEDULES: dict[str, Callable[[ScheduleConfig], schedules.Schedule]] = {
+    "constant": lambda c: schedules.constant(c.beta, c.num_timesteps),
+    "linear": lambda c: schedules.linear(c.beta_start, c.beta_end, c.num_timesteps),
+    "cosine": lambda c: schedules.cosine(c.num_timesteps),
+}
+
+
+def schedule(config: ScheduleConfig) -> schedules.Schedule:
+    return SCHEDULES[config.kind](config)
+
+
+def denoiser(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
+    """The network a ``ModelConfig`` describes, for ``dim`` encoded columns."""
+    time = RawTime() if config.kind == "seed_mlp" else FourierTime(config.time_features, num_timesteps)
+    return MLP(dim, list(config.hidden), time, config.activation)
+
+
+def encoder(config: DataConfig, rows: torch.Tensor, columns: Sequence[str]) -> encoders.Pipeline:
+    """The column encoder a ``DataConfig`` describes, fitted on the training ``rows``."""
+    return encoders.fit(
+        rows, list(columns), scaling=config.preprocess, bounds=encoders.parse_bounds(config.bounds),
+        integer=config.integer, keep_constant=config.keep_constant,
+    )
+
+
+@dataclass
+class Parts:
+    """What a model is made of before training: schedule, column encoder, initialised network."""
+
+    schedule: schedules.Schedule
+    encoder: encoders.Pipeline
+    net: MLP
+
+
+def build_parts(config: Config, columns: Sequence[str], *, rows: torch.Tensor | None = None,
+                encoder_state: dict[str, Any] | None = None) -> Parts:
+    """The parts of a model: the encoder fitted on ``rows`` (training) or restored from
+    ``encoder_state`` (loading), the schedule, and a network initialised from ``train.seed``."""
+    fitted = (encoders.from_state(encoder_state) if encoder_state is not None
+              else encoder(config.data, rows, columns))
+    built = schedule(config.schedule)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.train.seed)
+        net = denoiser(config.model, fitted.transformed_dim, built.num_timesteps)
+    return Parts(built, fitted, net)
+
+
+def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
+            val: torch.Tensor) -> Trainer:
+    """The training loop for ``net`` (any module with ``forward(x_t, t)``) on encoded rows."""
+    t = config.train
+    objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
+                          t_min=t.t_min, t_max=t.t_max)
+    return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
+                   lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
+                   ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast)

@@ -1,0 +1,63 @@
+"""What a denoiser learns: for clean rows x_0, a noise level, the noise, the noisy input x_t and
+the regression target (DDPM's Algorithm 1, Ho et al. 2020, with continuous noise levels as an
+option). Conditioning and new column kinds extend this; how it is optimised lives in
+``training/loop.py``.
+
+>>> import torch
+>>> from simple_diffusion.diffusion import schedules
+>>> objective = Objective(schedules.cosine(1000), "epsilon", timesteps="continuous")
+>>> x_t, t, target = objective.draw(torch.zeros(4, 2), torch.Generator().manual_seed(0))
+>>> x_t.shape, t.shape, target.shape
+(torch.Size([4, 2]), torch.Size([4]), torch.Size([4, 2]))
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import prediction
+from .schedules import Schedule, vp_scales
+
+
+class Objective:
+    """Draws of (x_t, t, target) for training ``prediction_type`` on a schedule.
+
+    ``timesteps`` says how noise levels are drawn: ``discrete`` (whole t uniform in
+    [t_min, t_max], as DDPM), ``continuous`` (real t uniform) or ``logsnr`` (log sigma uniform
+    between the levels of t_min and the top sampling starts from: every sampler step gets equal
+    attention). ``t_max = 0`` means the schedule's last timestep.
+    """
+
+    def __init__(self, schedule: Schedule, prediction_type: str = "epsilon", *,
+                 timesteps: str = "continuous", t_min: int = 1, t_max: int = 0):
+        self.schedule, self.prediction_type, self.timesteps = schedule, prediction_type, timesteps
+        self.t_min, self.t_max = t_min, t_max or schedule.num_timesteps
+        top = min(float(schedule.sigmas[self.t_max]), schedule.sampling_top())
+        self.log_sigma_range = (math.log(schedule.sigmas[t_min]), math.log(top))
+        # x_t = signal * x_0 + noise * eps at each whole timestep (the VP scales).
+        self._signal = schedule.alphas_cumprod.sqrt()
+        self._noise = (1 - schedule.alphas_cumprod).sqrt()
+
+    def draw(self, x0: torch.Tensor, generator: torch.Generator):
+        """Timesteps, noisy inputs and targets for the rows of ``x0``, in its dtype."""
+        dtype = x0.dtype
+        if self.timesteps == "discrete":
+            t = torch.randint(self.t_min, self.t_max + 1, (len(x0),), generator=generator)
+            alpha, sigma_vp = self._signal.to(dtype)[t], self._noise.to(dtype)[t]
+        else:
+            u = torch.rand(len(x0), generator=generator, dtype=torch.float64)
+            if self.timesteps == "continuous":
+                t = self.t_min + (self.t_max - self.t_min) * u
+                sigma = self.schedule.t_to_sigma(t)
+            else:
+                low, high = self.log_sigma_range
+                sigma = (low + (high - low) * u).exp()
+                t = self.schedule.sigma_to_t(sigma)
+            alpha, sigma_vp = vp_scales(sigma, dtype)
+            t = t.to(dtype)
+        alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
+        noise = torch.randn(x0.shape, generator=generator, dtype=dtype)
+        x_t = alpha * x0 + sigma_vp * noise
+        return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma_vp)

@@ -1,0 +1,1 @@
+"""What a trained model is judged by: distances, floors, memorisation, plots and the report page."""
