@@ -30,6 +30,8 @@ from .model import DiffusionModel
 from .runs import RunFolder, file_digest
 
 REFERENCE_SIZE = 100_000
+LIKELIHOOD_ROWS = 1000
+"""Held-out rows whose log-likelihood evaluation reports (each needs an ODE solve)."""
 REFERENCE_SEED = 1_000_003
 """Seed of the fresh target draws that evaluation compares against (never used for training)."""
 
@@ -75,8 +77,7 @@ def training_data(
                 f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
                 "nor a .npy, .csv or .parquet file"
             )
-        header = {"auto": None, "yes": True, "no": False}[data_config.header]
-        table = io.read_table(str(data), columns=columns, header=header)
+        table = io.read_table(str(data), columns=columns, header=_header(data_config))
         table.source, sha256 = path, file_digest(path)
     else:
         table = io.from_array(data)
@@ -86,6 +87,11 @@ def training_data(
     if len(order) - held_out < 1:
         raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
     return _split(table.values, order, held_out, table.columns, table.source, sha256)
+
+
+def _header(config: cfg.DataConfig) -> bool | None:
+    """``data.header`` as ``io.read_table`` takes it: None detects."""
+    return {"auto": None, "yes": True, "no": False}[config.header]
 
 
 def _split(values, order, held_out, columns, source, sha256) -> TrainingData:
@@ -114,8 +120,7 @@ def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str,
             f"the run's data file {path} changed since training (its SHA-256 differs): its "
             "held-out rows are no longer known; restore the file or train a new run"
         )
-    header = {"auto": None, "yes": True, "no": False}[config.data.header]
-    table = io.read_table(path, columns=columns, header=header)
+    table = io.read_table(path, columns=columns, header=_header(config.data))
     return _split(table.values, tensors["order"].numpy(), held_out, table.columns, path,
                   metadata["sha256"])
 
@@ -156,14 +161,15 @@ def fit(
     resume: bool = False,
     progress: bool = True,
     num_samples: int = REFERENCE_SIZE,
+    likelihood_rows: int = LIKELIHOOD_ROWS,
 ) -> DiffusionModel:
     """Train a diffusion model on ``data`` (a built-in target name, a file path or an array).
 
     With ``out`` the run folder receives the config and the data split at once, checkpoints
     while training (and on Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit;
     with ``epochs`` it trains up to that many in all), then the model, the losses and, from
-    ``num_samples`` samples (0 skips), the metrics, plots and report: the same folder as
-    ``simple-diffusion train`` writes.
+    ``num_samples`` samples (0 skips), the metrics, plots and report (with the log-likelihood of
+    ``likelihood_rows`` held-out rows): the same folder as ``simple-diffusion train`` writes.
     """
     folder = RunFolder(out) if out is not None else None
     if resume:
@@ -207,13 +213,16 @@ def fit(
         model = _trained_model(trainer, parts, resolved, prepared)
         folder.finish(model, trainer.history)
     if num_samples > 0:
-        evaluate_run(folder.path, n=num_samples, progress=progress)
+        evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows)
     return model
 
 
 def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:
+    encoded = trainer.train_data.double()
     info = {"data": prepared.source, "target": prepared.target,
-            "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch}
+            "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
+            # Where the data ends up at the top noise level, for log_prob's Gaussian there.
+            "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
     return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
                           prepared.columns, info)
 
@@ -263,8 +272,13 @@ def evaluate_run(
     n: int = REFERENCE_SIZE,
     seed: int = 0,
     progress: bool = False,
+    likelihood_rows: int = LIKELIHOOD_ROWS,
 ) -> dict[str, Any]:
-    """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots."""
+    """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots.
+
+    With ``likelihood_rows`` > 0 that many held-out rows (fresh draws for a built-in target) are
+    scored by ``log_prob``, and the model's density is drawn over the truth (density.png).
+    """
     from .evaluation import plots
     from .evaluation.report import render_report
 
@@ -288,8 +302,19 @@ def evaluate_run(
                           columns=model.columns, holdout=data.val)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds
+    true_log_density = _log_density(data.target)
+    if likelihood_rows > 0:
+        result["likelihood"] = _held_out_likelihood(model, data, likelihood_rows, true_log_density)
+        figure = None
+        if "skipped" not in result["likelihood"]:
+            figure = plots.density_plot(
+                lambda x: model.log_prob(x, rtol=1e-4, atol=1e-4).numpy(), data.train, model.columns,
+                true_log_density, title=f"{Path(path).name}: density",
+            )
+        if figure is not None:
+            folder.save_bytes("density.png", figure)
     folder.save_metrics(result)
-    density = _density(data.target)
+    density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
     folder.save_bytes("samples.png", plots.distribution_plot(
         samples, data.train, model.columns, density=density,
         reference=data.reference() if density is None else None, title=Path(path).name,
@@ -299,8 +324,23 @@ def evaluate_run(
     return result
 
 
-def _density(target: str | None):
-    """The target's true density as a function of a NumPy array, if it has a closed form."""
+def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,
+                         true_log_density) -> dict[str, Any]:
+    from .evaluation import metrics
+
+    held_out = data.reference(rows) if data.target else data.val[:rows]
+    start = time.perf_counter()
+    try:
+        log_p = model.log_prob(held_out).numpy()
+    except UserError as exc:
+        return {"skipped": str(exc)}
+    truth = None if true_log_density is None else true_log_density(held_out)
+    return metrics.likelihood_summary(log_p, model.dim, truth) | {
+        "seconds": time.perf_counter() - start}
+
+
+def _log_density(target: str | None):
+    """The target's true log-density as a function of a NumPy array, if it has a closed form."""
     if target is None:
         return None
     distribution = builtin.get(target)
@@ -308,4 +348,4 @@ def _density(target: str | None):
         distribution.log_prob(torch.zeros(1, *distribution.event_shape, dtype=torch.float64))
     except NotImplementedError:
         return None
-    return lambda x: distribution.log_prob(torch.as_tensor(x, dtype=torch.float64)).exp().numpy()
+    return lambda x: distribution.log_prob(torch.as_tensor(x, dtype=torch.float64)).numpy()

@@ -23,6 +23,10 @@ import torch
 from ..errors import UserError
 
 
+class NoDensity(UserError):
+    """The encoded columns include a discrete part, which has probability mass, not density."""
+
+
 class Round:
     """Integer columns: nothing on the way in, rounding on the way out."""
 
@@ -38,6 +42,9 @@ class Round:
         y = y.clone()
         y[:, self.columns] = torch.round(y[:, self.columns])
         return y
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        raise NoDensity("its integer columns take whole values with probability mass, not density")
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns}
@@ -85,6 +92,19 @@ class Bounded:
             x[:, j] = value.clamp(*_reachable(low, high, margin, value))
         return x
 
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        total = x.new_zeros(len(x))
+        for j, low, high, margin in zip(self.columns, self.low, self.high, self.margin):
+            v = x[:, j]
+            if low is not None and high is not None:
+                p = (v - low + margin) / (high - low + 2 * margin)  # d logit(p) = dp / (p (1 - p))
+                total -= torch.log(p * (1 - p) * (high - low + 2 * margin))
+            elif low is not None:
+                total -= torch.log(v - low + margin)
+            else:
+                total -= torch.log(high - v + margin)
+        return total
+
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high,
                 "margin": self.margin}
@@ -116,6 +136,9 @@ class DropConstant:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.kept]
 
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        raise NoDensity("its constant columns are a point mass, which has no density")
+
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = y.new_empty(len(y), self.width)
         x[:, self.kept] = y
@@ -140,6 +163,9 @@ class Standardize:
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.std.log().sum().to(x.dtype).expand(len(x))
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -180,6 +206,20 @@ class Quantile:
         columns = [np.interp(y[:, j].numpy(), self.references, self.quantiles[:, j])
                    for j in range(y.shape[1])]
         return torch.as_tensor(np.stack(columns, 1), dtype=y.dtype)
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """The log slope of each column's piecewise-linear map: -inf outside the training range
+        (the model puts no mass there)."""
+        total = np.zeros(len(x))
+        with np.errstate(divide="ignore"):
+            for j in range(x.shape[1]):
+                knots, references = _tie_aware_knots(self.quantiles[:, j], self.references)
+                slopes = np.diff(references) / np.diff(knots)
+                v = x[:, j].numpy()
+                segment = (np.searchsorted(knots, v, side="right") - 1).clip(0, len(slopes) - 1)
+                inside = (v >= knots[0]) & (v <= knots[-1])
+                total += np.where(inside, np.log(slopes[segment]), -np.inf)
+        return torch.as_tensor(total, dtype=x.dtype)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "quantiles": self.quantiles.tolist(),
@@ -235,6 +275,16 @@ class Pipeline:
         for step in reversed(self.steps):
             y = step.inverse(y)
         return y
+
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x)`` and log |det d forward / dx| per row: densities in the encoded space
+        plus this are densities in the data's units. Raises ``NoDensity`` for integer or
+        constant columns."""
+        total = x.new_zeros(len(x))
+        for step in self.steps:
+            total = total + step.log_abs_det_jacobian(x)
+            x = step.forward(x)
+        return x, total
 
     def state(self) -> dict[str, Any]:
         return {"width": self.width, "steps": [s.state() for s in self.steps]}

@@ -238,12 +238,52 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{label}: {result[key]:.4f}{extra}")
     if "memorisation" in result:
         lines.append(memorisation_line(result["memorisation"]))
+    if "likelihood" in result:
+        lines.append(likelihood_line(result["likelihood"]))
     if "mode_masses" in result:
         masses = result["mode_masses"]
         model = ", ".join(f"{m:.3f}" for m in masses["model"])
         truth = ", ".join(f"{m:.3f}" for m in masses["truth"])
         lines.append(f"mass per mode: {model} (truth {truth}; max error {masses['max_error']:.3f})")
     return "\n".join(lines)
+
+
+def likelihood_summary(log_p: np.ndarray, dim: int, true_log_p: np.ndarray | None = None) -> dict:
+    """Held-out negative log-likelihood in nats (per row and per dimension) with its standard
+    error; with the truth's log-density of the same rows, the KL estimate E[log p - log q] and its
+    standard error (the rows' spread of the difference, over sqrt(n)). Rows of zero model density
+    (outside a quantile encoder's range) are counted, not averaged."""
+    log_p = np.asarray(log_p, np.float64)
+    finite = np.isfinite(log_p)
+    n = int(finite.sum())
+    result: dict[str, Any] = {"rows": n, "rows_without_density": int((~finite).sum())}
+    if n == 0:
+        return result
+    nll = -log_p[finite]
+    result.update(nll_per_row=float(nll.mean()), nll_per_dim=float(nll.mean() / dim),
+                  nll_standard_error=float(nll.std(ddof=1) / np.sqrt(n)) if n > 1 else None)
+    if true_log_p is not None:
+        difference = np.asarray(true_log_p, np.float64)[finite] + nll
+        result.update(true_nll_per_row=float(-np.asarray(true_log_p)[finite].mean()),
+                      kl_estimate=float(difference.mean()),
+                      kl_standard_error=float(difference.std(ddof=1) / np.sqrt(n)) if n > 1 else None)
+    return result
+
+
+def likelihood_line(summary: dict[str, Any]) -> str:
+    """One sentence on the held-out likelihood."""
+    if "skipped" in summary:
+        return f"log-likelihood: not computed ({summary['skipped']})"
+    if summary.get("rows", 0) == 0:
+        return "log-likelihood: no held-out row has density under the model"
+    line = (f"held-out NLL: {summary['nll_per_row']:.4f} nats per row "
+            f"({summary['nll_per_dim']:.4f} per dimension, {summary['rows']:,} rows)")
+    if "kl_estimate" in summary:
+        line += (f"; true NLL {summary['true_nll_per_row']:.4f}, so KL to the truth "
+                 f"{summary['kl_estimate']:.4f} +- {summary['kl_standard_error']:.4f}")
+    if summary["rows_without_density"]:
+        line += f"; {summary['rows_without_density']} rows outside the model's support"
+    return line
 
 
 def memorisation_line(check: dict[str, Any]) -> str:

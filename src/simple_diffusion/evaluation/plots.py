@@ -182,3 +182,77 @@ def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float
     animation = FuncAnimation(fig, draw, frames=order, blit=False)
     animation.save(path, writer=PillowWriter(fps=fps))
     plt.close(fig)
+
+
+def density_plot(
+    log_density: Callable[[np.ndarray], np.ndarray],
+    data: np.ndarray,
+    columns: Sequence[str],
+    true_log_density: Callable[[np.ndarray], np.ndarray] | None = None,
+    title: str = "",
+) -> bytes | None:
+    """The model's density over the truth's, as PNG bytes (None above two columns).
+
+    1-D: both curves over a histogram of the training data (and the log densities below, where
+    tails show). 2-D: heat maps of the model's density beside the truth's (or the data's).
+    """
+    d = data.shape[1]
+    if d > 2:
+        return None
+    low, high = _limits(data)
+    if d == 1:
+        grid = np.linspace(low[0], high[0], 300)[:, None]
+        model = log_density(grid)
+        fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5.5), sharex=True,
+                                          gridspec_kw={"height_ratios": [3, 2]})
+        top.hist(data[:, 0], bins=80, density=True, color=DATA, alpha=0.35, label="training data")
+        top.plot(grid[:, 0], np.exp(model), color=GENERATED, lw=2, label="model density")
+        bottom.plot(grid[:, 0], model, color=GENERATED, lw=2)
+        if true_log_density is not None:
+            truth = true_log_density(grid)
+            top.plot(grid[:, 0], np.exp(truth), color=TRUTH, lw=1.2, ls="--", label="true density")
+            bottom.plot(grid[:, 0], truth, color=TRUTH, lw=1.2, ls="--")
+        top.set_ylabel("density")
+        top.legend()
+        bottom.set_ylabel("log density")
+        bottom.set_xlabel(columns[0])
+        bottom.set_ylim(max(float(np.nanmin(model[np.isfinite(model)])), float(np.nanmax(model)) - 25),
+                        float(np.nanmax(model)) + 1)
+        top.set_title(title or "density")
+        return _png(fig)
+    axes = [np.linspace(low[j], high[j], 60) for j in range(2)]
+    mesh = np.stack(np.meshgrid(*axes), -1).reshape(-1, 2)
+    panels = [("model density", np.exp(log_density(mesh)))]
+    if true_log_density is not None:
+        panels.append(("true density", np.exp(true_log_density(mesh))))
+    fig, ax = plt.subplots(1, len(panels) + 1, figsize=(4.2 * (len(panels) + 1), 4), squeeze=False)
+    top = max(float(np.nanmax(values)) for _, values in panels)
+    for axis, (label, values) in zip(ax[0], panels):
+        axis.pcolormesh(axes[0], axes[1], values.reshape(60, 60), shading="auto", cmap="magma",
+                        vmin=0, vmax=top)
+        axis.set_title(label)
+    ax[0][-1].scatter(data[:4000, 0], data[:4000, 1], s=1, color=DATA, alpha=0.5)
+    ax[0][-1].set_title("training data")
+    for axis in ax[0]:
+        axis.set_xlim(low[0], high[0])
+        axis.set_ylim(low[1], high[1])
+        axis.set_xlabel(columns[0])
+    ax[0][0].set_ylabel(columns[1])
+    fig.suptitle(title or "density")
+    return _png(fig)
+
+
+def score_plot(log_density: np.ndarray, lowest: int, title: str = "") -> bytes:
+    """Histogram of per-row log-densities with the ``lowest`` rows marked: where anomalies sit."""
+    finite = log_density[np.isfinite(log_density)]
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax.hist(finite, bins=80, color=GENERATED, alpha=0.8)
+    marked = np.sort(finite)[:lowest]
+    for value in marked:
+        ax.axvline(value, color="tab:red", lw=0.8, alpha=0.7)
+    ax.set_xlabel("log density of each row (nats)")
+    ax.set_ylabel("rows")
+    outside = len(log_density) - len(finite)
+    note = f"; {outside} rows outside the model's support" if outside else ""
+    ax.set_title(title or f"scores: the {len(marked)} lowest marked in red{note}")
+    return _png(fig)

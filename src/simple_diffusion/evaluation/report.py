@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import format_table, memorisation_line
+from .metrics import format_table, likelihood_line, memorisation_line
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -84,9 +84,15 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
         check = result["memorisation"]
         notes.append(f'<p id="memorisation" class="{"broken" if check["copied"] else "ok"}">'
                      f"{html.escape(memorisation_line(check))}</p>")
+    if "likelihood" in result:
+        notes.append(f'<p id="likelihood">{html.escape(likelihood_line(result["likelihood"]))}</p>')
     if "mode_masses" in result:
         notes.append(f"<pre>{html.escape(format_table(result).splitlines()[-1])}</pre>")
     modes = "\n".join(notes)
+    density = ""
+    if (folder / "density.png").exists():
+        density = ("<h2>The model's density against the truth</h2>\n"
+                   + _image(folder / "density.png", "model density vs true density") + "\n")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: simple-diffusion report</title>
 <style>{STYLE}</style><script>{CHECK_IMAGES}</script></head>
@@ -102,7 +108,7 @@ training rows scores about 1, which the memorisation check tells apart.</p>
 {modes}
 <h2>Generated against the target</h2>
 {_image(folder / "samples.png", "generated vs target")}
-<h2>Training loss</h2>
+{density}<h2>Training loss</h2>
 {_image(folder / "loss.png", "training loss")}
 <h2>Configuration</h2>
 <pre>{html.escape(config_text)}</pre>
