@@ -174,7 +174,8 @@ def main() -> None:
             x = draw().numpy()
             times.append(time.perf_counter() - start)
         seconds = statistics.median(times)
-        evaluations = samplers.network_evaluations(name, num_steps or model.schedule.num_timesteps)
+        steps = len(model.noise_levels(sampler=name, num_steps=num_steps)) - 1
+        evaluations = samplers.network_evaluations(name, steps)
         rows.append({
             "what": f"sample, default model, {name} ({evaluations} network evaluations)"
                     + (" (the default)" if (name, num_steps) == default else ""),

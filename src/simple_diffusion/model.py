@@ -161,11 +161,18 @@ class DiffusionModel:
         levels.append(0.0)
         return frames, levels
 
-    def _sampler(self, settings: SampleConfig) -> tuple[Callable[..., torch.Tensor], torch.Tensor]:
-        """The sampler function with its options bound, and its noise levels."""
-        sigmas = self.schedule.sampling_sigmas(
+    def noise_levels(self, **settings: Any) -> torch.Tensor:
+        """The VE noise levels a sampler with these settings walks, ending at 0: one step each."""
+        return self._noise_levels(self.sampling_settings(**settings))
+
+    def _noise_levels(self, settings: SampleConfig) -> torch.Tensor:
+        return self.schedule.sampling_sigmas(
             settings.num_steps, settings.spacing, settings.sigma_max, settings.sigma_min
         )
+
+    def _sampler(self, settings: SampleConfig) -> tuple[Callable[..., torch.Tensor], torch.Tensor]:
+        """The sampler function with its options bound, and its noise levels."""
+        sigmas = self._noise_levels(settings)
         step = samplers.SAMPLERS[settings.sampler]
         if settings.sampler == "ancestral":
             step = functools.partial(step, variance=settings.variance)
