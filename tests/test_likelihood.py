@@ -93,7 +93,8 @@ def test_encoder_log_jacobians_match_finite_differences(options):
     # Random values inside the range: the data rows themselves are the quantile map's knots,
     # where its slope changes and a central difference averages two slopes.
     low, high = data.quantile(0.02, dim=0), data.quantile(0.98, dim=0)
-    x = low + (high - low) * torch.rand(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    uniform = torch.rand(50, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = low + (high - low) * uniform
     _, log_det = pipeline.forward_and_log_det(x)
     step = 1e-6
     numeric = torch.zeros(len(x), dtype=torch.float64)
@@ -180,3 +181,28 @@ def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_p
     inlier_scores, planted_scores = scored[:1000, 1], scored[1000:, 1]
     assert (planted_scores < np.quantile(inlier_scores, 0.01)).all()
     assert (tmp_path / "scored.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_score_refuses_bad_input_in_one_line_before_any_work(two_gaussians_run, tmp_path, capsys,
+                                                             monkeypatch):
+    from simple_diffusion.cli import main
+
+    def never(*args, **kwargs):
+        raise AssertionError("log_prob ran before the output format was checked")
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x\n1.0\n2.0\n")
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n3,4\n")
+    cases = [
+        (["--data", str(rows), "-o", str(tmp_path / "out.txt")], "unsupported file type .txt"),
+        (["--data", str(other), "-o", str(tmp_path / "o.csv")],
+         "the model's columns are x; the file has a, b"),
+        (["--data", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")], "data file not found"),
+    ]
+    monkeypatch.setattr(DiffusionModel, "log_prob", never)
+    for arguments, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["score", str(two_gaussians_run), *arguments])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and message in err and len(err.strip().splitlines()) == 1

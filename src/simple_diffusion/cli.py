@@ -318,6 +318,7 @@ def score(run, data_file, output, lowest, tolerance) -> None:
 
     if run is None:
         raise UserError("write `simple-diffusion score RUN --data FILE -o OUT`")
+    io.file_format(output)  # before the work, not after it
     model = api.load(run)
     table = io.read_table(data_file)
     if set(model.columns) <= set(table.columns):

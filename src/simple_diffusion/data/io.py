@@ -70,7 +70,8 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
-def _format(path: str) -> str:
+def file_format(path: str) -> str:
+    """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``), or a clear error."""
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)}")
@@ -84,7 +85,7 @@ def read_table(
 
     ``header=None`` detects a CSV header: a first row with any non-numeric cell is one.
     """
-    suffix = _format(path)
+    suffix = file_format(path)
     if not os.path.exists(path):
         raise UserError(f"data file not found: {path}")
     if os.path.isdir(path):
@@ -260,7 +261,7 @@ def write_table(path: str, values: np.ndarray, columns: list[str]) -> None:
 
 def write_chunks(path: str, chunks: Iterable[np.ndarray], columns: list[str], rows: int) -> None:
     """Write ``rows`` rows arriving in pieces, never holding more than one piece in memory."""
-    suffix = _format(path)
+    suffix = file_format(path)
     with atomic_path(path) as temporary:
         if suffix == ".npy":
             array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float64,
