@@ -76,7 +76,8 @@ def cli() -> None:
       simple-diffusion datasets                                  # built-in targets
       simple-diffusion train runs/two --data two_gaussians       # train, evaluate, plot
       simple-diffusion sample runs/two -n 100000 -o samples.npy  # draw new samples
-      simple-diffusion evaluate runs/two                         # distances, floor, ratio
+      simple-diffusion evaluate runs/two                         # distances, floor, ratio, NLL
+      simple-diffusion score runs/two --data rows.csv -o s.csv   # log-density of each row
       simple-diffusion demo                                      # seed vs default, both targets
 
     Every command works on the folder named first and has its own --help.
