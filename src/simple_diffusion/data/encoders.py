@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,10 +196,16 @@ class Quantile:
         probabilities = probabilities.clip(0.5 / len(x), 1 - 0.5 / len(x))
         return cls(quantiles.tolist(), stats.norm.ppf(probabilities).tolist())
 
+    @functools.cached_property
+    def _forward_knots(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each column's tie-aware knots, built once on first use."""
+        return [_tie_aware_knots(self.quantiles[:, j], self.references)
+                for j in range(self.quantiles.shape[1])]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         columns = []
         for j in range(x.shape[1]):
-            knots, references = _tie_aware_knots(self.quantiles[:, j], self.references)
+            knots, references = self._forward_knots[j]
             columns.append(np.interp(x[:, j].numpy(), knots, references))
         return torch.as_tensor(np.stack(columns, 1), dtype=x.dtype)
 
@@ -213,7 +220,7 @@ class Quantile:
         total = np.zeros(len(x))
         with np.errstate(divide="ignore"):
             for j in range(x.shape[1]):
-                knots, references = _tie_aware_knots(self.quantiles[:, j], self.references)
+                knots, references = self._forward_knots[j]
                 slopes = np.diff(references) / np.diff(knots)
                 v = x[:, j].numpy()
                 segment = (np.searchsorted(knots, v, side="right") - 1).clip(0, len(slopes) - 1)
