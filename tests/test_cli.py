@@ -94,12 +94,12 @@ BAD = [
     (["--data", "missing.csv"], "data file not found"),
     (["--data", "{words.csv}"], "non-numeric value 'hello'"),
     (["--data", "{empty.csv}"], "empty"),
-    (["--data", "{nan.npy}"], "NaN or infinite"),
-    (["--data", "{inf.csv}"], "NaN or infinite"),
+    (["--data", "{inf.npy}"], "1 infinite values, the first at row 1 in column '0'"),
+    (["--data", "{inf.csv}"], "1 infinite values, the first at line 4 in column 'x'"),
     (["--data", "gaussian_blob"], "neither a built-in target"),
     (["--data", "two_gaussians", "--preset", "fancy"], "Invalid value for '--preset'"),
-    (["--data", "two_gaussians", "--epochs", "0"], "train.epochs must be a positive"),
-    (["--data", "two_gaussians", "--epochs", "-5"], "train.epochs must be a positive"),
+    (["--data", "two_gaussians", "--steps", "0"], "Invalid value for '--steps'"),
+    (["--data", "two_gaussians", "--epochs", "-5"], "train.epochs must be 0 (use steps) or positive"),
     (["--data", "two_gaussians", "--config", "{lr.toml}"], "train.lr must be a positive"),
     (["--data", "two_gaussians", "--config", "{broken.toml}"], "not valid TOML"),
     (["--data", "two_gaussians", "--config", "missing.toml"], "config file not found"),
@@ -112,7 +112,7 @@ def test_bad_input_one_line_no_traceback_nothing_written(tmp_path, capsys, args,
     files = {
         "words.csv": "a,b\n1,2\n3,hello\n",
         "empty.csv": "",
-        "nan.npy": np.array([[1.0], [np.nan], [2.0]]),
+        "inf.npy": np.array([[1.0], [np.inf], [2.0]]),
         "inf.csv": "x\n1\n2\ninf\n",
         "lr.toml": "[train]\nlr = -0.001\n",
         "broken.toml": "[train\nlr = 1\n",
@@ -242,7 +242,7 @@ def test_evaluate_says_what_a_perfect_model_scores_and_checks_for_copies(trained
     code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000)
     assert code == 0
     assert "exact samples: about 1.77" in out  # 3,000 samples vs 10,000 rows and 100,000 draws
-    assert "memorisation: 0.5" in out or "memorisation: 0.4" in out
+    assert "distance to closest record): 0.5" in out or "distance to closest record): 0.4" in out
     metrics = json.loads((trained / "metrics.json").read_text())
     assert metrics["perfect_ratio"] == pytest.approx(1.77, abs=0.01)
     assert 0.4 < metrics["memorisation"]["share"] < 0.6

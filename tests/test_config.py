@@ -44,12 +44,12 @@ def test_seed_network_is_2_16_16_1():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"train": {"epochs": 0}}, "train.epochs"),
         ({"train": {"epochs": -3}}, "train.epochs"),
         ({"train": {"lr": 0.0}}, "train.lr"),
         ({"train": {"lr": -1e-3}}, "train.lr"),
         ({"train": {"lr": "fast"}}, "train.lr"),
-        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"train": {"batch_size": -1}}, "train.batch_size"),
+        ({"train": {"steps": -1}}, "train.steps"),
         ({"schedule": {"kind": "quadratic"}}, "schedule.kind"),
         ({"schedule": {"beta": 1.5}}, "schedule.beta"),
         ({"model": {"prediction_type": "x1"}}, "model.prediction_type"),

@@ -29,7 +29,8 @@ def csv_text(rows, separator) -> str:
 
 def check_table(table: io.Table) -> None:
     assert table.values.ndim == 2 and len(table.values) >= 2
-    assert np.isfinite(table.values).all()
+    assert not np.isinf(table.values).any()  # NaN marks a missing cell; no column is all missing
+    assert not np.isnan(table.values).all(0).any()
     assert len(table.columns) == table.values.shape[1]
 
 
@@ -74,7 +75,7 @@ def test_in_memory_arrays_never_crash(array):
     except UserError:
         pass
     else:
-        assert np.isfinite(table.values).all()
+        check_table(table)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -197,7 +197,7 @@ def test_score_refuses_bad_input_in_one_line_before_any_work(two_gaussians_run, 
     cases = [
         (["--data", str(rows), "-o", str(tmp_path / "out.txt")], "unsupported file type .txt"),
         (["--data", str(other), "-o", str(tmp_path / "o.csv")],
-         "the model's columns are x; the file has a, b"),
+         "the model's columns are x; its columns are a, b"),
         (["--data", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")], "data file not found"),
     ]
     monkeypatch.setattr(DiffusionModel, "log_prob", never)

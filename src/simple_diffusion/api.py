@@ -16,7 +16,7 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,9 +25,13 @@ from . import __version__, build
 from . import config as cfg
 from .data import io
 from .data import targets as builtin
+from .data.columns import Column, from_states, to_frame
 from .errors import UserError
 from .model import DiffusionModel
 from .runs import RunFolder, file_digest
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REFERENCE_SIZE = 100_000
 LIKELIHOOD_ROWS = 1000
@@ -49,6 +53,16 @@ class TrainingData:
     """Row indices of the table: the first ``len(val)`` held out, the rest trained on in order."""
     sha256: str | None = None
     """The data file's digest, to notice a file changed since training."""
+    schema: list[Column] | None = None
+    """Each column's kind (numeric, integer, categorical) and labels; None: all numeric."""
+    dropped: int = 0
+    """Rows left out for a missing cell (``data.drop_missing``)."""
+    frame: bool = False
+    """Whether the data came as a table (a DataFrame or a file): samples are then DataFrames."""
+
+    def __post_init__(self) -> None:
+        if self.schema is None:
+            self.schema = [Column(name, "numeric") for name in self.columns]
 
     def reference(self, n: int = REFERENCE_SIZE) -> np.ndarray:
         """What samples are judged against: fresh target draws, or the held-out rows."""
@@ -58,18 +72,40 @@ class TrainingData:
 
 
 def training_data(
-    data: str | os.PathLike | np.ndarray,
+    data: str | os.PathLike | np.ndarray | pd.DataFrame,
     data_config: cfg.DataConfig | None = None,
     columns: list[str] | None = None,
+    validation: str | os.PathLike | np.ndarray | pd.DataFrame | None = None,
 ) -> TrainingData:
-    """Resolve a built-in target name, a file path or an array into training and validation rows."""
+    """Resolve a built-in target name, a file path, a DataFrame or an array into training and
+    validation rows: a random ``data.val_fraction`` of the rows held out, or all of ``data``
+    trained on and ``validation`` held out."""
     data_config = data_config or cfg.DataConfig()
     if isinstance(data, str) and data in builtin.TARGETS:
         train = builtin.draw(data, data_config.train_size, seed=data_config.data_seed).numpy()
         val = builtin.draw(data, data_config.val_size, seed=data_config.data_seed + 1).numpy()
         names = ["x"] if train.shape[1] == 1 else [f"x{i + 1}" for i in range(train.shape[1])]
         return TrainingData(train, val, names, data, target=data)
-    sha256 = None
+    if validation is not None:
+        return _given_split(data, validation, data_config, columns)
+    table, sha256 = _read(data, data_config, columns)
+    rng = np.random.default_rng(data_config.data_seed)
+    order = rng.permutation(len(table.values))
+    held_out = max(1, round(data_config.val_fraction * len(order)))
+    if len(order) - held_out < 1:
+        raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
+    return _split(table, order, held_out, sha256)
+
+
+def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.Table, str | None]:
+    """The table of a file, DataFrame or array, with the kinds and missing-row policy of
+    ``config``, and a file's SHA-256."""
+    import pandas as pd
+
+    kinds = {"categorical": config.categorical, "integer": config.integer, "numeric": config.numeric}
+    if isinstance(data, pd.DataFrame):
+        frame = data[columns] if columns else data
+        return io.from_frame(frame, "DataFrame", kinds, config.drop_missing), None
     if isinstance(data, (str, os.PathLike)):
         path = os.path.abspath(data)  # evaluation and resumption may run from another folder
         if not os.path.splitext(path)[1]:
@@ -77,16 +113,42 @@ def training_data(
                 f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
                 "nor a .npy, .csv or .parquet file"
             )
-        table = io.read_table(str(data), columns=columns, header=_header(data_config))
-        table.source, sha256 = path, file_digest(path)
-    else:
-        table = io.from_array(data)
-    rng = np.random.default_rng(data_config.data_seed)
-    order = rng.permutation(len(table.values))
-    held_out = max(1, round(data_config.val_fraction * len(order)))
-    if len(order) - held_out < 1:
-        raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
-    return _split(table.values, order, held_out, table.columns, table.source, sha256)
+        table = io.read_table(str(data), columns=columns, header=_header(config), kinds=kinds,
+                              drop_missing=config.drop_missing)
+        table.source = path
+        return table, file_digest(path)
+    table = io.from_array(data, kinds=kinds)
+    if config.drop_missing:
+        return io.from_frame(pd.DataFrame(table.values, columns=table.columns), "array", kinds,
+                             drop_missing=True), None
+    return table, None
+
+
+def _given_split(data, validation, config: cfg.DataConfig, columns: list[str] | None) -> TrainingData:
+    """Training rows and held-out rows given apart: read as one table (so that both share the
+    columns' kinds and labels), then cut where the first ends."""
+    import pandas as pd
+
+    def frame(part):
+        if isinstance(part, pd.DataFrame):
+            return part
+        if isinstance(part, (str, os.PathLike)):
+            table = io.read_table(str(part), header=_header(config))
+            return to_frame(table.values, table.schema)
+        array = np.asarray(part, dtype=np.float64)
+        array = array[:, None] if array.ndim == 1 else array
+        return pd.DataFrame(array, columns=[f"x{i + 1}" for i in range(array.shape[1])])
+
+    if config.drop_missing:
+        raise UserError("drop rows with missing cells before passing validation rows")
+    first, second = frame(data), frame(validation)
+    if list(first.columns) != list(second.columns):
+        raise UserError("the validation rows must have the training rows' columns")
+    both = pd.concat([first, second], ignore_index=True)
+    table, _ = _read(both, config, columns)
+    n = len(first)
+    order = np.concatenate([np.arange(n, len(both)), np.arange(n)])
+    return _split(table, order, len(both) - n, None, frame=isinstance(data, pd.DataFrame))
 
 
 def _header(config: cfg.DataConfig) -> bool | None:
@@ -94,9 +156,13 @@ def _header(config: cfg.DataConfig) -> bool | None:
     return {"auto": None, "yes": True, "no": False}[config.header]
 
 
-def _split(values, order, held_out, columns, source, sha256) -> TrainingData:
-    return TrainingData(values[order[held_out:]], values[order[:held_out]], list(columns), source,
-                        order=order, sha256=sha256)
+def _split(table: io.Table, order: np.ndarray, held_out: int, sha256: str | None,
+           frame: bool | None = None) -> TrainingData:
+    values = table.values
+    is_frame = frame if frame is not None else table.source != "array"
+    return TrainingData(values[order[held_out:]], values[order[:held_out]], list(table.columns),
+                        table.source, order=order, sha256=sha256, schema=table.schema,
+                        dropped=table.dropped, frame=is_frame)
 
 
 def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str, Any]) -> TrainingData:
@@ -108,10 +174,12 @@ def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str,
         return training_data(run_info["target"], config.data)
     tensors, metadata = folder.load_split()
     columns = json.loads(metadata["columns"])
+    schema = from_states(json.loads(metadata["schema"])) if "schema" in metadata else None
+    frame = metadata.get("frame") == "true"
     held_out = int(metadata["held_out"])
     if "train" in tensors:
         return TrainingData(tensors["train"].numpy(), tensors["val"].numpy(), columns,
-                            metadata["source"])
+                            metadata["source"], schema=schema, frame=frame)
     path = metadata["source"]
     if not os.path.exists(path):
         raise UserError(f"the run's data file {path} is gone: evaluation and resumption need it")
@@ -120,9 +188,8 @@ def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str,
             f"the run's data file {path} changed since training (its SHA-256 differs): its "
             "held-out rows are no longer known; restore the file or train a new run"
         )
-    table = io.read_table(path, columns=columns, header=_header(config.data))
-    return _split(table.values, tensors["order"].numpy(), held_out, table.columns, path,
-                  metadata["sha256"])
+    table, _ = _read(path, config.data, columns)
+    return _split(table, tensors["order"].numpy(), held_out, metadata["sha256"])
 
 
 def resolve_config(
@@ -149,7 +216,7 @@ def resolve_config(
 
 
 def fit(
-    data: str | os.PathLike | np.ndarray | None,
+    data: str | os.PathLike | np.ndarray | pd.DataFrame | None,
     *,
     preset: str = "default",
     config: cfg.Config | dict[str, Any] | str | None = None,
@@ -162,8 +229,18 @@ def fit(
     progress: bool = True,
     num_samples: int = REFERENCE_SIZE,
     likelihood_rows: int = LIKELIHOOD_ROWS,
+    validation: str | os.PathLike | np.ndarray | pd.DataFrame | None = None,
+    verbose: bool | None = None,
 ) -> DiffusionModel:
-    """Train a diffusion model on ``data`` (a built-in target name, a file path or an array).
+    """Train a diffusion model on ``data``: a built-in target name, a file path, a pandas
+    DataFrame or an array.
+
+    Column kinds come from the data (text, booleans and pandas categories are categorical,
+    whole-number columns integer; ``config={"data": {"categorical": [...]}}`` and its siblings
+    ``integer``/``numeric`` override), missing cells are learnt, and a model fitted on a table
+    (a DataFrame or a file) samples DataFrames with the same columns and dtypes. A random
+    ``data.val_fraction`` of the rows is held out, or ``validation`` rows are. ``verbose``
+    (default: as ``progress``) says on stderr what kind each column was taken to be.
 
     With ``out`` the run folder receives the config and the data split at once, checkpoints
     while training (and on Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit;
@@ -179,8 +256,11 @@ def fit(
         prepared = run_training_data(folder, resolved, saved_info)
     else:
         resolved = resolve_config(preset, config, seed, epochs)
-        prepared = training_data(data, resolved.data, columns)
-    parts = build.build_parts(resolved, prepared.columns, rows=torch.as_tensor(prepared.train))
+        prepared = training_data(data, resolved.data, columns, validation)
+        resolved = build.training_budget(resolved, len(prepared.train))
+        if (progress if verbose is None else verbose) and prepared.target is None:
+            _describe(prepared)
+    parts = build.build_parts(resolved, prepared.schema, rows=torch.as_tensor(prepared.train))
     train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
     trainer = build.trainer(resolved, parts.net, parts.schedule, train, val)
@@ -190,6 +270,7 @@ def fit(
         "columns_selected": list(columns) if columns else None,
         "train_rows": len(prepared.train),
         "val_rows": len(prepared.val),
+        "rows_dropped": prepared.dropped or None,
         "threads": trainer.threads,
         "fast_path": trainer.fast is not None,
         "simple_diffusion": __version__,
@@ -204,7 +285,8 @@ def fit(
             trainer.load_state_dict(folder.load_checkpoint())
             if epochs is not None:
                 trainer.extend(epochs)
-                resolved = cfg.override(resolved, {"train": {"epochs": epochs}})
+                resolved = cfg.override(resolved, {"train": {"epochs": epochs,
+                                                             "steps": trainer.total_steps}})
             run_info["columns_selected"] = saved_info.get("columns_selected")
         else:
             folder.save_split(prepared)
@@ -217,9 +299,25 @@ def fit(
     return model
 
 
+def _describe(prepared: TrainingData) -> None:
+    """Say on stderr what the columns were taken to be, and what was dropped."""
+    import sys
+
+    from .data.columns import describe
+
+    print(f"columns: {describe(prepared.schema)}", file=sys.stderr)
+    missing = np.isnan(prepared.train).any(1).sum()
+    if missing:
+        print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "
+              "are missing is learnt with the values (data.drop_missing drops such rows)",
+              file=sys.stderr)
+    if prepared.dropped:
+        print(f"dropped {prepared.dropped:,} rows with missing cells", file=sys.stderr)
+
+
 def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:
     encoded = trainer.train_data.double()
-    info = {"data": prepared.source, "target": prepared.target,
+    info = {"data": prepared.source, "target": prepared.target, "frame": prepared.frame,
             "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.
             "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
@@ -267,7 +365,7 @@ def evaluate(
 
 def evaluate_run(
     path: str | os.PathLike,
-    samples: np.ndarray | None = None,
+    samples: np.ndarray | pd.DataFrame | None = None,
     against: str | None = None,
     n: int = REFERENCE_SIZE,
     seed: int = 0,
@@ -277,7 +375,9 @@ def evaluate_run(
     """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots.
 
     With ``likelihood_rows`` > 0 that many held-out rows (fresh draws for a built-in target) are
-    scored by ``log_prob``, and the model's density is drawn over the truth (density.png).
+    scored by ``log_prob``, and the model's density is drawn over the truth (density.png). A
+    table with categorical columns or missing cells is compared in the metric encoding of
+    ``evaluation/tabular.py``, with per-column category and missing-rate comparisons.
     """
     from .evaluation import plots
     from .evaluation.report import render_report
@@ -288,18 +388,22 @@ def evaluate_run(
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()
-        samples = model.sample(n, seed=seed, progress=progress).numpy()
+        samples = model.sample(n, seed=seed, progress=progress, frame=False).numpy()
         sample_seconds = time.perf_counter() - start
+    elif hasattr(samples, "columns"):  # a DataFrame, e.g. a file of samples
+        samples = model.rows(samples, "samples")
+    samples = np.asarray(samples, dtype=np.float64)
     if samples.shape[1] != model.dim:
         raise UserError(f"samples have {samples.shape[1]} columns; the model has {model.dim}")
+    reference: str | np.ndarray = data.target if data.target else data.val
     if against is not None:
-        reference = against if against in builtin.TARGETS else io.read_table(against).values
+        reference = (against if against in builtin.TARGETS
+                     else model.rows(io.read_frame(against), against))
+    if _mixed(model.schema, data):
+        result = _evaluate_table(model, samples, reference, data)
+    else:
         result = evaluate(samples, reference, train=data.train, columns=model.columns,
                           holdout=data.val)
-    else:
-        target = data.target
-        result = evaluate(samples, target if target else data.val, train=data.train,
-                          columns=model.columns, holdout=data.val)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds
     true_log_density = _log_density(data.target)
@@ -314,13 +418,44 @@ def evaluate_run(
         if figure is not None:
             folder.save_bytes("density.png", figure)
     folder.save_metrics(result)
-    density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
-    folder.save_bytes("samples.png", plots.distribution_plot(
-        samples, data.train, model.columns, density=density,
-        reference=data.reference() if density is None else None, title=Path(path).name,
-    ))
+    if "table" in result:
+        figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name)
+    else:
+        density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
+        figure = plots.distribution_plot(
+            samples, data.train, model.columns, density=density,
+            reference=data.reference() if density is None else None, title=Path(path).name,
+        )
+    folder.save_bytes("samples.png", figure)
     page = render_report(folder.path, result, folder.file("config.toml").read_text(), Path(path).name)
     folder.save_bytes("report.html", page.encode())
+    return result
+
+
+def _mixed(schema: list[Column], data: TrainingData) -> bool:
+    """Whether the table has categorical columns or missing cells (the tabular metrics)."""
+    return any(c.kind == "categorical" or c.nullable for c in schema) or bool(
+        np.isnan(data.train).any() or np.isnan(data.val).any())
+
+
+def _evaluate_table(model: DiffusionModel, samples: np.ndarray, reference: np.ndarray,
+                    data: TrainingData) -> dict[str, Any]:
+    """Distances, floor and memorisation in the metric encoding, plus the per-column and
+    pairwise comparisons (and SDMetrics' score, where it is installed)."""
+    from .evaluation import tabular
+
+    encoded = {name: tabular.encode(rows, model.schema, data.train)
+               for name, rows in (("samples", samples), ("reference", reference),
+                                  ("train", data.train), ("holdout", data.val))}
+    names = encoded["train"][1]
+    result = evaluate(encoded["samples"][0], encoded["reference"][0], train=encoded["train"][0],
+                      columns=names, holdout=encoded["holdout"][0])
+    result["table"] = tabular.table_metrics(samples, reference, data.train, model.schema)
+    quality = tabular.sdmetrics_quality(model.to_frame(samples), model.to_frame(reference), model.schema)
+    if quality is not None:
+        result["table"]["sdmetrics_quality"] = quality
+        result["table"]["sdmetrics_quality_floor"] = tabular.sdmetrics_quality(
+            model.to_frame(data.train), model.to_frame(reference), model.schema)
     return result
 
 

@@ -15,16 +15,18 @@ configs.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 
 from .config import Config, DataConfig, ModelConfig, ScheduleConfig
-from .data import encoders
+from .data import encoders, tables
+from .data.columns import Column
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
 from .diffusion.objective import Objective
+from .training import budget
 from .training.loop import Trainer
 
 SCHEDULES: dict[str, Callable[[ScheduleConfig], schedules.Schedule]] = {
@@ -44,12 +46,22 @@ def denoiser(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
     return MLP(dim, list(config.hidden), time, config.activation)
 
 
-def encoder(config: DataConfig, rows: torch.Tensor, columns: Sequence[str]) -> encoders.Pipeline:
-    """The column encoder a ``DataConfig`` describes, fitted on the training ``rows``."""
-    return encoders.fit(
-        rows, list(columns), scaling=config.preprocess, bounds=encoders.parse_bounds(config.bounds),
-        integer=config.integer, keep_constant=config.keep_constant,
+def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) -> tables.TableEncoder:
+    """The table encoder a ``DataConfig`` describes, fitted on the training ``rows``."""
+    return tables.fit(
+        rows, schema, scaling=config.preprocess, encoding=config.categorical_encoding,
+        bounds=encoders.parse_bounds(config.bounds), integer=config.integer,
+        keep_constant=config.keep_constant,
     )
+
+
+def restore_encoder(state: dict[str, Any], columns: Sequence[str]) -> tables.TableEncoder:
+    """A saved encoder; a model of version 0.2 saved only the numeric pipeline of its columns."""
+    if "schema" in state:
+        return tables.from_state(state)
+    pipeline = encoders.from_state(state)
+    return tables.TableEncoder([Column(name, "numeric") for name in columns], pipeline, "onehot",
+                               [], [], [], [], [])
 
 
 @dataclass
@@ -57,16 +69,18 @@ class Parts:
     """What a model is made of before training: schedule, column encoder, initialised network."""
 
     schedule: schedules.Schedule
-    encoder: encoders.Pipeline
+    encoder: tables.TableEncoder
     net: MLP
 
 
-def build_parts(config: Config, columns: Sequence[str], *, rows: torch.Tensor | None = None,
+def build_parts(config: Config, columns: Sequence[str | Column], *, rows: torch.Tensor | None = None,
                 encoder_state: dict[str, Any] | None = None) -> Parts:
-    """The parts of a model: the encoder fitted on ``rows`` (training) or restored from
-    ``encoder_state`` (loading), the schedule, and a network initialised from ``train.seed``."""
-    fitted = (encoders.from_state(encoder_state) if encoder_state is not None
-              else encoder(config.data, rows, columns))
+    """The parts of a model: the encoder fitted on ``rows`` (training; ``columns`` are names of
+    numeric columns or ``Column`` kinds) or restored from ``encoder_state`` (loading), the
+    schedule, and a network initialised from ``train.seed``."""
+    schema = [c if isinstance(c, Column) else Column(c, "numeric") for c in columns]
+    fitted = (restore_encoder(encoder_state, [c.name for c in schema]) if encoder_state is not None
+              else encoder(config.data, rows, schema))
     built = schedule(config.schedule)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
@@ -74,10 +88,20 @@ def build_parts(config: Config, columns: Sequence[str], *, rows: torch.Tensor | 
     return Parts(built, fitted, net)
 
 
+def training_budget(config: Config, rows: int) -> Config:
+    """``config`` with its training budget resolved for ``rows`` training rows (batch size,
+    epochs and steps all set), as a run records it."""
+    t = config.train
+    resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size)
+    return replace(config, train=replace(t, batch_size=resolved.batch_size, epochs=resolved.epochs,
+                                         steps=resolved.steps))
+
+
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
             val: torch.Tensor) -> Trainer:
-    """The training loop for ``net`` (any module with ``forward(x_t, t)``) on encoded rows."""
-    t = config.train
+    """The training loop for ``net`` (any module with ``forward(x_t, t)``) on encoded rows, with
+    the budget of ``training_budget``."""
+    t = training_budget(config, len(train)).train
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
                           t_min=t.t_min, t_max=t.t_max)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,

@@ -68,6 +68,10 @@ TIMESTEPS = {
     "logsnr": "log sigma uniform over the sampler's range",
 }
 VARIANCES = {"beta": "DDPM's sigma_t^2 = beta_t", "posterior": "the posterior's variance"}
+CATEGORICAL_ENCODINGS = {
+    "onehot": "+1 for the row's category, -1 for the others",
+    "bits": "analog bits: the category's binary digits as +1/-1",
+}
 HEADER = {"auto": "detect", "yes": "the first row names the columns", "no": "no header row"}
 
 

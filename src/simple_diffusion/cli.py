@@ -23,6 +23,7 @@ import click
 from . import choices
 from . import config as cfg
 from .errors import UserError
+from .training import budget
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_SAMPLES = 100_000
@@ -87,15 +88,19 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
-              ".npy, .csv or .parquet file of numbers, one row per sample.")
+              ".npy, .csv or .parquet table, one row per sample: numbers, categories (text, "
+              "booleans) and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name}: {cfg.summary(cfg.preset(name))}" for name in cfg.PRESETS) + ".")
 @click.option("--seed", type=int, default=None, help="Training seed (init, batches, noise). "
               "[default: the preset's]")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help=f"Optimiser steps. [default: from the data's size: {budget.PASSES} passes, "
+              f"within {budget.MIN_STEPS:,}-{budget.MAX_STEPS:,}]")
 @click.option("--epochs", type=int, default=None,
-              help="Passes over the training data; with --resume, the new total. "
-              "[default: the preset's]")
+              help="Passes over the training data instead of --steps; with --resume, the new "
+              "total. [default: the preset's]")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="TOML file of overrides, e.g. a line `[train]` then `lr = 1e-3` (the sections "
               "and keys of a run's config.toml).")
@@ -107,8 +112,14 @@ def cli() -> None:
               help=choices.describe(choices.PREPROCESSING) + ". [default: the preset's]")
 @click.option("--bounds", default=None, metavar="COL=LOW:HIGH,...", help="Columns that must stay "
               "in a range, e.g. `mass=0:,fraction=0:1` (an empty side is open).")
-@click.option("--integer", default=None, metavar="COL,...", help="Columns rounded to whole "
-              "numbers on output.")
+@click.option("--categorical", default=None, metavar="COL,...", help="Columns to model as "
+              "categories besides the detected ones (text, booleans), e.g. integer codes.")
+@click.option("--integer", default=None, metavar="COL,...", help="Columns to model as whole "
+              "numbers besides the detected ones (whole-number columns).")
+@click.option("--numeric", default=None, metavar="COL,...", help="Columns of whole numbers to "
+              "model as continuous instead.")
+@click.option("--drop-missing", is_flag=True, default=None, help="Drop rows with an empty cell "
+              "instead of learning where cells are missing.")
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
 @num_samples_option
@@ -120,9 +131,9 @@ def cli() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_renamed("--out", "the run folder as the first argument", type=click.Path(file_okay=False))
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
-def train(run, data, preset, seed, epochs, config_file, columns, header, preprocess, bounds,
-          integer, keep_constant, count, likelihood_rows, overwrite, resume, quiet, legacy_out,
-          legacy_eval_samples) -> None:
+def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
+          categorical, integer, numeric, drop_missing, keep_constant, count, likelihood_rows,
+          overwrite, resume, quiet, legacy_out, legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
     \b
@@ -130,6 +141,7 @@ def train(run, data, preset, seed, epochs, config_file, columns, header, preproc
       simple-diffusion train runs/two --data two_gaussians
       simple-diffusion train runs/moons --data moons --epochs 100 --seed 1
       simple-diffusion train runs/m --data measurements.csv --columns mass,energy
+      simple-diffusion train runs/p --data penguins.csv --categorical year
       simple-diffusion train runs/seed --data two_gaussians --preset seed
       simple-diffusion train --resume runs/two        # after Ctrl-C
       simple-diffusion train --resume runs/two --epochs 400   # train on, to 400 in all
@@ -146,17 +158,22 @@ def train(run, data, preset, seed, epochs, config_file, columns, header, preproc
     data_options = {
         "header": None if header is None else ("yes" if header else "no"),
         "preprocess": preprocess, "bounds": bounds, "integer": _columns(integer),
-        "keep_constant": keep_constant,
+        "categorical": _columns(categorical), "numeric": _columns(numeric),
+        "drop_missing": drop_missing, "keep_constant": keep_constant,
     }
     data_options = {k: v for k, v in data_options.items() if v is not None}
     config = cfg.load_toml(config_file) if config_file else {}
     if data_options:
         config = {**config, "data": {**config.get("data", {}), **data_options}}
+    if steps is not None:
+        if resume:
+            raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
+        config = {**config, "train": {**config.get("train", {}), "steps": steps}}
     count = _either(count, legacy_eval_samples, DEFAULT_SAMPLES)
     api.fit(
         data, preset=preset, config=config, seed=seed, epochs=epochs,
         columns=_columns(columns), out=run, overwrite=overwrite, resume=resume,
-        progress=not quiet, num_samples=count, likelihood_rows=likelihood_rows,
+        progress=not quiet, num_samples=count, likelihood_rows=likelihood_rows, verbose=True,
     )
     click.echo(f"trained: {run}", err=True)
     if count > 0:
@@ -173,7 +190,8 @@ def _summary(result: dict) -> str:
 @run_argument
 @num_samples_option
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
-              help="Output file: .npy (shape (n, d)), .csv (with a header) or .parquet.")
+              help="Output file: .csv (with a header), .parquet (keeping the training table's "
+              "dtypes) or .npy (numbers only, shape (n, d)).")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Sampling seed; the same seed gives the same samples.")
 @click.option("--sampler", type=click.Choice(list(choices.SAMPLERS)), default=None,
@@ -201,16 +219,18 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, qu
     if run is None or count is None:
         raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
     model = api.load(run)
+    io.check_writable(output, model.schema)
     settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
                                        spacing=spacing)
+    as_table = io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
     chunks = (
-        chunk.numpy()
+        model.to_frame(chunk) if as_table else chunk.numpy()
         for _, chunk in model.sample_chunks(
             count, sampler=settings.sampler, num_steps=settings.num_steps,
             spacing=settings.spacing, seed=seed, chunk_size=chunk_size, progress=not quiet,
         )
     )
-    io.write_chunks(output, chunks, model.columns, count)
+    io.write_chunks(output, chunks, count)
     click.echo(f"wrote {count:,} samples to {output} ({settings.sampler}, "
                f"{settings.num_steps or 'every'} steps)", err=True)
 
@@ -246,7 +266,7 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
     if run is None:
         raise UserError("write `simple-diffusion evaluate RUN`")
     samples_file = _either(samples_file, legacy_samples)
-    samples = io.read_table(samples_file).values if samples_file else None
+    samples = io.read_frame(samples_file) if samples_file else None
     result = api.evaluate_run(run, samples=samples, against=against,
                               n=_either(count, None, DEFAULT_SAMPLES), seed=seed,
                               likelihood_rows=likelihood_rows)
@@ -321,19 +341,12 @@ def score(run, data_file, output, lowest, tolerance) -> None:
         raise UserError("write `simple-diffusion score RUN --data FILE -o OUT`")
     io.file_format(output)  # before the work, not after it
     model = api.load(run)
-    table = io.read_table(data_file)
-    if set(model.columns) <= set(table.columns):
-        values = table.values[:, [table.columns.index(c) for c in model.columns]]
-    elif len(table.columns) == model.dim:
-        values = table.values
-    else:
-        raise UserError(f"{data_file}: the model's columns are {', '.join(model.columns)}; the file "
-                        f"has {', '.join(table.columns)}")
-    log_p = model.log_prob(values, rtol=tolerance, atol=tolerance).numpy()
-    io.write_table(output, np.column_stack([values, log_p]), [*model.columns, "log_density"])
+    rows = model.rows(io.read_frame(data_file), data_file)
+    log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()
+    io.write_table(output, model.to_frame(rows).assign(log_density=log_p))
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
     order = np.argsort(log_p, kind="stable")[:lowest]
-    click.echo(f"wrote {len(values):,} scored rows to {output} and a histogram to "
+    click.echo(f"wrote {len(rows):,} scored rows to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)
     for row in order:
         click.echo(f"row {row}: log density {log_p[row]:.3f}")

@@ -46,7 +46,18 @@ class DataConfig:
     """Columns that must stay in a range, as ``"mass=0:,fraction=0:1"`` (a side left empty is
     open); they are mapped through log or logit, so samples respect the bounds."""
     integer: list[str] = field(default_factory=list)
-    """Columns rounded to whole numbers on output."""
+    """Columns taken as whole numbers (rounded into their training range on output), besides the
+    ones detected (whole-number dtypes, CSV columns of whole numbers)."""
+    categorical: list[str] = field(default_factory=list)
+    """Columns taken as categories, besides the ones detected (text, booleans, pandas
+    categories): e.g. integer codes such as a 1/2 sex column."""
+    numeric: list[str] = field(default_factory=list)
+    """Columns taken as continuous numbers although detection would say integer."""
+    categorical_encoding: str = "onehot"
+    """How categories (and missing-cell indicators) enter the Gaussian diffusion: ``onehot``
+    (+1/-1 per category) or ``bits`` (analog bits: the category's binary digits as +1/-1)."""
+    drop_missing: bool = False
+    """Drop rows with a missing cell instead of learning where cells are missing."""
     keep_constant: bool = False
     """Pass constant columns through unchanged instead of refusing them."""
     header: str = "auto"
@@ -85,8 +96,13 @@ class ModelConfig:
 class TrainConfig:
     """The optimisation loop (DDPM Algorithm 1)."""
 
-    epochs: int = 250
-    batch_size: int = 256
+    steps: int = 0
+    """Optimiser steps; 0 follows the data: 250 passes over it, at least ``MIN_STEPS`` and at
+    most ``MAX_STEPS`` (``training/budget.py``). The resolved number is written to config.toml."""
+    epochs: int = 0
+    """Passes over the training rows instead of ``steps``; 0 uses ``steps``."""
+    batch_size: int = 0
+    """Rows per step; 0 follows the data: the power of two nearest n / 40, between 32 and 4096."""
     lr: float = 4e-3
     lr_schedule: str = "cosine"
     """``constant`` or ``cosine`` (decay to zero over the run, after ``warmup_steps``)."""
@@ -177,10 +193,17 @@ def summary(config: Config) -> str:
     steps = "every timestep" if smp.num_steps == 0 else f"{smp.num_steps} steps"
     return (f"{config.data.preprocess} data, {config.schedule.kind} schedule "
             f"(T={config.schedule.num_timesteps}), {m.kind} {'x'.join(map(str, m.hidden))} "
-            f"{m.activation}, {config.train.epochs} epochs, sampler {smp.sampler} ({steps})")
+            f"{m.activation}, {_budget(config.train)}, sampler {smp.sampler} ({steps})")
+
+
+def _budget(train: TrainConfig) -> str:
+    if train.epochs:
+        return f"{train.epochs} epochs"
+    return f"{train.steps} steps" if train.steps else "steps by data size"
 
 
 CHOICES: dict[tuple[str, str], dict[str, str]] = {
+    ("data", "categorical_encoding"): choices.CATEGORICAL_ENCODINGS,
     ("data", "preprocess"): choices.PREPROCESSING,
     ("data", "header"): choices.HEADER,
     ("schedule", "kind"): choices.SCHEDULES,
@@ -251,7 +274,8 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
             raise UserError(f"{where} must be a number, got {value!r}")
         return float(value)
     if isinstance(default, list):
-        kind, noun = (str, "names") if key == "integer" else (int, "whole numbers")
+        kind, noun = ((str, "names") if key in ("integer", "categorical", "numeric")
+                      else (int, "whole numbers"))
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, kind) and not isinstance(v, bool) for v in value
         ):
@@ -278,8 +302,9 @@ def validate(config: Config) -> Config:
         (0 < s.beta_start <= s.beta_end < 1, "need 0 < schedule.beta_start <= beta_end < 1"),
         (len(m.hidden) >= 1 and min(m.hidden) >= 1, "model.hidden needs at least one width >= 1"),
         (m.time_features >= 1, "model.time_features must be at least 1"),
-        (t.epochs >= 1, f"train.epochs must be a positive whole number, got {t.epochs}"),
-        (t.batch_size >= 1, f"train.batch_size must be at least 1, got {t.batch_size}"),
+        (t.epochs >= 0, f"train.epochs must be 0 (use steps) or positive, got {t.epochs}"),
+        (t.steps >= 0, f"train.steps must be 0 (from the data) or positive, got {t.steps}"),
+        (t.batch_size >= 0, f"train.batch_size must be 0 (from the data) or positive, got {t.batch_size}"),
         (t.lr > 0 and t.lr < 10, f"train.lr must be a positive learning rate, got {t.lr}"),
         (t.warmup_steps >= 0, "train.warmup_steps must not be negative"),
         (0 <= t.ema_decay < 1, "train.ema_decay must lie in [0, 1)"),

@@ -15,7 +15,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from .diffusion import likelihood, prediction, samplers
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError
 from .progress import bar as progress_bar
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BLOCK = 4096
 """Rows per noise stream: samples depend on the seed and their row only, not on the chunk size."""
@@ -57,6 +60,24 @@ class DiffusionModel:
         return len(self.columns)
 
     @property
+    def schema(self) -> list:
+        """Each column's kind (numeric, integer, categorical), dtype and labels."""
+        return self.encoder.schema
+
+    @property
+    def returns_frames(self) -> bool:
+        """Whether ``sample`` returns DataFrames: the model was fitted on a table (a DataFrame or
+        a file), not on an array or a built-in target."""
+        return bool(self.info.get("frame"))
+
+    def to_frame(self, values: torch.Tensor | np.ndarray):
+        """Rows in the model's matrix form (values, category codes, NaN) as a DataFrame with the
+        training table's columns, labels and dtypes."""
+        from .data.columns import to_frame
+
+        return to_frame(np.asarray(values, dtype=np.float64), self.schema)
+
+    @property
     def latent_dim(self) -> int:
         """Columns the network works on (constant columns are not modelled)."""
         return self.encoder.transformed_dim
@@ -81,7 +102,7 @@ class DiffusionModel:
         encoder's training range get -inf. Models with integer or constant columns have no density
         and raise an error saying so.
         """
-        x = torch.as_tensor(np.asarray(x, dtype=np.float64))
+        x = torch.as_tensor(self._matrix(x))
         x = x[:, None] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise UserError(f"log_prob needs rows of {self.dim} columns, got shape {tuple(x.shape)}")
@@ -100,6 +121,24 @@ class DiffusionModel:
                 data_variance=torch.tensor(self.info.get("encoded_variance", 1.0)),
             ) + log_det[finite]
         return log_p
+
+    def rows(self, frame: pd.DataFrame, source: str = "rows") -> np.ndarray:
+        """A DataFrame's rows as the model's float matrix (values, category codes, NaN): its
+        columns picked by the model's names, or taken in order when it has as many and other
+        names (a headerless file, an array)."""
+        from .data.columns import to_values
+
+        if not set(self.columns) <= set(map(str, frame.columns)):
+            if frame.shape[1] != self.dim:
+                raise UserError(f"{source}: the model's columns are {', '.join(self.columns)}; "
+                                f"its columns are {', '.join(map(str, frame.columns))}")
+            frame = frame.set_axis(self.columns, axis=1)
+        return to_values(frame, self.schema, source)
+
+    def _matrix(self, x: Any) -> np.ndarray:
+        if hasattr(x, "columns") and hasattr(x, "iloc"):  # a pandas DataFrame
+            return self.rows(x)
+        return np.asarray(x, dtype=np.float64)
 
     def sampling_settings(self, **changes: Any) -> SampleConfig:
         """The model's sampling defaults with the given (non-None) settings changed and checked."""
@@ -120,9 +159,13 @@ class DiffusionModel:
         chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
         preprocessed: bool = False,
+        frame: bool | None = None,
         **settings: Any,
-    ) -> torch.Tensor:
-        """Draw ``n`` samples, shape (n, d), float64, in the data's own units.
+    ) -> torch.Tensor | pd.DataFrame:
+        """Draw ``n`` samples in the data's own units: a DataFrame with the training table's
+        columns, labels and dtypes for a model fitted on a table, else a float64 tensor of shape
+        (n, d) (``preprocessed=True``: the network's encoded rows). ``frame`` chooses: a
+        DataFrame (True) or the float matrix of values and category codes (False).
 
         ``settings`` override the run's sampling defaults (``sampler``, ``num_steps``, ``spacing``,
         ``variance``, ``sigma_min``, ``sigma_max``). The same ``seed`` gives the same samples
@@ -132,11 +175,13 @@ class DiffusionModel:
         count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
-        out = torch.empty(count, self.dim, dtype=torch.float64)
+        out = torch.empty(count, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
         chunks = self.sample_chunks(count, seed=seed, chunk_size=chunk_size, progress=progress,
                                     preprocessed=preprocessed, **settings)
         for start, chunk in chunks:
             out[start : start + len(chunk)] = chunk
+        if (self.returns_frames if frame is None else frame) and not preprocessed:
+            return self.to_frame(out)
         return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
 
     @torch.inference_mode()

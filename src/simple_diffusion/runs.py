@@ -208,7 +208,9 @@ class RunFolder:
             tensors["val"] = torch.as_tensor(data.val)
         metadata = {"format_version": str(FORMAT_VERSION), "source": data.source,
                     "columns": json.dumps(data.columns), "sha256": data.sha256 or "",
-                    "held_out": str(len(data.val))}
+                    "held_out": str(len(data.val)),
+                    "schema": json.dumps([c.state() for c in data.schema]),
+                    "frame": "true" if data.frame else "false"}
         write_bytes(self.file(SPLIT), save(tensors or {"none": torch.zeros(0)}, metadata=metadata))
 
     def load_split(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

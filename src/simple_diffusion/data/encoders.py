@@ -29,26 +29,33 @@ class NoDensity(UserError):
 
 
 class Round:
-    """Integer columns: nothing on the way in, rounding on the way out."""
+    """Integer columns: nothing on the way in; on the way out, rounding into the training range
+    (``low``/``high`` per column; absent in models of version 0.2, which only rounded)."""
 
     kind = "round"
 
-    def __init__(self, columns: list[int]):
+    def __init__(self, columns: list[int], low: list[float] | None = None,
+                 high: list[float] | None = None):
         self.columns = list(columns)
+        self.low, self.high = low, high
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         y = y.clone()
-        y[:, self.columns] = torch.round(y[:, self.columns])
+        rounded = torch.round(y[:, self.columns])
+        if self.low is not None and self.high is not None:
+            low, high = (torch.tensor(v, dtype=y.dtype) for v in (self.low, self.high))
+            rounded = torch.minimum(torch.maximum(rounded, low), high)
+        y[:, self.columns] = rounded
         return y
 
     def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
         raise NoDensity("its integer columns take whole values with probability mass, not density")
 
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "columns": self.columns}
+        return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high}
 
 
 class Bounded:
@@ -317,7 +324,7 @@ def fit(
     steps: list[Any] = []
     rounded = [position(name, "data.integer") for name in integer]
     if rounded:
-        steps.append(Round(rounded))
+        steps.append(Round(rounded, x[:, rounded].amin(0).tolist(), x[:, rounded].amax(0).tolist()))
     if bounds:
         bounded = _bounded(x, {position(n, "data.bounds"): b for n, b in bounds.items()}, columns)
         steps.append(bounded)

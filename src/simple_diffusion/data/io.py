@@ -16,13 +16,14 @@ import os
 import secrets
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import UserError
+from .columns import Column, detect, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
@@ -33,11 +34,20 @@ MANY_COLUMNS = 64
 
 @dataclass
 class Table:
-    """A float64 array of shape (n, d) with a name per column."""
+    """A float64 array of shape (n, d) with a name and a kind per column (``columns.Column``):
+    values for numeric and integer columns, category codes for categorical ones, NaN where a
+    cell is missing."""
 
     values: np.ndarray
     columns: list[str]
     source: str
+    schema: list[Column] = field(default_factory=list)
+    dropped: int = 0
+    """Rows left out because a cell was missing (``drop_missing``)."""
+
+    def __post_init__(self) -> None:
+        if not self.schema:
+            self.schema = [Column(name, "numeric") for name in self.columns]
 
 
 @contextlib.contextmanager
@@ -79,26 +89,55 @@ def file_format(path: str) -> str:
 
 
 def read_table(
-    path: str, columns: list[str] | None = None, header: bool | None = None
+    path: str,
+    columns: list[str] | None = None,
+    header: bool | None = None,
+    kinds: dict[str, list[str]] | None = None,
+    drop_missing: bool = False,
 ) -> Table:
-    """Read a table of numbers, keep ``columns`` (names, or indices for ``.npy``), and validate.
+    """Read a table, keep ``columns`` (names, or indices for ``.npy``), find each column's kind
+    (``kinds`` forces some: ``{"categorical": [...], "integer": [...], "numeric": [...]}``) and
+    validate. Missing cells stay NaN unless ``drop_missing`` drops their rows.
 
     ``header=None`` detects a CSV header: a first row with any non-numeric cell is one.
     """
+    frame = read_frame(path, header)
+    if columns:
+        frame = _select(frame, columns, path)
+    return from_frame(frame, path, kinds, drop_missing)
+
+
+def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
+    """The cells of a table file as a DataFrame, untyped (a CSV's cells are text; its
+    ``attrs["first_row"]`` is the line of its first row, for messages)."""
     suffix = file_format(path)
     if not os.path.exists(path):
         raise UserError(f"data file not found: {path}")
     if os.path.isdir(path):
         raise UserError(f"{path} is a folder, not a data file")
     if suffix == ".npy":
-        frame = _read_npy(path)
-    elif suffix == ".csv":
-        frame = _read_csv(path, header)
-    else:
-        frame = _read_parquet(path)
-    if columns:
-        frame = _select(frame, columns, path)
-    return _validate(_numeric(frame, path), path)
+        return _read_npy(path)
+    if suffix == ".csv":
+        return _read_csv(path, header)
+    return _read_parquet(path)
+
+
+def from_frame(
+    frame: pd.DataFrame,
+    source: str = "DataFrame",
+    kinds: dict[str, list[str]] | None = None,
+    drop_missing: bool = False,
+) -> Table:
+    """A DataFrame as a validated ``Table``: kinds from its dtypes (text, booleans and pandas
+    categories are categorical; whole-number dtypes integer) unless ``kinds`` says otherwise."""
+    if frame.shape[1] == 0:
+        raise UserError(f"{source}: no columns of data")
+    frame = frame.rename(columns=str)
+    kinds = kinds or {}
+    schema = detect(frame, kinds.get("categorical", ()), kinds.get("integer", ()),
+                    kinds.get("numeric", ()), first_row=frame.attrs.get("first_row"))
+    values = to_values(frame, schema, source)
+    return _validate(values, schema, source, frame.attrs.get("first_row"), drop_missing)
 
 
 def _read_npy(path: str) -> pd.DataFrame:
@@ -130,7 +169,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise UserError(f"{path}: not a readable CSV ({message})") from None
     if header is None:
-        header = not all(_is_number(cell) for cell in raw.iloc[0])
+        header = not all(is_number(cell) for cell in raw.iloc[0])
     if header:
         names = [str(c).strip() or f"column {i}" for i, c in enumerate(raw.iloc[0])]
         if len(set(names)) != len(names):
@@ -151,39 +190,6 @@ def _read_parquet(path: str) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
-
-
-def _numeric(frame: pd.DataFrame, path: str) -> pd.DataFrame:
-    """The picked columns as float64; every column that is not numbers named in one message."""
-    import pandas as pd
-    first_row = frame.attrs.get("first_row", 0)
-    numbers, problems = {}, []
-    for name in frame.columns:
-        column = frame[name]
-        if column.dtype == object or pd.api.types.is_string_dtype(column.dtype):
-            cells = column.astype(str).str.strip()
-            values = pd.to_numeric(cells.replace("", "nan"), errors="coerce")
-            bad = (values.isna() & ~cells.str.lower().isin(["nan", "", "na", "null"])).to_numpy()
-            if bad.any():
-                row = int(np.argmax(bad))
-                where = f"line {row + first_row}" if path.endswith(".csv") else f"row {row}"
-                problems.append(f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at {where}")
-                continue
-            numbers[name] = values.to_numpy(dtype=np.float64)
-            continue
-        try:
-            _check_real(np.dtype(column.dtype), f"{path}: column {name!r}")
-        except TypeError:  # pandas-only dtypes (categories, dates)
-            problems.append(f"column {name!r} is not numeric ({column.dtype})")
-            continue
-        numbers[name] = column.to_numpy(dtype=np.float64)
-    if problems:
-        numeric = [name for name in frame.columns if name in numbers]
-        hint = (f"; pick the numeric ones with --columns {','.join(numeric)}" if numeric else "")
-        raise UserError(f"{path}: " + "; ".join(problems) + hint)
-    table = pd.DataFrame(numbers, columns=list(frame.columns))
-    table.attrs = frame.attrs
-    return table
 
 
 def _check_real(dtype: np.dtype, source: str) -> None:
@@ -208,41 +214,39 @@ def _select(frame: pd.DataFrame, columns: list[str], path: str) -> pd.DataFrame:
     return selected
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _validate(frame: pd.DataFrame, path: str) -> Table:
-    if frame.shape[1] == 0:
-        raise UserError(f"{path}: no columns of data")
-    values = frame.to_numpy(dtype=np.float64)
+def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: int | None,
+              drop_missing: bool) -> Table:
+    where = (lambda row: f"line {row + first_row}") if first_row is not None else (lambda row: f"row {row}")
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = int(np.flatnonzero(infinite.any(1))[0])
+        column = schema[int(np.flatnonzero(infinite[first])[0])].name
+        raise UserError(f"{source}: {int(infinite.sum())} infinite values, the first at "
+                        f"{where(first)} in column {column!r}")
+    missing = np.isnan(values)
+    empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
+    if empty and len(values):
+        raise UserError(f"{source}: column {empty[0]!r} has no values; leave it out with --columns")
+    dropped = 0
+    if drop_missing:
+        complete = ~missing.any(1)
+        dropped = int((~complete).sum())
+        values = values[complete]
     if len(values) < 2:
-        raise UserError(f"{path}: need at least 2 rows of data, found {len(values)}")
-    finite = np.isfinite(values)
-    if not finite.all():
-        rows = np.flatnonzero(~finite.all(1))
-        first = int(rows[0])
-        column = frame.columns[int(np.flatnonzero(~finite[first])[0])]
-        line = first + frame.attrs.get("first_row", 0)
-        where = f"line {line}" if path.endswith(".csv") else f"row {first}"
-        raise UserError(
-            f"{path}: {int((~finite).sum())} NaN or infinite values, the first at {where} "
-            f"in column {column!r}"
-        )
+        raise UserError(f"{source}: need at least 2 rows of data, found {len(values)}"
+                        + (f" after dropping {dropped} with missing cells" if dropped else ""))
     if values.shape[1] > MANY_COLUMNS:
         warnings.warn(
-            f"{path}: {values.shape[1]} columns; beyond {MANY_COLUMNS} a small MLP fits poorly",
+            f"{source}: {values.shape[1]} columns; beyond {MANY_COLUMNS} a small MLP fits poorly",
             stacklevel=2,
         )
-    return Table(values, [str(c) for c in frame.columns], path)
+    return Table(values, [c.name for c in schema], source, list(schema), dropped)
 
 
-def from_array(values: np.ndarray, columns: list[str] | None = None, source: str = "array") -> Table:
-    """Validate an in-memory array of shape (n,) or (n, d) as a table."""
+def from_array(values: np.ndarray, columns: list[str] | None = None, source: str = "array",
+               kinds: dict[str, list[str]] | None = None) -> Table:
+    """Validate an in-memory array of shape (n,) or (n, d) as a table of numeric columns (unless
+    ``kinds`` declares some categorical or integer); NaN marks a missing cell."""
     array = np.asarray(values)
     array = array[:, None] if array.ndim == 1 else array
     if array.ndim != 2:
@@ -251,37 +255,63 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
     names = columns or [f"x{i + 1}" for i in range(array.shape[1])]
     import pandas as pd
 
-    return _validate(pd.DataFrame(array.astype(np.float64), columns=names), source)
+    return from_frame(pd.DataFrame(array.astype(np.float64), columns=names), source, kinds)
 
 
-def write_table(path: str, values: np.ndarray, columns: list[str]) -> None:
-    """Write samples in the format given by the extension, keeping the column names."""
-    write_chunks(path, [np.asarray(values, dtype=np.float64)], columns, len(values))
+def check_writable(path: str, schema: list[Column]) -> None:
+    """Refuse, before any work, a format that cannot hold these columns (.npy holds numbers)."""
+    if file_format(path) == ".npy":
+        labelled = [c.name for c in schema if c.kind == "categorical"]
+        if labelled:
+            raise UserError(f"{path}: .npy holds numbers only, and column {labelled[0]!r} is "
+                            "categorical; write .csv or .parquet")
 
 
-def write_chunks(path: str, chunks: Iterable[np.ndarray], columns: list[str], rows: int) -> None:
-    """Write ``rows`` rows arriving in pieces, never holding more than one piece in memory."""
+def write_table(path: str, values: np.ndarray | pd.DataFrame, columns: list[str] | None = None) -> None:
+    """Write a table (a DataFrame, or an array with ``columns``) in the format of the extension."""
+    import pandas as pd
+
+    frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(
+        np.asarray(values, dtype=np.float64), columns=columns)
+    write_chunks(path, [frame], len(frame))
+
+
+def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: int) -> None:
+    """Write ``rows`` rows arriving as DataFrames (or, for .npy, arrays), never holding more than
+    one in memory; the dtypes and labels of the frames are kept (Parquet) or written as text
+    (CSV, missing cells empty)."""
     suffix = file_format(path)
     with atomic_path(path) as temporary:
         if suffix == ".npy":
-            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float64,
-                                              shape=(rows, len(columns)))
+            array = None
             start = 0
             for chunk in chunks:
-                array[start : start + len(chunk)] = chunk
+                if array is None:
+                    array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float64,
+                                                      shape=(rows, chunk.shape[1]))
+                array[start : start + len(chunk)] = (
+                    chunk if isinstance(chunk, np.ndarray) else chunk.to_numpy(np.float64, na_value=np.nan))
                 start += len(chunk)
+            if array is None:
+                np.save(temporary, np.empty((0, 0)))
+                return
             array.flush()
             del array
         elif suffix == ".csv":
             with open(temporary, "w", newline="") as handle:
-                handle.write(",".join(columns) + "\n")
-                for chunk in chunks:
-                    np.savetxt(handle, chunk, delimiter=",", fmt="%.9g")
+                for i, chunk in enumerate(chunks):
+                    chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g")
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            schema = pa.schema([(name, pa.float64()) for name in columns])
-            with pq.ParquetWriter(temporary, schema) as writer:
+            writer = None
+            try:
                 for chunk in chunks:
-                    writer.write_table(pa.Table.from_arrays(list(chunk.T), schema=schema))
+                    table = pa.Table.from_pandas(chunk, preserve_index=False)
+                    if writer is None:
+                        writer = pq.ParquetWriter(temporary, table.schema)
+                    writer.write_table(table.cast(writer.schema))
+            finally:
+                if writer is not None:
+                    writer.close()

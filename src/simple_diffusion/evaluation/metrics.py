@@ -238,6 +238,10 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{label}: {result[key]:.4f}{extra}")
     if "memorisation" in result:
         lines.append(memorisation_line(result["memorisation"]))
+    if "table" in result:
+        from .tabular import lines as table_lines
+
+        lines += table_lines(result["table"])
     if "likelihood" in result:
         lines.append(likelihood_line(result["likelihood"]))
     if "mode_masses" in result:
@@ -288,8 +292,8 @@ def likelihood_line(summary: dict[str, Any]) -> str:
 
 def memorisation_line(check: dict[str, Any]) -> str:
     """One sentence on the memorisation share, with a warning when rows look copied."""
-    line = (f"memorisation: {check['share']:.3f} of generated rows are nearer a training row than a "
-            f"held-out row (0.5: nothing copied; 1: all copied)")
+    line = (f"memorisation (distance to closest record): {check['share']:.3f} of generated rows are "
+            f"nearer a training row than a held-out row (0.5: nothing copied; 1: all copied)")
     if check["copied"]:
         line += f"; WARNING: above {MEMORISATION_WARNING}, the model reproduces its training rows"
     return line

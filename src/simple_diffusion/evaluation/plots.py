@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .tabular import frequencies
+
 GENERATED, DATA, TRUTH = "tab:blue", "tab:orange", "black"
 
 
@@ -138,6 +140,46 @@ def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[st
                 ax.set_ylabel(columns[i], fontsize=8)
             ax.tick_params(labelsize=6)
     fig.suptitle(title or "generated (blue) vs reference (orange)")
+    return _png(fig)
+
+
+def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: str = "",
+               per_row: int = 4) -> bytes:
+    """One panel per column of a table, generated over training rows, as PNG bytes: histograms
+    for numbers, bars of category shares for categories; missing cells as their share (numbers)
+    or a "(missing)" bar (categories)."""
+    d = len(schema)
+    rows = -(-d // per_row)
+    fig, axes = plt.subplots(rows, min(d, per_row), figsize=(3.4 * min(d, per_row), 2.9 * rows),
+                             squeeze=False)
+    for ax in axes.flat[d:]:
+        ax.axis("off")
+    for j, (ax, column) in enumerate(zip(axes.flat, schema)):
+        generated, training = samples[:, j], data[:, j]
+        if column.kind == "categorical":
+            labels = [str(label)[:12] for label in column.categories] + ["(missing)"]
+            shares = [frequencies(v, len(column.categories)) for v in (generated, training)]
+            keep = [k for k in range(len(labels)) if shares[0][k] > 0 or shares[1][k] > 0]
+            position = np.arange(len(keep))
+            ax.bar(position - 0.2, shares[0][keep], 0.4, color=GENERATED, label="generated")
+            ax.bar(position + 0.2, shares[1][keep], 0.4, color=DATA, label="training")
+            ax.set_xticks(position, [labels[k] for k in keep], rotation=30, ha="right", fontsize=7)
+            ax.set_ylabel("share", fontsize=8)
+        else:
+            present = [v[~np.isnan(v)] for v in (generated, training)]
+            low, high = _limits(present[0][:, None], present[1][:, None])
+            bins = np.linspace(low[0], high[0], 40)
+            for values, color, label in zip(present, (GENERATED, DATA), ("generated", "training")):
+                ax.hist(values, bins=bins, density=True, color=color, alpha=0.5, label=label)
+            if column.nullable:
+                ax.text(0.98, 0.95, f"missing {100 * np.isnan(generated).mean():.1f}% "
+                        f"(training {100 * np.isnan(training).mean():.1f}%)",
+                        transform=ax.transAxes, ha="right", va="top", fontsize=7)
+        ax.set_title(f"{column.name} ({column.kind})", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(title or "generated vs training, per column")
+    fig.tight_layout()
     return _png(fig)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .metrics import format_table, likelihood_line, memorisation_line
+from .tabular import lines as table_lines
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -88,6 +89,9 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
         notes.append(f'<p id="likelihood">{html.escape(likelihood_line(result["likelihood"]))}</p>')
     if "mode_masses" in result:
         notes.append(f"<pre>{html.escape(format_table(result).splitlines()[-1])}</pre>")
+    if "table" in result:
+        notes.append('<h3>The table: categories, missing cells, column pairs</h3><pre id="table">'
+                     + html.escape("\n".join(table_lines(result["table"]))) + "</pre>")
     modes = "\n".join(notes)
     density = ""
     if (folder / "density.png").exists():

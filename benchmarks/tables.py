@@ -1,0 +1,306 @@
+"""Real tables: ours against ForestDiffusion on the same splits, by ForestDiffusion's protocol.
+
+The protocol of Jolicoeur-Martineau et al. (AISTATS 2024, the repository's
+``script_generation.py``): an 80/20 split (stratified by the label where there is one), 3 splits
+x 5 generations of as many rows as the training split; rows min-max scaled with the training
+split's range, categorical columns one-hot divided by 2; W1 with L1 cost (POT's ``emd2``) between
+generated rows and the test split; the oracle is the training split itself, so
+``ratio = W_test(model) / W_test(training split)``. A missing cell is one more category of its
+column in this encoding (``evaluation/tabular.py``), so a model that never leaves a cell empty
+pays for it. Also per run: the distance-to-closest-record share (generated rows nearer a training
+row than a test row, for equal-sized sets: 0.5 when nothing is copied), the total variation
+distance of every categorical column's frequencies to the test split's (the training split's own
+is the oracle), missing rates, and training and sampling seconds.
+
+ForestDiffusion runs its README's defaults (flow, n_t = 50, duplicate_K = 100, n_jobs = -1: both
+cores; the label as ``label_y``; categorical, binary and integer columns declared), ours the
+default preset (one thread: its network is small). Both train on all rows of the training split;
+ours is given them as its own validation rows too (its validation loss is only drawn, never used
+to choose anything), so the test split is seen by nothing but the metrics.
+
+    .venv/bin/pip install -c constraints.txt -e ".[benchmarks]"
+    .venv/bin/python benchmarks/tables.py                       # all tables, both models (hours)
+    .venv/bin/python benchmarks/tables.py --tables penguins --no-peer
+    .venv/bin/python benchmarks/tables.py --ablation            # category encodings, step floors
+    .venv/bin/python benchmarks/tables.py --large               # 10^6 x 20 mixed rows: time, memory
+
+Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
+to BENCHMARKS.md between this script's markers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import write_section
+
+import simple_diffusion as sd
+from simple_diffusion.data.columns import detect, to_frame, to_values
+from simple_diffusion.evaluation import metrics, tabular
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "tables.json"
+SPLITS, GENERATIONS = 3, 5
+
+
+def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
+    """A table, its label column (None: no stratification) and our config overrides."""
+    if name == "penguins":
+        from palmerpenguins import load_penguins
+
+        return load_penguins(), "species", {}
+    if name == "diabetes":
+        from sklearn.datasets import load_diabetes
+
+        return load_diabetes(scaled=False, as_frame=True).frame, None, {"categorical": ["sex"]}
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        frame = load_digits(as_frame=True).frame
+        return frame, "target", {"categorical": ["target"], "keep_constant": True}
+    raise SystemExit(f"unknown table {name}")
+
+
+def splits(frame: pd.DataFrame, label: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(frame))
+    return [train_test_split(index, test_size=0.2, random_state=seed,
+                             stratify=frame[label] if label else None) for seed in range(SPLITS)]
+
+
+def ours(train: pd.DataFrame, config: dict, generations: int, seed: int
+         ) -> tuple[list[pd.DataFrame], float, float]:
+    """The default preset with ``config``'s overrides, trained with ``seed``."""
+    config = {**config, "train": {"seed": seed, **config.get("train", {})}}
+    start = time.perf_counter()
+    model = sd.fit(train, config=config, validation=train, progress=False, num_samples=0)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    samples = [model.sample(len(train), seed=g) for g in range(generations)]
+    return samples, train_seconds, (time.perf_counter() - start) / generations
+
+
+def forest_diffusion(train: np.ndarray, schema, label: str | None, generations: int,
+                     seed: int) -> tuple[list[np.ndarray], float, float]:
+    """ForestDiffusion on the matrix of values and codes; its samples in the same form."""
+    from ForestDiffusion import ForestDiffusionModel
+
+    names = [c.name for c in schema]
+    features = [j for j, name in enumerate(names) if name != label]
+    kinds = {k: [features.index(j) for j in features if schema[j].kind == k]
+             for k in ("categorical", "integer")}
+    binary = [i for i in kinds["categorical"] if len(schema[features[i]].categories) == 2]
+    categorical = [i for i in kinds["categorical"] if i not in binary]
+    x = train[:, features]
+    y = train[:, names.index(label)] if label else None
+    start = time.perf_counter()
+    model = ForestDiffusionModel(x, label_y=y, n_t=50, duplicate_K=100, bin_indexes=binary,
+                                 cat_indexes=categorical, int_indexes=kinds["integer"],
+                                 diffusion_type="flow", n_jobs=-1, seed=seed)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    out = []
+    for _ in range(generations):
+        generated = np.asarray(model.generate(batch_size=len(train)), dtype=np.float64)
+        rows = np.empty((len(generated), len(names)))
+        rows[:, features] = generated[:, : len(features)]
+        if label:
+            rows[:, names.index(label)] = generated[:, -1]
+        out.append(rows)
+    return out, train_seconds, (time.perf_counter() - start) / generations
+
+
+def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, schema) -> dict:
+    """The protocol's ratio and the privacy, category and missing-cell checks, over generations."""
+    encode = lambda rows: tabular.encode(rows, schema, train)[0]  # noqa: E731
+    train_x, test_x = encode(train), encode(test)
+    oracle = tabular.wasserstein_l1(train_x, test_x)
+    ratios, shares, tvd, missing = [], [], [], []
+    for rows in generated:
+        x = encode(rows)
+        ratios.append(tabular.wasserstein_l1(x, test_x) / oracle)
+        shares.append(metrics.memorisation(x, train_x, test_x)["share"])
+        table = tabular.table_metrics(rows, test, train, schema)
+        tvd.append({c["column"]: (c["tvd"], c["tvd_floor"]) for c in table["categories"]})
+        missing.append({m["column"]: (m["rate"], m["train_rate"]) for m in table["missing"]})
+    columns = tvd[0].keys()
+    return {
+        "ratio": float(np.mean(ratios)), "ratios": ratios, "oracle_w1": oracle,
+        "dcr_share": float(np.mean(shares)),
+        "tvd": {c: float(np.mean([t[c][0] for t in tvd])) for c in columns},
+        "tvd_oracle": {c: tvd[0][c][1] for c in columns},
+        "missing": {c: float(np.mean([m[c][0] for m in missing])) for c in missing[0]},
+        "missing_train": {c: missing[0][c][1] for c in missing[0]},
+    }
+
+
+def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
+    frame, label, data_config = load(name)
+    kinds = {k: data_config.get(k, []) for k in ("categorical", "integer", "numeric")}
+    schema = detect(frame, kinds["categorical"], kinds["integer"], kinds["numeric"])
+    matrix = to_values(frame, schema)
+    for split, (train_index, test_index) in enumerate(splits(frame, label)):
+        train, test = matrix[train_index], matrix[test_index]
+        methods = ["ours"] + (["forest_diffusion"] if peer else [])
+        for method in methods:
+            key = f"{name}/{split}/{method}"
+            if key in results:
+                continue
+            if method == "ours":
+                frames, train_s, sample_s = ours(to_frame(train, schema), {"data": data_config},
+                                                 generations, split)
+                generated = [to_values(f, schema) for f in frames]
+            else:
+                generated, train_s, sample_s = forest_diffusion(train, schema, label, generations, split)
+            results[key] = score(generated, train, test, schema) | {
+                "train_seconds": train_s, "sample_seconds": sample_s, "rows": len(train)}
+            print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR share {results[key]['dcr_share']:.3f}, "
+                  f"train {train_s:.1f} s", flush=True)
+            save(results)
+
+
+def ablation(results: dict, generations: int) -> None:
+    """Category encodings (one-hot vs analog bits) and the step floor, ours only, on penguins and
+    digits' label (10 classes: 10 one-hot columns or 4 bits)."""
+    variants = {"onehot": {}, "bits": {"data": {"categorical_encoding": "bits"}},
+                "steps_2000": {"train": {"steps": 2000}}, "steps_10000": {"train": {"steps": 10_000}},
+                "steps_20000": {"train": {"steps": 20_000}}}
+    for name in ("penguins", "digits"):
+        frame, label, data_config = load(name)
+        schema = detect(frame, data_config.get("categorical", ()))
+        matrix = to_values(frame, schema)
+        for split, (train_index, test_index) in enumerate(splits(frame, label)):
+            train, test = matrix[train_index], matrix[test_index]
+            for variant, config in variants.items():
+                key = f"ablation/{name}/{split}/{variant}"
+                if key in results:
+                    continue
+                if name == "digits" and variant.startswith("steps"):
+                    continue
+                overrides = {"data": data_config | config.get("data", {}), "train": config.get("train", {})}
+                frames, train_s, _ = ours(to_frame(train, schema), overrides, generations, split)
+                results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | {
+                    "train_seconds": train_s}
+                print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR {results[key]['dcr_share']:.3f}",
+                      flush=True)
+                save(results)
+
+
+def large(results: dict, rows: int = 1_000_000, seed: int = 0) -> None:
+    """A 10^6 x 20 mixed table (15 correlated numbers with 5% gaps in two, 3 categories, 2
+    integers): training seconds, peak memory, and the ratio against 20,000 held-out rows."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 5, rows)
+    numbers = rng.normal(size=(rows, 15)) @ rng.normal(size=(15, 15)) * 0.3 + k[:, None]
+    numbers[rng.random(rows) < 0.05, 3] = np.nan
+    numbers[rng.random(rows) < 0.05, 7] = np.nan
+    frame = pd.DataFrame(numbers, columns=[f"x{i}" for i in range(15)])
+    frame["group"] = np.array(list("abcde"))[k]
+    frame["colour"] = np.array(["red", "green", "blue"])[(k + rng.integers(0, 2, rows)) % 3]
+    frame["flag"] = rng.random(rows) < 0.3 + 0.1 * k
+    frame["count"] = rng.poisson(2 + k)
+    frame["year"] = rng.integers(2000, 2020, rows)
+    held_out = frame.iloc[-20_000:].reset_index(drop=True)
+    start = time.perf_counter()
+    model = sd.fit(frame.iloc[:-20_000], validation=held_out, progress=True, num_samples=0)
+    train_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    generated = model.sample(20_000, seed=1)
+    sample_seconds = time.perf_counter() - start
+    schema = model.schema
+    train = to_values(frame.iloc[:20_000], schema)
+    result = score([to_values(generated, schema)], train, to_values(held_out, schema), schema)
+    results["large"] = result | {
+        "rows": rows - 20_000, "train_seconds": train_seconds, "sample_20000_seconds": sample_seconds,
+        "peak_memory_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "steps": model.config.train.steps, "batch_size": model.config.train.batch_size,
+    }
+    print(f"large: {results['large']}", flush=True)
+    save(results)
+
+
+def save(results: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    sd.io.write_text(RESULTS, json.dumps(results, indent=2) + "\n")
+
+
+def report(results: dict) -> str:
+    def mean(name: str, method: str, field: str):
+        values = [r[field] for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(method)]
+        return (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
+
+    lines = ["| table | model | ratio W_test / oracle | DCR share | worst TVD - oracle TVD "
+             "| missing rate vs training (points) | train s | sample s | splits |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in ("penguins", "diabetes", "digits"):
+        for method in ("ours", "forest_diffusion"):
+            runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
+            if not runs:
+                continue
+            ratio = mean(name, method, "ratio")
+            share = mean(name, method, "dcr_share")
+            excess = max((r["tvd"][c] - r["tvd_oracle"][c] for r in runs for c in r["tvd"]), default=None)
+            gap = max((abs(r["missing"][c] - r["missing_train"][c]) * 100 for r in runs
+                       for c in r["missing"]), default=None)
+            lines.append(
+                f"| {name} | {method.replace('_', ' ')} | {ratio[0]:.3f} +- {ratio[1]:.3f} | "
+                f"{share[0]:.3f} | {'-' if excess is None else f'{excess:+.3f}'} | "
+                f"{'-' if gap is None else f'{gap:.1f}'} | {mean(name, method, 'train_seconds')[0]:.1f} | "
+                f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")
+    ablations = {}
+    for key, r in results.items():
+        if key.startswith("ablation/"):
+            _, name, _, variant = key.split("/")
+            ablations.setdefault((name, variant), []).append(r)
+    if ablations:
+        lines += ["", "| table | variant | ratio | DCR share | worst TVD - oracle | train s | splits |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for (name, variant), runs in sorted(ablations.items()):
+            excess = max((r["tvd"][c] - r["tvd_oracle"][c] for r in runs for c in r["tvd"]), default=0.0)
+            lines.append(f"| {name} | {variant} | {np.mean([r['ratio'] for r in runs]):.3f} | "
+                         f"{np.mean([r['dcr_share'] for r in runs]):.3f} | {excess:+.3f} | "
+                         f"{np.mean([r['train_seconds'] for r in runs]):.1f} | {len(runs)} |")
+    if "large" in results:
+        r = results["large"]
+        lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
+                  f"{r['batch_size']:,}: trained in {r['train_seconds']:.0f} s, peak memory "
+                  f"{r['peak_memory_gib']:.1f} GiB; 20,000 rows sampled in "
+                  f"{r['sample_20000_seconds']:.1f} s; "
+                  f"ratio {r['ratio']:.3f} against 20,000 held-out rows (oracle: 20,000 training rows), "
+                  f"DCR share {r['dcr_share']:.3f}."]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", default="penguins,diabetes,digits")
+    parser.add_argument("--no-peer", action="store_true", help="skip ForestDiffusion")
+    parser.add_argument("--generations", type=int, default=GENERATIONS)
+    parser.add_argument("--ablation", action="store_true")
+    parser.add_argument("--large", action="store_true")
+    args = parser.parse_args()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.ablation:
+        ablation(results, args.generations)
+    elif args.large:
+        large(results)
+    else:
+        for name in args.tables.split(","):
+            run_table(name, results, not args.no_peer, args.generations)
+    write_section("tables", report(results))
+
+
+if __name__ == "__main__":
+    main()

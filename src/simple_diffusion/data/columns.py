@@ -1,0 +1,320 @@
+"""Column kinds of a table (numeric, integer, categorical), detected from the data and overridable,
+and the conversion between a pandas DataFrame and the float matrix the encoders read.
+
+In that matrix a numeric or integer column holds its values, a categorical column the index of
+its label in ``Column.categories``, and a missing cell is NaN in either. ``to_frame`` turns such
+a matrix back into a DataFrame with the original labels and dtypes.
+
+>>> import pandas as pd
+>>> frame = pd.DataFrame({"mass": [3.5, None, 4.0], "n": [1, 2, 3], "kind": ["a", "b", "a"]})
+>>> schema = detect(frame)
+>>> [(c.name, c.kind) for c in schema]
+[('mass', 'numeric'), ('n', 'integer'), ('kind', 'categorical')]
+>>> values = to_values(frame, schema)
+>>> values[:, 2].tolist()
+[0.0, 1.0, 0.0]
+>>> to_frame(values, schema).equals(frame)
+True
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import UserError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+KINDS = ("numeric", "integer", "categorical")
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
+"""Cells of a text column that mean 'missing' (compared in lower case, stripped)."""
+IDENTIFIER_ROWS = 20
+"""A text column with a different value in each of at least this many rows is an identifier."""
+_INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
+
+
+@dataclass
+class Column:
+    """One column: its name, kind, labels (categorical) and the dtype to give back."""
+
+    name: str
+    kind: str
+    dtype: str = "float64"
+    categories: list[Any] = field(default_factory=list)
+    """Labels of a categorical column, in code order (JSON-serialisable Python values)."""
+    nullable: bool = False
+    """Whether the table has missing cells here: its output dtype then holds missing values in
+    every chunk of samples alike (``Int64``, ``boolean``), whether or not a chunk has any."""
+
+    def state(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe(schema: Sequence[Column]) -> str:
+    """``"mass numeric, n integer, kind categorical (2)"``, for train's printout."""
+    return ", ".join(
+        f"{c.name} {c.kind}" + (f" ({len(c.categories)})" if c.kind == "categorical" else "")
+        for c in schema
+    )
+
+
+def detect(
+    frame: pd.DataFrame,
+    categorical: Sequence[str] = (),
+    integer: Sequence[str] = (),
+    numeric: Sequence[str] = (),
+    first_row: int | None = None,
+) -> list[Column]:
+    """The kind of every column of ``frame``, with the names given in the overrides forced.
+
+    Booleans, pandas categories and text are categorical; whole-number dtypes (and text columns
+    whose every cell is a whole number) are integer; other numbers are numeric. A text column
+    with a different value in every row is refused as an identifier, and one mixing numbers with
+    a few words is refused as a typo, naming the cell (its line, for a CSV read as text with
+    ``first_row`` the line of its first row).
+    """
+    import pandas as pd
+
+    forced = {}
+    for names, kind in ((categorical, "categorical"), (integer, "integer"), (numeric, "numeric")):
+        for name in names:
+            if name not in frame.columns:
+                raise UserError(f"--{kind} names column {name!r}, which the data lacks "
+                                f"(columns: {', '.join(map(str, frame.columns))})")
+            if name in forced and forced[name] != kind:
+                raise UserError(f"column {name!r} is declared both {forced[name]} and {kind}")
+            forced[name] = kind
+    schema, identifiers = [], []
+    for name in frame.columns:
+        column = frame[name]
+        dtype = column.dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            raise UserError(f"column {name!r} holds dates or times ({dtype}), which are not modelled: "
+                            "convert them to numbers, or leave the column out with --columns")
+        if pd.api.types.is_complex_dtype(dtype):
+            raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
+        text = _is_text(column)
+        if text and first_row is not None:  # a CSV read as text: its typing is ours to find
+            values = _numbers_of_text(column, name, forced.get(name), first_row)
+            if values is not None:
+                whole = column.str.strip().map(lambda s: bool(_INTEGER_TEXT.match(s))
+                                                or s.lower() in MISSING_TOKENS)
+                kind = forced.get(name) or ("integer" if whole.all() else "numeric")
+                schema.append(Column(str(name), kind, "int64" if kind == "integer" else "float64",
+                                     nullable=bool(np.isnan(values).any())))
+                continue
+        kind = forced.get(name)
+        if kind is None:
+            if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+                kind = "categorical"
+            elif pd.api.types.is_integer_dtype(dtype):
+                kind = "integer"
+            else:
+                kind = "numeric"
+        if kind != "categorical":
+            _as_numbers(column, name, first_row)  # refuses a column that is not numbers
+            schema.append(Column(str(name), kind, "float64" if text else str(dtype),
+                                 nullable=bool(_missing(column).any())))
+            continue
+        present = column[~_missing(column)]
+        labels = _labels(column)
+        if text and len(present) >= IDENTIFIER_ROWS and len(labels) == len(present) and name not in forced:
+            identifiers.append(name)
+        if text and labels and {str(label).lower() for label in labels} <= {"true", "false"}:
+            labels, dtype = sorted({str(label).lower() == "true" for label in labels}), "bool"
+        elif text and labels and all(_INTEGER_TEXT.match(str(label)) for label in labels):
+            labels, dtype = sorted({int(label) for label in labels}), "int64"  # codes read from text
+        schema.append(Column(str(name), "categorical", str(dtype), labels,
+                             nullable=bool(len(present) < len(column))))
+    if identifiers:
+        kept = [str(c) for c in frame.columns if c not in identifiers]
+        raise UserError(
+            f"column {identifiers[0]!r} has a different value in every row (an identifier?), which "
+            f"cannot be learnt: leave it out with --columns {','.join(kept)}"
+            + (f" (also: {', '.join(map(repr, identifiers[1:]))})" if len(identifiers) > 1 else "")
+        )
+    return schema
+
+
+def _is_text(column: pd.Series) -> bool:
+    import pandas as pd
+
+    return column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
+
+
+def _missing(column: pd.Series) -> np.ndarray:
+    if _is_text(column):
+        cells = column.astype(str).str.strip().str.lower()
+        return (column.isna() | cells.isin(MISSING_TOKENS)).to_numpy()
+    return column.isna().to_numpy()
+
+
+def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int) -> np.ndarray | None:
+    """A text column as numbers if every present cell is one (None if it is text); a column of
+    numbers with a few words, or one declared numeric, is an error naming the first bad cell."""
+    import pandas as pd
+
+    cells = column.astype(str).str.strip()
+    missing = cells.str.lower().isin(MISSING_TOKENS).to_numpy()
+    values = pd.to_numeric(cells.where(~missing, "nan"), errors="coerce").to_numpy(np.float64)
+    bad = np.isnan(values) & ~missing
+    if not bad.any():
+        return None if forced == "categorical" else values
+    if forced == "categorical":
+        return None
+    distinct = cells[~missing].unique()
+    numeric_share = np.mean([is_number(cell) for cell in distinct]) if len(distinct) else 0.0
+    if forced in ("numeric", "integer") or numeric_share >= 0.5:
+        row = int(np.argmax(bad))
+        raise UserError(
+            f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at line {row + first_row}: "
+            "fix the cell, or declare the column with --categorical"
+        )
+    return None
+
+
+def _as_numbers(column: pd.Series, name: str, first_row: int | None) -> np.ndarray:
+    import pandas as pd
+
+    if _is_text(column):
+        values = _numbers_of_text(column, name, "numeric", first_row or 0)
+        return values if values is not None else np.full(len(column), np.nan)
+    if pd.api.types.is_bool_dtype(column.dtype) or isinstance(column.dtype, pd.CategoricalDtype):
+        raise UserError(f"column {name!r} ({column.dtype}) cannot be read as numbers; "
+                        "leave it categorical")
+    return column.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _labels(column: pd.Series) -> list[Any]:
+    """The labels of a categorical column as plain Python values, in a stable order."""
+    import pandas as pd
+
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return [_plain(v) for v in column.cat.categories]
+    present = column[~_missing(column)]
+    if _is_text(column):
+        present = present.astype(str).str.strip()
+    labels = {_plain(v) for v in present.unique()}
+    try:
+        return sorted(labels)
+    except TypeError:  # labels of several types: order by their text
+        return sorted(labels, key=str)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data") -> np.ndarray:
+    """The float matrix of ``frame`` for ``schema``: values, category codes, NaN where missing.
+
+    A label that the schema does not know is an error naming it (a model cannot produce or
+    score a category it never saw).
+    """
+    out = np.empty((len(frame), len(schema)), dtype=np.float64)
+    for j, column in enumerate(schema):
+        if column.name not in frame.columns:
+            raise UserError(f"{source}: no column {column.name!r}")
+        series = frame[column.name]
+        if column.kind != "categorical":
+            out[:, j] = _as_numbers(series, column.name, frame.attrs.get("first_row"))
+            continue
+        missing = _missing(series)
+        present = series[~missing]
+        if _is_text(series):
+            present = present.astype(str).str.strip()
+        index = {label: code for code, label in enumerate(column.categories)}
+        if _is_text(series) and not all(isinstance(label, str) for label in column.categories):
+            # Labels that are numbers or booleans, read from text (a CSV): match their spelling.
+            index |= {str(label).lower(): code for code, label in enumerate(column.categories)}
+            present = present.str.lower()
+        codes = np.full(len(series), np.nan)
+        looked_up = [index.get(_plain(v)) for v in present]
+        unknown = [v for v, code in zip(present, looked_up) if code is None]
+        if unknown:
+            raise UserError(f"{source}: column {column.name!r} has the label {unknown[0]!r}, which "
+                            f"the model never saw ({', '.join(map(str, column.categories[:8]))}...)")
+        codes[~missing] = looked_up
+        out[:, j] = codes
+    return out
+
+
+def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
+    """The DataFrame of a matrix from ``to_values`` (or the model): labels and dtypes restored.
+
+    Integer columns come back as whole numbers (pandas' nullable ``Int64`` where cells are
+    missing), categorical ones with their labels (a pandas category keeps its category list).
+    """
+    import pandas as pd
+
+    data = {}
+    for j, column in enumerate(schema):
+        v = values[:, j]
+        missing = np.isnan(v)
+        if column.kind == "numeric":
+            data[column.name] = pd.Series(v).astype(_float_dtype(column.dtype))
+        elif column.kind == "integer":
+            whole = np.round(v)
+            if column.nullable or missing.any():
+                data[column.name] = pd.array([None if m else int(w) for m, w in zip(missing, whole)],
+                                             dtype="Int64")
+            else:
+                dtype = column.dtype if _is_int_dtype(column.dtype) else "int64"
+                data[column.name] = pd.Series(whole).astype(dtype)
+        else:
+            data[column.name] = _labelled(v, missing, column)
+    return pd.DataFrame(data)
+
+
+def _labelled(codes: np.ndarray, missing: np.ndarray, column: Column):
+    import pandas as pd
+
+    nullable = column.nullable or missing.any()
+    labels = np.empty(len(codes), dtype=object)
+    labels[missing] = None
+    labels[~missing] = [column.categories[int(c)] for c in codes[~missing]]
+    dtype = column.dtype
+    if dtype == "category":
+        return pd.Categorical(labels, categories=column.categories)
+    if dtype in ("bool", "boolean"):
+        return pd.array(labels, dtype="boolean") if nullable else labels.astype(bool)
+    if _is_int_dtype(dtype):
+        return pd.array(labels, dtype="Int64") if nullable else labels.astype(dtype)
+    if dtype.startswith("float"):
+        return np.where(missing, np.nan, labels).astype(dtype)
+    series = pd.Series(labels, dtype=object)
+    if dtype not in ("object", "O"):
+        series = series.astype(dtype)
+    if missing.any() and dtype in ("object", "O"):
+        series[missing] = np.nan
+    return series
+
+
+def _is_int_dtype(dtype: str) -> bool:
+    return dtype.lower().lstrip("u").startswith("int")
+
+
+def _float_dtype(dtype: str) -> str:
+    return dtype if dtype.startswith("float") else "float64"
+
+
+def from_states(states: Sequence[dict[str, Any]]) -> list[Column]:
+    """The schema from ``[column.state(), ...]``."""
+    try:
+        return [Column(**state) for state in states]
+    except TypeError as exc:
+        raise UserError(f"the model file's column description is unreadable ({exc})") from None

@@ -1,0 +1,214 @@
+"""The encoder of a whole table: numeric columns through a ``Pipeline``, categorical columns and
+missing cells as ±1 patterns the Gaussian diffusion models jointly with the numbers.
+
+Forward, a row of the matrix from ``columns.to_values`` (values, category codes, NaN) becomes:
+its numeric columns, with a missing cell filled by a draw from the column's observed values,
+through the numeric pipeline; then one pattern block per categorical column (a missing label is
+one more category) and per numeric column that has missing cells (present or missing). Backward,
+each block goes to the category whose pattern is nearest (the largest inner product, among the
+categories seen in training), and a numeric cell whose indicator says missing becomes NaN.
+
+Two pattern codes (Chen et al. 2023, "Analog Bits", for ``bits``): ``onehot`` gives a column with
+k categories k entries, +1 for its own category and -1 for the others; ``bits`` gives it
+ceil(log2 k) entries, the category's binary digits as ±1.
+
+>>> import torch
+>>> from simple_diffusion.data.columns import Column
+>>> schema = [Column("mass", "numeric", nullable=True),
+...           Column("kind", "categorical", "object", ["a", "b", "c"])]
+>>> x = torch.tensor([[1.0, 0.0], [float("nan"), 2.0], [3.0, 1.0], [2.0, 0.0]], dtype=torch.float64)
+>>> encoder = fit(x, schema, scaling="standardize")
+>>> encoder.transformed_dim  # 1 numeric + 3 one-hot + 2 for mass present/missing
+6
+>>> torch.equal(encoder.inverse(encoder.forward(x)).isnan(), x.isnan())
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from . import encoders
+from .columns import Column, from_states
+from .encoders import NoDensity
+
+FILL_QUANTILES = 257
+"""Quantiles of each numeric column kept to fill its missing cells with plausible values."""
+
+
+def patterns(size: int, encoding: str) -> torch.Tensor:
+    """The ±1 pattern of each of ``size`` categories, shape (size, width).
+
+    >>> patterns(3, "bits").tolist()
+    [[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]]
+    """
+    if encoding == "onehot":
+        return 2 * torch.eye(size, dtype=torch.float64) - 1
+    width = max(1, math.ceil(math.log2(size)))
+    digits = (torch.arange(size)[:, None] >> torch.arange(width - 1, -1, -1)) & 1
+    return 2 * digits.to(torch.float64) - 1
+
+
+class TableEncoder:
+    """A table's numeric pipeline, category patterns and missing-cell indicators, fitted."""
+
+    def __init__(self, schema: Sequence[Column], numeric: encoders.Pipeline, encoding: str,
+                 sizes: list[int], seen: list[list[int]], fill: list[list[float]],
+                 missing_numeric: list[int], missing_category: list[int]):
+        self.schema = list(schema)
+        self.numeric, self.encoding = numeric, encoding
+        self.sizes, self.seen, self.fill = list(sizes), [list(s) for s in seen], [list(f) for f in fill]
+        self.missing_numeric, self.missing_category = list(missing_numeric), list(missing_category)
+        self.numeric_columns = [j for j, c in enumerate(self.schema) if c.kind != "categorical"]
+        self.categorical_columns = [j for j, c in enumerate(self.schema) if c.kind == "categorical"]
+        self.patterns = [patterns(size, encoding) for size in self.sizes]
+
+    @property
+    def width(self) -> int:
+        return len(self.schema)
+
+    @property
+    def transformed_dim(self) -> int:
+        """Columns the network sees."""
+        return self.numeric.transformed_dim + sum(p.shape[1] for p in self.patterns)
+
+    @property
+    def has_density(self) -> bool:
+        return not self.patterns
+
+    # -- codes: one per categorical column, then one per numeric column with missing cells ----
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        codes = [x[:, j] for j in self.categorical_columns]
+        for k, j in enumerate(self.categorical_columns):
+            if j in self.missing_category:  # a missing label is the category after the last
+                codes[k] = torch.where(codes[k].isnan(), float(len(self.schema[j].categories)), codes[k])
+        codes += [x[:, j].isnan().to(x.dtype) for j in self.missing_numeric]
+        return torch.stack(codes, 1) if codes else x.new_zeros(len(x), 0)
+
+    def _filled(self, x: torch.Tensor) -> torch.Tensor:
+        """The numeric columns, each missing cell replaced by a draw from its column's values."""
+        numbers = x[:, self.numeric_columns].clone()
+        generator = torch.Generator().manual_seed(0)  # the same rows always encode alike
+        for j, quantiles in zip(self.missing_numeric, self.fill):
+            k = self.numeric_columns.index(j)
+            gaps = numbers[:, k].isnan()
+            u = torch.rand(int(gaps.sum()), generator=generator, dtype=torch.float64)
+            levels = torch.linspace(0, 1, len(quantiles), dtype=torch.float64)
+            numbers[gaps, k] = torch.as_tensor(np.interp(u, levels, quantiles), dtype=x.dtype)
+        return numbers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        codes = self._codes(x)
+        if codes.isnan().any():
+            raise UserError("a categorical cell is missing where the training data had none")
+        blocks = [self.numeric.forward(self._filled(x))]
+        blocks += [p[codes[:, k].long()].to(x.dtype) for k, p in enumerate(self.patterns)]
+        return torch.cat(blocks, 1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        x = y.new_empty(len(y), self.width)
+        split = self.numeric.transformed_dim
+        x[:, self.numeric_columns] = self.numeric.inverse(y[:, :split])
+        codes = []
+        for p, seen in zip(self.patterns, self.seen):
+            width = p.shape[1]
+            scores = y[:, split : split + width] @ p.T.to(y.dtype)
+            allowed = torch.full((p.shape[0],), -math.inf, dtype=y.dtype)
+            allowed[seen] = 0
+            codes.append((scores + allowed).argmax(1).to(y.dtype))
+            split += width
+        for k, j in enumerate(self.categorical_columns):
+            missing = codes[k] == len(self.schema[j].categories)
+            x[:, j] = torch.where(missing, math.nan, codes[k])
+        for k, j in enumerate(self.missing_numeric):
+            x[:, j] = torch.where(codes[len(self.categorical_columns) + k] == 1, math.nan, x[:, j])
+        return x
+
+    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x)`` with the numeric pipeline's log-Jacobian; raises ``NoDensity`` where a
+        categorical column or a missing cell puts probability mass, not density, on the rows."""
+        if self.categorical_columns:
+            raise NoDensity(f"column {self.schema[self.categorical_columns[0]].name!r} is categorical "
+                            "(a probability mass, not a density)")
+        if self.missing_numeric:
+            raise NoDensity(f"column {self.schema[self.missing_numeric[0]].name!r} has missing cells "
+                            "(a probability mass, not a density)")
+        return self.numeric.forward_and_log_det(x)
+
+    def state(self) -> dict[str, Any]:
+        return {"schema": [c.state() for c in self.schema], "numeric": self.numeric.state(),
+                "encoding": self.encoding, "sizes": self.sizes, "seen": self.seen,
+                "fill": self.fill, "missing_numeric": self.missing_numeric,
+                "missing_category": self.missing_category}
+
+
+def fit(
+    x: torch.Tensor,
+    schema: Sequence[Column],
+    scaling: str = "standardize",
+    encoding: str = "onehot",
+    bounds: dict[str, tuple[float | None, float | None]] | None = None,
+    integer: Sequence[str] = (),
+    keep_constant: bool = False,
+) -> TableEncoder:
+    """Fit the encoder of the table whose training rows ``x`` (from ``columns.to_values``) have
+    columns ``schema``; ``integer`` adds integer columns to those the schema has."""
+    names = [c.name for c in schema]
+    for name in integer:
+        if name not in names:
+            raise UserError(f"data.integer names column {name!r}, which the data lacks "
+                            f"(columns: {', '.join(names)})")
+    schema = [Column(c.name, "integer", c.dtype, nullable=c.nullable)
+              if c.name in integer and c.kind == "numeric" else c for c in schema]
+    numeric = [j for j, c in enumerate(schema) if c.kind != "categorical"]
+    # Which columns may be missing is the table's (its schema), which categories the model may
+    # produce is the training rows': a category or a gap seen only in held-out rows is never made.
+    missing_numeric = [j for j in numeric if schema[j].nullable]
+    fill = []
+    for j in missing_numeric:
+        observed = x[:, j][~x[:, j].isnan()].numpy()
+        if not len(observed):
+            raise UserError(f"column {schema[j].name!r} has no values in the training rows")
+        fill.append(np.quantile(observed, np.linspace(0, 1, FILL_QUANTILES)).tolist())
+    sizes, seen, missing_category = [], [], []
+    for j, column in enumerate(schema):
+        if column.kind != "categorical":
+            continue
+        codes = x[:, j]
+        size = len(column.categories)
+        present = sorted({int(c) for c in codes[~codes.isnan()].tolist()})
+        if column.nullable:
+            missing_category.append(j)
+            if bool(codes.isnan().any()):
+                present.append(size)
+            size += 1
+        sizes.append(size)
+        seen.append(present)
+    sizes += [2] * len(missing_numeric)
+    seen += [[0, 1] if bool(x[:, j].isnan().any()) else [0] for j in missing_numeric]
+    encoder = TableEncoder(schema, encoders.Pipeline([], 0), encoding, sizes, seen, fill,
+                           missing_numeric, missing_category)
+    numeric_names = [names[j] for j in numeric]
+    encoder.numeric = encoders.fit(
+        encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
+        integer=[c.name for c in schema if c.kind == "integer"], keep_constant=keep_constant,
+    ) if numeric else encoders.Pipeline([], 0)
+    return encoder
+
+
+def from_state(state: dict[str, Any]) -> TableEncoder:
+    """Rebuild a fitted encoder from ``TableEncoder.state()``."""
+    try:
+        return TableEncoder(
+            from_states(state["schema"]), encoders.from_state(state["numeric"]), state["encoding"],
+            state["sizes"], state["seen"], state["fill"], state["missing_numeric"],
+            state["missing_category"],
+        )
+    except (KeyError, TypeError) as exc:
+        raise UserError(f"the model file's preprocessing is unreadable ({exc})") from None

@@ -1,0 +1,53 @@
+"""How long to train: a number of optimiser steps and a batch size that follow the data's size.
+
+A fixed number of passes over the data starves a small table (120 rows at batch 256 get one step
+per pass) and drowns a large one (a million rows would get a million steps). Instead the batch
+grows with the rows (the power of two nearest n / 40, within [32, 4096]) and the steps are 250
+passes' worth, at least ``MIN_STEPS`` and at most ``MAX_STEPS``. At 10,000 rows this is the
+budget the default was tuned with: batch 256, 250 passes (9,750 steps).
+
+>>> resolve(10_000)
+Budget(batch_size=256, epochs=250, steps=9750)
+>>> resolve(120).batch_size, resolve(120).steps >= MIN_STEPS
+(32, True)
+>>> resolve(1_000_000).steps <= MAX_STEPS + resolve(1_000_000).steps_per_epoch
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+PASSES = 250
+MIN_STEPS = 5_000
+MAX_STEPS = 20_000
+MIN_BATCH, MAX_BATCH = 32, 4096
+ROWS_PER_BATCH = 40
+
+
+@dataclass(frozen=True)
+class Budget:
+    batch_size: int
+    epochs: int
+    steps: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.steps // self.epochs
+
+
+def resolve(rows: int, steps: int = 0, epochs: int = 0, batch_size: int = 0) -> Budget:
+    """The budget for ``rows`` training rows; a non-zero ``steps``, ``epochs`` or ``batch_size``
+    is kept (``epochs`` wins over ``steps``). Steps are whole passes: the nearest number of
+    epochs to the step budget."""
+    if not batch_size:
+        power = round(math.log2(max(rows, 1) / ROWS_PER_BATCH)) if rows > ROWS_PER_BATCH else 0
+        batch_size = min(MAX_BATCH, max(MIN_BATCH, 2**power))
+    batch_size = min(batch_size, rows)
+    per_epoch = max(1, rows // batch_size)
+    if not epochs:
+        if not steps:
+            steps = min(MAX_STEPS, max(MIN_STEPS, round(PASSES * rows / batch_size)))
+        epochs = max(1, round(steps / per_epoch))
+    return Budget(batch_size, epochs, epochs * per_epoch)

@@ -1,0 +1,230 @@
+"""Mixed-type tables: column kinds, the table encoder's round trip, DataFrames in and out, missing
+cells learnt with their dependence on other columns, the data-sized budget, tabular metrics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import simple_diffusion as sd
+from simple_diffusion import UserError
+from simple_diffusion.cli import main
+from simple_diffusion.data import io, tables
+from simple_diffusion.data.columns import Column, detect, to_frame, to_values
+from simple_diffusion.evaluation import tabular
+from simple_diffusion.training import budget
+
+
+def mixed_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["a", "b", "c"], n)
+    frame = pd.DataFrame({
+        "mass": rng.normal(size=n) + (kind == "b") * 3,
+        "count": rng.poisson(3, n),
+        "kind": kind,
+        "flag": rng.random(n) < 0.5,
+        "grade": pd.Categorical(rng.choice(["low", "high"], n), categories=["low", "high"]),
+    })
+    frame.loc[rng.random(n) < 0.1, "mass"] = np.nan
+    frame.loc[rng.random(n) < 0.1, "kind"] = None
+    return frame
+
+
+def cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exit_info:
+        return exit_info.code or 0
+    return 0
+
+
+# -- kinds ----------------------------------------------------------------------------------
+
+def test_kinds_follow_dtypes_and_overrides():
+    frame = mixed_frame()
+    schema = detect(frame)
+    assert [c.kind for c in schema] == ["numeric", "integer", "categorical", "categorical", "categorical"]
+    assert schema[0].nullable and not schema[1].nullable and schema[2].nullable
+    assert schema[4].categories == ["low", "high"]  # a pandas category keeps its order
+    forced = detect(frame, categorical=["count"], numeric=[])
+    assert forced[1].kind == "categorical" and forced[1].categories == sorted(frame["count"].unique())
+    with pytest.raises(UserError, match="declared both categorical and numeric"):
+        detect(frame, categorical=["mass"], numeric=["mass"])
+    with pytest.raises(UserError, match="--categorical names column 'nope'"):
+        detect(frame, categorical=["nope"])
+
+
+def test_dates_are_refused_by_name():
+    frame = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=5), "x": range(5)})
+    with pytest.raises(UserError, match="column 'when' holds dates"):
+        detect(frame)
+
+
+def test_a_column_of_numbers_with_a_word_names_the_cell(tmp_path):
+    path = tmp_path / "typo.csv"
+    path.write_text("a,b\n1,2\n2,3\n3,three\n4,5\n")
+    with pytest.raises(UserError, match=r"column 'b' has a non-numeric value 'three' at line 4"):
+        io.read_table(str(path))
+    assert io.read_table(str(path), kinds={"categorical": ["b"]}).schema[1].kind == "categorical"
+
+
+@pytest.mark.parametrize("dtype", ["object", "category", "bool", "boolean", "Int64", "float32", "int64"])
+def test_frames_round_trip_with_their_dtypes(dtype):
+    values = {"object": ["x", None, "y", "x"], "category": ["x", "y", None, "x"],
+              "bool": [True, False, True, True], "boolean": [True, None, False, True],
+              "Int64": [1, None, 3, 4], "float32": [1.5, np.nan, 2.5, 3.0], "int64": [3, 1, 2, 2]}
+    frame = pd.DataFrame({"c": pd.Series(values[dtype], dtype=dtype), "z": [0.1, 0.2, 0.3, 0.4]})
+    schema = detect(frame)
+    back = to_frame(to_values(frame, schema), schema)
+    expected = frame.fillna({"c": np.nan}) if dtype == "object" else frame  # missing text is NaN
+    pd.testing.assert_frame_equal(back, expected)
+
+
+def test_an_unknown_label_is_named():
+    schema = detect(pd.DataFrame({"k": ["a", "b"]}))
+    with pytest.raises(UserError, match="label 'c', which the model never saw"):
+        to_values(pd.DataFrame({"k": ["a", "c"]}), schema)
+
+
+# -- the encoder ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ["onehot", "bits"])
+@pytest.mark.parametrize("scaling", ["standardize", "quantile"])
+def test_table_encoder_round_trip(encoding, scaling):
+    frame = mixed_frame()
+    schema = detect(frame)
+    x = torch.as_tensor(to_values(frame, schema))
+    encoder = tables.fit(x, schema, scaling=scaling, encoding=encoding)
+    y = encoder.forward(x)
+    assert y.shape[1] == encoder.transformed_dim and torch.isfinite(y).all()
+    back = encoder.inverse(y)
+    assert torch.equal(back.isnan(), x.isnan())
+    present = ~x.isnan()
+    assert torch.allclose(back[present], x[present], atol=1e-6)
+    restored = tables.from_state(json.loads(json.dumps(encoder.state())))
+    assert torch.equal(restored.forward(x), y)
+
+
+def test_decoding_gives_only_categories_seen_in_training_and_integers_in_their_range():
+    schema = [Column("k", "categorical", "object", ["a", "b", "c"]), Column("n", "integer", "int64")]
+    x = torch.tensor([[0.0, 2.0], [1.0, 5.0], [0.0, 3.0]], dtype=torch.float64)  # "c" never seen
+    for encoding in ("onehot", "bits"):
+        encoder = tables.fit(x, schema, encoding=encoding)
+        noise = torch.randn(20_000, encoder.transformed_dim, dtype=torch.float64) * 5
+        decoded = encoder.inverse(noise)
+        assert set(decoded[:, 0].unique().tolist()) == {0.0, 1.0}
+        assert decoded[:, 1].min() == 2 and decoded[:, 1].max() == 5
+        assert torch.equal(decoded[:, 1], decoded[:, 1].round())
+
+
+def test_log_prob_refuses_a_table_with_categories_by_name():
+    frame = mixed_frame(200)[["mass", "kind"]].dropna()
+    model = sd.fit(frame, epochs=1, progress=False)
+    with pytest.raises(UserError, match="column 'kind' is categorical"):
+        model.log_prob(frame)
+
+
+# -- DataFrames in, DataFrames out; missing cells ------------------------------------------
+
+def test_a_dataframe_model_samples_dataframes_with_the_same_columns_and_dtypes():
+    frame = mixed_frame()
+    model = sd.fit(frame, epochs=2, progress=False)
+    samples = model.sample(500, seed=0)
+    assert isinstance(samples, pd.DataFrame)
+    assert list(samples.columns) == list(frame.columns)
+    assert samples.dtypes.to_dict() == frame.dtypes.to_dict()
+    assert set(samples["kind"].dropna()) <= {"a", "b", "c"}
+    assert isinstance(model.sample(5, seed=0, frame=False), torch.Tensor)
+
+
+def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
+    """y is missing with probability 0.05 where k = "a" and 0.40 where k = "b": a model that
+    learnt missingness independently of k would give both the same rate."""
+    rng = np.random.default_rng(0)
+    n = 4000
+    k = rng.choice(["a", "b"], n)
+    y = rng.normal(size=n) + (k == "b")
+    y[rng.random(n) < np.where(k == "a", 0.05, 0.40)] = np.nan
+    frame = pd.DataFrame({"k": k, "y": y, "z": rng.normal(size=n)})
+    model = sd.fit(frame, config={"train": {"steps": 3000}}, progress=False)
+    samples = model.sample(20_000, seed=0)
+    rate = samples["y"].isna().groupby(samples["k"]).mean()
+    # Training-rate standard errors: sqrt(p(1-p)/2000) = 0.005 (a) and 0.011 (b); the model adds
+    # its own error, so the bounds are a few of those.
+    assert abs(rate["a"] - 0.05) < 0.03 and abs(rate["b"] - 0.40) < 0.06
+    assert abs(samples["y"].isna().mean() - np.isnan(y).mean()) < 0.03
+    present = samples.dropna()
+    means = present.groupby("k")["y"].mean()
+    assert abs(means["b"] - means["a"] - 1) < 0.2
+
+
+# -- budget ---------------------------------------------------------------------------------
+
+def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
+    small, large = budget.resolve(120), budget.resolve(900_000)
+    assert small.steps >= budget.MIN_STEPS and small.batch_size == budget.MIN_BATCH
+    assert large.steps <= budget.MAX_STEPS + large.steps_per_epoch and large.batch_size == budget.MAX_BATCH
+    assert budget.resolve(10_000, epochs=3).epochs == 3 and budget.resolve(1000, steps=700).steps == 23 * 31
+    frame = mixed_frame(150)
+    sd.fit(frame, out=tmp_path / "run", config={"train": {"steps": 40}}, progress=False, num_samples=0)
+    config = (tmp_path / "run" / "config.toml").read_text()
+    assert "steps = 40" in config and "batch_size = 32" in config and "epochs = 10" in config
+
+
+# -- metrics --------------------------------------------------------------------------------
+
+def test_total_variation_and_associations_against_known_values():
+    p = tabular.frequencies(np.array([0, 0, 1, np.nan]), 2)
+    assert p.tolist() == [0.5, 0.25, 0.25]
+    assert tabular.total_variation(p, np.array([0.25, 0.25, 0.5])) == pytest.approx(0.25)
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 3, 5000).astype(float)
+    schema = [Column("a", "categorical", "int64", [0, 1, 2]), Column("b", "categorical", "int64", [0, 1, 2]),
+              Column("c", "categorical", "int64", [0, 1, 2]), Column("x", "numeric")]
+    rows = np.column_stack([codes, codes, rng.integers(0, 3, 5000), codes + rng.normal(size=5000) * 1e-3])
+    a = tabular.associations(rows, schema)
+    assert a[0, 1] == pytest.approx(1.0) and a[0, 2] < 0.05  # Cramér's V: copy vs independent
+    assert a[0, 3] == pytest.approx(1.0, abs=1e-3) and a[2, 3] < 0.05  # correlation ratio
+
+
+def test_exact_w1_with_l1_cost_against_a_known_shift():
+    a = np.zeros((50, 2))
+    assert tabular.wasserstein_l1(a, a + np.array([0.3, 0.4])) == pytest.approx(0.7)
+
+
+# -- the command line -----------------------------------------------------------------------
+
+def test_cli_trains_on_a_table_with_gaps_and_writes_typed_samples(tmp_path, capsys):
+    frame = mixed_frame(300)
+    data = tmp_path / "table.csv"
+    frame.to_csv(data, index=False)
+    run = tmp_path / "run"
+    assert cli(["train", str(run), "--data", str(data), "--steps", "60", "-n", "2000",
+                "--likelihood-rows", "0", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "columns: mass numeric, count integer, kind categorical (3), flag categorical (2)" in err
+    assert "training rows have missing cells" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {c["column"] for c in metrics["table"]["categories"]} == {"kind", "flag", "grade"}
+    assert "The table: categories" in (run / "report.html").read_text()
+    for name in ("s.csv", "s.parquet"):
+        assert cli(["sample", str(run), "-n", "300", "-o", str(tmp_path / name), "--quiet"]) == 0
+    parquet = pd.read_parquet(tmp_path / "s.parquet")
+    assert parquet["count"].dtype == "int64" and parquet["flag"].dtype == bool
+    assert set(pd.read_csv(tmp_path / "s.csv")["kind"].dropna()) <= {"a", "b", "c"}
+    assert cli(["sample", str(run), "-n", "10", "-o", str(tmp_path / "s.npy"), "--quiet"]) == 1
+    assert ".npy holds numbers only" in capsys.readouterr().err
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_drop_missing_says_how_many(tmp_path, capsys):
+    data = tmp_path / "table.csv"
+    mixed_frame(200).to_csv(data, index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--drop-missing", "--epochs", "1",
+                "-n", "0"]) == 0
+    dropped = mixed_frame(200).isna().any(axis=1).sum()
+    assert f"dropped {dropped} rows with missing cells" in capsys.readouterr().err
