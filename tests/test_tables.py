@@ -166,13 +166,20 @@ def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
 
 def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
     small, large = budget.resolve(120), budget.resolve(900_000)
-    assert small.steps >= budget.MIN_STEPS and small.batch_size == budget.MIN_BATCH
+    assert abs(small.steps - budget.MIN_STEPS) <= small.steps_per_epoch
+    assert small.batch_size == budget.MIN_BATCH
     assert large.steps <= budget.MAX_STEPS + large.steps_per_epoch and large.batch_size == budget.MAX_BATCH
     assert budget.resolve(10_000, epochs=3).epochs == 3 and budget.resolve(1000, steps=700).steps == 23 * 31
     frame = mixed_frame(150)
     sd.fit(frame, out=tmp_path / "run", config={"train": {"steps": 40}}, progress=False, num_samples=0)
     config = (tmp_path / "run" / "config.toml").read_text()
     assert "steps = 40" in config and "batch_size = 32" in config and "epochs = 10" in config
+    # 12 encoded columns and categories: the wider network and finer sampling, recorded
+    assert "hidden = [\n    256," in config and "num_steps = 100" in config
+    chosen = sd.fit(frame, config={"train": {"steps": 40}, "sample": {"num_steps": 30}}, progress=False)
+    assert chosen.config.sample.num_steps == 30
+    numeric = sd.fit(frame[["mass"]], config={"train": {"steps": 40}}, progress=False).config
+    assert numeric.model.hidden == [128] * 4 and numeric.sample.num_steps == 50
 
 
 # -- metrics --------------------------------------------------------------------------------
@@ -228,3 +235,33 @@ def test_drop_missing_says_how_many(tmp_path, capsys):
                 "-n", "0"]) == 0
     dropped = mixed_frame(200).isna().any(axis=1).sum()
     assert f"dropped {dropped} rows with missing cells" in capsys.readouterr().err
+
+
+def test_a_table_run_resumes_and_evaluates_with_its_kinds(tmp_path):
+    """The split records the schema; a file is re-read with the run's kind overrides, so the
+    codes evaluation compares are the ones the model learnt."""
+    data = tmp_path / "table.csv"
+    mixed_frame(200).to_csv(data, index=False)
+    run = tmp_path / "run"
+    sd.fit(str(data), out=run, config={"data": {"categorical": ["count"]}, "train": {"epochs": 2}},
+           progress=False, num_samples=0)
+    model = sd.fit(None, out=run, resume=True, epochs=4, progress=False, num_samples=500,
+                   likelihood_rows=0)
+    assert model.schema[1].kind == "categorical" and model.config.train.epochs == 4
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "count" in {c["column"] for c in metrics["table"]["categories"]}
+    frame_run = tmp_path / "frame-run"
+    sd.fit(mixed_frame(200), out=frame_run, epochs=2, progress=False, num_samples=0)
+    assert isinstance(sd.load(frame_run).sample(3, seed=0), pd.DataFrame)
+    result = sd.evaluate_run(frame_run, n=500, likelihood_rows=0)
+    assert result["table"]["missing"] and 0 <= result["memorisation"]["share"] <= 1
+    assert 0 < result["table"]["sdmetrics_quality"] <= 1  # the test extra installs SDMetrics
+    assert 0 < result["table"]["sdmetrics_quality_floor"] <= 1
+
+
+def test_given_validation_rows_are_held_out_and_share_the_labels():
+    frame = mixed_frame(300)
+    train, held_out = frame.iloc[:250], frame.iloc[250:]
+    data = sd.training_data(train, validation=held_out)
+    assert len(data.train) == 250 and len(data.val) == 50
+    assert np.array_equal(np.isnan(data.val), held_out.isna().to_numpy())

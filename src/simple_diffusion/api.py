@@ -34,6 +34,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 REFERENCE_SIZE = 100_000
+"""Fresh draws of a built-in target that samples are judged against, and the most samples an
+evaluation draws by default."""
+
+
+def evaluation_size(train_rows: int) -> int:
+    """Samples an evaluation draws by default: 10 per training row, within 10,000-100,000 (past
+    ten times the data, more samples barely move the distances; a 300-row table needs no 100,000)."""
+    return min(REFERENCE_SIZE, max(10_000, 10 * train_rows))
 LIKELIHOOD_ROWS = 1000
 """Held-out rows whose log-likelihood evaluation reports (each needs an ODE solve)."""
 REFERENCE_SEED = 1_000_003
@@ -227,7 +235,7 @@ def fit(
     overwrite: bool = False,
     resume: bool = False,
     progress: bool = True,
-    num_samples: int = REFERENCE_SIZE,
+    num_samples: int | None = None,
     likelihood_rows: int = LIKELIHOOD_ROWS,
     validation: str | os.PathLike | np.ndarray | pd.DataFrame | None = None,
     verbose: bool | None = None,
@@ -245,8 +253,9 @@ def fit(
     With ``out`` the run folder receives the config and the data split at once, checkpoints
     while training (and on Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit;
     with ``epochs`` it trains up to that many in all), then the model, the losses and, from
-    ``num_samples`` samples (0 skips), the metrics, plots and report (with the log-likelihood of
-    ``likelihood_rows`` held-out rows): the same folder as ``simple-diffusion train`` writes.
+    ``num_samples`` samples (default ``evaluation_size``; 0 skips), the metrics, plots and
+    report (with the log-likelihood of ``likelihood_rows`` held-out rows): the same folder as
+    ``simple-diffusion train`` writes.
     """
     folder = RunFolder(out) if out is not None else None
     if resume:
@@ -255,12 +264,16 @@ def fit(
         resolved, saved_info = folder.read_config()
         prepared = run_training_data(folder, resolved, saved_info)
     else:
+        if isinstance(config, (str, os.PathLike)):
+            config = cfg.load_toml(str(config))
         resolved = resolve_config(preset, config, seed, epochs)
         prepared = training_data(data, resolved.data, columns, validation)
-        resolved = build.training_budget(resolved, len(prepared.train))
         if (progress if verbose is None else verbose) and prepared.target is None:
             _describe(prepared)
     parts = build.build_parts(resolved, prepared.schema, rows=torch.as_tensor(prepared.train))
+    if not resume:
+        steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
+        resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
     trainer = build.trainer(resolved, parts.net, parts.schedule, train, val)
@@ -294,7 +307,7 @@ def fit(
         folder.train(trainer, resolved.train.checkpoint_every, progress)
         model = _trained_model(trainer, parts, resolved, prepared)
         folder.finish(model, trainer.history)
-    if num_samples > 0:
+    if num_samples != 0:
         evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows)
     return model
 
@@ -367,12 +380,13 @@ def evaluate_run(
     path: str | os.PathLike,
     samples: np.ndarray | pd.DataFrame | None = None,
     against: str | None = None,
-    n: int = REFERENCE_SIZE,
+    n: int | None = None,
     seed: int = 0,
     progress: bool = False,
     likelihood_rows: int = LIKELIHOOD_ROWS,
 ) -> dict[str, Any]:
-    """Sample a run's model (unless ``samples`` are given), evaluate, and write metrics and plots.
+    """Sample a run's model (``n`` samples, default ``evaluation_size``, unless ``samples`` are
+    given), evaluate, and write metrics and plots.
 
     With ``likelihood_rows`` > 0 that many held-out rows (fresh draws for a built-in target) are
     scored by ``log_prob``, and the model's density is drawn over the truth (density.png). A
@@ -388,6 +402,7 @@ def evaluate_run(
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()
+        n = evaluation_size(len(data.train)) if n is None else n
         samples = model.sample(n, seed=seed, progress=progress, frame=False).numpy()
         sample_seconds = time.perf_counter() - start
     elif hasattr(samples, "columns"):  # a DataFrame, e.g. a file of samples

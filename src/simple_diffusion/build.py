@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .config import Config, DataConfig, ModelConfig, ScheduleConfig
+from .config import Config, DataConfig, ModelConfig, SampleConfig, ScheduleConfig
 from .data import encoders, tables
 from .data.columns import Column
 from .diffusion import schedules
@@ -40,10 +40,23 @@ def schedule(config: ScheduleConfig) -> schedules.Schedule:
     return SCHEDULES[config.kind](config)
 
 
+WIDE_ABOVE = 8
+"""Encoded columns above which the default network is 4 x 256 instead of 4 x 128: measured on
+tables (BENCHMARKS.md, "Tables"); every built-in target has at most 6 and keeps 4 x 128."""
+TABLE_SAMPLER_STEPS = 100
+"""Sampler steps of a table with categorical columns, where 50 steps misplace measurably more
+mass between category combinations (BENCHMARKS.md, "Tables")."""
+
+
+def widths(config: ModelConfig, dim: int) -> list[int]:
+    """The hidden widths: the config's, or (empty) four layers sized by the encoded columns."""
+    return list(config.hidden) or [128 if dim <= WIDE_ABOVE else 256] * 4
+
+
 def denoiser(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
     """The network a ``ModelConfig`` describes, for ``dim`` encoded columns."""
     time = RawTime() if config.kind == "seed_mlp" else FourierTime(config.time_features, num_timesteps)
-    return MLP(dim, list(config.hidden), time, config.activation)
+    return MLP(dim, widths(config, dim), time, config.activation)
 
 
 def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) -> tables.TableEncoder:
@@ -95,6 +108,20 @@ def training_budget(config: Config, rows: int) -> Config:
     resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size)
     return replace(config, train=replace(t, batch_size=resolved.batch_size, epochs=resolved.epochs,
                                          steps=resolved.steps))
+
+
+def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler_steps_set: bool) -> Config:
+    """``config`` with what the default leaves to the data resolved, as a run records it: the
+    training budget, the network's widths and, for a table with categorical columns, the
+    sampler's steps (unless ``sampler_steps_set``: the caller chose them)."""
+    config = training_budget(config, rows)
+    config = replace(config, model=replace(config.model,
+                                           hidden=widths(config.model, encoder.transformed_dim)))
+    default_steps = SampleConfig().num_steps
+    if (encoder.categorical_columns and not sampler_steps_set
+            and config.sample.num_steps == default_steps):
+        config = replace(config, sample=replace(config.sample, num_steps=TABLE_SAMPLER_STEPS))
+    return config
 
 
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,

@@ -56,6 +56,11 @@ num_samples_option = click.option(
     "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
     help=f"Samples to draw. [default: {DEFAULT_SAMPLES:,}]",
 )
+evaluation_samples_option = click.option(
+    "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
+    help="Samples drawn for the evaluation; 0 skips it. [default: 10 per training row, within "
+    "10,000-100,000]",
+)
 likelihood_rows_option = click.option(
     "--likelihood-rows", type=click.IntRange(min=0), default=1000, show_default=True,
     help="Held-out rows scored by the model's log-likelihood (an ODE solve each; 0 skips).",
@@ -122,7 +127,7 @@ def cli() -> None:
               "instead of learning where cells are missing.")
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
-@num_samples_option
+@evaluation_samples_option
 @likelihood_rows_option
 @click.option("--overwrite", is_flag=True, help="Replace the run in RUN (only a run folder, and "
               "only the files a run writes).")
@@ -169,14 +174,14 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
         if resume:
             raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
         config = {**config, "train": {**config.get("train", {}), "steps": steps}}
-    count = _either(count, legacy_eval_samples, DEFAULT_SAMPLES)
+    count = _either(count, legacy_eval_samples)
     api.fit(
         data, preset=preset, config=config, seed=seed, epochs=epochs,
         columns=_columns(columns), out=run, overwrite=overwrite, resume=resume,
         progress=not quiet, num_samples=count, likelihood_rows=likelihood_rows, verbose=True,
     )
     click.echo(f"trained: {run}", err=True)
-    if count > 0:
+    if count != 0:
         click.echo(_summary(api.RunFolder(run).read_metrics()))
 
 
@@ -241,7 +246,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, qu
               help="Evaluate these samples instead of drawing new ones from the model.")
 @click.option("--against", default=None, metavar="SPEC", help="Reference: a built-in target or a "
               "data file. [default: the run's target, or its held-out rows]")
-@num_samples_option
+@evaluation_samples_option
 @likelihood_rows_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON instead of the table.")
@@ -268,7 +273,7 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
     samples_file = _either(samples_file, legacy_samples)
     samples = io.read_frame(samples_file) if samples_file else None
     result = api.evaluate_run(run, samples=samples, against=against,
-                              n=_either(count, None, DEFAULT_SAMPLES), seed=seed,
+                              n=count, seed=seed,
                               likelihood_rows=likelihood_rows)
     click.echo(json.dumps(result, indent=2) if as_json else _summary(result))
 

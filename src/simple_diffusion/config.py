@@ -83,7 +83,9 @@ class ModelConfig:
 
     kind: str = "mlp"
     """``seed_mlp`` (input (x_t, raw t), ReLU) or ``mlp`` (Fourier time embedding)."""
-    hidden: list[int] = field(default_factory=lambda: [128, 128, 128, 128])
+    hidden: list[int] = field(default_factory=list)
+    """Widths of the hidden layers; empty follows the data: four layers of 128 for up to 8
+    encoded columns, of 256 above (``build.py``; the run's config.toml records the widths)."""
     activation: str = "silu"
     """``relu`` or ``silu``."""
     time_features: int = 16
@@ -102,7 +104,7 @@ class TrainConfig:
     epochs: int = 0
     """Passes over the training rows instead of ``steps``; 0 uses ``steps``."""
     batch_size: int = 0
-    """Rows per step; 0 follows the data: the power of two nearest n / 40, between 32 and 4096."""
+    """Rows per step; 0 follows the data: the power of two nearest n / 40, between 32 and 512."""
     lr: float = 4e-3
     lr_schedule: str = "cosine"
     """``constant`` or ``cosine`` (decay to zero over the run, after ``warmup_steps``)."""
@@ -135,7 +137,8 @@ class SampleConfig:
     """A stochastic solver by default: its fresh noise forgives the network's errors, which a
     deterministic solver carries to the end (in 1-D, as misplaced mass between modes)."""
     num_steps: int = 50
-    """Sampler steps; 0 means every timestep of the schedule."""
+    """Sampler steps; 0 means every timestep of the schedule. Left at 50, a table with
+    categorical columns gets 100 (``build.py``)."""
     spacing: str = "logsnr"
     """How the steps' noise levels are spread: ``logsnr``, ``uniform`` (in t) or ``karras``."""
     sigma_max: float = 10.0
@@ -191,8 +194,9 @@ def summary(config: Config) -> str:
     """One line naming a config's main choices, for help texts (generated, so it cannot drift)."""
     m, smp = config.model, config.sample
     steps = "every timestep" if smp.num_steps == 0 else f"{smp.num_steps} steps"
+    widths = "x".join(map(str, m.hidden)) or "width by data"
     return (f"{config.data.preprocess} data, {config.schedule.kind} schedule "
-            f"(T={config.schedule.num_timesteps}), {m.kind} {'x'.join(map(str, m.hidden))} "
+            f"(T={config.schedule.num_timesteps}), {m.kind} {widths} "
             f"{m.activation}, {_budget(config.train)}, sampler {smp.sampler} ({steps})")
 
 
@@ -300,7 +304,7 @@ def validate(config: Config) -> Config:
         (s.num_timesteps >= 2, "schedule.num_timesteps must be at least 2"),
         (0 < s.beta < 1, "schedule.beta must lie strictly between 0 and 1"),
         (0 < s.beta_start <= s.beta_end < 1, "need 0 < schedule.beta_start <= beta_end < 1"),
-        (len(m.hidden) >= 1 and min(m.hidden) >= 1, "model.hidden needs at least one width >= 1"),
+        (not m.hidden or min(m.hidden) >= 1, "model.hidden widths must be at least 1 (empty: from the data)"),
         (m.time_features >= 1, "model.time_features must be at least 1"),
         (t.epochs >= 0, f"train.epochs must be 0 (use steps) or positive, got {t.epochs}"),
         (t.steps >= 0, f"train.steps must be 0 (from the data) or positive, got {t.steps}"),

@@ -23,6 +23,7 @@ from the reference's.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -206,6 +207,8 @@ def sdmetrics_quality(samples, reference, schema: Sequence[Column]) -> float | N
     columns = {c.name: {"sdtype": "categorical" if c.kind == "categorical" else "numerical"}
                for c in schema}
     report = QualityReport()
-    report.generate({"table": reference}, {"table": samples}, {"tables": {"table": {"columns": columns}}},
-                    verbose=False)
+    with warnings.catch_warnings():  # its pandas deprecation notices are not the user's concern
+        warnings.simplefilter("ignore")
+        report.generate({"table": reference}, {"table": samples},
+                        {"tables": {"table": {"columns": columns}}}, verbose=False)
     return float(report.get_score())

@@ -216,8 +216,8 @@ class Trainer:
         """Train until ``epochs``; call ``on_epoch_end`` after each epoch."""
         previous_threads = torch.get_num_threads()
         torch.set_num_threads(self.threads)
-        bar = progress_bar(self.epochs, initial=self.epoch, enabled=progress,
-                           desc="training", unit="epoch")
+        bar = progress_bar(self.total_steps, initial=self.epoch * self.steps_per_epoch,
+                           enabled=progress, desc="training", unit="step")
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         start = time.perf_counter() - elapsed
         try:
@@ -232,8 +232,9 @@ class Trainer:
                     "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
                     "seconds": time.perf_counter() - start,
                 })
-                bar.set_postfix(train=f"{train_loss:.4g}", val=f"{val_loss:.4g}", refresh=False)
-                bar.update()
+                bar.set_postfix(epoch=self.epoch, train=f"{train_loss:.4g}", val=f"{val_loss:.4g}",
+                                refresh=False)
+                bar.update(self.steps_per_epoch)
                 if on_epoch_end is not None:
                     on_epoch_end(self)
         finally:
