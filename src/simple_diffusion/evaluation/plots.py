@@ -156,9 +156,17 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
         ax.axis("off")
     for j, (ax, column) in enumerate(zip(axes.flat, schema)):
         generated, training = samples[:, j], data[:, j]
-        if column.kind == "categorical":
-            labels = [str(label)[:12] for label in column.categories] + ["(missing)"]
-            shares = [frequencies(v, len(column.categories)) for v in (generated, training)]
+        both = np.concatenate([generated, training])
+        levels = np.unique(both[~np.isnan(both)])
+        if column.kind == "categorical" or (column.kind == "integer" and len(levels) <= 20):
+            # Categories, and whole numbers of few values, as bars of their shares.
+            if column.kind == "categorical":
+                labels = [str(label)[:12] for label in column.categories] + ["(missing)"]
+                shares = [frequencies(v, len(column.categories)) for v in (generated, training)]
+            else:
+                labels = [f"{level:g}" for level in levels] + ["(missing)"]
+                shares = [frequencies(np.where(np.isnan(v), np.nan, np.searchsorted(levels, v)), len(levels))
+                          for v in (generated, training)]
             keep = [k for k in range(len(labels)) if shares[0][k] > 0 or shares[1][k] > 0]
             position = np.arange(len(keep))
             ax.bar(position - 0.2, shares[0][keep], 0.4, color=GENERATED, label="generated")
