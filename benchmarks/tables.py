@@ -122,6 +122,34 @@ def forest_diffusion(train: np.ndarray, schema, label: str | None, generations: 
     return out, train_seconds, (time.perf_counter() - start) / generations
 
 
+def interpolation(train: np.ndarray, schema, generations: int, seed: int
+                  ) -> tuple[list[np.ndarray], float, float]:
+    """A baseline that learns nothing (SMOTE-like): each training row moved a uniform fraction of
+    the way towards one of its 5 nearest training rows, in its numeric and integer columns
+    (rounded); categories and gaps stay the row's own. It shows what the ratio rewards: rows
+    near the training rows, which the DCR share flags."""
+    from sklearn.neighbors import NearestNeighbors
+
+    start = time.perf_counter()
+    encoded = tabular.encode(train, schema, train)[0]
+    search = NearestNeighbors(n_neighbors=6).fit(encoded)
+    neighbours = search.kneighbors(encoded, return_distance=False)[:, 1:]
+    rng = np.random.default_rng(seed)
+    numeric = [j for j, c in enumerate(schema) if c.kind != "categorical"]
+    out = []
+    for _ in range(generations):
+        partner = train[neighbours[np.arange(len(train)), rng.integers(0, 5, len(train))]]
+        step = rng.random((len(train), 1))
+        rows = train.copy()
+        moved = train[:, numeric] + step * (partner[:, numeric] - train[:, numeric])
+        rows[:, numeric] = np.where(np.isnan(moved), train[:, numeric], moved)
+        for j in numeric:
+            if schema[j].kind == "integer":
+                rows[:, j] = np.round(rows[:, j])
+        out.append(rows)
+    return out, 0.0, (time.perf_counter() - start) / generations
+
+
 def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, schema) -> dict:
     """The protocol's ratio and the privacy, category and missing-cell checks, over generations."""
     encode = lambda rows: tabular.encode(rows, schema, train)[0]  # noqa: E731
@@ -160,7 +188,8 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
     matrix = to_values(frame, schema)
     for split, (train_index, test_index) in enumerate(splits(frame, label)):
         train, test = matrix[train_index], matrix[test_index]
-        methods = ["ours"] + (["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else [])
+        methods = ["ours", "interpolation"]
+        methods += ["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else []
         for method in methods:
             key = f"{name}/{split}/{method}"
             if key in results:
@@ -169,6 +198,8 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
                 frames, train_s, sample_s = ours(to_frame(train, schema), {"data": data_config},
                                                  generations, split)
                 generated = [to_values(f, schema) for f in frames]
+            elif method == "interpolation":
+                generated, train_s, sample_s = interpolation(train, schema, generations, split)
             else:
                 generated, train_s, sample_s = forest_diffusion(train, schema, label, generations, split,
                                                                 PEER_DUPLICATES.get(name, 100))
@@ -265,7 +296,7 @@ def report(results: dict) -> str:
              "| missing rate vs training (points) | train s | sample s | splits |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ("penguins", "diabetes", "digits"):
-        for method in ("ours", "forest_diffusion"):
+        for method in ("ours", "forest_diffusion", "interpolation"):
             runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
             if not runs:
                 continue
