@@ -31,7 +31,6 @@ from ..errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
-KINDS = ("numeric", "integer", "categorical")
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
 """Cells of a text column that mean 'missing' (compared in lower case, stripped)."""
 IDENTIFIER_ROWS = 20

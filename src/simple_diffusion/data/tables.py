@@ -78,10 +78,6 @@ class TableEncoder:
         """Columns the network sees."""
         return self.numeric.transformed_dim + sum(p.shape[1] for p in self.patterns)
 
-    @property
-    def has_density(self) -> bool:
-        return not self.patterns
-
     # -- codes: one per categorical column, then one per numeric column with missing cells ----
     def _codes(self, x: torch.Tensor) -> torch.Tensor:
         codes = [x[:, j] for j in self.categorical_columns]
