@@ -322,7 +322,7 @@ def _describe(prepared: TrainingData) -> None:
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "
-              "are missing is learnt with the values (data.drop_missing drops such rows)",
+              "are missing is learnt with the values (--drop-missing, or data.drop_missing, drops such rows)",
               file=sys.stderr)
     if prepared.dropped:
         print(f"dropped {prepared.dropped:,} rows with missing cells", file=sys.stderr)
