@@ -125,11 +125,7 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
                               drop_missing=config.drop_missing)
         table.source = path
         return table, file_digest(path)
-    table = io.from_array(data, kinds=kinds)
-    if config.drop_missing:
-        return io.from_frame(pd.DataFrame(table.values, columns=table.columns), "array", kinds,
-                             drop_missing=True), None
-    return table, None
+    return io.from_array(data, kinds=kinds, drop_missing=config.drop_missing), None
 
 
 def _given_split(data, validation, config: cfg.DataConfig, columns: list[str] | None) -> TrainingData:

@@ -244,7 +244,7 @@ def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: 
 
 
 def from_array(values: np.ndarray, columns: list[str] | None = None, source: str = "array",
-               kinds: dict[str, list[str]] | None = None) -> Table:
+               kinds: dict[str, list[str]] | None = None, drop_missing: bool = False) -> Table:
     """Validate an in-memory array of shape (n,) or (n, d) as a table of numeric columns (unless
     ``kinds`` declares some categorical or integer); NaN marks a missing cell."""
     array = np.asarray(values)
@@ -255,7 +255,7 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
     names = columns or [f"x{i + 1}" for i in range(array.shape[1])]
     import pandas as pd
 
-    return from_frame(pd.DataFrame(array.astype(np.float64), columns=names), source, kinds)
+    return from_frame(pd.DataFrame(array.astype(np.float64), columns=names), source, kinds, drop_missing)
 
 
 def check_writable(path: str, schema: list[Column]) -> None:
