@@ -125,7 +125,8 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
                               drop_missing=config.drop_missing)
         table.source = path
         return table, file_digest(path)
-    return io.from_array(data, kinds=kinds, drop_missing=config.drop_missing), None
+    names = getattr(data, "names", None)
+    return io.from_array(np.asarray(data), names, kinds=kinds, drop_missing=config.drop_missing), None
 
 
 def _given_split(data, validation, config: cfg.DataConfig, columns: list[str] | None) -> TrainingData:
@@ -235,6 +236,7 @@ def fit(
     likelihood_rows: int = LIKELIHOOD_ROWS,
     validation: str | os.PathLike | np.ndarray | pd.DataFrame | None = None,
     verbose: bool | None = None,
+    condition: list[str] | np.ndarray | torch.Tensor | None = None,
 ) -> DiffusionModel:
     """Train a diffusion model on ``data``: a built-in target name, a file path, a pandas
     DataFrame or an array.
@@ -252,7 +254,21 @@ def fit(
     ``num_samples`` samples (default ``evaluation_size``; 0 skips), the metrics, plots and
     report (with the log-likelihood of ``likelihood_rows`` held-out rows): the same folder as
     ``simple-diffusion train`` writes.
+
+    ``condition`` makes a conditional model: names of columns of ``data``, or an array of
+    conditions row by row beside an array ``data`` (then named x1.. and c1..). It learns the
+    other columns given these (``model.sample(n, given=...)``) and, on a share
+    ``train.condition_dropout`` of the rows, without them, so that it also samples the joint.
     """
+    if isinstance(config, (str, os.PathLike)):
+        config = cfg.load_toml(str(config))
+    if condition is not None:
+        data, names = _with_condition(data, condition)
+        if isinstance(config, cfg.Config):
+            config = cfg.override(config, {"data": {"condition": names}})
+        else:
+            config = dict(config or {})
+            config["data"] = dict(config.get("data", {})) | {"condition": names}
     folder = RunFolder(out) if out is not None else None
     if resume:
         if folder is None:
@@ -260,8 +276,6 @@ def fit(
         resolved, saved_info = folder.read_config()
         prepared = run_training_data(folder, resolved, saved_info)
     else:
-        if isinstance(config, (str, os.PathLike)):
-            config = cfg.load_toml(str(config))
         resolved = resolve_config(preset, config, seed, epochs)
         prepared = training_data(data, resolved.data, columns, validation)
         if (progress if verbose is None else verbose) and prepared.target is None:
@@ -272,7 +286,7 @@ def fit(
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
-    trainer = build.trainer(resolved, parts.net, parts.schedule, train, val)
+    trainer = build.trainer(resolved, parts.net, parts.schedule, train, val, parts.condition)
     run_info = {
         "data": prepared.source,
         "target": prepared.target,
@@ -308,6 +322,34 @@ def fit(
     return model
 
 
+def _with_condition(data, condition) -> tuple[Any, list[str]]:
+    """``data`` and the names of its condition columns: ``condition`` names them, or is an
+    array of conditions joined to an array ``data`` as columns c1.. beside x1..."""
+    if isinstance(condition, str):
+        return data, [condition]
+    if isinstance(condition, (list, tuple)) and all(isinstance(c, str) for c in condition):
+        return data, list(condition)
+    values = np.asarray(data, dtype=np.float64)
+    conditions = np.asarray(condition, dtype=np.float64)
+    values = values[:, None] if values.ndim == 1 else values
+    conditions = conditions[:, None] if conditions.ndim == 1 else conditions
+    if values.ndim != 2 or conditions.ndim != 2 or len(values) != len(conditions):
+        raise UserError(f"condition needs one row per data row: data has shape {values.shape}, "
+                        f"condition {conditions.shape}")
+    names = [f"c{i + 1}" for i in range(conditions.shape[1])]
+    return _NamedArray(np.hstack([values, conditions]),
+                       [f"x{i + 1}" for i in range(values.shape[1])] + names), names
+
+
+class _NamedArray(np.ndarray):
+    """An array with column names (data and conditions side by side): still an array to fit."""
+
+    def __new__(cls, values: np.ndarray, names: list[str]):
+        array = np.asarray(values).view(cls)
+        array.names = names
+        return array
+
+
 def _describe(prepared: TrainingData) -> None:
     """Say on stderr what the columns were taken to be, and what was dropped."""
     import sys
@@ -331,7 +373,7 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.
             "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
     return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
-                          prepared.columns, info)
+                          prepared.columns, info, parts.condition)
 
 
 def load(path: str | os.PathLike) -> DiffusionModel:
@@ -428,6 +470,11 @@ def evaluate_run(
             )
         if figure is not None:
             folder.save_bytes("density.png", figure)
+    if model.condition is not None:
+        result["calibration"] = _calibration(model, data, seed)
+        if "skipped" not in result["calibration"]:
+            folder.save_bytes("calibration.png", plots.calibration_plot(
+                result["calibration"], title=f"{Path(path).name}: calibration on held-out rows"))
     folder.save_metrics(result)
     if "table" in result:
         figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name)
@@ -441,6 +488,32 @@ def evaluate_run(
     page = render_report(folder.path, result, folder.file("config.toml").read_text(), Path(path).name)
     folder.save_bytes("report.html", page.encode())
     return result
+
+
+CALIBRATION_ROWS = 200
+"""Held-out rows whose conditional draws ``evaluate`` checks for calibration."""
+CALIBRATION_DRAWS = 100
+"""Draws per held-out row (ranks 0..100: ten bins of ten)."""
+
+
+def _calibration(model: DiffusionModel, data: TrainingData, seed: int) -> dict[str, Any]:
+    """Calibration of a conditional model's numeric columns given the condition columns, on
+    held-out rows whose cells are all present (``evaluation/calibration.py``)."""
+    from .evaluation import calibration
+
+    given = [model.columns.index(c) for c in model.condition_columns]
+    checked = [j for j, c in enumerate(model.schema)
+               if c.kind != "categorical" and c.name not in model.condition_columns]
+    if not checked:
+        return {"skipped": "every column that is not a condition is categorical"}
+    rows = data.val[~np.isnan(data.val).any(1)][:CALIBRATION_ROWS]
+    if len(rows) < 10:
+        return {"skipped": f"{len(rows)} complete held-out rows; calibration needs at least 10"}
+    conditions = np.full_like(rows, np.nan)
+    conditions[:, given] = rows[:, given]
+    draws = model.sample(CALIBRATION_DRAWS, given=conditions, seed=seed, frame=False).numpy()
+    draws = draws.reshape(len(rows), CALIBRATION_DRAWS, -1)[:, :, checked]
+    return calibration.calibrate(draws, rows[:, checked], [model.columns[j] for j in checked])
 
 
 def _mixed(schema: list[Column], data: TrainingData) -> bool:

@@ -25,7 +25,8 @@ from .data import encoders, tables
 from .data.columns import Column
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
-from .diffusion.objective import Objective
+from .diffusion.objective import ColumnCondition, Objective
+from .errors import UserError
 from .training import budget
 from .training.loop import Trainer
 
@@ -53,10 +54,27 @@ def widths(config: ModelConfig, dim: int) -> list[int]:
     return list(config.hidden) or [128 if dim <= WIDE_ABOVE else 256] * 4
 
 
-def denoiser(config: ModelConfig, dim: int, num_timesteps: int) -> MLP:
+def denoiser(config: ModelConfig, dim: int, num_timesteps: int, condition_size: int = 0) -> MLP:
     """The network a ``ModelConfig`` describes, for ``dim`` encoded columns."""
     time = RawTime() if config.kind == "seed_mlp" else FourierTime(config.time_features, num_timesteps)
-    return MLP(dim, widths(config, dim), time, config.activation)
+    return MLP(dim, widths(config, dim), time, config.activation, condition_size)
+
+
+def condition(config: Config, encoder: tables.TableEncoder) -> ColumnCondition | None:
+    """The condition columns of ``data.condition`` as the encoded coordinates they occupy."""
+    names = list(config.data.condition)
+    if not names:
+        return None
+    columns = [c.name for c in encoder.schema]
+    for name in names:
+        if name not in columns:
+            raise UserError(f"data.condition names column {name!r}, which the data lacks "
+                            f"(columns: {', '.join(columns)})")
+    if set(names) >= set(columns):
+        raise UserError("data.condition names every column: at least one must be left to generate")
+    where = encoder.coordinates()
+    coordinates = sorted(k for name in names for k in where[columns.index(name)])
+    return ColumnCondition(coordinates, config.train.condition_dropout)
 
 
 def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) -> tables.TableEncoder:
@@ -84,6 +102,7 @@ class Parts:
     schedule: schedules.Schedule
     encoder: tables.TableEncoder
     net: MLP
+    condition: ColumnCondition | None = None
 
 
 def build_parts(config: Config, columns: Sequence[str | Column], *, rows: torch.Tensor | None = None,
@@ -95,10 +114,12 @@ def build_parts(config: Config, columns: Sequence[str | Column], *, rows: torch.
     fitted = (restore_encoder(encoder_state, [c.name for c in schema]) if encoder_state is not None
               else encoder(config.data, rows, schema))
     built = schedule(config.schedule)
+    conditioned = condition(config, fitted)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.train.seed)
-        net = denoiser(config.model, fitted.transformed_dim, built.num_timesteps)
-    return Parts(built, fitted, net)
+        net = denoiser(config.model, fitted.transformed_dim, built.num_timesteps,
+                       conditioned.size if conditioned else 0)
+    return Parts(built, fitted, net, conditioned)
 
 
 def training_budget(config: Config, rows: int) -> Config:
@@ -125,12 +146,13 @@ def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler
 
 
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
-            val: torch.Tensor) -> Trainer:
-    """The training loop for ``net`` (any module with ``forward(x_t, t)``) on encoded rows, with
-    the budget of ``training_budget``."""
+            val: torch.Tensor, condition: ColumnCondition | None = None) -> Trainer:
+    """The training loop for ``net`` (any module with ``forward(x_t, t)``, and a ``condition``
+    argument with ``condition``) on encoded rows, with the budget of ``training_budget``."""
     t = training_budget(config, len(train)).train
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
                           t_min=t.t_min, t_max=t.t_max)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
-                   ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast)
+                   ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,
+                   condition=condition)

@@ -14,6 +14,7 @@ neither torch nor matplotlib.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -72,6 +73,24 @@ num_steps_option = click.option(
 )
 
 
+def given_options(command):
+    """``--given``, ``--guidance`` and ``--resample``: sampling with some cells set."""
+    options = [
+        click.option("--given", default=None, metavar="FILE|COL=VALUE,...", help="Draw -n rows for "
+                     "each condition: each row of a .csv/.parquet/.npy file (its columns some of "
+                     "the run's), or one condition written col=value,..."),
+        click.option("--guidance", type=click.FloatRange(min=0), default=None, help="Classifier-free "
+                     "guidance of the learnt condition: 0 ignores it, 1 is the conditional model, "
+                     "above 1 sharpens it. [default: the run's]"),
+        click.option("--resample", type=click.IntRange(min=1), default=None, help="RePaint's "
+                     "repetitions of each step for given cells the model did not learn to "
+                     "condition on. [default: the run's]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings=CONTEXT)
 @click.version_option(package_name="simple-diffusion")
 def cli() -> None:
@@ -125,6 +144,8 @@ def cli() -> None:
               "model as continuous instead.")
 @click.option("--drop-missing", is_flag=True, default=None, help="Drop rows with an empty cell "
               "instead of learning where cells are missing.")
+@click.option("--condition", default=None, metavar="COL,...", help="Columns to condition on: "
+              "the model learns the others given these (`sample --given`), and the joint too.")
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
 @evaluation_samples_option
@@ -137,7 +158,7 @@ def cli() -> None:
 @_renamed("--out", "the run folder as the first argument", type=click.Path(file_okay=False))
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
 def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
-          categorical, integer, numeric, drop_missing, keep_constant, count, likelihood_rows,
+          categorical, integer, numeric, drop_missing, condition, keep_constant, count, likelihood_rows,
           overwrite, resume, quiet, legacy_out, legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
@@ -147,6 +168,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
       simple-diffusion train runs/moons --data moons --epochs 100 --seed 1
       simple-diffusion train runs/m --data measurements.csv --columns mass,energy
       simple-diffusion train runs/p --data penguins.csv --categorical year
+      simple-diffusion train runs/ps --data penguins.csv --condition species,sex
       simple-diffusion train runs/seed --data two_gaussians --preset seed
       simple-diffusion train --resume runs/two        # after Ctrl-C
       simple-diffusion train --resume runs/two --epochs 400   # train on, to 400 in all
@@ -165,6 +187,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
         "preprocess": preprocess, "bounds": bounds, "integer": _columns(integer),
         "categorical": _columns(categorical), "numeric": _columns(numeric),
         "drop_missing": drop_missing, "keep_constant": keep_constant,
+        "condition": _columns(condition),
     }
     data_options = {k: v for k, v in data_options.items() if v is not None}
     config = cfg.load_toml(config_file) if config_file else {}
@@ -205,18 +228,26 @@ def _summary(result: dict) -> str:
 @click.option("--spacing", type=click.Choice(list(choices.SPACINGS)), default=None,
               help="How the steps' noise levels are spread: " + choices.describe(choices.SPACINGS)
               + ". [default: the run's]")
+@given_options
 @click.option("--chunk-size", type=click.IntRange(min=1), default=cfg.SAMPLING_CHUNK,
               show_default=True, help="Samples generated at once; memory grows with this, not "
               "with -n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--steps", "--num-steps", type=click.IntRange(min=0))
-def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, quiet,
-           legacy_steps) -> None:
+def sample(run, count, output, seed, sampler, num_steps, spacing, given, guidance, resample,
+           chunk_size, quiet, legacy_steps) -> None:
     """Draw -n samples from the model in RUN and write them to -o, in the data's own units.
 
+    With --given, -n rows for each condition (a file of conditions, or col=value,...), written
+    with the given cells as given: columns the model was trained to condition on (train
+    --condition) are used as its condition, guided by --guidance; any other given cell is
+    in-painted (RePaint, --resample).
+
     \b
-    Example:
+    Examples:
       simple-diffusion sample runs/two -n 100000 -o samples.npy --sampler heun --num-steps 18
+      simple-diffusion sample runs/ps -n 500 -o adelie.csv --given species=Adelie,sex=female
+      simple-diffusion sample runs/posterior -n 10000 -o posteriors.parquet --given observations.csv
     """
     from . import api
     from .data import io
@@ -225,19 +256,77 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, chunk_size, qu
         raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
     model = api.load(run)
     io.check_writable(output, model.schema)
+    conditions = None if given is None else model.given_rows(_given_frame(given))
     settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
-                                       spacing=spacing)
+                                       spacing=spacing, guidance=guidance, resample=resample)
     as_table = io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
+    total = count * (1 if conditions is None else len(conditions))
     chunks = (
         model.to_frame(chunk) if as_table else chunk.numpy()
         for _, chunk in model.sample_chunks(
-            count, sampler=settings.sampler, num_steps=settings.num_steps,
-            spacing=settings.spacing, seed=seed, chunk_size=chunk_size, progress=not quiet,
+            count, given=conditions, sampler=settings.sampler, num_steps=settings.num_steps,
+            spacing=settings.spacing, guidance=settings.guidance, resample=settings.resample,
+            seed=seed, chunk_size=chunk_size, progress=not quiet,
         )
     )
-    io.write_chunks(output, chunks, count)
-    click.echo(f"wrote {count:,} samples to {output} ({settings.sampler}, "
+    io.write_chunks(output, chunks, total)
+    per = "" if conditions is None else f" ({count:,} for each of {len(conditions):,} conditions)"
+    click.echo(f"wrote {total:,} samples{per} to {output} ({settings.sampler}, "
                f"{settings.num_steps or 'every'} steps)", err=True)
+
+
+def _given_frame(given: str):
+    """The conditions of ``--given``: a table file, or ``col=value,...`` for one condition."""
+    import pandas as pd
+
+    from .data import io
+
+    if os.path.exists(given) or "=" not in given:
+        return io.read_frame(given)
+    pairs = [part.split("=", 1) for part in given.split(",") if part.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise UserError(f"--given {given!r}: write col=value,... or name a file of conditions")
+    return pd.DataFrame({name.strip(): [value.strip()] for name, value in pairs})
+
+
+@cli.command(context_settings=CONTEXT)
+@run_argument
+@click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
+              help="The table with gaps: .csv (empty cells), .parquet or .npy (NaN), with the "
+              "run's columns.")
+@click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
+              help="The filled table, in the format of the extension; with --draws above 1, "
+              "the table once per draw with a first column `draw`.")
+@click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Fillings per gap: their spread is each filled cell's uncertainty.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--resample", type=click.IntRange(min=1), default=None,
+              help="RePaint's repetitions of each step. [default: the run's]")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
+    """Fill the missing cells of --data with draws from the model in RUN given each row's
+    observed cells (RePaint in-painting); observed cells are kept as they are.
+
+    \b
+    Example:
+      simple-diffusion impute runs/penguins --data penguins-with-gaps.csv -o filled.csv --draws 5
+    """
+    import numpy as np
+
+    from . import api
+    from .data import io
+
+    if run is None:
+        raise UserError("write `simple-diffusion impute RUN --data FILE -o OUT`")
+    model = api.load(run)
+    io.check_writable(output, model.schema)
+    rows = model.rows(io.read_frame(data_file), data_file)
+    gaps = int(np.isnan(rows).sum())
+    filled = model.impute(model.to_frame(rows), draws=draws, seed=seed, progress=not quiet,
+                          resample=resample)
+    io.write_table(output, filled)
+    click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
+               f"{f' {draws} times' if draws > 1 else ''}: wrote {output}", err=True)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -56,6 +56,9 @@ class DataConfig:
     categorical_encoding: str = "onehot"
     """How categories (and missing-cell indicators) enter the Gaussian diffusion: ``onehot``
     (+1/-1 per category) or ``bits`` (analog bits: the category's binary digits as +1/-1)."""
+    condition: list[str] = field(default_factory=list)
+    """Columns the model learns to condition on (``sample --given``): it learns p(other
+    columns | these) and, with ``train.condition_dropout``, the joint too."""
     drop_missing: bool = False
     """Drop rows with a missing cell instead of learning where cells are missing."""
     keep_constant: bool = False
@@ -125,6 +128,10 @@ class TrainConfig:
     """CPU threads for torch; 0 chooses from the network size."""
     fast: bool = True
     """Use the explicit forward/backward engine for the built-in MLPs."""
+    condition_dropout: float = 0.2
+    """Share of training rows whose condition columns are hidden from the network (with
+    ``data.condition``): what lets one model sample unconditionally and be guided
+    (BENCHMARKS.md, "Conditioning", measures it)."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every this many epochs; 0 only on interruption and at the end."""
 
@@ -148,6 +155,14 @@ class SampleConfig:
     """Noise level of the last step before 0; 0: the schedule's lowest."""
     variance: str = "beta"
     """Noise of the ``ancestral`` sampler: ``beta`` (DDPM's sigma_t^2 = beta_t) or ``posterior``."""
+    guidance: float = 1.0
+    """Classifier-free guidance of a conditional model (Ho & Salimans 2022): the denoiser is
+    unconditional + guidance x (conditional - unconditional); 0 ignores the condition, 1 is the
+    conditional model, above 1 sharpens it (BENCHMARKS.md, "Conditioning")."""
+    resample: int = 5
+    """Given cells that the model did not learn to condition on (filling gaps, ``--given`` on
+    other columns) are in-painted with RePaint (Lugmayr et al. 2022): each step is redone this
+    many times, noising back in between, so the rest of the row agrees with them."""
 
 
 @dataclass
@@ -278,7 +293,7 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
             raise UserError(f"{where} must be a number, got {value!r}")
         return float(value)
     if isinstance(default, list):
-        kind, noun = ((str, "names") if key in ("integer", "categorical", "numeric")
+        kind, noun = ((str, "names") if section == "data"
                       else (int, "whole numbers"))
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, kind) and not isinstance(v, bool) for v in value
@@ -317,6 +332,8 @@ def validate(config: Config) -> Config:
          "train.t_max must be 0 or between t_min and schedule.num_timesteps"),
         (t.threads >= 0, "train.threads must not be negative"),
         (t.checkpoint_every >= 0, "train.checkpoint_every must not be negative"),
+        (0 <= t.condition_dropout < 1, "train.condition_dropout must lie in [0, 1)"),
+        (smp.resample >= 1, "sample.resample must be at least 1"),
         (smp.num_steps >= 0, "sample.num_steps must not be negative"),
         (smp.sigma_max >= 0 and smp.sigma_min >= 0, "sample.sigma_min and sigma_max must not be negative"),
         (smp.sigma_max == 0 or smp.sigma_min < smp.sigma_max, "sample.sigma_min must be below sigma_max"),

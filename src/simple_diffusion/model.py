@@ -1,7 +1,12 @@
-"""A trained diffusion model that behaves like a distribution: ``.sample(n)``, ``.log_prob(x)``.
+"""A trained diffusion model that behaves like a distribution: ``.sample(n)``, ``.log_prob(x)``,
+``.sample(n, given=...)`` and ``.impute(rows)``.
 
 It joins the pieces on the data's path back out: noise -> sampler (over the schedule's noise
 levels, calling the denoiser) -> inverse preprocessing -> samples in the data's own units.
+Given cells are known coordinates of the encoded row: the condition columns a model was trained
+with (``data.condition``) reach the network as its condition input, guided by
+``sample.guidance``; any other given cell (and every observed cell when filling gaps) is
+in-painted with RePaint. Either way the denoiser returns the known values where they are known.
 
 >>> import simple_diffusion as sd
 >>> model = sd.fit("two_gaussians", epochs=2, progress=False)
@@ -24,6 +29,7 @@ from torch import nn
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
+from .diffusion.objective import ColumnCondition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError
 from .progress import bar as progress_bar
@@ -46,6 +52,7 @@ class DiffusionModel:
         config: Config,
         columns: list[str],
         info: dict[str, Any] | None = None,
+        condition: ColumnCondition | None = None,
     ):
         self.net = net.eval()
         self.schedule = schedule
@@ -53,6 +60,12 @@ class DiffusionModel:
         self.config = config
         self.columns = list(columns)
         self.info = dict(info or {})
+        self.condition = condition
+
+    @property
+    def condition_columns(self) -> list[str]:
+        """The columns the model learnt to condition on (empty: a joint model, which in-paints)."""
+        return list(self.config.data.condition)
 
     @property
     def dim(self) -> int:
@@ -82,13 +95,15 @@ class DiffusionModel:
         """Columns the network works on (constant columns are not modelled)."""
         return self.encoder.transformed_dim
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The estimate of clean (preprocessed) data at VE noise level ``sigma``."""
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor,
+                condition: torch.Tensor | None = None) -> torch.Tensor:
+        """The estimate of clean (preprocessed) data at VE noise level ``sigma``, given the
+        network's ``condition`` input (a conditional model; None: unconditional)."""
         alpha, sigma_vp = vp_scales(sigma, x.dtype)
         x_t = x * alpha
         t = self.schedule.sigma_to_t(sigma).to(x.dtype)
-        return prediction.to_sample(self.config.model.prediction_type, self.net(x_t, t), x_t, alpha,
-                                    sigma_vp)
+        output = self.net(x_t, t) if condition is None else self.net(x_t, t, condition)
+        return prediction.to_sample(self.config.model.prediction_type, output, x_t, alpha, sigma_vp)
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,
@@ -155,6 +170,7 @@ class DiffusionModel:
         self,
         n: int | tuple[int, ...] = 1,
         *,
+        given: Any = None,
         seed: int | None = None,
         chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
@@ -167,22 +183,96 @@ class DiffusionModel:
         (n, d) (``preprocessed=True``: the network's encoded rows). ``frame`` chooses: a
         DataFrame (True) or the float matrix of values and category codes (False).
 
+        ``given`` sets cells: a dict ``{column: value}`` (a list of values per column: one
+        condition each), a DataFrame whose columns are some of the model's, or an array of the
+        condition columns' values (or of whole rows, NaN where not given). ``n`` rows are drawn
+        for each condition (condition i's are rows i*n to (i+1)*n, all in one batch), with the
+        given cells as given.
+
         ``settings`` override the run's sampling defaults (``sampler``, ``num_steps``, ``spacing``,
-        ``variance``, ``sigma_min``, ``sigma_max``). The same ``seed`` gives the same samples
-        whatever ``chunk_size``; memory grows with the chunk, not with ``n``; ``seed=None`` draws
-        a fresh seed.
+        ``variance``, ``sigma_min``, ``sigma_max``, ``guidance``, ``resample``). The same ``seed``
+        gives the same samples whatever ``chunk_size``; memory grows with the chunk, not with
+        ``n``; ``seed=None`` draws a fresh seed.
         """
         count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
-        out = torch.empty(count, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
-        chunks = self.sample_chunks(count, seed=seed, chunk_size=chunk_size, progress=progress,
-                                    preprocessed=preprocessed, **settings)
+        conditions = None if given is None else self.given_rows(given)
+        total = count * (1 if conditions is None else len(conditions))
+        out = torch.empty(total, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
+        chunks = self.sample_chunks(count, given=conditions, seed=seed, chunk_size=chunk_size,
+                                    progress=progress, preprocessed=preprocessed, **settings)
         for start, chunk in chunks:
             out[start : start + len(chunk)] = chunk
         if (self.returns_frames if frame is None else frame) and not preprocessed:
             return self.to_frame(out)
-        return out.reshape(*n, self.dim) if isinstance(n, tuple) else out
+        if isinstance(n, tuple) and conditions is None:
+            return out.reshape(*n, out.shape[1])
+        return out
+
+    def given_rows(self, given: Any) -> np.ndarray:
+        """Conditions as rows of the model's matrix (values, category codes), NaN where a cell
+        is not given: from a dict, a DataFrame or an array (see ``sample``)."""
+        import pandas as pd
+
+        if isinstance(given, dict):
+            values = {k: v if isinstance(v, (list, tuple, np.ndarray)) else [v] for k, v in given.items()}
+            lengths = {len(v) for v in values.values()}
+            if len(lengths) > 1:
+                raise UserError("given: every column needs as many values")
+            given = pd.DataFrame(values)
+        if isinstance(given, pd.DataFrame):
+            unknown = [str(c) for c in given.columns if str(c) not in self.columns]
+            if unknown:
+                raise UserError(f"given: the model has no column {unknown[0]!r} (columns: "
+                                f"{', '.join(self.columns)})")
+            full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
+            return self.rows(full, "given")
+        array = np.asarray(given, dtype=np.float64)
+        array = array[None] if array.ndim == 1 else array
+        names = self.condition_columns
+        if array.ndim == 2 and names and array.shape[1] == len(names) != self.dim:
+            rows = np.full((len(array), self.dim), np.nan)
+            rows[:, [self.columns.index(c) for c in names]] = array
+            return rows
+        if array.ndim != 2 or array.shape[1] != self.dim:
+            wanted = f"{len(names)} (the condition columns) or {self.dim}" if names else str(self.dim)
+            raise UserError(f"given: rows need {wanted} columns, got shape {array.shape}")
+        return array
+
+    @torch.inference_mode()
+    def impute(self, rows: Any, *, draws: int = 1, seed: int = 0, progress: bool = False,
+               **settings: Any) -> torch.Tensor | pd.DataFrame:
+        """Fill the missing cells of ``rows`` (a DataFrame or an array with NaN), each drawn from
+        the model given the row's observed cells; observed cells are kept as they are.
+
+        With ``draws`` > 1, that many fillings: a DataFrame of ``draws`` copies of the table one
+        after the other, with a first column ``draw`` (1, 2, ...), or a tensor of shape
+        (draws, rows, d). Their spread is the uncertainty of each filled cell.
+        """
+        import pandas as pd
+
+        if draws < 1:
+            raise UserError(f"draws must be at least 1, got {draws}")
+        is_frame = isinstance(rows, pd.DataFrame)
+        values = self._matrix(rows)
+        values = values[:, None] if values.ndim == 1 else values
+        if values.ndim != 2 or values.shape[1] != self.dim:
+            raise UserError(f"impute needs rows of {self.dim} columns, got shape {values.shape}")
+        gaps = np.flatnonzero(np.isnan(values).any(1))
+        filled = np.repeat(values[None], draws, axis=0)
+        if len(gaps):
+            for start, chunk in self.sample_chunks(draws, given=values[gaps], fill=True, seed=seed,
+                                                   progress=progress, **settings):
+                index = np.arange(start, start + len(chunk))
+                filled[index % draws, gaps[index // draws]] = chunk.numpy()
+        if not (is_frame or self.returns_frames):
+            result = torch.from_numpy(filled)
+            return result[0] if draws == 1 else result
+        frames = [self.to_frame(f).set_axis(rows.index if is_frame else range(len(f))) for f in filled]
+        if draws == 1:
+            return frames[0]
+        return pd.concat([f.assign(draw=k + 1) for k, f in enumerate(frames)])[["draw", *self.columns]]
 
     @torch.inference_mode()
     def trajectory(self, n: int, *, seed: int = 0, **settings: Any) -> tuple[list[torch.Tensor], list[float]]:
@@ -228,13 +318,19 @@ class DiffusionModel:
         self,
         n: int,
         *,
+        given: np.ndarray | None = None,
+        fill: bool = False,
         seed: int | None = None,
         chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
         preprocessed: bool = False,
         **changes: Any,
     ):
-        """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces."""
+        """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces.
+
+        With ``given`` (rows of ``given_rows``), ``n`` rows for each; ``fill`` treats them as
+        rows to complete (``impute``): every missing cell is generated as present.
+        """
         settings = self.sampling_settings(**changes)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
@@ -242,16 +338,65 @@ class DiffusionModel:
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
-        with progress_bar(n, desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
-            for first_block in range(0, -(-n // BLOCK), blocks_per_chunk):
+        total = n * (1 if given is None else len(given))
+        with progress_bar(total, desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
+            for first_block in range(0, -(-total // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
-                rows = min(n - start, blocks_per_chunk * BLOCK)
+                rows = min(total - start, blocks_per_chunk * BLOCK)
                 noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
                 x = noise.draw() * ve_scale(sigmas[0])
-                x = step(self.denoise, x, sigmas, noise_sampler=noise)
+                if given is None:
+                    x = step(self.denoise, x, sigmas, noise_sampler=noise)
+                    known = None
+                else:
+                    known = torch.as_tensor(given[np.arange(start, start + rows) // n])
+                    denoise, inpaints = self._given_denoiser(known, fill, settings, dtype)
+                    chosen = (functools.partial(samplers.repaint, resample=settings.resample,
+                                                variance=settings.variance) if inpaints else step)
+                    x = chosen(denoise, x, sigmas, noise_sampler=noise)
                 x = x.to(torch.float64)
-                yield start, x if preprocessed else self.encoder.inverse(x)
+                if not preprocessed:
+                    x = self.encoder.inverse(x, complete=True) if fill else self.encoder.inverse(x)
+                    if known is not None:  # given cells exactly as given
+                        x = torch.where(known.isnan(), x, known)
+                yield start, x
                 bar.update(rows)
+
+    def _given_denoiser(self, known: torch.Tensor, fill: bool, settings: SampleConfig,
+                        dtype: torch.dtype) -> tuple[Callable, bool]:
+        """The denoiser for rows with ``known`` cells, and whether some are in-painted.
+
+        Known coordinates that the model learnt as its condition (all of them given in a row)
+        reach the network as its condition input, mixed with the unconditional output by
+        ``guidance`` (0: the condition is ignored altogether); every other known coordinate is
+        in-painted. The denoiser returns the known values where it uses them.
+        """
+        z, mask = self.encoder.known(known, fill=fill)
+        z = z.to(dtype)
+        condition, guidance = None, settings.guidance
+        if self.condition is not None:
+            coordinates = self.condition.coordinates
+            shown = mask[:, coordinates].all(1)
+            if guidance == 0:
+                mask[:, coordinates] &= ~shown[:, None]
+            elif bool(shown.any()):
+                condition = self.condition.inputs(z, shown)
+        learnt = torch.zeros_like(mask)
+        if condition is not None:
+            learnt[:, self.condition.coordinates] = shown[:, None]
+        inpaints = bool((mask & ~learnt).any())
+
+        def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            if condition is None:
+                out = self.denoise(x, sigma)
+            elif guidance == 1:
+                out = self.denoise(x, sigma, condition)
+            else:
+                unconditional = self.denoise(x, sigma)
+                out = unconditional + guidance * (self.denoise(x, sigma, condition) - unconditional)
+            return torch.where(mask, z, out)
+
+        return denoise, inpaints
 
 
 class _BlockNoise:

@@ -267,7 +267,7 @@ class RunFolder:
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         _load_weights(parts.net, weights, path)
         return DiffusionModel(parts.net, parts.schedule, parts.encoder, config, columns,
-                              info | run_info)
+                              info | run_info, parts.condition)
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

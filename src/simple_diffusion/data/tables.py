@@ -107,24 +107,72 @@ class TableEncoder:
         blocks += [p[codes[:, k].long()].to(x.dtype) for k, p in enumerate(self.patterns)]
         return torch.cat(blocks, 1)
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, complete: bool = False) -> torch.Tensor:
+        """Rows in the data's units from encoded rows; ``complete`` never decodes a missing
+        label (for filled gaps)."""
         x = y.new_empty(len(y), self.width)
         split = self.numeric.transformed_dim
         x[:, self.numeric_columns] = self.numeric.inverse(y[:, :split])
         codes = []
-        for p, seen in zip(self.patterns, self.seen):
+        for k, (p, seen) in enumerate(zip(self.patterns, self.seen)):
             width = p.shape[1]
             scores = y[:, split : split + width] @ p.T.to(y.dtype)
             allowed = torch.full((p.shape[0],), -math.inf, dtype=y.dtype)
             allowed[seen] = 0
+            if complete and k < len(self.categorical_columns):
+                column = self.schema[self.categorical_columns[k]]
+                allowed[len(column.categories):] = -math.inf
             codes.append((scores + allowed).argmax(1).to(y.dtype))
             split += width
         for k, j in enumerate(self.categorical_columns):
             missing = codes[k] == len(self.schema[j].categories)
             x[:, j] = torch.where(missing, math.nan, codes[k])
         for k, j in enumerate(self.missing_numeric):
-            x[:, j] = torch.where(codes[len(self.categorical_columns) + k] == 1, math.nan, x[:, j])
+            if not complete:
+                x[:, j] = torch.where(codes[len(self.categorical_columns) + k] == 1, math.nan, x[:, j])
         return x
+
+    def coordinates(self) -> list[list[int]]:
+        """The encoded coordinates of each column: a numeric column's value (none if constant)
+        and its present/missing block, a categorical column's pattern block."""
+        drops = [s for s in self.numeric.steps if isinstance(s, encoders.DropConstant)]
+        kept = drops[0].kept if drops else list(range(len(self.numeric_columns)))
+        where: list[list[int]] = [[] for _ in self.schema]
+        for position, k in enumerate(kept):
+            where[self.numeric_columns[k]].append(position)
+        start = self.numeric.transformed_dim
+        owners = self.categorical_columns + self.missing_numeric
+        for j, p in zip(owners, self.patterns):
+            where[j].extend(range(start, start + p.shape[1]))
+            start += p.shape[1]
+        return where
+
+    def known(self, x: torch.Tensor, fill: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoded rows of ``x`` with where they are known: each observed cell's
+        coordinates are known, a missing cell's are not (zero). A numeric column's
+        present/missing block is known to say present where its cell is observed and, with
+        ``fill`` (the cell is to be filled), where it is missing too."""
+        z = x.new_zeros(len(x), self.transformed_dim)
+        mask = torch.zeros(len(x), self.transformed_dim, dtype=torch.bool)
+        numbers = self.numeric.forward(x[:, self.numeric_columns])  # NaN stays NaN, per column
+        observed = ~numbers.isnan()
+        z[:, : numbers.shape[1]] = numbers.nan_to_num(0.0)
+        mask[:, : numbers.shape[1]] = observed
+        start = self.numeric.transformed_dim
+        for k, j in enumerate(self.categorical_columns):
+            p = self.patterns[k].to(x.dtype)
+            present = ~x[:, j].isnan()
+            block = slice(start, start + p.shape[1])
+            z[present, block] = p[x[present, j].long()]
+            mask[present, block] = True
+            start += p.shape[1]
+        for k, j in enumerate(self.missing_numeric):
+            p = self.patterns[len(self.categorical_columns) + k].to(x.dtype)
+            rows = torch.ones(len(x), dtype=torch.bool) if fill else ~x[:, j].isnan()
+            z[rows, start : start + p.shape[1]] = p[0]
+            mask[rows, start : start + p.shape[1]] = True
+            start += p.shape[1]
+        return z, mask
 
     def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward(x)`` with the numeric pipeline's log-Jacobian; raises ``NoDensity`` where a

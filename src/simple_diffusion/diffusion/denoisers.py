@@ -1,7 +1,9 @@
-"""Denoiser networks: ``net(x_t, t) -> prediction`` with x_t of shape (B, d).
+"""Denoiser networks: ``net(x_t, t, condition=None) -> prediction`` with x_t of shape (B, d).
 
 Any ``torch.nn.Module`` with that call fits the rest of the package (it trains through autograd);
-the built-in ``MLP`` below also has a fast explicit path in ``training/engine.py``.
+the built-in ``MLP`` below also has a fast explicit path in ``training/engine.py``. A conditional
+network takes one more input per row, ``condition`` (B, condition_size): what is known about
+the row (``objective.ColumnCondition`` builds it); None means nothing is.
 
 >>> import torch
 >>> net = MLP(dim=2, hidden=[32, 32], time_features=RawTime())
@@ -46,31 +48,42 @@ class FourierTime(nn.Module):
 
 
 class MLP(nn.Module):
-    """A multilayer perceptron on the concatenation (x_t, time features), output of size d."""
+    """A multilayer perceptron on the concatenation (x_t, time features, condition), output of
+    size d."""
 
     def __init__(
-        self, dim: int, hidden: list[int], time_features: nn.Module, activation: str = "relu"
+        self, dim: int, hidden: list[int], time_features: nn.Module, activation: str = "relu",
+        condition_size: int = 0,
     ):
         super().__init__()
         self.dim = dim
         self.activation = activation
         self.time_features = time_features
-        widths = [dim + time_features.size, *hidden, dim]
+        self.condition_size = condition_size
+        widths = [dim + time_features.size + condition_size, *hidden, dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
-    def inputs(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def inputs(self, x: torch.Tensor, t: torch.Tensor,
+               condition: torch.Tensor | None = None) -> torch.Tensor:
         """The first layer's input for one timestep per row."""
-        return torch.cat([x, self.time_features(t.to(x.dtype))], dim=-1)
+        parts = [x, self.time_features(t.to(x.dtype))]
+        if self.condition_size:
+            parts.append(x.new_zeros(len(x), self.condition_size) if condition is None else condition)
+        return torch.cat(parts, dim=-1)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float,
+                condition: torch.Tensor | None = None) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=x.dtype)
         first = self.layers[0]
         if t.ndim == 0:
             # One timestep for the whole batch (as in sampling): its contribution is a bias.
-            bias = torch.addmv(first.bias, first.weight[:, self.dim :], self.time_features(t))
+            end = self.dim + self.time_features.size
+            bias = torch.addmv(first.bias, first.weight[:, self.dim : end], self.time_features(t))
             h = torch.addmm(bias, x, first.weight[:, : self.dim].T)
+            if condition is not None:  # no condition is zeros: nothing to add
+                h = h.addmm_(condition, first.weight[:, end:].T)
         else:
-            h = first(self.inputs(x, t))
+            h = first(self.inputs(x, t, condition))
         act = ACTIVATIONS[self.activation]
         for layer in self.layers[1:]:
             h = layer(act(h))

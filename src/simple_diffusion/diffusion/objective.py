@@ -1,7 +1,7 @@
 """What a denoiser learns: for clean rows x_0, a noise level, the noise, the noisy input x_t and
 the regression target (DDPM's Algorithm 1, Ho et al. 2020, with continuous noise levels as an
-option). Conditioning and new column kinds extend this; how it is optimised lives in
-``training/loop.py``.
+option); for a conditional model, which rows show the network their condition columns
+(``ColumnCondition``). How it is optimised lives in ``training/loop.py``.
 
 >>> import torch
 >>> from simple_diffusion.diffusion import schedules
@@ -61,3 +61,41 @@ class Objective:
         noise = torch.randn(x0.shape, generator=generator, dtype=dtype)
         x_t = alpha * x0 + sigma_vp * noise
         return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma_vp)
+
+
+class ColumnCondition:
+    """Condition columns of a joint model: the network sees their clean values beside x_t.
+
+    The model is trained on every column; for a share ``1 - dropout`` of the rows the network
+    is also given the clean condition coordinates (``coordinates`` of the encoded row) and a flag
+    saying so, and is not asked to denoise them (their loss is masked). The other rows train the
+    same network unconditionally: classifier-free guidance (Ho & Salimans 2022) mixes the two,
+    and sampling with no condition draws from the joint.
+
+    >>> condition = ColumnCondition([1], dropout=0.5)
+    >>> z = torch.tensor([[0.5, 2.0], [0.5, 3.0]])
+    >>> condition.inputs(z, torch.tensor([True, False])).tolist()
+    [[2.0, 1.0], [0.0, 0.0]]
+    >>> condition.loss_weights(z, torch.tensor([True, False])).tolist()
+    [[1.0, 0.0], [1.0, 1.0]]
+    """
+
+    def __init__(self, coordinates: list[int], dropout: float):
+        self.coordinates, self.dropout = list(coordinates), dropout
+        self.size = len(self.coordinates) + 1
+
+    def draw_shown(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """Which of ``rows`` training rows show their condition."""
+        return torch.rand(rows, generator=generator) >= self.dropout
+
+    def inputs(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+        """The network's condition input: the condition coordinates and a 1 where ``shown``,
+        zeros elsewhere."""
+        flag = shown.to(z.dtype).unsqueeze(-1)
+        return torch.cat([z[:, self.coordinates] * flag, flag], dim=-1)
+
+    def loss_weights(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+        """1 for each coordinate the network must denoise, 0 for the shown condition's."""
+        weights = torch.ones_like(z)
+        weights[:, self.coordinates] = (~shown).to(z.dtype).unsqueeze(-1)
+        return weights

@@ -10,7 +10,7 @@
 * ``callback({"i", "x", "sigma", "denoised"})``, if given, sees every step (for animations).
 
 The number of network evaluations is ``len(sigmas) - 1`` for every sampler except ``heun``
-(``2 * (len(sigmas) - 1) - 1``).
+(``2 * (len(sigmas) - 1) - 1``) and ``repaint`` (each step but the last ``resample`` times).
 
 >>> import torch
 >>> sigmas = torch.tensor([10.0, 1.0, 0.1, 0.0])
@@ -64,19 +64,53 @@ def ancestral(
     """
     noise_sampler = noise_sampler or torch.randn_like
     for i in _steps(sigmas, progress, "ancestral"):
+        denoised = _observed(denoise, x, sigmas[i], i, callback)
+        x = _ancestral_step(x, denoised, sigmas[i], sigmas[i + 1], variance, noise_sampler)
+    return x
+
+
+def _ancestral_step(x: torch.Tensor, denoised: torch.Tensor, sigma: torch.Tensor,
+                    sigma_next: torch.Tensor, variance: str, noise_sampler: NoiseSampler) -> torch.Tensor:
+    if sigma_next == 0:
+        return denoised
+    ratio = (sigma_next / sigma) ** 2
+    x = denoised + ratio * (x - denoised)
+    if variance == "beta":
+        # beta_t / alpha_bar_s, written with VE noise levels.
+        var = (sigma**2 - sigma_next**2) * (1 + sigma_next**2) / (1 + sigma**2)
+    else:
+        var = sigma_next**2 * (1 - ratio)
+    return x + var.sqrt() * noise_sampler(x)
+
+
+def repaint(
+    denoise: Denoise,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise_sampler: NoiseSampler | None = None,
+    progress: bool = False,
+    callback: Callback | None = None,
+    resample: int = 5,
+    variance: str = "beta",
+) -> torch.Tensor:
+    """RePaint's resampling (Lugmayr et al. 2022, Algorithm 1) around ancestral steps.
+
+    For in-painting, ``denoise`` puts the known coordinates' values in its output, so each step
+    pulls them to their noisy version at the next level; the generated coordinates only see the
+    known ones through the network, one step late. Redoing each step ``resample`` times, noising
+    x back to the step's level in between (x + sqrt(sigma^2 - sigma_next^2) eps in the VE
+    scaling), lets the two agree. ``resample = 1`` is plain replacement.
+    """
+    noise_sampler = noise_sampler or torch.randn_like
+    for i in _steps(sigmas, progress, "repaint"):
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
-        denoised = _observed(denoise, x, sigma, i, callback)
-        if sigma_next == 0:
-            x = denoised
-            continue
-        ratio = (sigma_next / sigma) ** 2
-        x = denoised + ratio * (x - denoised)
-        if variance == "beta":
-            # beta_t / alpha_bar_s, written with VE noise levels.
-            var = (sigma**2 - sigma_next**2) * (1 + sigma_next**2) / (1 + sigma**2)
-        else:
-            var = sigma_next**2 * (1 - ratio)
-        x = x + var.sqrt() * noise_sampler(x)
+        rounds = resample if sigma_next > 0 else 1
+        for r in range(rounds):
+            denoised = _observed(denoise, x, sigma, i, callback)
+            x = _ancestral_step(x, denoised, sigma, sigma_next, variance, noise_sampler)
+            if r < rounds - 1:
+                x = x + (sigma**2 - sigma_next**2).sqrt() * noise_sampler(x)
     return x
 
 
@@ -246,6 +280,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "dpmpp_2m_sde": dpmpp_2m_sde,
     "heun": heun,
 }
+"""The samplers a run may name; ``repaint`` is chosen by the model when it in-paints."""
 
 def network_evaluations(sampler: str, num_steps: int) -> int:
     """How many times ``sampler`` calls the network for ``num_steps`` steps."""

@@ -244,6 +244,10 @@ def format_table(result: dict[str, Any]) -> str:
         lines += table_lines(result["table"])
     if "likelihood" in result:
         lines.append(likelihood_line(result["likelihood"]))
+    if "calibration" in result:
+        from .calibration import lines as calibration_lines
+
+        lines += calibration_lines(result["calibration"])
     if "mode_masses" in result:
         masses = result["mode_masses"]
         model = ", ".join(f"{m:.3f}" for m in masses["model"])

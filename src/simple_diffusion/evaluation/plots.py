@@ -306,3 +306,37 @@ def score_plot(log_density: np.ndarray, lowest: int, title: str = "") -> bytes:
     note = f"; {outside} rows outside the model's support" if outside else ""
     ax.set_title(title or f"scores: the {len(marked)} lowest marked in red{note}")
     return _png(fig)
+
+
+def calibration_plot(result: dict, title: str = "") -> bytes:
+    """A conditional model's calibration (``evaluation/calibration.py``): the coverage of its
+    intervals against their level, and the rank histogram of each column (flat when calibrated,
+    with the band a uniform histogram stays in 95% of the time)."""
+    columns = result["columns"][:6]
+    ranks = np.asarray(result["ranks"])
+    fig, axes = plt.subplots(1, len(columns) + 1, figsize=(3.2 * (len(columns) + 1), 3.2),
+                             squeeze=False)
+    ax = axes[0, 0]
+    curve = result["curve"]
+    ax.plot([0, 1], [0, 1], color=TRUTH, lw=1, ls="--", label="calibrated")
+    ax.plot(curve["levels"], curve["central"], color=GENERATED, marker=".", label="central intervals")
+    ax.plot(curve["levels"], curve["tarp"], color=DATA, marker=".", label="TARP (joint)")
+    ax.set_xlabel("credible level")
+    ax.set_ylabel("coverage of the true values")
+    ax.set_title("coverage")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    bins = 10
+    expected = len(ranks) / bins
+    spread = 1.96 * np.sqrt(expected * (1 - 1 / bins))
+    for k, name in enumerate(columns):
+        ax = axes[0, k + 1]
+        ax.hist(ranks[:, k], bins=np.linspace(0, result["draws"] + 1, bins + 1), color=GENERATED,
+                alpha=0.8)
+        ax.axhspan(expected - spread, expected + spread, color=TRUTH, alpha=0.12)
+        ax.axhline(expected, color=TRUTH, lw=1)
+        ax.set_title(f"{name}: rank of the truth", fontsize=9)
+        ax.set_xlabel(f"rank among {result['draws']} draws")
+    fig.suptitle(title or "calibration on held-out rows")
+    fig.tight_layout()
+    return _png(fig)

@@ -93,6 +93,14 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
         notes.append('<h3>The table: categories, missing cells, column pairs</h3><pre id="table">'
                      + html.escape("\n".join(table_lines(result["table"]))) + "</pre>")
     modes = "\n".join(notes)
+    if "calibration" in result:
+        from .calibration import lines as calibration_lines
+
+        picture = (_image(folder / "calibration.png", "calibration: coverage and ranks")
+                   if (folder / "calibration.png").exists() else "")
+        notes.append("<h3>Calibration of the conditional model</h3>" + picture
+                     + '<pre id="calibration">'
+                     + html.escape("\n".join(calibration_lines(result["calibration"]))) + "</pre>")
     density = ""
     if (folder / "density.png").exists():
         density = ("<h2>The model's density against the truth</h2>\n"

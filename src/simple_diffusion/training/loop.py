@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion.objective import Objective
+from ..diffusion.objective import ColumnCondition, Objective
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
@@ -60,7 +60,8 @@ class Trainer:
     decaying to zero at the last step; an exponential moving average of the weights with
     ``ema_decay`` (0: none) is what sampling uses. ``seed`` fixes batch order, noise levels and
     noise; ``threads = 0`` chooses from the network size; ``fast`` uses the explicit engine for
-    the built-in MLPs.
+    the built-in MLPs. With ``condition`` the network learns to use the condition columns
+    (and, on the rows that hide them, to do without).
     """
 
     def __init__(
@@ -79,8 +80,9 @@ class Trainer:
         seed: int = 0,
         threads: int = 0,
         fast: bool = True,
+        condition: ColumnCondition | None = None,
     ):
-        self.net, self.objective = net, objective
+        self.net, self.objective, self.condition = net, objective, condition
         self.epochs, self.lr, self.lr_schedule = epochs, lr, lr_schedule
         self.warmup_steps, self.ema_decay = warmup_steps, ema_decay
         self.dtype = next(net.parameters()).dtype
@@ -145,35 +147,57 @@ class Trainer:
         """Run one epoch; return the per-step losses."""
         b, steps = self.batch_size, self.steps_per_epoch
         order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
-        x_t, t, target = self.objective.draw(self.train_data[order], self.generator)
+        x0 = self.train_data[order]
+        x_t, t, target = self.objective.draw(x0, self.generator)
+        shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
+        condition, weights = self._condition(x0, shown)
         constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
         first_step = self.epoch * steps
         if self.fast is not None:
-            inputs = engine.with_ones(self.net.inputs(x_t, t))
-            return self._fast_epoch(inputs, target, first_step, constant_lr)
+            inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
+            return self._fast_epoch(inputs, target, weights, first_step, constant_lr)
         losses = torch.empty(steps, dtype=self.dtype)
-        batches = zip(x_t.split(b), t.split(b), target.split(b))
-        for i, (x_batch, t_batch, target_batch) in enumerate(batches):
+        for i, start in enumerate(range(0, steps * b, b)):
+            batch = slice(start, start + b)
             if not constant_lr:
                 self._set_learning_rate(self._learning_rate(first_step + i))
             self.optimizer.zero_grad(set_to_none=True)
-            loss = nn.functional.mse_loss(self.net(x_batch, t_batch), target_batch)
+            loss = self._loss(x_t[batch], t[batch], target[batch],
+                              None if condition is None else condition[batch],
+                              None if weights is None else weights[batch])
             loss.backward()
             losses[i] = loss.detach()
             self.optimizer.step()
             self._update_ema(first_step + i + 1)
         return losses
 
+    def _condition(self, x0: torch.Tensor, shown: torch.Tensor | None):
+        """The network's condition input and the loss weights for clean rows ``x0`` (None, None
+        for an unconditional model)."""
+        if self.condition is None or shown is None:
+            return None, None
+        return self.condition.inputs(x0, shown), self.condition.loss_weights(x0, shown)
+
+    def _loss(self, x_t, t, target, condition, weights) -> torch.Tensor:
+        """The mean squared error of the network's output (over the coordinates it must learn)."""
+        output = self.net(x_t, t) if condition is None else self.net(x_t, t, condition)
+        if weights is None:
+            return nn.functional.mse_loss(output, target)
+        return ((output - target).square() * weights).mean()
+
     @torch.no_grad()
-    def _fast_epoch(self, inputs, target, first_step: int, constant_lr: bool) -> torch.Tensor:
+    def _fast_epoch(self, inputs, target, weights, first_step: int, constant_lr: bool) -> torch.Tensor:
         b = self.batch_size
         residual = torch.empty_like(target)
         fast, optimizer = self.fast, self.optimizer
-        batches = zip(inputs.split(b), target.split(b), residual.split(b))
-        for i, (input_batch, target_batch, residual_batch) in enumerate(batches):
+        weight_batches = weights.split(b) if weights is not None else [None] * self.steps_per_epoch
+        batches = zip(inputs.split(b), target.split(b), residual.split(b), weight_batches)
+        for i, (input_batch, target_batch, residual_batch, weight_batch) in enumerate(batches):
             if not constant_lr:
                 self._set_learning_rate(self._learning_rate(first_step + i))
             torch.sub(fast.forward(input_batch), target_batch, out=residual_batch)
+            if weight_batch is not None:
+                residual_batch.mul_(weight_batch)
             fast.backward(residual_batch)  # the gradient times the optimiser's multiplier
             optimizer.step()
             self._update_ema(first_step + i + 1)
@@ -189,8 +213,10 @@ class Trainer:
     def validation_loss(self) -> float:
         """The loss on the validation rows of the weights that are saved (the EMA's, if any)."""
         x_t, t, target = self.objective.draw(self.val_data, self.val_generator)
+        shown = torch.ones(len(self.val_data), dtype=torch.bool)
+        condition, weights = self._condition(self.val_data, shown)
         with self._averaged_weights():
-            return float(nn.functional.mse_loss(self.net(x_t, t), target))
+            return float(self._loss(x_t, t, target, condition, weights))
 
     @contextlib.contextmanager
     def _averaged_weights(self) -> Iterator[None]:
