@@ -165,15 +165,18 @@ def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
 # -- budget ---------------------------------------------------------------------------------
 
 def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
-    small, large = budget.resolve(120), budget.resolve(900_000)
-    assert abs(small.steps - budget.MIN_STEPS) <= small.steps_per_epoch
-    assert small.batch_size == budget.MIN_BATCH
+    small, medium, large = budget.resolve(120), budget.resolve(20_000), budget.resolve(900_000)
+    assert abs(small.steps - budget.MAX_STEPS) <= small.steps_per_epoch and small.keep_best
+    assert small.batch_size == budget.MIN_BATCH and budget.resolve(1000).batch_size == 128
+    assert abs(medium.steps - 250 * 20_000 / 512) <= medium.steps_per_epoch and not medium.keep_best
     assert large.steps <= budget.MAX_STEPS + large.steps_per_epoch and large.batch_size == budget.MAX_BATCH
-    assert budget.resolve(10_000, epochs=3).epochs == 3 and budget.resolve(1000, steps=700).steps == 23 * 31
+    assert budget.resolve(10_000, epochs=3).epochs == 3 and budget.resolve(1000, steps=700).steps == 100 * 7
+    assert not budget.resolve(120, keep_best="no").keep_best and budget.resolve(10**5, keep_best="yes").keep_best
     frame = mixed_frame(150)
     sd.fit(frame, out=tmp_path / "run", config={"train": {"steps": 40}}, progress=False, num_samples=0)
     config = (tmp_path / "run" / "config.toml").read_text()
     assert "steps = 40" in config and "batch_size = 32" in config and "epochs = 10" in config
+    assert 'keep_best = "yes"' in config
     # 12 encoded columns and categories: the wider network and finer sampling, recorded
     assert "hidden = [\n    256," in config and "num_steps = 100" in config
     chosen = sd.fit(frame, config={"train": {"steps": 40}, "sample": {"num_steps": 30}}, progress=False)

@@ -14,12 +14,13 @@ from simple_diffusion import build, choices, config
 from simple_diffusion.data import encoders
 from simple_diffusion.diffusion import prediction, schedules
 from simple_diffusion.model import DiffusionModel
+from simple_diffusion.training import loop
 from simple_diffusion.training import engine
 from simple_diffusion.training.loop import Trainer
 
 
 def make_trainer(**changes) -> Trainer:
-    train = {"epochs": 4, "batch_size": 50, "warmup_steps": 10} | changes
+    train = {"epochs": 4, "batch_size": 50, "warmup_steps": 10, "keep_best": "no"} | changes
     cfg = config.override(config.preset("default"), {"train": train, "model": {"hidden": [16, 16]}})
     schedule = build.schedule(cfg.schedule)
     torch.manual_seed(0)
@@ -104,6 +105,29 @@ def test_validation_loss_is_that_of_the_saved_ema_weights():
         live = float(torch.nn.functional.mse_loss(trainer.net(x_t, t), target))
     assert reported == pytest.approx(saved, rel=1e-6)
     assert reported != pytest.approx(live, rel=1e-6)
+
+
+def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it(monkeypatch):
+    monkeypatch.setattr(loop, "VALIDATION_SPACING", 2000)  # every 2 epochs of 1,000 rows
+    straight = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    straight.run(progress=False)
+    assert straight.validation_loss() == straight.validation_loss()  # the same draws every time
+    losses = [h["val_loss"] for h in straight.history]
+    assert straight.validate_every == 2 and losses[1] == losses[2] != losses[3]  # carried between
+    best_loss, best_epoch, weights = straight.best
+    assert best_loss == min(losses) and losses[best_epoch - 1] == best_loss
+    net = straight.averaged_net()
+    kept = torch.cat([p.detach().flatten() for p in net.parameters()])
+    expected = torch.cat([v.flatten() for v in engine.parameter_views(weights[0], net)])
+    assert torch.equal(kept, expected) and best_epoch < 30  # a large rate: later epochs worse
+    halves = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    halves.epochs = 16
+    halves.run(progress=False)
+    resumed = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    resumed.load_state_dict(halves.state_dict())
+    resumed.run(progress=False)
+    assert resumed.best_epoch == best_epoch
+    assert torch.equal(torch.cat([p.detach().flatten() for p in resumed.averaged_net().parameters()]), kept)
 
 
 def drawn_levels(trainer: Trainer, n: int = 20_000):

@@ -370,6 +370,7 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
     encoded = trainer.train_data.double()
     info = {"data": prepared.source, "target": prepared.target, "frame": prepared.frame,
             "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
+            "best_epoch": trainer.best_epoch,
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.
             "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
     return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,

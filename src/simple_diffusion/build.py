@@ -126,9 +126,10 @@ def training_budget(config: Config, rows: int) -> Config:
     """``config`` with its training budget resolved for ``rows`` training rows (batch size,
     epochs and steps all set), as a run records it."""
     t = config.train
-    resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size)
+    resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size, t.keep_best)
     return replace(config, train=replace(t, batch_size=resolved.batch_size, epochs=resolved.epochs,
-                                         steps=resolved.steps))
+                                         steps=resolved.steps,
+                                         keep_best="yes" if resolved.keep_best else "no"))
 
 
 def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler_steps_set: bool) -> Config:
@@ -155,4 +156,4 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,
-                   condition=condition)
+                   condition=condition, keep_best=t.keep_best == "yes")

@@ -72,6 +72,11 @@ CATEGORICAL_ENCODINGS = {
     "onehot": "+1 for the row's category, -1 for the others",
     "bits": "analog bits: the category's binary digits as +1/-1",
 }
+KEEP_BEST = {
+    "auto": "below 10,000 training rows",
+    "yes": "the weights of the epoch with the lowest validation loss",
+    "no": "the last weights",
+}
 HEADER = {"auto": "detect", "yes": "the first row names the columns", "no": "no header row"}
 
 

@@ -121,7 +121,8 @@ def cli() -> None:
               "[default: the preset's]")
 @click.option("--steps", type=click.IntRange(min=1), default=None,
               help=f"Optimiser steps. [default: from the data's size: {budget.PASSES} passes, "
-              f"within {budget.MIN_STEPS:,}-{budget.MAX_STEPS:,}]")
+              f"within {budget.MIN_STEPS:,}-{budget.MAX_STEPS:,}; below {budget.SMALL_BELOW:,} "
+              f"rows {budget.MAX_STEPS:,}, keeping the epoch of lowest validation loss]")
 @click.option("--epochs", type=int, default=None,
               help="Passes over the training data instead of --steps; with --resume, the new "
               "total. [default: the preset's]")
@@ -270,7 +271,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, given, guidanc
         )
     )
     io.write_chunks(output, chunks, total)
-    per = "" if conditions is None else f" ({count:,} for each of {len(conditions):,} conditions)"
+    per = "" if conditions is None else (
+        f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
     click.echo(f"wrote {total:,} samples{per} to {output} ({settings.sampler}, "
                f"{settings.num_steps or 'every'} steps)", err=True)
 

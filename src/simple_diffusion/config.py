@@ -103,11 +103,13 @@ class TrainConfig:
 
     steps: int = 0
     """Optimiser steps; 0 follows the data: 250 passes over it, at least ``MIN_STEPS`` and at
-    most ``MAX_STEPS`` (``training/budget.py``). The resolved number is written to config.toml."""
+    most ``MAX_STEPS``, and ``MAX_STEPS`` below 10,000 rows (``training/budget.py``). The
+    resolved number is written to config.toml."""
     epochs: int = 0
     """Passes over the training rows instead of ``steps``; 0 uses ``steps``."""
     batch_size: int = 0
-    """Rows per step; 0 follows the data: the power of two nearest n / 40, between 32 and 512."""
+    """Rows per step; 0 follows the data: the power of two nearest n / 40 (n / 8 below 10,000
+    rows), between 32 and 512."""
     lr: float = 4e-3
     lr_schedule: str = "cosine"
     """``constant`` or ``cosine`` (decay to zero over the run, after ``warmup_steps``)."""
@@ -128,6 +130,9 @@ class TrainConfig:
     """CPU threads for torch; 0 chooses from the network size."""
     fast: bool = True
     """Use the explicit forward/backward engine for the built-in MLPs."""
+    keep_best: str = "auto"
+    """Keep the weights of the epoch with the lowest validation loss instead of the last:
+    ``yes``, ``no``, or ``auto`` (yes below 10,000 training rows; ``training/budget.py``)."""
     condition_dropout: float = 0.2
     """Share of training rows whose condition columns are hidden from the network (with
     ``data.condition``): what lets one model sample unconditionally and be guided
@@ -196,6 +201,7 @@ def _seed() -> Config:
             t_min=1,
             t_max=249,
             seed=42,
+            keep_best="no",
         ),
         sample=SampleConfig(sampler="ancestral", num_steps=0, variance="beta", sigma_max=0.0,
                             sigma_min=0.0),
@@ -231,6 +237,7 @@ CHOICES: dict[tuple[str, str], dict[str, str]] = {
     ("model", "prediction_type"): choices.PREDICTION_TYPES,
     ("train", "lr_schedule"): choices.LR_SCHEDULES,
     ("train", "timesteps"): choices.TIMESTEPS,
+    ("train", "keep_best"): choices.KEEP_BEST,
     ("sample", "variance"): choices.VARIANCES,
     ("sample", "sampler"): choices.SAMPLERS,
     ("sample", "spacing"): choices.SPACINGS,

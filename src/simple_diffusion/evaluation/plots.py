@@ -23,12 +23,15 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def loss_plot(history: Sequence[dict[str, float]], title: str = "") -> bytes:
-    """Train and validation loss per epoch on a log axis, as PNG bytes."""
+def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | None = None) -> bytes:
+    """Train and validation loss per epoch on a log axis, as PNG bytes; ``kept`` marks the epoch
+    whose weights the model kept (``train.keep_best``)."""
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(epochs, [h["train_loss"] for h in history], label="train", color=GENERATED)
     ax.plot(epochs, [h["val_loss"] for h in history], label="validation", color=DATA, alpha=0.8)
+    if kept is not None:
+        ax.axvline(kept, color=TRUTH, lw=1, ls="--", label=f"weights kept (epoch {kept})")
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (MSE of the prediction)")

@@ -92,7 +92,6 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
     if "table" in result:
         notes.append('<h3>The table: categories, missing cells, column pairs</h3><pre id="table">'
                      + html.escape("\n".join(table_lines(result["table"]))) + "</pre>")
-    modes = "\n".join(notes)
     if "calibration" in result:
         from .calibration import lines as calibration_lines
 
@@ -101,6 +100,7 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
         notes.append("<h3>Calibration of the conditional model</h3>" + picture
                      + '<pre id="calibration">'
                      + html.escape("\n".join(calibration_lines(result["calibration"]))) + "</pre>")
+    modes = "\n".join(notes)
     density = ""
     if (folder / "density.png").exists():
         density = ("<h2>The model's density against the truth</h2>\n"

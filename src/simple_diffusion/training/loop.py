@@ -35,6 +35,14 @@ from ..progress import bar as progress_bar
 from . import engine
 
 
+VALIDATION_DRAWS = 8192
+"""Noisy draws of the validation rows that ``keep_best`` compares epochs on (the rows repeated
+with fresh noise levels and noise): enough that the choice follows the model, not the draws."""
+VALIDATION_SPACING = 4 * VALIDATION_DRAWS
+"""Training rows between two such validations (their cost is then under a tenth of training);
+the epochs between carry the last validation loss."""
+
+
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
@@ -61,7 +69,10 @@ class Trainer:
     ``ema_decay`` (0: none) is what sampling uses. ``seed`` fixes batch order, noise levels and
     noise; ``threads = 0`` chooses from the network size; ``fast`` uses the explicit engine for
     the built-in MLPs. With ``condition`` the network learns to use the condition columns
-    (and, on the rows that hide them, to do without).
+    (and, on the rows that hide them, to do without). ``keep_best`` keeps the weights of the
+    epoch with the lowest validation loss (measured on the same noise draws every epoch, so that
+    epochs compare on the model alone) rather than the last: on small data, where the network
+    starts to learn its training rows by heart, it stops there (as sbi's NPE stops early).
     """
 
     def __init__(
@@ -81,8 +92,12 @@ class Trainer:
         threads: int = 0,
         fast: bool = True,
         condition: ColumnCondition | None = None,
+        keep_best: bool = False,
     ):
         self.net, self.objective, self.condition = net, objective, condition
+        self.keep_best, self.validation_seed = keep_best, seed + 1
+        self.best: tuple[float, int, list[torch.Tensor]] | None = None
+        """(validation loss, epoch, weights) of the best epoch so far, with ``keep_best``."""
         self.epochs, self.lr, self.lr_schedule = epochs, lr, lr_schedule
         self.warmup_steps, self.ema_decay = warmup_steps, ema_decay
         self.dtype = next(net.parameters()).dtype
@@ -91,6 +106,8 @@ class Trainer:
         self.batch_size = min(batch_size, len(train))
         self.steps_per_epoch = len(train) // self.batch_size
         self.total_steps = self.steps_per_epoch * epochs
+        self.validate_every = (math.ceil(VALIDATION_SPACING / (self.steps_per_epoch * self.batch_size))
+                               if keep_best else 1)
         self.threads = threads or choose_threads(net, self.batch_size)
         if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
@@ -212,9 +229,15 @@ class Trainer:
     @torch.no_grad()
     def validation_loss(self) -> float:
         """The loss on the validation rows of the weights that are saved (the EMA's, if any)."""
-        x_t, t, target = self.objective.draw(self.val_data, self.val_generator)
-        shown = torch.ones(len(self.val_data), dtype=torch.bool)
-        condition, weights = self._condition(self.val_data, shown)
+        rows = self.val_data
+        if self.keep_best:
+            generator = torch.Generator().manual_seed(self.validation_seed)
+            rows = rows.repeat(-(-VALIDATION_DRAWS // len(rows)), 1)
+        else:
+            generator = self.val_generator
+        x_t, t, target = self.objective.draw(rows, generator)
+        shown = torch.ones(len(rows), dtype=torch.bool)
+        condition, weights = self._condition(rows, shown)
         with self._averaged_weights():
             return float(self._loss(x_t, t, target, condition, weights))
 
@@ -252,8 +275,14 @@ class Trainer:
                 losses = self._train_epoch()
                 self._check_finite(losses)
                 train_loss = float(losses.mean())
-                val_loss = self.validation_loss()
                 self.epoch += 1
+                if self.epoch % self.validate_every and self.epoch < self.epochs and self.history:
+                    val_loss = self.history[-1]["val_loss"]
+                else:
+                    val_loss = self.validation_loss()
+                    if self.keep_best and (self.best is None or val_loss < self.best[0]):
+                        weights = self.ema if self.ema is not None else self.params
+                        self.best = (val_loss, self.epoch, [w.detach().clone() for w in weights])
                 self.history.append({
                     "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
                     "seconds": time.perf_counter() - start,
@@ -278,11 +307,18 @@ class Trainer:
             )
 
     # -- results and resumption --------------------------------------------------------------
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch whose weights ``averaged_net`` returns with ``keep_best``."""
+        return None if self.best is None else self.best[1]
+
     def averaged_net(self) -> nn.Module:
-        """A copy of the network with the EMA weights (or the last weights without EMA)."""
+        """A copy of the network with the EMA weights (or the last weights without EMA); with
+        ``keep_best``, those of the best epoch."""
         net = copy.deepcopy(self.net).eval()
-        if self.ema is not None:
-            averages = engine.parameter_views(self.ema[0], net) if self.fast is not None else self.ema
+        chosen = self.best[2] if self.best is not None else self.ema
+        if chosen is not None:
+            averages = engine.parameter_views(chosen[0], net) if self.fast is not None else chosen
             with torch.no_grad():
                 for p, average in zip((p for p in net.parameters() if p.requires_grad), averages):
                     p.copy_(average)
@@ -302,6 +338,8 @@ class Trainer:
             "epoch": self.epoch,
             "history": copy.deepcopy(self.history),
             "lr_segments": [list(segment) for segment in self.lr_segments],
+            "best": None if self.best is None else [self.best[0], self.best[1],
+                                                    [w.clone() for w in self.best[2]]],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -316,3 +354,5 @@ class Trainer:
         self.history = copy.deepcopy(state["history"])
         segments = state.get("lr_segments") or [(0, self.lr, self.total_steps)]  # one decay
         self.lr_segments = [(int(first), float(lr), int(end)) for first, lr, end in segments]
+        best = state.get("best")
+        self.best = None if best is None else (float(best[0]), int(best[1]), [w.clone() for w in best[2]])

@@ -1,0 +1,259 @@
+"""Conditioning: learnt condition columns with guidance, given cells in-painted, filled gaps,
+and the calibration checks, against closed-form conditionals."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import simple_diffusion as sd
+from simple_diffusion import UserError, build, config
+from simple_diffusion.cli import main
+from simple_diffusion.diffusion.objective import ColumnCondition
+from simple_diffusion.evaluation import calibration
+
+QUICK = {"train": {"steps": 3000}}
+"""Enough steps for a 1-D conditional of a Gaussian (a couple of seconds)."""
+
+
+def cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exit_info:
+        return exit_info.code or 0
+    return 0
+
+
+def gaussian_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """theta ~ N(0, 1), c = theta + N(0, 0.5^2): theta | c ~ N(0.8 c, 0.2)."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=(n, 1))
+    return theta, theta + 0.5 * rng.normal(size=(n, 1))
+
+
+@pytest.fixture(scope="module")
+def posterior_model():
+    theta, c = gaussian_pairs(4000)
+    return sd.fit(theta, condition=c, config=QUICK, progress=False)
+
+
+def test_conditional_samples_follow_the_closed_form_conditional(posterior_model):
+    n = 4000
+    conditions = np.array([[-1.5], [0.0], [1.0], [2.0]])
+    draws = posterior_model.sample(n, given=conditions, seed=0)
+    assert draws.shape == (4 * n, 2) and posterior_model.columns == ["x1", "c1"]
+    for i, c in enumerate(conditions[:, 0]):
+        theta = draws[i * n : (i + 1) * n, 0].numpy()
+        assert np.all(draws[i * n : (i + 1) * n, 1].numpy() == c)  # the condition as given
+        # Model error (a few hundredths) plus four standard errors of n draws.
+        assert abs(theta.mean() - 0.8 * c) < 0.06 + 4 * math.sqrt(0.2 / n)
+        assert abs(theta.var() / 0.2 - 1) < 0.15 + 4 * math.sqrt(2 / n)
+
+
+def test_guidance_zero_is_the_unconditional_model_and_above_one_extrapolates(posterior_model):
+    unconditional = posterior_model.sample(3000, seed=1)
+    ignored = posterior_model.sample(3000, given=[[2.0]], guidance=0, seed=1)
+    assert torch.equal(ignored[:, 0], unconditional[:, 0])
+    assert abs(unconditional[:, 0].var().item() - 1) < 0.15  # the joint's theta marginal: N(0, 1)
+    plain = posterior_model.sample(3000, given=[[2.0]], guidance=1, seed=1)[:, 0].mean()
+    guided = posterior_model.sample(3000, given=[[2.0]], guidance=2, seed=1)[:, 0].mean()
+    assert guided > plain + 0.1  # guidance pushes further from the unconditional mean
+
+
+def test_a_loaded_conditional_model_samples_as_the_trained_one(tmp_path):
+    theta, c = gaussian_pairs(500)
+    model = sd.fit(theta, condition=c, config={"train": {"steps": 200}}, progress=False,
+                   out=tmp_path / "run", num_samples=0)
+    loaded = sd.load(tmp_path / "run")
+    assert loaded.condition_columns == ["c1"]
+    assert torch.equal(loaded.sample(100, given=[[0.5]], seed=3), model.sample(100, given=[[0.5]], seed=3))
+
+
+def test_condition_inputs_hide_dropped_rows_and_mask_their_loss():
+    condition = ColumnCondition([0, 2], dropout=0.25)
+    z = torch.arange(12.0).reshape(4, 3)
+    shown = condition.draw_shown(100_000, torch.Generator().manual_seed(0))
+    assert abs((~shown).float().mean().item() - 0.25) < 4 * math.sqrt(0.25 * 0.75 / 100_000)
+    flags = torch.tensor([True, False, True, False])
+    assert condition.inputs(z, flags).tolist() == [[0, 2, 1], [0, 0, 0], [6, 8, 1], [0, 0, 0]]
+    assert condition.loss_weights(z, flags)[:, [0, 2]].tolist() == [[0, 0], [1, 1], [0, 0], [1, 1]]
+    assert condition.loss_weights(z, flags)[:, 1].tolist() == [1, 1, 1, 1]
+
+
+def test_both_training_paths_learn_the_same_conditional_model():
+    """The fast engine and autograd apply the same loss mask: equal loss curves."""
+    theta, c = gaussian_pairs(1280)
+    cfg = config.override(config.preset("default"), {
+        "data": {"condition": ["c1"]}, "train": {"epochs": 3, "batch_size": 64}})
+    columns = ["x1", "c1"]
+    rows = torch.as_tensor(np.hstack([theta, c]))
+    histories = {}
+    for path in (True, False):
+        parts = build.build_parts(config.override(cfg, {"train": {"fast": path}}), columns, rows=rows)
+        z = parts.encoder.forward(rows).float()
+        trainer = build.trainer(config.override(cfg, {"train": {"fast": path}}), parts.net,
+                                parts.schedule, z, z[:100], parts.condition)
+        histories[path] = trainer.run(progress=False)
+    for a, b in zip(histories[True], histories[False]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+
+
+# -- tables: categorical and numeric conditions, in-painting, filling gaps ----------------------
+
+def kinds_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
+    """A label a/b and a value that depends on it: N(-2, 0.5^2) for a, N(2, 0.5^2) for b."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["a", "b"], n, p=[0.7, 0.3])
+    return pd.DataFrame({"kind": kind, "value": np.where(kind == "a", -2.0, 2.0) + 0.5 * rng.normal(size=n)})
+
+
+@pytest.fixture(scope="module")
+def kinds_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("kinds")
+    kinds_table().to_csv(folder / "kinds.csv", index=False)
+    assert cli(["train", str(folder / "run"), "--data", str(folder / "kinds.csv"), "--condition", "kind",
+                "--steps", "2500", "-n", "2000", "--likelihood-rows", "0", "--quiet"]) == 0
+    return folder
+
+
+def test_given_a_category_the_rows_have_it_and_its_values(kinds_run):
+    out = kinds_run / "b.csv"
+    assert cli(["sample", str(kinds_run / "run"), "-n", "2000", "-o", str(out), "--given", "kind=b",
+                "--quiet"]) == 0
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["kind", "value"] and (rows["kind"] == "b").all()
+    assert abs(rows["value"].mean() - 2.0) < 0.1 + 4 * 0.5 / math.sqrt(2000)
+
+
+def test_given_a_file_of_conditions_draws_n_rows_for_each(kinds_run):
+    conditions = kinds_run / "conditions.csv"
+    pd.DataFrame({"kind": ["a", "b", "a"]}).to_csv(conditions, index=False)
+    out = kinds_run / "each.parquet"
+    assert cli(["sample", str(kinds_run / "run"), "-n", "500", "-o", str(out), "--given", str(conditions),
+                "--quiet"]) == 0
+    rows = pd.read_parquet(out)
+    assert len(rows) == 1500 and rows["kind"].tolist() == ["a"] * 500 + ["b"] * 500 + ["a"] * 500
+    means = rows.groupby(np.arange(1500) // 500)["value"].mean()
+    assert means[0] < -1.8 and means[1] > 1.8 and means[2] < -1.8
+
+
+def test_given_a_numeric_cell_in_paints_the_category(kinds_run):
+    """``value`` is not a condition column: it is in-painted, and the label follows it."""
+    model = sd.load(kinds_run / "run")
+    rows = model.sample(1000, given={"value": [2.1, -1.9]}, seed=0)
+    assert (rows["value"][:1000] == 2.1).all() and (rows["value"][1000:] == -1.9).all()
+    assert (rows["kind"][:1000] == "b").mean() > 0.97 and (rows["kind"][1000:] == "a").mean() > 0.97
+
+
+def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):
+    metrics = json.loads((kinds_run / "run" / "metrics.json").read_text())
+    result = metrics["calibration"]
+    assert result["columns"] == ["value"] and result["rows"] == 150 and result["draws"] == 100
+    assert abs(result["coverage"]["0.9"] - 0.9) < 0.1  # 150 rows: binomial sd 0.025, plus model error
+    assert (kinds_run / "run" / "calibration.png").stat().st_size > 5000
+    assert 'id="calibration"' in (kinds_run / "run" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--given", "kind=c"], "label 'c', which the model never saw"),
+    (["--given", "colour=red"], "the model has no column 'colour'"),
+    (["--given", "kind"], "kind"),
+])
+def test_bad_conditions_are_refused_in_one_line(kinds_run, capsys, bad, message):
+    code = cli(["sample", str(kinds_run / "run"), "-n", "5", "-o", str(kinds_run / "x.csv"), *bad, "--quiet"])
+    assert code == 1 and message in capsys.readouterr().err
+
+
+def test_a_condition_must_name_a_column_and_leave_one(tmp_path):
+    frame = kinds_table(100)
+    with pytest.raises(UserError, match="data.condition names column 'nope'"):
+        sd.fit(frame, condition=["nope"], progress=False)
+    with pytest.raises(UserError, match="names every column"):
+        sd.fit(frame, condition=["kind", "value"], progress=False)
+
+
+def correlated(n: int, seed: int = 0) -> np.ndarray:
+    """(x1, x2) standard normal with correlation 0.9: x2 | x1 ~ N(0.9 x1, 0.19)."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    return np.stack([x1, 0.9 * x1 + math.sqrt(0.19) * rng.normal(size=n)], 1)
+
+
+def test_impute_draws_missing_cells_from_their_conditional():
+    model = sd.fit(correlated(4000), config=QUICK, progress=False)
+    rows = correlated(300, seed=1)
+    gaps = rows.copy()
+    gaps[:, 1] = np.nan
+    gaps[:5, 0], gaps[:5, 1] = np.nan, rows[:5, 1]  # the other column missing in a few rows
+    filled = model.impute(gaps, draws=20, seed=0).numpy()
+    assert filled.shape == (20, 300, 2)
+    assert np.array_equal(filled[:, 5:, 0], np.broadcast_to(rows[5:, 0], (20, 295)))  # kept
+    residual = filled[:, 5:, 1] - 0.9 * rows[5:, 0]
+    assert abs(residual.mean()) < 0.05 + 4 * math.sqrt(0.19 / residual.size)
+    assert abs(residual.var() / 0.19 - 1) < 0.2
+    complete = model.impute(rows, draws=3).numpy()
+    assert np.array_equal(complete, np.broadcast_to(rows, (3, 300, 2)))  # nothing to fill
+
+
+def test_impute_keeps_the_file_format_and_never_writes_a_missing_label(tmp_path):
+    frame = kinds_table(800)
+    frame.loc[::7, "kind"] = None  # the model learns that labels go missing
+    model_dir = tmp_path / "run"
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    assert cli(["train", str(model_dir), "--data", str(tmp_path / "train.csv"), "--steps", "1500",
+                "-n", "0", "--quiet"]) == 0
+    gaps = frame.head(40).copy()
+    gaps.loc[:, "kind"] = None
+    gaps.loc[::2, "value"] = 2.0
+    gaps.loc[1::2, "value"] = -2.0
+    gaps.to_parquet(tmp_path / "gaps.parquet")
+    assert cli(["impute", str(model_dir), "--data", str(tmp_path / "gaps.parquet"), "-o",
+                str(tmp_path / "filled.parquet"), "--draws", "3", "--quiet"]) == 0
+    filled = pd.read_parquet(tmp_path / "filled.parquet")
+    assert list(filled.columns) == ["draw", "kind", "value"] and len(filled) == 120
+    assert filled["kind"].notna().all()
+    labels = filled["kind"].to_numpy().reshape(3, 40)
+    assert (labels[:, ::2] == "b").mean() > 0.8 and (labels[:, 1::2] == "a").mean() > 0.8  # prior: 0.3, 0.7
+
+
+# -- calibration checks on exact posteriors ---------------------------------------------------
+
+def conjugate(rows: int, draws: int, scale: float = 1.0, seed: int = 0):
+    """theta ~ N(0, 1), x ~ N(theta, 1): theta | x ~ N(x / 2, 1 / 2); draws scaled by ``scale``."""
+    rng = np.random.default_rng(seed)
+    theta = rng.normal(size=(rows, 2))
+    x = theta + rng.normal(size=(rows, 2))
+    posterior = x[:, None, :] / 2 + scale * math.sqrt(0.5) * rng.normal(size=(rows, draws, 2))
+    return posterior, theta
+
+
+def test_exact_posterior_draws_are_calibrated_within_binomial_error():
+    rows = 2000
+    result = calibration.calibrate(*conjugate(rows, 200), ["a", "b"])
+    for level in (0.5, 0.9):
+        error = 4 * math.sqrt(level * (1 - level) / rows)
+        assert abs(result["coverage"][str(level)] - level) < error + 0.01  # + quantile resolution
+        assert abs(result["tarp"][str(level)] - level) < error + 0.01
+    assert min(result["rank_p_values"]) > 1e-3
+
+
+def test_overconfident_and_underconfident_draws_are_caught():
+    narrow = calibration.calibrate(*conjugate(2000, 200, scale=0.6), ["a", "b"])
+    wide = calibration.calibrate(*conjugate(2000, 200, scale=1.6), ["a", "b"])
+    assert narrow["coverage"]["0.9"] < 0.8 and wide["coverage"]["0.5"] > 0.6
+    assert narrow["tarp"]["0.9"] < 0.85 and max(narrow["rank_p_values"]) < 1e-6
+    assert narrow["curve"]["central"][-1] < 0.85  # the curve under the diagonal
+
+
+def test_missing_draws_are_left_out_of_the_ranks():
+    draws, truth = conjugate(500, 100)
+    draws[:, ::2, :] = np.nan  # half the draws missing: ranks rescaled to 0..100
+    ranks = calibration.ranks(draws, truth)
+    assert ranks.max() <= 100 and ranks.max() > 90
+    assert calibration.central_coverage(draws, truth, 0.9).min() > 0.8
