@@ -72,6 +72,13 @@ def test_a_loaded_conditional_model_samples_as_the_trained_one(tmp_path):
     loaded = sd.load(tmp_path / "run")
     assert loaded.condition_columns == ["c1"]
     assert torch.equal(loaded.sample(100, given=[[0.5]], seed=3), model.sample(100, given=[[0.5]], seed=3))
+    # A file of conditions without the model's names (.npy): its columns are the condition's.
+    np.save(tmp_path / "given.npy", np.array([[0.5], [-1.0]]))
+    assert cli(["sample", str(tmp_path / "run"), "-n", "100", "-o", str(tmp_path / "out.npy"),
+                "--given", str(tmp_path / "given.npy"), "--seed", "3", "--quiet"]) == 0
+    written = np.load(tmp_path / "out.npy")
+    assert written.shape == (200, 2) and (written[:100, 1] == 0.5).all() and (written[100:, 1] == -1).all()
+    assert np.array_equal(written[:100], model.sample(100, given=[[0.5], [-1.0]], seed=3)[:100].numpy())
 
 
 def test_condition_inputs_hide_dropped_rows_and_mask_their_loss():
@@ -170,9 +177,9 @@ def test_bad_conditions_are_refused_in_one_line(kinds_run, capsys, bad, message)
     assert code == 1 and message in capsys.readouterr().err
 
 
-def test_a_condition_must_name_a_column_and_leave_one(tmp_path):
+def test_a_condition_must_name_a_column_and_leave_one():
     frame = kinds_table(100)
-    with pytest.raises(UserError, match="data.condition names column 'nope'"):
+    with pytest.raises(UserError, match=r"data\.condition names column 'nope'"):
         sd.fit(frame, condition=["nope"], progress=False)
     with pytest.raises(UserError, match="names every column"):
         sd.fit(frame, condition=["kind", "value"], progress=False)

@@ -14,8 +14,7 @@ from simple_diffusion import build, choices, config
 from simple_diffusion.data import encoders
 from simple_diffusion.diffusion import prediction, schedules
 from simple_diffusion.model import DiffusionModel
-from simple_diffusion.training import loop
-from simple_diffusion.training import engine
+from simple_diffusion.training import engine, loop
 from simple_diffusion.training.loop import Trainer
 
 

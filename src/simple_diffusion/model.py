@@ -184,8 +184,9 @@ class DiffusionModel:
         DataFrame (True) or the float matrix of values and category codes (False).
 
         ``given`` sets cells: a dict ``{column: value}`` (a list of values per column: one
-        condition each), a DataFrame whose columns are some of the model's, or an array of the
-        condition columns' values (or of whole rows, NaN where not given). ``n`` rows are drawn
+        condition each), a DataFrame whose columns are some of the model's, or an array (or a
+        DataFrame without the model's names) of the condition columns' values or of whole rows,
+        NaN where not given. ``n`` rows are drawn
         for each condition (condition i's are rows i*n to (i+1)*n, all in one batch), with the
         given cells as given.
 
@@ -221,6 +222,8 @@ class DiffusionModel:
             if len(lengths) > 1:
                 raise UserError("given: every column needs as many values")
             given = pd.DataFrame(values)
+        if isinstance(given, pd.DataFrame) and not set(map(str, given.columns)) & set(self.columns):
+            given = given.to_numpy(dtype=np.float64)  # unnamed (.npy, a headerless CSV): by position
         if isinstance(given, pd.DataFrame):
             unknown = [str(c) for c in given.columns if str(c) not in self.columns]
             if unknown:

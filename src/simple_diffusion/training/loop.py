@@ -34,7 +34,6 @@ from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
 
-
 VALIDATION_DRAWS = 8192
 """Noisy draws of the validation rows that ``keep_best`` compares epochs on (the rows repeated
 with fresh noise levels and noise): enough that the choice follows the model, not the draws."""
