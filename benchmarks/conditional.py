@@ -469,6 +469,10 @@ def main() -> None:
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--imputation", action="store_true")
     parser.add_argument("--no-peer", action="store_true", help="leave ForestDiffusion out")
+    parser.add_argument("--methods", default="ours,iterative,knn,forest_diffusion",
+                        help="imputation methods")
+    parser.add_argument("--mechanisms", default="mcar,mnar")
+    parser.add_argument("--imputation-tables", default="penguins,diabetes")
     args = parser.parse_args()
     results = load_results()
     tasks, budgets = args.tasks.split(","), [int(s) for s in args.simulations.split(",")]
@@ -494,9 +498,9 @@ def main() -> None:
                     if not done(results, "tables", table=name, condition=column, split=split):
                         add(results, "tables", table_condition_run(name, column, split))
     if args.imputation:
-        methods = ["ours", "iterative", "knn"] + ([] if args.no_peer else ["forest_diffusion"])
-        for name in ("penguins", "diabetes"):
-            for mechanism in ("mcar", "mnar"):
+        methods = [m for m in args.methods.split(",") if not (args.no_peer and m == "forest_diffusion")]
+        for name in args.imputation_tables.split(","):
+            for mechanism in args.mechanisms.split(","):
                 for method in methods:
                     if not done(results, "imputation", table=name, mechanism=mechanism, method=method):
                         add(results, "imputation", imputation_run(name, mechanism, method))

@@ -115,7 +115,8 @@ class DiffusionModel:
         ODE solver's tolerances; ``exact`` chooses the divergence (default: exact up to 16
         columns, Hutchinson's estimate above, ``seed`` fixing its noise). Rows outside a quantile
         encoder's training range get -inf. Models with integer or constant columns have no density
-        and raise an error saying so.
+        and raise an error saying so. A conditional model gives the joint density of all its
+        columns (its network without the condition input).
         """
         x = torch.as_tensor(self._matrix(x))
         x = x[:, None] if x.ndim == 1 else x
@@ -222,8 +223,12 @@ class DiffusionModel:
             if len(lengths) > 1:
                 raise UserError("given: every column needs as many values")
             given = pd.DataFrame(values)
-        if isinstance(given, pd.DataFrame) and not set(map(str, given.columns)) & set(self.columns):
-            given = given.to_numpy(dtype=np.float64)  # unnamed (.npy, a headerless CSV): by position
+        unnamed = isinstance(given, pd.DataFrame) and all(str(c).isdigit() for c in given.columns)
+        if unnamed and not set(map(str, given.columns)) & set(self.columns):
+            try:  # columns 0, 1, ... (.npy, a headerless CSV): by position, as an array
+                given = given.to_numpy(dtype=np.float64)
+            except ValueError:
+                raise UserError("given: a table without column names must hold numbers") from None
         if isinstance(given, pd.DataFrame):
             unknown = [str(c) for c in given.columns if str(c) not in self.columns]
             if unknown:
