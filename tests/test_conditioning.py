@@ -10,23 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
-from simple_diffusion.cli import main
 from simple_diffusion.diffusion.objective import ColumnCondition
 from simple_diffusion.evaluation import calibration
 
 QUICK = {"train": {"steps": 3000}}
 """Enough steps for a 1-D conditional of a Gaussian (a couple of seconds)."""
-
-
-def cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_info:
-        return exit_info.code or 0
-    return 0
 
 
 def gaussian_pairs(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion import UserError
-from simple_diffusion.cli import main
 from simple_diffusion.data import io, tables
 from simple_diffusion.data.columns import Column, detect, to_frame, to_values
 from simple_diffusion.evaluation import tabular
@@ -32,14 +32,6 @@ def mixed_frame(n: int = 400, seed: int = 0) -> pd.DataFrame:
     frame.loc[rng.random(n) < 0.1, "mass"] = np.nan
     frame.loc[rng.random(n) < 0.1, "kind"] = None
     return frame
-
-
-def cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_info:
-        return exit_info.code or 0
-    return 0
 
 
 # -- kinds ----------------------------------------------------------------------------------
