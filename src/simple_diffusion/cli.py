@@ -73,6 +73,13 @@ num_steps_option = click.option(
 )
 
 
+resample_option = click.option(
+    "--resample", type=click.IntRange(min=1), default=None,
+    help="RePaint's repetitions of each step, for given cells the model did not learn to condition "
+    "on and for gaps. [default: the run's]",
+)
+
+
 def given_options(command):
     """``--given``, ``--guidance`` and ``--resample``: sampling with some cells set."""
     options = [
@@ -82,9 +89,7 @@ def given_options(command):
         click.option("--guidance", type=click.FloatRange(min=0), default=None, help="Classifier-free "
                      "guidance of the learnt condition: 0 ignores it, 1 is the conditional model, "
                      "above 1 sharpens it. [default: the run's]"),
-        click.option("--resample", type=click.IntRange(min=1), default=None, help="RePaint's "
-                     "repetitions of each step for given cells the model did not learn to "
-                     "condition on. [default: the run's]"),
+        resample_option,
     ]
     for option in reversed(options):
         command = option(command)
@@ -302,8 +307,7 @@ def _given_frame(given: str):
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True,
               help="Fillings per gap: their spread is each filled cell's uncertainty.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
-@click.option("--resample", type=click.IntRange(min=1), default=None,
-              help="RePaint's repetitions of each step. [default: the run's]")
+@resample_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
