@@ -278,10 +278,11 @@ def fit(
     else:
         resolved = resolve_config(preset, config, seed, epochs)
         prepared = training_data(data, resolved.data, columns, validation)
-        if (progress if verbose is None else verbose) and prepared.target is None:
-            _describe(prepared)
     parts = build.build_parts(resolved, prepared.schema, rows=torch.as_tensor(prepared.train))
     if not resume:
+        # Said once the columns are known to fit, so that a refusal is the only line printed.
+        if (progress if verbose is None else verbose) and prepared.target is None:
+            _describe(prepared)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
