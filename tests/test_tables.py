@@ -261,3 +261,8 @@ def test_given_validation_rows_are_held_out_and_share_the_labels():
     data = sd.training_data(train, validation=held_out)
     assert len(data.train) == 250 and len(data.val) == 50
     assert np.array_equal(np.isnan(data.val), held_out.isna().to_numpy())
+
+
+def test_a_table_of_constant_columns_is_refused_even_when_kept(tmp_path):
+    with pytest.raises(UserError, match="every column is constant"):
+        sd.fit(pd.DataFrame({"a": [1.0] * 40}), config={"data": {"keep_constant": True}}, progress=False)

@@ -113,6 +113,8 @@ def build_parts(config: Config, columns: Sequence[str | Column], *, rows: torch.
     schema = [c if isinstance(c, Column) else Column(c, "numeric") for c in columns]
     fitted = (restore_encoder(encoder_state, [c.name for c in schema]) if encoder_state is not None
               else encoder(config.data, rows, schema))
+    if fitted.transformed_dim == 0:
+        raise UserError("every column is constant: there is nothing to model")
     built = schedule(config.schedule)
     conditioned = condition(config, fitted)
     with torch.random.fork_rng(devices=[]):

@@ -340,6 +340,8 @@ def fit(
         drop = DropConstant(constant, x[0, constant].tolist(), x.shape[1])
         steps.append(drop)
         x = drop.forward(x)
+    if not x.shape[1]:  # every column constant: nothing left to scale
+        return Pipeline(steps, len(columns))
     if scaling == "standardize":
         steps.append(Standardize(x.mean(0).tolist(), x.std(0).tolist()))
     elif scaling == "quantile":
