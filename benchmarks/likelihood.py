@@ -40,8 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ROWS = 10_000
 
 
-def nsf_log_prob(train: np.ndarray, test: np.ndarray, seconds: float, seed: int = 0) -> np.ndarray:
-    """zuko's NSF, trained for ``seconds`` on standardised rows; log p of ``test`` in data units."""
+def nsf_fit(train: np.ndarray, seconds: float, seed: int = 0):
+    """zuko's NSF (its documented defaults), trained for ``seconds`` on standardised rows:
+    (flow, mean, std)."""
     import zuko
 
     torch.manual_seed(seed)
@@ -57,16 +58,27 @@ def nsf_log_prob(train: np.ndarray, test: np.ndarray, seconds: float, seed: int 
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+    return flow, mean, std
+
+
+def nsf_log_prob(train: np.ndarray, test: np.ndarray, seconds: float, seed: int = 0) -> np.ndarray:
+    """log p of ``test`` in data units under ``nsf_fit``'s flow."""
+    flow, mean, std = nsf_fit(train, seconds, seed)
     with torch.no_grad():
         z = torch.tensor((test - mean) / std, dtype=torch.float32)
         return flow().log_prob(z).double().numpy() - np.log(std).sum()
 
 
-def mixture_log_prob(train: np.ndarray, test: np.ndarray, seed: int = 0) -> tuple[np.ndarray, int]:
+def mixture_fit(train: np.ndarray, seed: int = 0):
+    """scikit-learn's full-covariance GaussianMixture with 1-10 components, chosen by BIC."""
     from sklearn.mixture import GaussianMixture
 
     fits = [GaussianMixture(k, covariance_type="full", random_state=seed).fit(train) for k in range(1, 11)]
-    best = min(fits, key=lambda fit: fit.bic(train))
+    return min(fits, key=lambda fit: fit.bic(train))
+
+
+def mixture_log_prob(train: np.ndarray, test: np.ndarray, seed: int = 0) -> tuple[np.ndarray, int]:
+    best = mixture_fit(train, seed)
     return best.score_samples(test), best.n_components
 
 

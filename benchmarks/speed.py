@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,9 +29,11 @@ import seed_reference
 from quality import write_section
 
 import simple_diffusion as sd
-from simple_diffusion import build, config
+from simple_diffusion import build, config, precision
+from simple_diffusion.data.targets import TARGETS
 from simple_diffusion.diffusion import samplers
 from simple_diffusion.evaluation import metrics
+from simple_diffusion.training import distill
 from simple_diffusion.training.loop import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +56,22 @@ def project_trainer(preset: str, epochs: int, fast: bool, data: torch.Tensor) ->
     torch.manual_seed(0)
     net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
     return build.trainer(cfg, net, schedule, data, data[:1000])
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of one large float32 ``torch.mm`` on the current threads: the machine's limit for
+    the training step's matrix products."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    seconds = min(timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * size**3 / seconds / 1e9
+
+
+def training_flops(preset: str, data: torch.Tensor) -> float:
+    """Multiply-add FLOPs of one training step: 2 per weight and row forward, 4 backward."""
+    trainer = project_trainer(preset, 1, True, data)
+    weights = sum(p.numel() for p in trainer.net.parameters())
+    return 6 * trainer.batch_size * weights
 
 
 def alternate(candidates: dict, repeats: int) -> dict[str, float]:
@@ -93,6 +112,143 @@ def memory_section(counts: tuple[int, ...] = (100_000, 10_000_000)) -> str:
     return "\n".join(lines)
 
 
+STUDENT_SWEEP = [(1, 4000, "teacher's"), (1, 2000, "sample"), (1, 4000, "sample"), (1, 8000, "sample"),
+                 (2, 4000, "sample"), (3, 4000, "sample")]
+"""(student steps, training steps, what the student predicts) tried by ``--student-sweep``."""
+SWEEP_TARGETS = ("two_gaussians", "three_gaussians", "eight_gaussians", "moons", "checkerboard")
+
+
+def ratios_of(outputs: dict[str, np.ndarray], data) -> dict[str, float]:
+    reference = data.reference()
+    floor = metrics.distance(data.train, reference)
+    return {name: metrics.distance(x, reference) / floor for name, x in outputs.items()}
+
+
+def mean_ratio(model, data, samples: int, draws: int = 3, **settings) -> float:
+    """The mean ratio of ``draws`` sampling seeds (1, 2, ...): one draw's luck is large."""
+    return statistics.mean(
+        ratios_of({"x": model.sample(samples, seed=seed, **settings).numpy()}, data)["x"]
+        for seed in range(1, draws + 1))
+
+
+def student_sweep(targets, samples: int) -> list[dict]:
+    """Ratio and cost of students with 1-3 steps, 2,000-8,000 training steps, predicting x_0 or
+    what the teacher predicts."""
+    rows = []
+    for target in targets:
+        data = sd.training_data(target)
+        model = sd.fit(target, progress=False)
+        teacher = mean_ratio(model, data, samples)
+        for num_steps, train_steps, predicts in STUDENT_SWEEP:
+            start = time.perf_counter()
+            model.student = distill.distill(
+                model, num_steps=num_steps, train_steps=train_steps, progress=False,
+                prediction_type=model.config.model.prediction_type if predicts == "teacher's" else predicts)
+            seconds = time.perf_counter() - start
+            rows.append({"target": target, "num_steps": num_steps, "train_steps": train_steps,
+                         "predicts": predicts,
+                         "distill_s": seconds, "teacher_train_s": model.info["train_seconds"],
+                         "teacher_ratio": teacher,
+                         "ratio": mean_ratio(model, data, samples, sampler="distilled")})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def time_to_quality(targets, repeats: int, samples: int) -> list[dict]:
+    """Per target: the default model, its distilled sampler, zuko's NSF trained for the default's
+    wall time and a BIC Gaussian mixture: fit seconds, sampling seconds (medians of ``repeats``,
+    taken in turn) and ratio."""
+    return [row for target in targets for row in _time_to_quality(target, repeats, samples)]
+
+
+def _time_to_quality(target: str, repeats: int, samples: int) -> list[dict]:
+    from likelihood import mixture_fit, nsf_fit
+
+    rows = []
+    data = sd.training_data(target)
+    start = time.perf_counter()
+    model = sd.fit(target, progress=False)
+    fit_s = {"default": time.perf_counter() - start}
+    start = time.perf_counter()
+    sd.distill(model, progress=False)
+    fit_s["distilled"] = fit_s["distilled, float32"] = fit_s["default"] + time.perf_counter() - start
+    flow, mean, std = nsf_fit(data.train, fit_s["default"])
+    fit_s["zuko NSF"] = fit_s["default"]
+    start = time.perf_counter()
+    mixture = mixture_fit(data.train)
+    fit_s["BIC Gaussian mixture"] = time.perf_counter() - start
+
+    def nsf_draw(seed: int) -> np.ndarray:
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            return flow().sample((samples,)).double().numpy() * std + mean
+
+    draws = {
+        "default": lambda seed: model.sample(samples, seed=seed).numpy(),
+        "distilled": lambda seed: model.sample(samples, seed=seed, sampler="distilled").numpy(),
+        "distilled, float32": lambda seed: model.sample(samples, seed=seed, sampler="distilled",
+                                                        precision="float32").numpy(),
+        "zuko NSF": nsf_draw,
+        "BIC Gaussian mixture": lambda seed: mixture.set_params(random_state=seed).sample(samples)[0],
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in draws}
+    ratios: dict[str, list[float]] = {name: [] for name in draws}
+    for repeat in range(repeats):  # a fresh draw each time: the ratio is their mean
+        for name, draw in draws.items():
+            start = time.perf_counter()
+            x = draw(repeat + 1)
+            seconds[name].append(time.perf_counter() - start)
+            ratios[name].append(ratios_of({name: x}, data)[name])
+    evaluations = {"default": model.config.sample.num_steps,
+                   "distilled": model.student.network_evaluations,
+                   "distilled, float32": model.student.network_evaluations}
+    for name in draws:
+        rows.append({"target": target, "method": name, "fit_s": fit_s[name],
+                     "sample_s": statistics.median(seconds[name]),
+                     "ratio": statistics.mean(ratios[name]), "ratios": ratios[name],
+                     "evaluations": evaluations.get(name)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def section(title: str, note: str, header: list[str], cells: list[list[str]]) -> str:
+    """A BENCHMARKS.md section: a heading, a note, and a table whose first columns are text
+    (up to the first that is numeric, marked by a leading ``#`` in ``header``)."""
+    align = ["---:" if name.startswith("#") else "---" for name in header]
+    lines = [f"### {title}", "", note, "", "| " + " | ".join(h.lstrip("#") for h in header) + " |",
+             "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+def time_to_quality_table(rows: list[dict], repeats: int, samples: int) -> str:
+    return section(
+        f"Time to quality (torch {torch.__version__}, 1 thread, {samples:,} samples, sampling "
+        f"medians of {repeats})",
+        "Regenerate: `.venv/bin/python benchmarks/speed.py --time-to-quality`. Fit = training "
+        "seconds (distilled: the default's training plus distillation; zuko NSF trained for the "
+        "default's wall time). distilled: bfloat16 hidden layers where the CPU has them "
+        f"(here: {'yes' if precision.fast_bfloat16() else 'no'}). Ratio = distance to the target / "
+        f"the training data's, the mean of {repeats} draws (each shown).",
+        ["target", "method", "#network evaluations", "#fit (s)", "#sample (s)", "#ratio"],
+        [[row["target"], row["method"], str(row["evaluations"] or ""), f"{row['fit_s']:.1f}",
+          f"{row['sample_s']:.3f}",
+          f"{row['ratio']:.2f} ({', '.join(f'{r:.2f}' for r in row['ratios'])})"] for row in rows])
+
+
+def student_sweep_table(rows: list[dict], samples: int) -> str:
+    return section(
+        f"Choosing the student (torch {torch.__version__}, 1 thread, {samples:,} samples, seed 0)",
+        "Regenerate: `.venv/bin/python benchmarks/speed.py --student-sweep`. Ratios are means "
+        "over 3 sampling seeds; the teacher's is its default sampler (50 evaluations); "
+        "\"teacher's\" = the student predicts what the teacher does (the noise).",
+        ["target", "#teacher ratio", "#teacher train (s)", "#student steps", "#training steps",
+         "student predicts", "#distill (s)", "#student ratio"],
+        [[row["target"], f"{row['teacher_ratio']:.2f}", f"{row['teacher_train_s']:.1f}",
+          str(row["num_steps"]), f"{row['train_steps']:,}", row["predicts"], f"{row['distill_s']:.1f}",
+          f"{row['ratio']:.2f}"] for row in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,7 +256,28 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--samples", type=int, default=100_000)
     parser.add_argument("--memory", action="store_true", help="measure peak memory of sampling to a file")
+    parser.add_argument("--time-to-quality", action="store_true",
+                        help="default, distilled, zuko NSF and a Gaussian mixture on every target")
+    parser.add_argument("--student-sweep", action="store_true", help="student steps and training length")
+    parser.add_argument("--targets", default=None, help="comma-separated targets (default: all, or "
+                        "the sweep's four)")
     args = parser.parse_args()
+    results = ROOT / "benchmarks" / "results"
+    if args.time_to_quality or args.student_sweep:
+        torch.set_num_threads(1)
+        name = "time_to_quality" if args.time_to_quality else "student_sweep"
+        targets = args.targets.split(",") if args.targets else (
+            list(TARGETS) if args.time_to_quality else SWEEP_TARGETS)
+        if args.time_to_quality:
+            rows = time_to_quality(targets, args.repeats, args.samples)
+            section = time_to_quality_table(rows, args.repeats, args.samples)
+        else:
+            rows = student_sweep(targets, args.samples)
+            section = student_sweep_table(rows, args.samples)
+        (results / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_section(name, section)
+        print(section)
+        return
     if args.memory:
         section = memory_section()
         write_section("memory", section)
@@ -184,7 +361,6 @@ def main() -> None:
         })
         print(rows[-1], flush=True)
 
-    results = ROOT / "benchmarks" / "results"
     results.mkdir(parents=True, exist_ok=True)
     (results / "speed.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
@@ -205,6 +381,11 @@ def main() -> None:
         quality = f"{r['quality_ratio']:.2f}" if "quality_ratio" in r else ""
         lines.append(f"| {r['what']} | {r['baseline_s']:.2f} | {r['project_s']:.2f} | "
                      f"{r['ratio']:.1f}x | {per_step} | {full} | {quality} |")
+    peak = matmul_peak()
+    achieved = training_flops("default", train_x) / (rows[2]["per_step_us"] * 1e-6) / 1e9
+    lines += ["", f"Default training achieves {achieved:.1f} GFLOP/s (6 x batch x weights per step) "
+              f"against {peak:.0f} GFLOP/s for a 2048 x 2048 float32 `torch.mm` on the same thread: "
+              f"{100 * achieved / peak:.0f}% of the machine's matrix-multiply limit."]
     table = "\n".join(lines)
     write_section("speed", table)
     print(table)

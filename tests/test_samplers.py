@@ -43,7 +43,7 @@ def test_sampler_recovers_a_gaussian(name, options, steps, spacing):
 
 
 def test_every_sampler_is_covered_and_declared_once():
-    assert {case[0] for case in CASES} == set(samplers.SAMPLERS) == set(choices.SAMPLERS)
+    assert {case[0] for case in CASES} == set(samplers.SAMPLERS) == set(choices.SAMPLERS) - {"distilled"}
 
 
 def from_start(name: str, noise_seed: int, n: int = 100) -> torch.Tensor:

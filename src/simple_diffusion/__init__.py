@@ -19,6 +19,7 @@ __version__ = "0.2.0"
 _EXPORTS = {
     "DiffusionModel": "model",
     "UserError": "errors",
+    "distill": "api",
     "evaluate": "api",
     "evaluate_run": "api",
     "fit": "api",

@@ -29,6 +29,7 @@ from .data.columns import Column, from_states, to_frame
 from .errors import UserError
 from .model import DiffusionModel
 from .runs import RunFolder, file_digest
+from .training.distill import Student
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -383,6 +384,34 @@ def load(path: str | os.PathLike) -> DiffusionModel:
     return RunFolder(path).load_model()
 
 
+def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pairs: int = 65_536,
+            train_steps: int = 4_000, seed: int = 0, progress: bool = True) -> DiffusionModel:
+    """Give a model a few-step sampler: a student network that samples in ``num_steps``
+    evaluations (``sample(n, sampler="distilled")``), trained on ``pairs`` of the teacher's
+    deterministic samples for ``train_steps`` steps (``training/distill.py``). A run folder
+    gets student.safetensors; the model is returned with its student.
+
+    >>> import simple_diffusion as sd
+    >>> model = sd.distill(sd.fit("two_gaussians", epochs=2, progress=False), pairs=8192,
+    ...                    train_steps=16, progress=False)
+    >>> model.sample(5, sampler="distilled", seed=0).shape
+    torch.Size([5, 1])
+    """
+    from .training import distill as distillation
+
+    folder = None if isinstance(model, DiffusionModel) else RunFolder(model)
+    if folder is not None:
+        model = folder.load_model()
+    assert isinstance(model, DiffusionModel)
+    student = distillation.distill(model, num_steps=num_steps, pairs=pairs, train_steps=train_steps,
+                                   seed=seed, progress=progress)
+    model.student = student
+    if folder is not None:
+        student.info["teacher_sha256"] = file_digest(folder.file("model.safetensors"))
+        folder.save_student(student)
+    return model
+
+
 def evaluate(
     samples: np.ndarray | torch.Tensor,
     against: str | np.ndarray,
@@ -454,13 +483,11 @@ def evaluate_run(
     if against is not None:
         reference = (against if against in builtin.TARGETS
                      else model.rows(io.read_frame(against), against))
-    if _mixed(model.schema, data):
-        result = _evaluate_table(model, samples, reference, data)
-    else:
-        result = evaluate(samples, reference, train=data.train, columns=model.columns,
-                          holdout=data.val)
+    result = _evaluate_samples(model, samples, reference, data)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds
+    if isinstance(model.student, Student):
+        result["distilled"] = _evaluate_student(model, len(samples), reference, data, seed)
     true_log_density = _log_density(data.target)
     if likelihood_rows > 0:
         result["likelihood"] = _held_out_likelihood(model, data, likelihood_rows, true_log_density)
@@ -490,6 +517,27 @@ def evaluate_run(
     page = render_report(folder.path, result, folder.file("config.toml").read_text(), Path(path).name)
     folder.save_bytes("report.html", page.encode())
     return result
+
+
+def _evaluate_samples(model: DiffusionModel, samples: np.ndarray, reference: str | np.ndarray,
+                      data: TrainingData) -> dict[str, Any]:
+    if _mixed(model.schema, data):
+        return _evaluate_table(model, samples, reference, data)
+    return evaluate(samples, reference, train=data.train, columns=model.columns, holdout=data.val)
+
+
+def _evaluate_student(model: DiffusionModel, n: int, reference: str | np.ndarray, data: TrainingData,
+                      seed: int) -> dict[str, Any]:
+    """The distilled sampler's samples, judged as the run's are (same count, same seed)."""
+    assert isinstance(model.student, Student)
+    start = time.perf_counter()
+    samples = model.sample(n, seed=seed, sampler="distilled", frame=False).numpy()
+    seconds = time.perf_counter() - start
+    result = _evaluate_samples(model, samples, reference, data)
+    kept = ("distance", "floor", "ratio", "energy", "c2st", "memorisation")
+    return {**{k: result[k] for k in kept if k in result}, "sample_seconds": seconds,
+            "network_evaluations": model.student.network_evaluations,
+            "distill_seconds": model.student.info.get("seconds")}
 
 
 CALIBRATION_ROWS = 200

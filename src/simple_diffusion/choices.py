@@ -32,8 +32,10 @@ SAMPLERS = {
     "dpmpp_3m": "DPM-Solver++(3M), deterministic, third order multistep",
     "dpmpp_2m_sde": "SDE-DPM-Solver++(2M), stochastic, second order multistep",
     "heun": "EDM's Heun sampler, deterministic, second order, two evaluations per step",
+    "distilled": "the run's few-step student (made by `distill`), deterministic",
 }
-"""Samplers (``diffusion/samplers.py``), k-diffusion's names."""
+"""Samplers (``diffusion/samplers.py``), k-diffusion's names; ``distilled`` is DDIM with the
+run's student network on the student's own noise levels (``training/distill.py``)."""
 
 SPACINGS = {
     "logsnr": "evenly in log-SNR",
@@ -77,6 +79,12 @@ KEEP_BEST = {
     "yes": "the weights of the epoch with the lowest validation loss",
     "no": "the last weights",
 }
+PRECISIONS = {
+    "auto": "bfloat16 for the distilled sampler where this CPU multiplies it natively, else float32",
+    "float32": "float32 throughout",
+    "bfloat16": "bfloat16 matrix products (autocast), unchecked",
+}
+"""How a sampler runs the network (``precision.py``); densities always use float32."""
 HEADER = {"auto": "detect", "yes": "the first row names the columns", "no": "no header row"}
 
 

@@ -234,14 +234,17 @@ def _summary(result: dict) -> str:
 @click.option("--spacing", type=click.Choice(list(choices.SPACINGS)), default=None,
               help="How the steps' noise levels are spread: " + choices.describe(choices.SPACINGS)
               + ". [default: the run's]")
+@click.option("--precision", type=click.Choice(list(choices.PRECISIONS)), default=None,
+              help="The network's matrix products: " + choices.describe(choices.PRECISIONS)
+              + ". [default: the run's, auto]")
 @given_options
 @click.option("--chunk-size", type=click.IntRange(min=1), default=cfg.SAMPLING_CHUNK,
               show_default=True, help="Samples generated at once; memory grows with this, not "
               "with -n.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--steps", "--num-steps", type=click.IntRange(min=0))
-def sample(run, count, output, seed, sampler, num_steps, spacing, given, guidance, resample,
-           chunk_size, quiet, legacy_steps) -> None:
+def sample(run, count, output, seed, sampler, num_steps, spacing, precision, given, guidance,
+           resample, chunk_size, quiet, legacy_steps) -> None:
     """Draw -n samples from the model in RUN and write them to -o, in the data's own units.
 
     With --given, -n rows for each condition (a file of conditions, or col=value,...), written
@@ -264,7 +267,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, given, guidanc
     io.check_writable(output, model.schema)
     conditions = None if given is None else model.given_rows(_given_frame(given))
     settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
-                                       spacing=spacing, guidance=guidance, resample=resample)
+                                       spacing=spacing, guidance=guidance, resample=resample,
+                                       precision=precision)
     as_table = io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
     total = count * (1 if conditions is None else len(conditions))
     chunks = (
@@ -272,14 +276,20 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, given, guidanc
         for _, chunk in model.sample_chunks(
             count, given=conditions, sampler=settings.sampler, num_steps=settings.num_steps,
             spacing=settings.spacing, guidance=settings.guidance, resample=settings.resample,
+            precision=settings.precision,
             seed=seed, chunk_size=chunk_size, progress=not quiet,
         )
     )
     io.write_chunks(output, chunks, total)
     per = "" if conditions is None else (
         f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
-    click.echo(f"wrote {total:,} samples{per} to {output} ({settings.sampler}, "
-               f"{settings.num_steps or 'every'} steps)", err=True)
+    steps = len(model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)) - 1
+    click.echo(f"wrote {total:,} samples{per} to {output} ({settings.sampler}, {_count(steps, 'step')})",
+               err=True)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _given_frame(given: str):
@@ -333,6 +343,46 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
     io.write_table(output, filled)
     click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
                f"{f' {draws} times' if draws > 1 else ''}: wrote {output}", err=True)
+
+
+@cli.command(context_settings=CONTEXT)
+@run_argument
+@click.option("--num-steps", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Network evaluations of the student's sampler.")
+@click.option("--pairs", type=click.IntRange(min=8192), default=65_536, show_default=True,
+              help="Teacher samples (with their starting noise) the student learns from.")
+@click.option("--train-steps", type=click.IntRange(min=1), default=4_000, show_default=True,
+              help="Adam steps of the student (batch 256), starting from the teacher's weights.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pairs and batches.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
+    """Distil the model in RUN into a sampler of a few network evaluations (student.safetensors in
+    RUN), used by `sample --sampler distilled` and reported by `evaluate` beside the default.
+
+    The student starts as a copy of the model and learns to follow, in --num-steps DDIM steps,
+    the straight paths from starting noise to the model's own deterministic samples (rectified
+    flow's reflow, Liu et al. 2023; one step is a direct regression). On the built-in targets one
+    evaluation did as well as three or four (BENCHMARKS.md, "Few-step sampling").
+
+    \b
+    Example:
+      simple-diffusion distill runs/moons
+      simple-diffusion sample runs/moons -n 1000000 -o moons.npy --sampler distilled
+    """
+    import shlex
+
+    from . import api
+
+    if run is None:
+        raise UserError("write `simple-diffusion distill RUN`")
+    model = api.distill(run, num_steps=num_steps, pairs=pairs, train_steps=train_steps, seed=seed,
+                        progress=not quiet)
+    seconds = model.student.info["seconds"]
+    trained = model.info.get("train_seconds")
+    against = f" (the model trained in {trained:.1f} s)" if trained else ""
+    click.echo(f"distilled a sampler of {_count(num_steps, 'network evaluation')} in {seconds:.1f} s"
+               f"{against}: sample with `simple-diffusion sample {shlex.quote(str(run))} -n 100000 "
+               f"-o samples.npy --sampler distilled`", err=True)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -168,6 +168,10 @@ class SampleConfig:
     """Given cells that the model did not learn to condition on (filling gaps, ``--given`` on
     other columns) are in-painted with RePaint (Lugmayr et al. 2022): each step is redone this
     many times, noising back in between, so the rest of the row agrees with them."""
+    precision: str = "auto"
+    """Matrix products of the sampler's network: ``auto`` uses bfloat16 for the distilled sampler
+    where the CPU runs it natively (measured at run time), float32 for the solvers, whose ratios
+    bfloat16 moved (``precision.py``; BENCHMARKS.md)."""
 
 
 @dataclass
@@ -241,6 +245,7 @@ CHOICES: dict[tuple[str, str], dict[str, str]] = {
     ("sample", "variance"): choices.VARIANCES,
     ("sample", "sampler"): choices.SAMPLERS,
     ("sample", "spacing"): choices.SPACINGS,
+    ("sample", "precision"): choices.PRECISIONS,
 }
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
@@ -36,6 +37,8 @@ from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from .training.distill import Student
 
 BLOCK = 4096
 """Rows per noise stream: samples depend on the seed and their row only, not on the chunk size."""
@@ -61,6 +64,9 @@ class DiffusionModel:
         self.columns = list(columns)
         self.info = dict(info or {})
         self.condition = condition
+        self.student: Student | str | None = None
+        """The few-step sampler of ``distill``, if the run has one (``sampler="distilled"``); a
+        sentence when the run's student no longer matches its weights."""
 
     @property
     def condition_columns(self) -> list[str]:
@@ -99,11 +105,16 @@ class DiffusionModel:
                 condition: torch.Tensor | None = None) -> torch.Tensor:
         """The estimate of clean (preprocessed) data at VE noise level ``sigma``, given the
         network's ``condition`` input (a conditional model; None: unconditional)."""
+        return self._denoise_with(self.net, self.config.model.prediction_type, x, sigma, condition)
+
+    def _denoise_with(self, net: nn.Module, prediction_type: str, x: torch.Tensor, sigma: torch.Tensor,
+                      condition: torch.Tensor | None = None, *, bfloat16: bool = False) -> torch.Tensor:
         alpha, sigma_vp = vp_scales(sigma, x.dtype)
         x_t = x * alpha
         t = self.schedule.sigma_to_t(sigma).to(x.dtype)
-        output = self.net(x_t, t) if condition is None else self.net(x_t, t, condition)
-        return prediction.to_sample(self.config.model.prediction_type, output, x_t, alpha, sigma_vp)
+        with precision.autocast(bfloat16):
+            output = net(x_t, t) if condition is None else net(x_t, t, condition)
+        return prediction.to_sample(prediction_type, output.to(x.dtype), x_t, alpha, sigma_vp)
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,
@@ -287,7 +298,7 @@ class DiffusionModel:
         """The reverse process of ``n`` samples: the state at every sampler step (as x_t, the
         noisy data at unit scale, mapped back to data units) and the final samples; with the
         noise level of each."""
-        step, sigmas = self._sampler(self.sampling_settings(**settings))
+        step, sigmas, denoise = self._sampler(self.sampling_settings(**settings))
         sigmas = sigmas.float()
         frames: list[torch.Tensor] = []
         levels: list[float] = []
@@ -299,27 +310,39 @@ class DiffusionModel:
 
         noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32)
         x = noise.draw() * ve_scale(sigmas[0])
-        x = step(self.denoise, x, sigmas, noise_sampler=noise, callback=record)
+        x = step(denoise, x, sigmas, noise_sampler=noise, callback=record)
         frames.append(self.encoder.inverse(x.double()))
         levels.append(0.0)
         return frames, levels
 
     def noise_levels(self, **settings: Any) -> torch.Tensor:
         """The VE noise levels a sampler with these settings walks, ending at 0: one step each."""
-        return self._noise_levels(self.sampling_settings(**settings))
+        return self._sampler(self.sampling_settings(**settings))[1]
 
     def _noise_levels(self, settings: SampleConfig) -> torch.Tensor:
         return self.schedule.sampling_sigmas(
             settings.num_steps, settings.spacing, settings.sigma_max, settings.sigma_min
         )
 
-    def _sampler(self, settings: SampleConfig) -> tuple[Callable[..., torch.Tensor], torch.Tensor]:
-        """The sampler function with its options bound, and its noise levels."""
+    def _sampler(self, settings: SampleConfig) -> tuple[Callable[..., torch.Tensor], torch.Tensor, Callable]:
+        """The sampler function with its options bound, its noise levels and its denoiser
+        (``distilled``: DDIM with the student on the student's levels)."""
+        if settings.sampler == "distilled":
+            if self.student is None:
+                raise UserError("this model has no distilled sampler: make one with "
+                                "`simple-diffusion distill RUN` (Python: sd.distill)")
+            if isinstance(self.student, str):
+                raise UserError(self.student)
+            return samplers.ddim, self.student.sigmas, functools.partial(
+                self._denoise_with, self.student.net, self.student.prediction_type,
+                bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler))
         sigmas = self._noise_levels(settings)
         step = samplers.SAMPLERS[settings.sampler]
         if settings.sampler == "ancestral":
             step = functools.partial(step, variance=settings.variance)
-        return step, sigmas
+        return step, sigmas, functools.partial(
+            self._denoise_with, self.net, self.config.model.prediction_type,
+            bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler))
 
     @torch.inference_mode()
     def sample_chunks(
@@ -342,7 +365,10 @@ class DiffusionModel:
         settings = self.sampling_settings(**changes)
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
-        step, sigmas = self._sampler(settings)
+        step, sigmas, denoise = self._sampler(settings)
+        if given is not None and settings.sampler == "distilled":
+            raise UserError("the distilled sampler draws from the whole distribution only; "
+                            "for given cells choose another sampler")
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
@@ -354,14 +380,15 @@ class DiffusionModel:
                 noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
                 x = noise.draw() * ve_scale(sigmas[0])
                 if given is None:
-                    x = step(self.denoise, x, sigmas, noise_sampler=noise)
+                    x = step(denoise, x, sigmas, noise_sampler=noise)
                     known = None
                 else:
                     known = torch.as_tensor(given[np.arange(start, start + rows) // n])
-                    denoise, inpaints = self._given_denoiser(known, fill, settings, dtype)
+                    given_denoise, inpaints = self._given_denoiser(known, fill, settings, dtype,
+                                                                   denoise)
                     chosen = (functools.partial(samplers.repaint, resample=settings.resample,
                                                 variance=settings.variance) if inpaints else step)
-                    x = chosen(denoise, x, sigmas, noise_sampler=noise)
+                    x = chosen(given_denoise, x, sigmas, noise_sampler=noise)
                 x = x.to(torch.float64)
                 if not preprocessed:
                     x = self.encoder.inverse(x, complete=True) if fill else self.encoder.inverse(x)
@@ -371,13 +398,14 @@ class DiffusionModel:
                 bar.update(rows)
 
     def _given_denoiser(self, known: torch.Tensor, fill: bool, settings: SampleConfig,
-                        dtype: torch.dtype) -> tuple[Callable, bool]:
+                        dtype: torch.dtype, base: Callable) -> tuple[Callable, bool]:
         """The denoiser for rows with ``known`` cells, and whether some are in-painted.
 
         Known coordinates that the model learnt as its condition (all of them given in a row)
         reach the network as its condition input, mixed with the unconditional output by
         ``guidance`` (0: the condition is ignored altogether); every other known coordinate is
-        in-painted. The denoiser returns the known values where it uses them.
+        in-painted. The denoiser returns the known values where it uses them. ``base`` is the
+        sampler's denoiser, ``(x, sigma[, condition])``.
         """
         z, mask = self.encoder.known(known, fill=fill)
         z = z.to(dtype)
@@ -396,12 +424,12 @@ class DiffusionModel:
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
             if condition is None:
-                out = self.denoise(x, sigma)
+                out = base(x, sigma)
             elif guidance == 1:
-                out = self.denoise(x, sigma, condition)
+                out = base(x, sigma, condition)
             else:
-                unconditional = self.denoise(x, sigma)
-                out = unconditional + guidance * (self.denoise(x, sigma, condition) - unconditional)
+                unconditional = base(x, sigma)
+                out = unconditional + guidance * (base(x, sigma, condition) - unconditional)
             return torch.where(mask, z, out)
 
         return denoise, inpaints

@@ -8,7 +8,8 @@ DIR/split.safetensors    which rows were trained on and held out (and the data f
                          or the rows themselves for data given as an array
 DIR/losses.csv           epoch, train_loss, val_loss, seconds
 DIR/metrics.json         distances, floors, ratios, memorisation
-DIR/loss.png  DIR/samples.png  DIR/report.html
+DIR/student.safetensors  the few-step sampler of `distill` (its network and noise levels), if made
+DIR/loss.png  DIR/samples.png  DIR/density.png  DIR/report.html
 DIR/.simple-diffusion-run  the marker that makes --overwrite possible; .lock while training
 ```
 Weights are read only from safetensors and metadata only from JSON and TOML: nothing is unpickled.
@@ -18,6 +19,7 @@ Weights are read only from safetensors and metadata only from JSON and TOML: not
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import shlex
@@ -36,10 +38,12 @@ from safetensors.torch import save
 
 from . import __version__
 from .build import build_parts
+from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
 from .data.io import write_bytes, write_text
 from .errors import UserError
 from .model import DiffusionModel
+from .training.distill import Student
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -49,8 +53,9 @@ else:  # pragma: no cover
 FORMAT_VERSION = 1
 CONFIG, MODEL, CHECKPOINT = "config.toml", "model.safetensors", "checkpoint.safetensors"
 LOSSES, METRICS, SPLIT = "losses.csv", "metrics.json", "split.safetensors"
-RUN_FILES = (CONFIG, MODEL, CHECKPOINT, SPLIT, LOSSES, METRICS, "loss.png", "samples.png",
-             "report.html")
+STUDENT = "student.safetensors"
+RUN_FILES = (CONFIG, MODEL, CHECKPOINT, SPLIT, LOSSES, METRICS, STUDENT, "loss.png", "samples.png",
+             "density.png", "calibration.png", "report.html")
 """Every file a run writes: all that ``--overwrite`` may delete."""
 MARKER = ".simple-diffusion-run"
 
@@ -169,6 +174,31 @@ class RunFolder:
         }
         write_bytes(self.file(MODEL), save(tensors, metadata=metadata))
 
+    def save_student(self, student: Student) -> None:
+        """Write ``distill``'s student beside the model it was distilled from."""
+        tensors = {f"net.{k}": v.contiguous() for k, v in student.net.state_dict().items()}
+        tensors["sigmas"] = student.sigmas.contiguous()
+        metadata = {"format_version": str(FORMAT_VERSION), "info": json.dumps(student.info),
+                    "prediction_type": student.prediction_type}
+        write_bytes(self.file(STUDENT), save(tensors, metadata=metadata))
+
+    def _load_student(self, teacher: torch.nn.Module) -> Student | str | None:
+        """The run's student; a sentence saying why not when it was distilled from weights
+        that have since been retrained."""
+        path = self.file(STUDENT)
+        if not path.exists():
+            return None
+        tensors, metadata = _read_safetensors(path)
+        info = json.loads(metadata.get("info", "{}"))
+        if info.get("teacher_sha256") != file_digest(self.file(MODEL)):
+            return (f"{path} was distilled from weights that have since changed: run "
+                    f"`simple-diffusion distill {shlex.quote(str(self.path))}` again")
+        if "sigmas" not in tensors or metadata.get("prediction_type") not in PREDICTION_TYPES:
+            raise UserError(f"{path}: student file is incomplete or edited")
+        net = copy.deepcopy(teacher)
+        _load_weights(net, {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}, path)
+        return Student(net.eval(), tensors["sigmas"], metadata["prediction_type"], info)
+
     def finish(self, model: DiffusionModel, history: list[dict[str, float]]) -> None:
         """Write what a finished training leaves: the model, the losses and their plot."""
         from .evaluation import plots  # matplotlib: only once there is something to draw
@@ -267,8 +297,10 @@ class RunFolder:
             raise UserError(f"{path}: the schedule does not match {CONFIG}")
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         _load_weights(parts.net, weights, path)
-        return DiffusionModel(parts.net, parts.schedule, parts.encoder, config, columns,
-                              info | run_info, parts.condition)
+        model = DiffusionModel(parts.net, parts.schedule, parts.encoder, config, columns,
+                               info | run_info, parts.condition)
+        model.student = self._load_student(parts.net)
+        return model
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

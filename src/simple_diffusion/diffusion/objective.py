@@ -99,3 +99,41 @@ class ColumnCondition:
         weights = torch.ones_like(z)
         weights[:, self.coordinates] = (~shown).to(z.dtype).unsqueeze(-1)
         return weights
+
+
+class StraightPaths:
+    """Draws for a few-step student: points on the straight paths from a teacher's noise to
+    its samples, at the student's own noise levels only.
+
+    The teacher's deterministic sampler maps each starting point x_T (at level ``sigmas[0]``) to
+    a sample x_0; the straight path between them is x_sigma = x_0 + sigma e with
+    e = (x_T - x_0) / sigmas[0]. A student that denoises every point of such a path to its x_0
+    follows it exactly with DDIM's Euler steps (a straight path has a constant slope): the
+    rectified-flow view of distillation (Liu et al. 2023), in the variance-exploding scaling.
+    Rows of ``draw``'s input are [x_0 | e]; ``top_share`` of the draws are at the first level,
+    whose step (noise to data in one go) is the hardest to learn, the rest uniform over all.
+
+    >>> from simple_diffusion.diffusion import schedules
+    >>> paths = StraightPaths(schedules.cosine(1000), "sample", torch.tensor([10.0, 1.0, 0.0]))
+    >>> x_t, t, target = paths.draw(torch.ones(4, 2), torch.Generator().manual_seed(0))
+    >>> x_t.shape, target.tolist() == [[1.0]] * 4
+    (torch.Size([4, 1]), True)
+    """
+
+    def __init__(self, schedule: Schedule, prediction_type: str, sigmas: torch.Tensor,
+                 top_share: float = 0.5):
+        self.schedule, self.prediction_type, self.top_share = schedule, prediction_type, top_share
+        self.levels = torch.as_tensor(sigmas, dtype=torch.float64)[:-1]
+
+    def draw(self, pairs: torch.Tensor, generator: torch.Generator):
+        """Timesteps, noisy inputs and targets for rows [x_0 | e], in their dtype."""
+        dim = pairs.shape[1] // 2
+        x0, slope = pairs[:, :dim], pairs[:, dim:]
+        level = torch.randint(len(self.levels), (len(pairs),), generator=generator)
+        top = torch.rand(len(pairs), generator=generator) < self.top_share
+        sigma = self.levels[torch.where(top, 0, level)]
+        alpha, sigma_vp = vp_scales(sigma, pairs.dtype)
+        alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
+        x_t = alpha * x0 + sigma_vp * slope  # alpha (x_0 + sigma e): the path at unit scale
+        t = self.schedule.sigma_to_t(sigma).to(pairs.dtype)
+        return x_t, t, prediction.target(self.prediction_type, x0, slope, alpha, sigma_vp)

@@ -244,6 +244,8 @@ def format_table(result: dict[str, Any]) -> str:
         lines += table_lines(result["table"])
     if "likelihood" in result:
         lines.append(likelihood_line(result["likelihood"]))
+    if "distilled" in result:
+        lines.append(distilled_line(result))
     if "calibration" in result:
         from .calibration import lines as calibration_lines
 
@@ -276,6 +278,21 @@ def likelihood_summary(log_p: np.ndarray, dim: int, true_log_p: np.ndarray | Non
                       kl_estimate=float(difference.mean()),
                       kl_standard_error=float(difference.std(ddof=1) / np.sqrt(n)) if n > 1 else None)
     return result
+
+
+def distilled_line(result: dict[str, Any]) -> str:
+    """One sentence comparing the distilled sampler with the run's default sampler."""
+    student = result["distilled"]
+
+    def seconds(value: float | None) -> str:
+        return "" if value is None else f" in {value:.2f} s"
+
+    ratio = "" if student.get("ratio") is None else f"ratio {student['ratio']:.2f}, "
+    own = "" if result.get("ratio") is None else f" (the default sampler: ratio {result['ratio']:.2f}"
+    own += seconds(result.get("sample_seconds")) + ")" if own else ""
+    evaluations = student["network_evaluations"]
+    return (f"distilled sampler ({evaluations} network evaluation{'' if evaluations == 1 else 's'}): {ratio}"
+            f"distance {student['distance']:.4f}{seconds(student['sample_seconds'])}{own}")
 
 
 def likelihood_line(summary: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import format_table, likelihood_line, memorisation_line
+from .metrics import distilled_line, format_table, likelihood_line, memorisation_line
 from .tabular import lines as table_lines
 
 STYLE = """
@@ -87,6 +87,8 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
                      f"{html.escape(memorisation_line(check))}</p>")
     if "likelihood" in result:
         notes.append(f'<p id="likelihood">{html.escape(likelihood_line(result["likelihood"]))}</p>')
+    if "distilled" in result:
+        notes.append(f'<p id="distilled">{html.escape(distilled_line(result))}</p>')
     if "mode_masses" in result:
         notes.append(f"<pre>{html.escape(format_table(result).splitlines()[-1])}</pre>")
     if "table" in result:

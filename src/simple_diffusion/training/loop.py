@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion.objective import ColumnCondition, Objective
+from ..diffusion.objective import ColumnCondition, Objective, StraightPaths
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
@@ -77,7 +77,7 @@ class Trainer:
     def __init__(
         self,
         net: nn.Module,
-        objective: Objective,
+        objective: Objective | StraightPaths,
         train: torch.Tensor,
         val: torch.Tensor,
         *,
@@ -112,7 +112,7 @@ class Trainer:
             flat, grad = engine.flatten_parameters(net)
             self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.batch_size)
             # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
-            multiplier = self.batch_size * train.shape[1] / 2
+            multiplier = self.batch_size * net.dim / 2
             self.optimizer: Any = engine.FlatAdam(flat, grad, lr, gradient_multiplier=multiplier)
             self.params = [flat]
         else:
