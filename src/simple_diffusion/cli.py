@@ -356,13 +356,13 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pairs and batches.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
-    """Distil the model in RUN into a sampler of a few network evaluations (student.safetensors in
+    """Distill the model in RUN into a sampler of a few network evaluations (student.safetensors in
     RUN), used by `sample --sampler distilled` and reported by `evaluate` beside the default.
 
     The student starts as a copy of the model and learns to follow, in --num-steps DDIM steps,
     the straight paths from starting noise to the model's own deterministic samples (rectified
     flow's reflow, Liu et al. 2023; one step is a direct regression). On the built-in targets one
-    evaluation did as well as three or four (BENCHMARKS.md, "Few-step sampling").
+    evaluation did as well as two or three (BENCHMARKS.md, "Few-step sampling").
 
     \b
     Example:
