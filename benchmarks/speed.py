@@ -307,7 +307,9 @@ def main() -> None:
     baseline_step_us = 1e6 * medians["baseline"] / steps
 
     # Training, default preset: the fast path against the same preset through autograd.
-    default_steps = args.epochs * (len(train_x) // config.preset("default").train.batch_size)
+    # The default's batch size and full length follow the data (training/budget.py).
+    default_steps = project_trainer("default", args.epochs, True, train_x).total_steps
+    full_epochs = build.training_budget(config.preset("default"), len(train_x)).train.epochs
     medians = alternate({
         "autograd": lambda: project_trainer("default", args.epochs, False, train_x).run(progress=False),
         "fast": lambda: project_trainer("default", args.epochs, True, train_x).run(progress=False),
@@ -317,7 +319,7 @@ def main() -> None:
         "baseline_s": medians["autograd"], "project_s": medians["fast"],
         "ratio": medians["autograd"] / medians["fast"],
         "per_step_us": 1e6 * medians["fast"] / default_steps,
-        "full_run_s": medians["fast"] * config.preset("default").train.epochs / args.epochs,
+        "full_run_s": medians["fast"] * full_epochs / args.epochs,
     })
 
     # Sampling: the baseline's sampler (250 steps, autograd on) against each of ours.
