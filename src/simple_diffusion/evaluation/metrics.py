@@ -288,8 +288,8 @@ def distilled_line(result: dict[str, Any]) -> str:
         return "" if value is None else f" in {value:.2f} s"
 
     ratio = "" if student.get("ratio") is None else f"ratio {student['ratio']:.2f}, "
-    own = "" if result.get("ratio") is None else f" (the default sampler: ratio {result['ratio']:.2f}"
-    own += seconds(result.get("sample_seconds")) + ")" if own else ""
+    own = ("" if result.get("ratio") is None else
+           f" (the default sampler: ratio {result['ratio']:.2f}{seconds(result.get('sample_seconds'))})")
     evaluations = student["network_evaluations"]
     return (f"distilled sampler ({evaluations} network evaluation{'' if evaluations == 1 else 's'}): {ratio}"
             f"distance {student['distance']:.4f}{seconds(student['sample_seconds'])}{own}")
