@@ -196,7 +196,7 @@ def test_a_sample_predicting_model_samples_its_distribution():
 def test_without_the_fused_kernel_the_optimiser_falls_back_to_the_same_steps(monkeypatch):
     """torch before 2.4 has no fused Adam for CPU tensors: the probe says so and both optimisers
     fall back, taking the same steps as torch.optim.Adam."""
-    monkeypatch.setattr(engine, "fused_adam_available", lambda: False)
+    monkeypatch.setattr(engine, "fused_adam_available", lambda device_type="cpu": False)
     param = torch.randn(50, generator=torch.Generator().manual_seed(5))
     grad = torch.zeros(50)
     flat_adam = engine.FlatAdam(param, grad, lr=0.01)

@@ -30,6 +30,7 @@ from .errors import UserError
 from .model import DiffusionModel
 from .runs import RunFolder, file_digest
 from .training.distill import Student
+from .training.distributed import Ranks, resolve_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -288,7 +289,11 @@ def fit(
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
-    trainer = build.trainer(resolved, parts.net, parts.schedule, train, val, parts.condition)
+    device = resolve_device(resolved.train.device)
+    ranks = Ranks.from_environment(device)
+    trainer = build.trainer(resolved, parts.net, parts.schedule, train, val, parts.condition,
+                            device=device, ranks=ranks)
+    progress = progress and ranks.is_main
     run_info = {
         "data": prepared.source,
         "target": prepared.target,
@@ -296,6 +301,8 @@ def fit(
         "train_rows": len(prepared.train),
         "val_rows": len(prepared.val),
         "rows_dropped": prepared.dropped or None,
+        "device": str(device),
+        "processes": ranks.world_size,
         "threads": trainer.threads,
         "fast_path": trainer.fast is not None,
         "simple_diffusion": __version__,
@@ -305,7 +312,9 @@ def fit(
     if folder is None:
         trainer.run(progress=progress)
         return _trained_model(trainer, parts, resolved, prepared)
-    with folder.training(overwrite=overwrite, resume=resume):
+    # Rank 0 alone claims and writes the folder; the others train beside it.
+    ranks.on_main(folder.open_for_training, overwrite=overwrite, resume=resume)
+    try:
         if resume:
             trainer.load_state_dict(folder.load_checkpoint())
             if epochs is not None:
@@ -313,13 +322,17 @@ def fit(
                 resolved = cfg.override(resolved, {"train": {"epochs": epochs,
                                                              "steps": trainer.total_steps}})
             run_info["columns_selected"] = saved_info.get("columns_selected")
-        else:
+        elif ranks.is_main:
             folder.save_split(prepared)
-        folder.save_config(resolved, run_info)
-        folder.train(trainer, resolved.train.checkpoint_every, progress)
+        if ranks.is_main:
+            folder.save_config(resolved, run_info)
+        folder.train(trainer, resolved.train.checkpoint_every, progress, ranks)
         model = _trained_model(trainer, parts, resolved, prepared)
-        folder.finish(model, trainer.history)
-    if num_samples != 0:
+        if ranks.is_main:
+            folder.finish(model, trainer.history)
+    finally:
+        folder.close()
+    if num_samples != 0 and ranks.is_main:
         evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows)
     return model
 

@@ -28,6 +28,7 @@ from .diffusion.denoisers import MLP, FourierTime, RawTime
 from .diffusion.objective import ColumnCondition, Objective
 from .errors import UserError
 from .training import budget
+from .training.distributed import Ranks
 from .training.loop import Trainer
 
 SCHEDULES: dict[str, Callable[[ScheduleConfig], schedules.Schedule]] = {
@@ -149,13 +150,15 @@ def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler
 
 
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
-            val: torch.Tensor, condition: ColumnCondition | None = None) -> Trainer:
+            val: torch.Tensor, condition: ColumnCondition | None = None,
+            device: torch.device | str = "cpu", ranks: Ranks = Ranks()) -> Trainer:
     """The training loop for ``net`` (any module with ``forward(x_t, t)``, and a ``condition``
-    argument with ``condition``) on encoded rows, with the budget of ``training_budget``."""
+    argument with ``condition``) on encoded rows, with the budget of ``training_budget``, on
+    ``device`` and among ``ranks``."""
     t = training_budget(config, len(train)).train
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
                           t_min=t.t_min, t_max=t.t_max)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,
-                   condition=condition, keep_best=t.keep_best == "yes")
+                   condition=condition, keep_best=t.keep_best == "yes", device=device, ranks=ranks)

@@ -85,6 +85,13 @@ PRECISIONS = {
     "bfloat16": "bfloat16 matrix products (autocast), unchecked",
 }
 """How a sampler runs the network (``precision.py``); densities always use float32."""
+DEVICES = {
+    "auto": "a CUDA GPU if torch sees one, else an Apple GPU (mps), else the CPU",
+    "cpu": "the CPU",
+    "cuda": "the CUDA GPU (under torchrun, the one of the process's LOCAL_RANK)",
+    "mps": "the Apple GPU",
+}
+"""Where the network trains and samples (``training/distributed.py``)."""
 HEADER = {"auto": "detect", "yes": "the first row names the columns", "no": "no header row"}
 
 

@@ -23,7 +23,7 @@ import click
 
 from . import choices
 from . import config as cfg
-from .errors import UserError
+from .errors import FollowerExit, UserError
 from .training import budget
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -71,6 +71,44 @@ num_steps_option = click.option(
     help="Sampler steps; 0 walks every timestep of the schedule inside the run's noise range. "
     "[default: the run's]",
 )
+
+
+device_option = click.option(
+    "--device", type=click.Choice(list(choices.DEVICES)), default=None,
+    help="Where the network runs: " + choices.describe(choices.DEVICES) + ". [default: auto]",
+)
+nproc_option = click.option(
+    "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
+    help="Processes on this machine, started through torchrun (one per GPU, or a few CPU "
+    "processes); for several machines run torchrun yourself (README, \"Scaling up\").",
+)
+
+
+def _launched(nproc: int) -> bool:
+    """Run the current command again in ``nproc`` processes through torchrun (unless it is one
+    of them already, or ``nproc`` is 1); return whether it did."""
+    if nproc == 1 or "WORLD_SIZE" in os.environ:
+        return False
+    from .training.distributed import launch
+
+    argv = click.get_current_context().find_root().obj["argv"]
+    status = launch(nproc, _without_option(argv, "--nproc"))
+    if status:
+        sys.exit(status)
+    return True
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` or ``name=VALUE``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            kept.append(arg)
+    return kept
 
 
 resample_option = click.option(
@@ -160,12 +198,14 @@ def cli() -> None:
               "only the files a run writes).")
 @click.option("--resume", is_flag=True, help="Continue the interrupted (or finished) training in "
               "RUN; with --epochs, train up to that many in all.")
+@device_option
+@nproc_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_renamed("--out", "the run folder as the first argument", type=click.Path(file_okay=False))
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
 def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
           categorical, integer, numeric, drop_missing, condition, keep_constant, count, likelihood_rows,
-          overwrite, resume, quiet, legacy_out, legacy_eval_samples) -> None:
+          overwrite, resume, device, nproc, quiet, legacy_out, legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
     \b
@@ -178,8 +218,11 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
       simple-diffusion train runs/seed --data two_gaussians --preset seed
       simple-diffusion train --resume runs/two        # after Ctrl-C
       simple-diffusion train --resume runs/two --epochs 400   # train on, to 400 in all
+      simple-diffusion train runs/big --data big.parquet --nproc 2      # two processes (torchrun)
+      simple-diffusion train runs/gpu --data big.parquet --device cuda
     """
     from . import api
+    from .training.distributed import is_follower
 
     run = _either(run, legacy_out)
     if run is None:
@@ -199,16 +242,24 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
     config = cfg.load_toml(config_file) if config_file else {}
     if data_options:
         config = {**config, "data": {**config.get("data", {}), **data_options}}
-    if steps is not None:
-        if resume:
-            raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
-        config = {**config, "train": {**config.get("train", {}), "steps": steps}}
+    train_options = {k: v for k, v in (("steps", steps), ("device", device)) if v is not None}
+    if steps is not None and resume:
+        raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
+    if device is not None and resume:
+        raise UserError("--resume trains on the run's device (config.toml's train.device, auto "
+                        "by default); edit it there to move the run")
+    if train_options:
+        config = {**config, "train": {**config.get("train", {}), **train_options}}
+    if _launched(nproc):
+        return
     count = _either(count, legacy_eval_samples)
     api.fit(
         data, preset=preset, config=config, seed=seed, epochs=epochs,
         columns=_columns(columns), out=run, overwrite=overwrite, resume=resume,
         progress=not quiet, num_samples=count, likelihood_rows=likelihood_rows, verbose=True,
     )
+    if is_follower():
+        return
     click.echo(f"trained: {run}", err=True)
     if count != 0:
         click.echo(_summary(api.RunFolder(run).read_metrics()))
@@ -541,10 +592,14 @@ def main(argv: list[str] | None = None) -> None:
     Warnings print as one line while the command runs; the process's warning and floating-point
     settings are left as they were.
     """
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _one_line_warning
-            cli.main(args=argv, prog_name="simple-diffusion", standalone_mode=False)
+            cli.main(args=args, prog_name="simple-diffusion", standalone_mode=False,
+                     obj={"argv": args})
+    except FollowerExit:  # rank 0 of the same torchrun job says why
+        sys.exit(1)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
@@ -560,3 +615,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    finally:
+        if "torch" in sys.modules:
+            from .training.distributed import leave
+
+            leave()

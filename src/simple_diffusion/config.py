@@ -139,6 +139,10 @@ class TrainConfig:
     (BENCHMARKS.md, "Conditioning", measures it)."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every this many epochs; 0 only on interruption and at the end."""
+    device: str = "auto"
+    """Where the network trains: ``auto`` (a CUDA or Apple GPU if torch sees one, else the CPU),
+    ``cpu``, ``cuda`` or ``mps``; the [run] table records the device used. Weights are saved
+    for any device."""
 
 
 @dataclass
@@ -242,6 +246,7 @@ CHOICES: dict[tuple[str, str], dict[str, str]] = {
     ("train", "lr_schedule"): choices.LR_SCHEDULES,
     ("train", "timesteps"): choices.TIMESTEPS,
     ("train", "keep_best"): choices.KEEP_BEST,
+    ("train", "device"): choices.DEVICES,
     ("sample", "variance"): choices.VARIANCES,
     ("sample", "sampler"): choices.SAMPLERS,
     ("sample", "spacing"): choices.SPACINGS,

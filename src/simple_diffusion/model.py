@@ -69,6 +69,18 @@ class DiffusionModel:
         sentence when the run's student no longer matches its weights."""
 
     @property
+    def device(self) -> torch.device:
+        """Where the network runs (samples and densities come back on the CPU either way)."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> DiffusionModel:
+        """Move the network (and a distilled student) to ``device``; returns the model."""
+        self.net.to(device)
+        if not isinstance(self.student, (str, type(None))):
+            self.student.net.to(device)
+        return self
+
+    @property
     def condition_columns(self) -> list[str]:
         """The columns the model learnt to condition on (empty: a joint model, which in-paints)."""
         return list(self.config.data.condition)
@@ -109,12 +121,15 @@ class DiffusionModel:
 
     def _denoise_with(self, net: nn.Module, prediction_type: str, x: torch.Tensor, sigma: torch.Tensor,
                       condition: torch.Tensor | None = None, *, bfloat16: bool = False) -> torch.Tensor:
+        home, device = x.device, next(net.parameters()).device
+        x, sigma = x.to(device), torch.as_tensor(sigma).to(device)
+        condition = None if condition is None else condition.to(device)
         alpha, sigma_vp = vp_scales(sigma, x.dtype)
         x_t = x * alpha
-        t = self.schedule.sigma_to_t(sigma).to(x.dtype)
-        with precision.autocast(bfloat16):
+        t = self.schedule.sigma_to_t(sigma.cpu()).to(device, x.dtype)
+        with precision.autocast(bfloat16, device.type):
             output = net(x_t, t) if condition is None else net(x_t, t, condition)
-        return prediction.to_sample(prediction_type, output.to(x.dtype), x_t, alpha, sigma_vp)
+        return prediction.to_sample(prediction_type, output.to(x.dtype), x_t, alpha, sigma_vp).to(home)
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,
@@ -305,13 +320,13 @@ class DiffusionModel:
 
         def record(step: dict) -> None:
             x_t = step["x"] / ve_scale(step["sigma"])
-            frames.append(self.encoder.inverse(x_t.double()))
+            frames.append(self.encoder.inverse(x_t.cpu().double()))
             levels.append(float(step["sigma"]))
 
-        noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32)
+        noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32, self.device)
         x = noise.draw() * ve_scale(sigmas[0])
         x = step(denoise, x, sigmas, noise_sampler=noise, callback=record)
-        frames.append(self.encoder.inverse(x.double()))
+        frames.append(self.encoder.inverse(x.cpu().double()))
         levels.append(0.0)
         return frames, levels
 
@@ -377,7 +392,7 @@ class DiffusionModel:
             for first_block in range(0, -(-total // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
                 rows = min(total - start, blocks_per_chunk * BLOCK)
-                noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype)
+                noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype, self.device)
                 x = noise.draw() * ve_scale(sigmas[0])
                 if given is None:
                     x = step(denoise, x, sigmas, noise_sampler=noise)
@@ -389,7 +404,7 @@ class DiffusionModel:
                     chosen = (functools.partial(samplers.repaint, resample=settings.resample,
                                                 variance=settings.variance) if inpaints else step)
                     x = chosen(given_denoise, x, sigmas, noise_sampler=noise)
-                x = x.to(torch.float64)
+                x = x.cpu().to(torch.float64)
                 if not preprocessed:
                     x = self.encoder.inverse(x, complete=True) if fill else self.encoder.inverse(x)
                     if known is not None:  # given cells exactly as given
@@ -408,7 +423,7 @@ class DiffusionModel:
         sampler's denoiser, ``(x, sigma[, condition])``.
         """
         z, mask = self.encoder.known(known, fill=fill)
-        z = z.to(dtype)
+        z, mask = z.to(self.device, dtype), mask.to(self.device)
         condition, guidance = None, settings.guidance
         if self.condition is not None:
             coordinates = self.condition.coordinates
@@ -436,9 +451,11 @@ class DiffusionModel:
 
 
 class _BlockNoise:
-    """Standard normal noise from one generator per block of ``BLOCK`` rows."""
+    """Standard normal noise from one generator per block of ``BLOCK`` rows, drawn on the CPU
+    (the same numbers on any device) and moved to ``device``."""
 
-    def __init__(self, seed: int, first_block: int, rows: int, dim: int, dtype: torch.dtype):
+    def __init__(self, seed: int, first_block: int, rows: int, dim: int, dtype: torch.dtype,
+                 device: torch.device = torch.device("cpu")):
         self.sizes = [min(BLOCK, rows - k) for k in range(0, rows, BLOCK)]
         self.generators = [
             torch.Generator().manual_seed(
@@ -446,13 +463,13 @@ class _BlockNoise:
             )
             for k in range(len(self.sizes))
         ]
-        self.dim, self.dtype = dim, dtype
+        self.dim, self.dtype, self.device = dim, dtype, device
 
     def draw(self) -> torch.Tensor:
         return torch.cat([
             torch.randn(size, self.dim, generator=g, dtype=self.dtype)
             for size, g in zip(self.sizes, self.generators)
-        ])
+        ]).to(self.device)
 
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
         return self.draw()

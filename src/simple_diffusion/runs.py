@@ -18,14 +18,11 @@ Weights are read only from safetensors and metadata only from JSON and TOML: not
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
 import shlex
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +38,10 @@ from .build import build_parts
 from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
 from .data.io import write_bytes, write_text
-from .errors import UserError
+from .errors import FollowerExit, UserError
 from .model import DiffusionModel
 from .training.distill import Student
+from .training.distributed import LostRank, Ranks, stop_requests
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,39 +116,43 @@ class RunFolder:
             raise
         self.file(MARKER).touch()
 
-    @contextlib.contextmanager
-    def training(self, overwrite: bool = False, resume: bool = False) -> Iterator[RunFolder]:
-        """The folder claimed for a training run (see ``open_for_training``), released after."""
-        self.open_for_training(overwrite=overwrite, resume=resume)
-        try:
-            yield self
-        finally:
-            self.close()
-
-    def train(self, trainer: Any, checkpoint_every: int, progress: bool) -> None:
+    def train(self, trainer: Any, checkpoint_every: int, progress: bool, ranks: Ranks = Ranks()) -> None:
         """Run ``trainer`` to its end, checkpointing every ``checkpoint_every`` epochs, at the
-        end, and on Ctrl-C, SIGTERM or divergence (then from the last complete epoch)."""
+        end, and on Ctrl-C, SIGTERM or divergence (then from the last complete epoch).
+
+        Among ``ranks`` only rank 0 writes; a signal to any rank stops them all after the same
+        epoch, and a rank that dies leaves the others its last checkpoint-worthy epoch, saved.
+        """
         snapshot = trainer.state_dict()
+        checkpoint = self.save_checkpoint if ranks.is_main else (lambda state: None)
 
-        def on_epoch_end(t: Any) -> None:
-            nonlocal snapshot
-            snapshot = t.state_dict()
-            if checkpoint_every and t.epoch % checkpoint_every == 0:
-                self.save_checkpoint(snapshot)
+        def stopped(reason: str, together: bool = True) -> UserError:
+            checkpoint(snapshot)
+            if together:  # the others wait for rank 0's checkpoint before they exit
+                ranks.barrier()
+            message = (f"{reason} after epoch {snapshot['epoch']} of {trainer.epochs}; checkpoint "
+                       f"saved: resume with `{resume_command(self.path)}`")
+            return UserError(message) if ranks.is_main else FollowerExit(message)
 
-        with _sigterm_as_interrupt():
+        with stop_requests(ranks) as requested:
+            def on_epoch_end(t: Any) -> None:
+                nonlocal snapshot
+                snapshot = t.state_dict()
+                if checkpoint_every and t.epoch % checkpoint_every == 0:
+                    checkpoint(snapshot)
+                if ranks.distributed and ranks.any(requested[0], trainer.device):
+                    raise KeyboardInterrupt
+
             try:
                 trainer.run(progress=progress, on_epoch_end=on_epoch_end)
             except KeyboardInterrupt:
-                self.save_checkpoint(snapshot)
-                raise UserError(
-                    f"interrupted after epoch {snapshot['epoch']} of {trainer.epochs}; "
-                    f"checkpoint saved: resume with `{resume_command(self.path)}`"
-                ) from None
+                raise stopped("interrupted") from None
+            except LostRank as exc:
+                raise stopped(str(exc), together=False) from None
             except UserError:
-                self.save_checkpoint(snapshot)
+                checkpoint(snapshot)
                 raise
-        self.save_checkpoint(snapshot)
+        checkpoint(snapshot)
 
     def close(self) -> None:
         if self._lock is not None:
@@ -164,7 +166,7 @@ class RunFolder:
         write_text(self.file(CONFIG), tomli_w.dumps(document))
 
     def save_model(self, model: DiffusionModel) -> None:
-        tensors = {f"net.{k}": v.contiguous() for k, v in model.net.state_dict().items()}
+        tensors = {f"net.{k}": v.cpu().contiguous() for k, v in model.net.state_dict().items()}
         tensors["schedule.alphas_cumprod"] = model.schedule.alphas_cumprod.contiguous()
         metadata = {
             "format_version": str(FORMAT_VERSION),
@@ -176,7 +178,7 @@ class RunFolder:
 
     def save_student(self, student: Student) -> None:
         """Write ``distill``'s student beside the model it was distilled from."""
-        tensors = {f"net.{k}": v.contiguous() for k, v in student.net.state_dict().items()}
+        tensors = {f"net.{k}": v.cpu().contiguous() for k, v in student.net.state_dict().items()}
         tensors["sigmas"] = student.sigmas.contiguous()
         metadata = {"format_version": str(FORMAT_VERSION), "info": json.dumps(student.info),
                     "prediction_type": student.prediction_type}
@@ -342,7 +344,7 @@ def _load_weights(net: torch.nn.Module, weights: dict[str, torch.Tensor], path: 
 def _split_tensors(value: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
     """Separate the tensors of a nested structure (for safetensors) from the rest (for JSON)."""
     if isinstance(value, torch.Tensor):
-        return {prefix: value.detach().contiguous().clone()}, {"__tensor__": prefix}
+        return {prefix: value.detach().cpu().contiguous().clone()}, {"__tensor__": prefix}
     if isinstance(value, dict):
         tensors, plain = {}, {}
         for key, item in value.items():
@@ -372,24 +374,6 @@ def _join_tensors(plain: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(plain, list):
         return [_join_tensors(v, tensors) for v in plain]
     return plain
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C so that a killed run still leaves a checkpoint."""
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def file_digest(path: str | Path) -> str:

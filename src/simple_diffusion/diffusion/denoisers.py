@@ -73,7 +73,7 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float,
                 condition: torch.Tensor | None = None) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype)
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         act = ACTIVATIONS[self.activation]
         # Under bfloat16 autocast only the hidden-to-hidden products (nearly all the arithmetic)
         # run in bfloat16: the input and output layers keep the data's precision, so that x_t

@@ -43,17 +43,18 @@ def _activation_backward(kind: str, grad: torch.Tensor, pre: torch.Tensor) -> No
 
 
 @functools.cache
-def fused_adam_available() -> bool:
-    """Whether this torch has the fused Adam kernel for CPU tensors (added in torch 2.4).
+def fused_adam_available(device_type: str = "cpu") -> bool:
+    """Whether this torch has the fused Adam kernel for tensors on ``device_type`` (CPU tensors
+    since torch 2.4).
 
     Probed by calling it once on a tiny buffer: the function exists in older versions too, but
     only for CUDA tensors there.
     """
-    one = torch.zeros(1)
+    one = torch.zeros(1, device=device_type)
     try:
         torch._fused_adam_([one.clone()], [one.clone()], [one.clone()], [one.clone()], [],
-                           [torch.ones(())], lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.0,
-                           eps=1e-8, amsgrad=False, maximize=False)
+                           [torch.ones((), device=device_type)], lr=0.1, beta1=0.9, beta2=0.999,
+                           weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
     except (AttributeError, RuntimeError, NotImplementedError, TypeError):
         return False
     return True
@@ -90,8 +91,9 @@ def flatten_parameters(net: MLP) -> tuple[torch.Tensor, torch.Tensor]:
     One buffer lets a single chain of in-place operations update all parameters at once.
     """
     size = sum(p.numel() for p in net.parameters())
-    dtype = next(net.parameters()).dtype
-    flat, grad = torch.empty(size, dtype=dtype), torch.zeros(size, dtype=dtype)
+    first = next(net.parameters())
+    flat = torch.empty(size, dtype=first.dtype, device=first.device)
+    grad = torch.zeros_like(flat)
     views = zip(net.parameters(), parameter_views(flat, net), parameter_views(grad, net))
     for p, view, grad_view in views:
         view.copy_(p.detach())
@@ -117,9 +119,10 @@ class FlatAdam:
         self.betas, self.eps = betas, eps * gradient_multiplier
         self.exp_avg = torch.zeros_like(param)
         self.exp_avg_sq = torch.zeros_like(param)
-        self.step_count = torch.zeros((), dtype=torch.float32)
-        self._one = torch.ones((), dtype=torch.float32)
-        self._fused = fused_adam_available()
+        # The step count lives where the fused kernel reads it: beside the parameters.
+        self.step_count = torch.zeros((), dtype=torch.float32, device=param.device)
+        self._one = torch.ones((), dtype=torch.float32, device=param.device)
+        self._fused = fused_adam_available(param.device.type)
 
     @torch.no_grad()
     def step(self) -> None:
@@ -163,12 +166,12 @@ class FastMLP:
         self.weights = [block[:, :-1] for block in blocks]
         self.grad_blocks = layer_blocks(grad, net)
         widths = [block.shape[0] for block in self.grad_blocks]
-        dtype = flat.dtype
-        self.pre = [torch.empty(batch_size, w, dtype=dtype) for w in widths]
+        like = {"dtype": flat.dtype, "device": flat.device}
+        self.pre = [torch.empty(batch_size, w, **like) for w in widths]
         # Hidden activations with the ones column that multiplies the next layer's bias.
-        self.post = [torch.ones(batch_size, w + 1, dtype=dtype) for w in widths[:-1]]
+        self.post = [torch.ones(batch_size, w + 1, **like) for w in widths[:-1]]
         self.post_values = [h[:, :-1] for h in self.post]
-        self.grad_hidden = [torch.empty(batch_size, w, dtype=dtype) for w in widths[:-1]]
+        self.grad_hidden = [torch.empty(batch_size, w, **like) for w in widths[:-1]]
         self.grad_hidden_t = [g.t() for g in self.grad_hidden]
         self.inputs: torch.Tensor | None = None
 

@@ -33,6 +33,7 @@ from ..diffusion.objective import ColumnCondition, Objective, StraightPaths
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
+from .distributed import Ranks
 
 VALIDATION_DRAWS = 8192
 """Noisy draws of the validation rows that ``keep_best`` compares epochs on (the rows repeated
@@ -47,15 +48,17 @@ class TrainingDiverged(UserError):
 
 
 def choose_threads(net: nn.Module, batch_size: int) -> int:
-    """One thread for small networks, where a second only adds synchronisation; more for big ones."""
+    """One thread for small networks, where a second only adds synchronisation; more for big ones
+    (the machine's cores shared among the processes torchrun started on it)."""
     flops_per_step = 6 * batch_size * sum(p.numel() for p in net.parameters())
     if flops_per_step < 2e8:
         return 1
-    return max(1, min(4, os.cpu_count() or 1))
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    return max(1, min(4, (os.cpu_count() or 1) // processes))
 
 
 def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
-    fused = engine.fused_adam_available()
+    fused = engine.fused_adam_available(params[0].device.type)
     return torch.optim.Adam(params, lr=lr, fused=fused or None, foreach=None if fused else True)
 
 
@@ -92,8 +95,11 @@ class Trainer:
         fast: bool = True,
         condition: ColumnCondition | None = None,
         keep_best: bool = False,
+        device: torch.device | str = "cpu",
+        ranks: Ranks = Ranks(),
     ):
-        self.net, self.objective, self.condition = net, objective, condition
+        self.device, self.ranks = torch.device(device), ranks
+        self.net, self.objective, self.condition = net.to(self.device), objective, condition
         self.keep_best, self.validation_seed = keep_best, seed + 1
         self.best: tuple[float, int, list[torch.Tensor]] | None = None
         """(validation loss, epoch, weights) of the best epoch so far, with ``keep_best``."""
@@ -103,6 +109,12 @@ class Trainer:
         self.train_data = train.to(self.dtype)
         self.val_data = val.to(self.dtype)
         self.batch_size = min(batch_size, len(train))
+        if self.batch_size % ranks.world_size:
+            raise UserError(f"a batch of {self.batch_size} rows does not split evenly over "
+                            f"{ranks.world_size} processes: choose a process count that divides it "
+                            "(or set train.batch_size)")
+        self.local_batch = self.batch_size // ranks.world_size
+        """The rows of each batch that this rank computes."""
         self.steps_per_epoch = len(train) // self.batch_size
         self.total_steps = self.steps_per_epoch * epochs
         self.validate_every = (math.ceil(VALIDATION_SPACING / (self.steps_per_epoch * self.batch_size))
@@ -110,7 +122,7 @@ class Trainer:
         self.threads = threads or choose_threads(net, self.batch_size)
         if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
-            self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.batch_size)
+            self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.local_batch)
             # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
             multiplier = self.batch_size * net.dim / 2
             self.optimizer: Any = engine.FlatAdam(flat, grad, lr, gradient_multiplier=multiplier)
@@ -119,6 +131,13 @@ class Trainer:
             self.fast = None
             self.params = [p for p in net.parameters() if p.requires_grad]
             self.optimizer = _adam(self.params, lr)
+        self.forward_net: nn.Module = net
+        """What the loss calls: the network, wrapped by DDP among ranks (autograd only)."""
+        if ranks.distributed and self.fast is None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.forward_net = DistributedDataParallel(
+                net, device_ids=[self.device] if self.device.type == "cuda" else None)
         self.ema = [p.detach().clone() for p in self.params] if ema_decay > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
         self.val_generator = torch.Generator().manual_seed(seed + 1)
@@ -160,19 +179,35 @@ class Trainer:
         self.optimizer.param_groups[0]["lr"] = lr
 
     def _train_epoch(self) -> torch.Tensor:
-        """Run one epoch; return the per-step losses."""
-        b, steps = self.batch_size, self.steps_per_epoch
-        order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
+        """Run one epoch; return the per-step losses (averaged over the ranks)."""
+        steps = self.steps_per_epoch
+        order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * self.batch_size]
         x0 = self.train_data[order]
         x_t, t, target = self.objective.draw(x0, self.generator)
         shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
         condition, weights = self._condition(x0, shown)
+        x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
         constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
         first_step = self.epoch * steps
         if self.fast is not None:
             inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
-            return self._fast_epoch(inputs, target, weights, first_step, constant_lr)
-        losses = torch.empty(steps, dtype=self.dtype)
+            losses = self._fast_epoch(inputs, target, weights, first_step, constant_lr)
+        else:
+            losses = self._autograd_epoch(x_t, t, target, condition, weights, first_step, constant_lr)
+        return self.ranks.sum_(losses).cpu() / self.ranks.world_size
+
+    def _mine(self, values: torch.Tensor | None) -> torch.Tensor | None:
+        """This rank's rows of every batch of an epoch's draws, on the training device."""
+        if values is None or not self.ranks.distributed:
+            return None if values is None else values.to(self.device)
+        b, rank = self.local_batch, self.ranks.rank
+        per_step = values.reshape(self.steps_per_epoch, self.batch_size, *values.shape[1:])
+        return per_step[:, rank * b : (rank + 1) * b].reshape(-1, *values.shape[1:]).to(self.device)
+
+    def _autograd_epoch(self, x_t, t, target, condition, weights, first_step: int,
+                        constant_lr: bool) -> torch.Tensor:
+        b, steps = self.local_batch, self.steps_per_epoch
+        losses = torch.empty(steps, dtype=self.dtype, device=self.device)
         for i, start in enumerate(range(0, steps * b, b)):
             batch = slice(start, start + b)
             if not constant_lr:
@@ -180,8 +215,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss = self._loss(x_t[batch], t[batch], target[batch],
                               None if condition is None else condition[batch],
-                              None if weights is None else weights[batch])
-            loss.backward()
+                              None if weights is None else weights[batch], self.forward_net)
+            loss.backward()  # DDP averages the ranks' gradients here
             losses[i] = loss.detach()
             self.optimizer.step()
             self._update_ema(first_step + i + 1)
@@ -194,18 +229,19 @@ class Trainer:
             return None, None
         return self.condition.inputs(x0, shown), self.condition.loss_weights(x0, shown)
 
-    def _loss(self, x_t, t, target, condition, weights) -> torch.Tensor:
+    def _loss(self, x_t, t, target, condition, weights, net: nn.Module | None = None) -> torch.Tensor:
         """The mean squared error of the network's output (over the coordinates it must learn)."""
-        output = self.net(x_t, t) if condition is None else self.net(x_t, t, condition)
+        net = net or self.net
+        output = net(x_t, t) if condition is None else net(x_t, t, condition)
         if weights is None:
             return nn.functional.mse_loss(output, target)
         return ((output - target).square() * weights).mean()
 
     @torch.no_grad()
     def _fast_epoch(self, inputs, target, weights, first_step: int, constant_lr: bool) -> torch.Tensor:
-        b = self.batch_size
+        b = self.local_batch
         residual = torch.empty_like(target)
-        fast, optimizer = self.fast, self.optimizer
+        fast, optimizer, ranks = self.fast, self.optimizer, self.ranks
         weight_batches = weights.split(b) if weights is not None else [None] * self.steps_per_epoch
         batches = zip(inputs.split(b), target.split(b), residual.split(b), weight_batches)
         for i, (input_batch, target_batch, residual_batch, weight_batch) in enumerate(batches):
@@ -215,6 +251,7 @@ class Trainer:
             if weight_batch is not None:
                 residual_batch.mul_(weight_batch)
             fast.backward(residual_batch)  # the gradient times the optimiser's multiplier
+            ranks.sum_(optimizer.grad)  # the whole batch's: a sum over rows, so over ranks
             optimizer.step()
             self._update_ema(first_step + i + 1)
         return residual.square().reshape(self.steps_per_epoch, -1).mean(1)
@@ -237,8 +274,9 @@ class Trainer:
         x_t, t, target = self.objective.draw(rows, generator)
         shown = torch.ones(len(rows), dtype=torch.bool)
         condition, weights = self._condition(rows, shown)
+        on_device = (None if v is None else v.to(self.device) for v in (x_t, t, target, condition, weights))
         with self._averaged_weights():
-            return float(self._loss(x_t, t, target, condition, weights))
+            return float(self._loss(*on_device))
 
     @contextlib.contextmanager
     def _averaged_weights(self) -> Iterator[None]:
