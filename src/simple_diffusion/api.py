@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -27,7 +28,7 @@ from .data import io
 from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
 from .errors import UserError
-from .model import DiffusionModel
+from .model import BLOCK, DiffusionModel
 from .runs import RunFolder, file_digest
 from .training.distill import Student
 from .training.distributed import Ranks, resolve_device
@@ -395,6 +396,58 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
 def load(path: str | os.PathLike) -> DiffusionModel:
     """Load a trained model from a run folder."""
     return RunFolder(path).load_model()
+
+
+PART_ROWS = 1 << 20
+"""Rows per Parquet part when samples go to a folder of parts (rounded up to whole chunks)."""
+
+
+def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarray | None = None,
+                  seed: int = 0, chunk_size: int = cfg.SAMPLING_CHUNK, progress: bool = False,
+                  ranks: Ranks | None = None, **settings: Any) -> int:
+    """Draw ``n`` samples (for each row of ``given``, rows of ``model.given_rows``) and write
+    them to ``output``: one .npy, .csv or .parquet file, or a folder of Parquet parts
+    (``part-00000.parquet``, ...: ``output`` ends with a slash) for outputs too large for one
+    file. Memory grows with ``chunk_size``, not with ``n``. Returns the rows written.
+
+    Among the ranks of a torchrun job each draws its share of whole chunks (and writes its own
+    parts, or a part file that rank 0 then joins into ``output``): a row depends on the seed
+    and its index only, so the output is the same whatever the number of processes.
+    """
+    ranks = ranks or Ranks.from_environment(model.device)
+    total = n * (1 if given is None else len(given))
+    to_folder = io.is_parts_folder(output)
+    model.noise_levels(**settings)  # a sampler the model lacks: said before anything is written
+    ranks.on_main(io.check_output, output, model.schema)
+    as_table = to_folder or io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
+    chunk_rows = -(-chunk_size // BLOCK) * BLOCK
+    span = -(-PART_ROWS // chunk_rows) * chunk_rows if to_folder else chunk_rows
+    spans = ranks.share(range(-(-total // span)))
+    rows = range(spans.start * span, min(total, spans.stop * span)) if spans else range(0)
+    chunks = model.sample_chunks(n, given=given, seed=seed, chunk_size=chunk_size, rows=rows,
+                                 progress=progress and ranks.is_main, **settings)
+    tables = ((start, model.to_frame(chunk) if as_table else chunk.numpy()) for start, chunk in chunks)
+    if to_folder:
+        for part, pieces in itertools.groupby(tables, key=lambda item: item[0] // span):
+            size = min(span, total - part * span)
+            io.write_chunks(str(Path(output) / io.part_name(part)), (t for _, t in pieces), size)
+        ranks.barrier()
+        return total
+    if not ranks.distributed:
+        io.write_chunks(output, (t for _, t in tables), total)
+        return total
+    target = Path(output)
+    parts = [target.parent / f".{target.name}.rank-{r:05d}-of-{ranks.world_size:05d}{target.suffix}"
+             for r in range(ranks.world_size)]
+    try:
+        io.write_chunks(str(parts[ranks.rank]), (t for _, t in tables), len(rows))
+        ranks.barrier()
+        if ranks.is_main:
+            io.concatenate(parts, output)
+        ranks.barrier()  # the parts are read before any is removed
+    finally:
+        parts[ranks.rank].unlink(missing_ok=True)
+    return total
 
 
 def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pairs: int = 65_536,

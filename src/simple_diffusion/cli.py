@@ -23,7 +23,7 @@ import click
 
 from . import choices
 from . import config as cfg
-from .errors import FollowerExit, UserError
+from .errors import UserError, is_follower
 from .training import budget
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -222,7 +222,6 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
       simple-diffusion train runs/gpu --data big.parquet --device cuda
     """
     from . import api
-    from .training.distributed import is_follower
 
     run = _either(run, legacy_out)
     if run is None:
@@ -274,11 +273,12 @@ def _summary(result: dict) -> str:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @num_samples_option
-@click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
+@click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
               help="Output file: .csv (with a header), .parquet (keeping the training table's "
-              "dtypes) or .npy (numbers only, shape (n, d)).")
+              "dtypes) or .npy (numbers only, shape (n, d)); or a new folder (written with a "
+              "trailing slash) for Parquet parts of about a million rows each.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Sampling seed; the same seed gives the same samples.")
+              help="Sampling seed; the same seed gives the same samples, whatever --nproc.")
 @click.option("--sampler", type=click.Choice(list(choices.SAMPLERS)), default=None,
               help=choices.describe(choices.SAMPLERS) + ". [default: the run's]")
 @num_steps_option
@@ -292,10 +292,12 @@ def _summary(result: dict) -> str:
 @click.option("--chunk-size", type=click.IntRange(min=1), default=cfg.SAMPLING_CHUNK,
               show_default=True, help="Samples generated at once; memory grows with this, not "
               "with -n.")
+@device_option
+@nproc_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--steps", "--num-steps", type=click.IntRange(min=0))
 def sample(run, count, output, seed, sampler, num_steps, spacing, precision, given, guidance,
-           resample, chunk_size, quiet, legacy_steps) -> None:
+           resample, chunk_size, device, nproc, quiet, legacy_steps) -> None:
     """Draw -n samples from the model in RUN and write them to -o, in the data's own units.
 
     With --given, -n rows for each condition (a file of conditions, or col=value,...), written
@@ -303,35 +305,39 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     --condition) are used as its condition, guided by --guidance; any other given cell is
     in-painted (RePaint, --resample).
 
+    With --nproc (or under torchrun) each process draws a share of the rows; the output is the
+    same file, bit for bit, whatever the number of processes.
+
     \b
     Examples:
       simple-diffusion sample runs/two -n 100000 -o samples.npy --sampler heun --num-steps 18
       simple-diffusion sample runs/ps -n 500 -o adelie.csv --given species=Adelie,sex=female
       simple-diffusion sample runs/posterior -n 10000 -o posteriors.parquet --given observations.csv
+      simple-diffusion sample runs/moons -n 100000000 -o parts/ --sampler distilled --nproc 2
     """
     from . import api
     from .data import io
+    from .training.distributed import resolve_device
 
     if run is None or count is None:
         raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
     model = api.load(run)
-    io.check_writable(output, model.schema)
     conditions = None if given is None else model.given_rows(_given_frame(given))
     settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
                                        spacing=spacing, guidance=guidance, resample=resample,
                                        precision=precision)
-    as_table = io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
-    total = count * (1 if conditions is None else len(conditions))
-    chunks = (
-        model.to_frame(chunk) if as_table else chunk.numpy()
-        for _, chunk in model.sample_chunks(
-            count, given=conditions, sampler=settings.sampler, num_steps=settings.num_steps,
-            spacing=settings.spacing, guidance=settings.guidance, resample=settings.resample,
-            precision=settings.precision,
-            seed=seed, chunk_size=chunk_size, progress=not quiet,
-        )
+    model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
+    io.check_output(output, model.schema)
+    if _launched(nproc):
+        return
+    model.to(resolve_device(device or "auto"))
+    total = api.write_samples(
+        model, output, count, given=conditions, seed=seed, chunk_size=chunk_size, progress=not quiet,
+        sampler=settings.sampler, num_steps=settings.num_steps, spacing=settings.spacing,
+        guidance=settings.guidance, resample=settings.resample, precision=settings.precision,
     )
-    io.write_chunks(output, chunks, total)
+    if is_follower():
+        return
     per = "" if conditions is None else (
         f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
     steps = len(model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)) - 1
@@ -598,10 +604,9 @@ def main(argv: list[str] | None = None) -> None:
             warnings.showwarning = _one_line_warning
             cli.main(args=args, prog_name="simple-diffusion", standalone_mode=False,
                      obj={"argv": args})
-    except FollowerExit:  # rank 0 of the same torchrun job says why
-        sys.exit(1)
     except UserError as exc:
-        click.echo(f"error: {exc}", err=True)
+        if not is_follower():  # rank 0 of a torchrun job speaks for all
+            click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)

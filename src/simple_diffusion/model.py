@@ -370,12 +370,17 @@ class DiffusionModel:
         chunk_size: int = SAMPLING_CHUNK,
         progress: bool = False,
         preprocessed: bool = False,
+        rows: range | None = None,
         **changes: Any,
     ):
         """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces.
 
         With ``given`` (rows of ``given_rows``), ``n`` rows for each; ``fill`` treats them as
-        rows to complete (``impute``): every missing cell is generated as present.
+        rows to complete (``impute``): every missing cell is generated as present. ``rows``
+        (starting at a multiple of ``BLOCK``) draws only those of all the rows: what one of
+        several processes writes. A row's value depends on the seed and its index only; chunks
+        of the same rows compute the same numbers, so ranges that start at multiples of
+        ``chunk_size`` (rounded up to whole blocks) give bit-identical rows.
         """
         settings = self.sampling_settings(**changes)
         if seed is None:
@@ -388,17 +393,20 @@ class DiffusionModel:
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
         total = n * (1 if given is None else len(given))
-        with progress_bar(total, desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
-            for first_block in range(0, -(-total // BLOCK), blocks_per_chunk):
+        rows = range(total) if rows is None else rows
+        if rows.start % BLOCK or rows.step != 1 or rows.stop > total:
+            raise ValueError(f"rows must be a range of the {total} rows from a multiple of {BLOCK}")
+        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
+            for first_block in range(rows.start // BLOCK, -(-rows.stop // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
-                rows = min(total - start, blocks_per_chunk * BLOCK)
-                noise = _BlockNoise(seed, first_block, rows, self.latent_dim, dtype, self.device)
+                count = min(rows.stop - start, blocks_per_chunk * BLOCK)
+                noise = _BlockNoise(seed, first_block, count, self.latent_dim, dtype, self.device)
                 x = noise.draw() * ve_scale(sigmas[0])
                 if given is None:
                     x = step(denoise, x, sigmas, noise_sampler=noise)
                     known = None
                 else:
-                    known = torch.as_tensor(given[np.arange(start, start + rows) // n])
+                    known = torch.as_tensor(given[np.arange(start, start + count) // n])
                     given_denoise, inpaints = self._given_denoiser(known, fill, settings, dtype,
                                                                    denoise)
                     chosen = (functools.partial(samplers.repaint, resample=settings.resample,
@@ -410,7 +418,7 @@ class DiffusionModel:
                     if known is not None:  # given cells exactly as given
                         x = torch.where(known.isnan(), x, known)
                 yield start, x
-                bar.update(rows)
+                bar.update(count)
 
     def _given_denoiser(self, known: torch.Tensor, fill: bool, settings: SampleConfig,
                         dtype: torch.dtype, base: Callable) -> tuple[Callable, bool]:

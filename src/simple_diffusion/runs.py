@@ -38,7 +38,7 @@ from .build import build_parts
 from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
 from .data.io import write_bytes, write_text
-from .errors import FollowerExit, UserError
+from .errors import UserError
 from .model import DiffusionModel
 from .training.distill import Student
 from .training.distributed import LostRank, Ranks, stop_requests
@@ -132,7 +132,7 @@ class RunFolder:
                 ranks.barrier()
             message = (f"{reason} after epoch {snapshot['epoch']} of {trainer.epochs}; checkpoint "
                        f"saved: resume with `{resume_command(self.path)}`")
-            return UserError(message) if ranks.is_main else FollowerExit(message)
+            return UserError(message)
 
         with stop_requests(ranks) as requested:
             def on_epoch_end(t: Any) -> None:

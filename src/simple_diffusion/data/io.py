@@ -315,3 +315,69 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             finally:
                 if writer is not None:
                     writer.close()
+
+
+def concatenate(parts: list[Path], path: str) -> None:
+    """Join files of one format written by ``write_chunks`` (a table cut in consecutive rows)
+    into ``path``, atomically, reading a piece at a time: memory does not grow with the rows."""
+    suffix = file_format(path)
+    with atomic_path(path) as temporary:
+        if suffix == ".npy":
+            arrays = [np.load(part, mmap_mode="r") for part in parts]
+            columns = max((a.shape[1] for a in arrays if a.ndim == 2), default=0)
+            out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float64,
+                                            shape=(sum(len(a) for a in arrays if a.size), columns))
+            start = 0
+            for array in (a for a in arrays if a.size):
+                for first in range(0, len(array), 1 << 16):
+                    piece = array[first : first + (1 << 16)]
+                    out[start : start + len(piece)] = piece
+                    start += len(piece)
+            out.flush()
+            del out
+        elif suffix == ".csv":
+            with open(temporary, "wb") as handle:
+                headed = False
+                for part in parts:
+                    with open(part, "rb") as source:
+                        header = source.readline()  # each part's; the first kept
+                        if header and not headed:
+                            handle.write(header)
+                            headed = True
+                        while block := source.read(1 << 20):
+                            handle.write(block)
+        else:
+            import pyarrow.parquet as pq
+
+            writer = None
+            try:
+                for part in (p for p in parts if p.stat().st_size):  # a rank without rows: empty
+                    source = pq.ParquetFile(part)
+                    for batch in source.iter_batches():
+                        if writer is None:
+                            writer = pq.ParquetWriter(temporary, source.schema_arrow)
+                        writer.write_batch(batch)
+            finally:
+                if writer is not None:
+                    writer.close()
+
+
+def is_parts_folder(path: str) -> bool:
+    """Whether an output path names a folder of Parquet parts (it ends with a slash, or is a
+    folder already) rather than one file."""
+    return path.endswith(("/", os.sep)) or os.path.isdir(path)
+
+
+def check_output(path: str, schema: list[Column]) -> None:
+    """Refuse, before any work, an output that cannot be written: a format that cannot hold
+    these columns (.npy holds numbers), or a folder for Parquet parts that holds anything
+    (parts of an earlier, larger output would be mistaken for this one's)."""
+    if not is_parts_folder(path):
+        check_writable(path, schema)
+    elif os.path.isdir(path) and any(Path(path).iterdir()):
+        raise UserError(f"{path} is not empty: write the parts to a new or empty folder")
+
+
+def part_name(index: int) -> str:
+    """The file name of the ``index``-th Parquet part, sorting in row order."""
+    return f"part-{index:05d}.parquet"

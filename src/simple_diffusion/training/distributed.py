@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from ..choices import DEVICES
-from ..errors import FollowerExit, UserError
+from ..errors import UserError
 
 
 def resolve_device(choice: str = "auto") -> torch.device:
@@ -112,8 +112,8 @@ class Ranks:
                 torch.distributed.barrier()
 
     def on_main(self, action, *args, **kwargs):
-        """Run ``action`` on rank 0 only; a ``UserError`` it raises is raised on every rank (so
-        that no rank waits for one that has given up), the message printed once."""
+        """Run ``action`` on rank 0 only; a ``UserError`` it raises is raised on every rank, so
+        that no rank waits for one that has given up."""
         message = None
         if self.is_main:
             try:
@@ -125,7 +125,7 @@ class Ranks:
             torch.distributed.broadcast_object_list(box, src=0)
             message = box[0]
         if message is not None:
-            raise UserError(message) if self.is_main else FollowerExit(message)
+            raise UserError(message)
 
 class LostRank(UserError):
     """Another process of the run stopped (killed, crashed) while this one waited for it."""
@@ -184,11 +184,6 @@ def launch(nproc: int, argv: list[str]) -> int:
     except ChildFailedError:  # rank 0 has said what went wrong
         return 1
     return 0
-
-
-def is_follower() -> bool:
-    """Whether this process is a rank other than 0 of a torchrun job: rank 0 speaks for all."""
-    return int(os.environ.get("RANK", 0)) != 0 and int(os.environ.get("WORLD_SIZE", 1)) > 1
 
 
 def leave() -> None:
