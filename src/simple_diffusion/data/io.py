@@ -293,7 +293,8 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                     chunk if isinstance(chunk, np.ndarray) else chunk.to_numpy(np.float64, na_value=np.nan))
                 start += len(chunk)
             if array is None:
-                np.save(temporary, np.empty((0, 0)))
+                with open(temporary, "wb") as handle:  # np.save would add .npy to a path's name
+                    np.save(handle, np.empty((0, 0)))
                 return
             array.flush()
             del array
@@ -353,10 +354,10 @@ def concatenate(parts: list[Path], path: str) -> None:
             try:
                 for part in (p for p in parts if p.stat().st_size):  # a rank without rows: empty
                     source = pq.ParquetFile(part)
-                    for batch in source.iter_batches():
+                    for group in range(source.num_row_groups):  # the parts' row groups, as written
                         if writer is None:
                             writer = pq.ParquetWriter(temporary, source.schema_arrow)
-                        writer.write_batch(batch)
+                        writer.write_table(source.read_row_group(group))
             finally:
                 if writer is not None:
                     writer.close()

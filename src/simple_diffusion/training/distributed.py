@@ -178,11 +178,16 @@ def launch(nproc: int, argv: list[str]) -> int:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "simple_diffusion", *argv]
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    threads = os.environ.get("OMP_NUM_THREADS")
+    # The cores shared out (torchrun would give each process one, with a warning).
+    os.environ["OMP_NUM_THREADS"] = threads or str(max(1, (os.cpu_count() or 1) // nproc))
     try:
         run.run(run.parse_args(args))  # torchrun's main, without its traceback on failure
     except ChildFailedError:  # rank 0 has said what went wrong
         return 1
+    finally:
+        if threads is None:
+            del os.environ["OMP_NUM_THREADS"]
     return 0
 
 

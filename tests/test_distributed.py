@@ -1,0 +1,199 @@
+"""Several processes (torchrun, gloo on the CPU) and devices: one model trained by two processes
+is the one-process run, a signal to one rank stops all with a checkpoint that resumes with
+another process count, and samples are the same whatever the number of processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import simple_diffusion as sd
+from simple_diffusion.data import io
+from simple_diffusion.training.distributed import Ranks, resolve_device
+from tests.helpers import cli
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="no torch.distributed")
+
+
+def losses(run: Path) -> pd.DataFrame:
+    return pd.read_csv(run / "losses.csv")
+
+
+def weights(run: Path) -> torch.Tensor:
+    model = sd.load(run)
+    return torch.cat([p.detach().flatten() for p in model.net.parameters()])
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "autograd-ddp"])
+def test_two_processes_train_the_one_process_run(tmp_path, fast):
+    """Same seed, same global batch: each rank computes half of every batch and the gradients are
+    summed, so two processes take the one-process run's steps up to the order of float sums.
+    A rank training on the other's rows, or a missing gradient sum, moves the losses by ~1e-2."""
+    config = tmp_path / "fast.toml"
+    config.write_text(f"[train]\nfast = {str(fast).lower()}\n")
+    common = ["--data", "moons", "--steps", "200", "-n", "0", "--quiet", "--config", str(config)]
+    assert cli(["train", str(tmp_path / "one"), *common]) == 0
+    assert cli(["train", str(tmp_path / "two"), *common, "--nproc", "2"]) == 0
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) > 3
+    np.testing.assert_allclose(two.train_loss, one.train_loss, rtol=1e-4)
+    np.testing.assert_allclose(two.val_loss, one.val_loss, rtol=1e-4)
+    torch.testing.assert_close(weights(tmp_path / "two"), weights(tmp_path / "one"), rtol=0, atol=1e-4)
+    assert 'processes = 2' in (tmp_path / "two" / "config.toml").read_text()
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused_in_one_line(tmp_path, capfd):
+    status = cli(["train", str(tmp_path / "r"), "--data", "moons", "--steps", "10", "-n", "0",
+                  "--quiet", "--nproc", "3"])
+    err = capfd.readouterr().err
+    assert status == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: a batch of 256 rows does not split evenly over 3 processes: choose a "
+                      "process count that divides it (or set train.batch_size)"]
+    assert "Traceback" not in err
+
+
+def _rank_pid(marker: str, rank: int) -> int | None:
+    """The process of ``rank`` among those started with ``marker`` in their environment."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"TEST_MARKER={marker}".encode() in environ and f"RANK={rank}".encode() in environ:
+            return int(entry.name)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds ranks through /proc")
+def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_process(tmp_path):
+    """SIGTERM to rank 1 only: all ranks stop after the same epoch, rank 0 saves the checkpoint
+    and prints the resume command once; resuming it in one process continues the very run (its
+    later losses are those of an uninterrupted run: the draws' state does not depend on the
+    process count)."""
+    run, marker = tmp_path / "run", uuid.uuid4().hex
+    config = tmp_path / "every.toml"
+    config.write_text("[train]\ncheckpoint_every = 1\n")
+    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
+    env = {**os.environ, "TEST_MARKER": marker}
+    job = subprocess.Popen([sys.executable, "-m", "simple_diffusion", "train", str(run), *common,
+                            "--nproc", "2"], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    pid = _rank_pid(marker, 1)
+    assert pid is not None and job.poll() is None, "the run ended before it could be interrupted"
+    os.kill(pid, signal.SIGTERM)
+    _, err = job.communicate(timeout=120)
+    assert job.returncode == 1
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "interrupted after epoch" in errors[0], err
+    assert f"simple-diffusion train --resume {run}" in errors[0]
+    stopped = int(errors[0].split("after epoch ")[1].split(" ")[0])
+    total = int(errors[0].split(" of ")[1].split(";")[0])
+    assert 1 <= stopped < total
+
+    assert cli(["train", "--resume", str(run), "-n", "0", "--quiet"]) == 0
+    assert cli(["train", str(tmp_path / "whole"), *common]) == 0
+    resumed, whole = losses(run), losses(tmp_path / "whole")
+    assert list(resumed.epoch) == list(range(1, total + 1))
+    np.testing.assert_allclose(resumed.train_loss, whole.train_loss, rtol=1e-3)
+    assert "processes = 1" in (run / "config.toml").read_text()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("sharded") / "run"
+    assert cli(["train", str(run), "--data", "moons", "--steps", "60", "-n", "0", "--quiet"]) == 0
+    return run
+
+
+def test_row_ranges_of_a_sample_are_the_rows_of_the_whole_sample(trained):
+    """What each process draws: the rows of a range, chunk for chunk, equal the same rows of one
+    whole draw, bit for bit."""
+    model = sd.load(trained)
+    n, chunk = 20_000, 4096
+    whole = torch.cat([c for _, c in model.sample_chunks(n, seed=3, chunk_size=chunk)])
+    ranges = [range(0, 8192), range(8192, 16384), range(16384, n)]
+    pieces = [torch.cat([c for _, c in model.sample_chunks(n, seed=3, chunk_size=chunk, rows=r)])
+              for r in ranges]
+    assert torch.equal(torch.cat(pieces), whole)
+    with pytest.raises(ValueError, match="multiple"):
+        next(model.sample_chunks(n, seed=3, rows=range(100, 200)))
+
+
+@pytest.mark.parametrize("output", ["samples.csv", "samples.npy", "samples.parquet", "parts/"])
+def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path, output):
+    """1 process against 2 (torchrun), 20,000 rows in chunks of 4,096 (rank 0 draws two chunks,
+    rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts."""
+    args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--quiet"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    assert cli([*args, "-o", f"{one}/{output}"]) == 0
+    assert cli([*args, "-o", f"{two}/{output}", "--nproc", "2"]) == 0
+    names = sorted(p.relative_to(one) for p in one.rglob("*"))
+    assert names == sorted(p.relative_to(two) for p in two.rglob("*"))  # no part files left
+    for name in names:
+        if (one / name).is_file():
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name
+    rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
+    assert len(rows) == 20_000
+
+
+def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, capfd):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "mine.txt").write_text("keep me")
+    assert cli(["sample", str(trained), "-n", "10", "-o", f"{tmp_path}/parts/", "--quiet"]) == 1
+    assert "is not empty" in capfd.readouterr().err
+    assert (tmp_path / "parts" / "mine.txt").read_text() == "keep me"
+
+
+def test_concatenate_joins_parts_of_each_format_skipping_empty_ones(tmp_path):
+    blocks = [np.arange(6.0).reshape(3, 2), np.empty((0, 2)), np.arange(6.0, 10.0).reshape(2, 2)]
+    for suffix in (".csv", ".npy", ".parquet"):
+        parts = []
+        for i, block in enumerate(blocks):
+            part = tmp_path / f"part{i}{suffix}"
+            chunks = [] if not len(block) else [
+                block if suffix == ".npy" else pd.DataFrame(block, columns=["a", "b"])]
+            io.write_chunks(str(part), chunks, len(block))
+            parts.append(part)
+        out = tmp_path / f"all{suffix}"
+        io.concatenate(parts[1:] + parts[:1] if suffix == ".csv" else parts, str(out))
+        expected = np.concatenate([blocks[2], blocks[0]]) if suffix == ".csv" else np.concatenate(blocks)
+        assert np.array_equal(io.read_frame(str(out)).to_numpy(np.float64), expected), suffix
+
+
+def test_one_process_is_rank_0_of_1_and_a_missing_device_is_a_clear_error():
+    assert Ranks.from_environment() == Ranks(0, 1)
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    if not torch.cuda.is_available():
+        with pytest.raises(sd.UserError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_the_training_device_is_recorded_and_a_missing_one_refused(tmp_path, capfd):
+    run = tmp_path / "run"
+    assert cli(["train", str(run), "--data", "two_gaussians", "--steps", "20", "-n", "0", "--quiet",
+                "--device", "cpu"]) == 0
+    text = (run / "config.toml").read_text()
+    assert 'device = "cpu"' in text.split("[run]")[0] and 'device = "cpu"' in text.split("[run]")[1]
+    if not torch.cuda.is_available():
+        assert cli(["train", str(tmp_path / "gpu"), "--data", "two_gaussians", "--steps", "20",
+                    "--device", "cuda"]) == 1
+        assert "error: --device cuda: this torch sees no CUDA GPU" in capfd.readouterr().err
