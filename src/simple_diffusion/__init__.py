@@ -24,6 +24,7 @@ _EXPORTS = {
     "evaluate_run": "api",
     "fit": "api",
     "load": "api",
+    "sweep": "sweeps",
     "training_data": "api",
 }
 _MODULES = {"targets": "data.targets", "io": "data.io", "metrics": "evaluation.metrics"}

@@ -270,8 +270,7 @@ def fit(
         if isinstance(config, cfg.Config):
             config = cfg.override(config, {"data": {"condition": names}})
         else:
-            config = dict(config or {})
-            config["data"] = dict(config.get("data", {})) | {"condition": names}
+            config = cfg.merge(config or {}, {"data": {"condition": names}})
     folder = RunFolder(out) if out is not None else None
     if resume:
         if folder is None:

@@ -238,17 +238,14 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
         "condition": _columns(condition),
     }
     data_options = {k: v for k, v in data_options.items() if v is not None}
-    config = cfg.load_toml(config_file) if config_file else {}
-    if data_options:
-        config = {**config, "data": {**config.get("data", {}), **data_options}}
     train_options = {k: v for k, v in (("steps", steps), ("device", device)) if v is not None}
     if steps is not None and resume:
         raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
     if device is not None and resume:
         raise UserError("--resume trains on the run's device (config.toml's train.device, auto "
                         "by default); edit it there to move the run")
-    if train_options:
-        config = {**config, "train": {**config.get("train", {}), **train_options}}
+    config = cfg.merge(cfg.load_toml(config_file) if config_file else {},
+                       {"data": data_options, "train": train_options})
     if _launched(nproc):
         return
     count = _either(count, legacy_eval_samples)
@@ -557,6 +554,80 @@ def score(run, data_file, output, lowest, tolerance) -> None:
                f"{Path(output).with_suffix('.png')}", err=True)
     for row in order:
         click.echo(f"row {row}: log density {log_p[row]:.3f}")
+
+
+def _grid(pairs: tuple[str, ...]) -> dict[str, list]:
+    """``--set section.key=V1,V2`` options as a grid; each value read as a TOML value (numbers,
+    booleans, [lists]), else as text."""
+    import re
+
+    import tomllib
+
+    grid: dict[str, list] = {}
+    for pair in pairs:
+        key, equals, values = pair.partition("=")
+        if not equals or not values:
+            raise UserError(f"--set {pair!r}: write section.key=VALUE,VALUE,... e.g. train.lr=1e-3,4e-3")
+        for value in re.split(r",(?![^\[]*\])", values):  # commas outside [...]
+            try:
+                parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+            except tomllib.TOMLDecodeError:
+                parsed = value.strip()
+            grid.setdefault(key.strip(), []).append(parsed)
+    return grid
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("out", type=click.Path(file_okay=False), required=False, metavar="OUT")
+@click.option("--data", "data", required=True, metavar="SPEC", help="Built-in target name or a "
+              "data file, as for `train`.")
+@click.option("--set", "settings", multiple=True, metavar="SECTION.KEY=V1,V2,...",
+              help="A setting to vary (a key of config.toml), with its values; repeat for a grid.")
+@click.option("--seeds", default="0", show_default=True, metavar="S1,S2,...",
+              help="Training seeds, each run with every combination of --set.")
+@click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
+              show_default=True, help="Starting hyperparameters of every run.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="TOML file of overrides shared by every run.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Runs at once, each in its own worker process (joblib); about one per core.")
+@evaluation_samples_option
+@likelihood_rows_option
+@click.option("--overwrite", is_flag=True, help="Replace runs that already exist in OUT.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def sweep(out, data, settings, seeds, preset, config_file, jobs, count, likelihood_rows, overwrite,
+          quiet) -> None:
+    """Train one run per combination of --set values and --seeds, each a normal run folder in
+    OUT (named by its settings), --jobs at a time; print and write OUT/summary.csv (each run's
+    settings, ratio, distance, floor, KL or NLL, seconds), and the mean and spread over seeds.
+
+    \b
+    Examples:
+      simple-diffusion sweep sweeps/lr --data moons --set train.lr=1e-3,4e-3 --seeds 0,1,2 --jobs 2
+      simple-diffusion sweep sweeps/width --data moons --set "model.hidden=[64,64],[128,128]"
+    """
+    import pandas as pd
+
+    from .sweeps import by_setting
+    from .sweeps import sweep as run_sweep
+
+    if out is None:
+        raise UserError("write `simple-diffusion sweep OUT --data SPEC --set SECTION.KEY=V1,V2`")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--seeds {seeds!r}: write whole numbers separated by commas") from None
+    table = run_sweep(data, out, grid=_grid(settings), seeds=seed_list, preset=preset,
+                      config=config_file, jobs=jobs, overwrite=overwrite, num_samples=count,
+                      likelihood_rows=likelihood_rows, progress=not quiet)
+    with pd.option_context("display.width", 120, "display.max_columns", 20, "display.precision", 4):
+        click.echo(table.to_string(index=False))
+        averaged = by_setting(table)
+        if averaged is not None:
+            click.echo(f"\nover seeds:\n{averaged.to_string()}")
+    failed = int(table["error"].notna().sum()) if "error" in table else 0
+    click.echo(f"wrote {Path(out) / 'summary.csv'} ({_count(len(table), 'run')}"
+               f"{f', {failed} failed' if failed else ''})", err=True)
 
 
 @cli.command(context_settings=CONTEXT)

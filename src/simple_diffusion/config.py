@@ -277,6 +277,19 @@ def override(config: Config, changes: dict[str, Any]) -> Config:
     return from_dict(sections)
 
 
+def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``{"section": {"field": value}}`` overrides ``base`` updated by ``changes``, section by
+    section (neither is modified).
+
+    >>> merge({"train": {"lr": 1e-3, "seed": 1}}, {"train": {"seed": 2}, "data": {"bounds": "x=0:"}})
+    {'train': {'lr': 0.001, 'seed': 2}, 'data': {'bounds': 'x=0:'}}
+    """
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in changes.items():
+        merged[section] = {**merged.get(section, {}), **values}
+    return merged
+
+
 def from_dict(raw: dict[str, Any]) -> Config:
     """Build and check a ``Config`` from nested dictionaries (as read from TOML)."""
     parts = {}
