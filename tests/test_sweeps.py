@@ -18,7 +18,7 @@ def test_the_grid_is_every_combination_with_every_seed_named_by_its_settings():
         "lr=0.001_hidden=32x32_seed=0", "lr=0.001_hidden=32x32_seed=7",
         "lr=0.004_hidden=32x32_seed=0", "lr=0.004_hidden=32x32_seed=7"]
     assert combos[3][1] == {"train.lr": 4e-3, "model.hidden": [32, 32], "train.seed": 7}
-    with pytest.raises(sd.UserError, match="section.key"):
+    with pytest.raises(sd.UserError, match=r"section\.key"):
         expand({"lr": [1e-3]}, seeds=[0])
 
 
