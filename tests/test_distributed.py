@@ -4,6 +4,7 @@ another process count, and samples are the same whatever the number of processes
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -197,3 +198,17 @@ def test_the_training_device_is_recorded_and_a_missing_one_refused(tmp_path, cap
         assert cli(["train", str(tmp_path / "gpu"), "--data", "two_gaussians", "--steps", "20",
                     "--device", "cuda"]) == 1
         assert "error: --device cuda: this torch sees no CUDA GPU" in capfd.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_reach_the_quality_of_one(tmp_path):
+    """The default preset on moons (100,000 samples judged): two processes with the same global
+    batch score the ratio of one process with the same seed, within the spread between seeds."""
+    ratios = {}
+    for nproc, seed in ((1, 0), (1, 1), (2, 0)):
+        run = tmp_path / f"{nproc}-{seed}"
+        assert cli(["train", str(run), "--data", "moons", "--seed", str(seed), "--quiet",
+                    "--likelihood-rows", "0", "--nproc", str(nproc)]) == 0
+        ratios[nproc, seed] = json.loads((run / "metrics.json").read_text())["ratio"]
+    spread = abs(ratios[1, 0] - ratios[1, 1])
+    assert abs(ratios[2, 0] - ratios[1, 0]) <= max(spread, 0.05), ratios
