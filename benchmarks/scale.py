@@ -66,7 +66,8 @@ def write_table(path: Path, rows: int, seed: int = 0) -> None:
     for start in range(0, rows, 1 << 17):
         n = min(1 << 17, rows - start)
         cluster = rng.integers(0, 4, n)
-        values = means[cluster] + np.einsum("nij,nj->ni", factors[cluster], rng.normal(0, 1, (n, TABLE_COLUMNS)))
+        noise = rng.normal(0, 1, (n, TABLE_COLUMNS))
+        values = means[cluster] + np.einsum("nij,nj->ni", factors[cluster], noise)
         table = pa.table({name: values[:, j] for j, name in enumerate(names)})
         writer = writer or pq.ParquetWriter(path, table.schema)
         writer.write_table(table)
@@ -180,14 +181,16 @@ def estimate(training: list[dict], allreduce: float) -> dict:
     gradient_bytes = 4 * one["parameters"]
     rows = 10**9
     cases = {}
-    for machines, link, bandwidth in ((8, "10 GbE", 1.25e9), (32, "10 GbE", 1.25e9), (32, "100 Gb/s", 12.5e9)):
+    links = ((8, "10 GbE", 1.25e9), (32, "10 GbE", 1.25e9), (32, "100 Gb/s", 12.5e9))
+    for machines, link, bandwidth in links:
         communication = 2 * (machines - 1) / machines * gradient_bytes / bandwidth + 1e-4  # + latency
         steps = rows / (one["batch_size"] * machines)
         cases[f"{machines} machines, {link}"] = {
             "hours": steps * (compute + communication) / 3600, "steps": steps,
             "compute_ms": 1e3 * compute, "communication_ms": 1e3 * communication}
     return {"gradient_bytes": gradient_bytes, "allreduce_seconds_loopback": allreduce,
-            "step_seconds": compute, "one_process_hours": rows / one["rows_per_second"] / 3600, "cases": cases}
+            "step_seconds": compute, "one_process_hours": rows / one["rows_per_second"] / 3600,
+            "cases": cases}
 
 
 def report(results: dict) -> str:
@@ -209,9 +212,10 @@ def report(results: dict) -> str:
         e = results["estimate"]
         parts.append(section(
             "Paper estimate: one pass over 10^9 rows",
-            f"From the measured one-process (two-thread) step ({1e3 * e['step_seconds']:.1f} ms for 512 rows) and "
-            f"a ring all-reduce of the {e['gradient_bytes'] / 1e6:.1f} MB gradient per step (measured "
-            f"here between two processes over loopback gloo: {1e3 * e['allreduce_seconds_loopback']:.2f} ms); "
+            f"From the measured one-process (two-thread) step ({1e3 * e['step_seconds']:.1f} ms for "
+            f"512 rows) and a ring all-reduce of the {e['gradient_bytes'] / 1e6:.1f} MB gradient per "
+            "step (measured here between two processes over loopback gloo: "
+            f"{1e3 * e['allreduce_seconds_loopback']:.2f} ms); "
             f"one process alone: {e['one_process_hours']:.1f} hours. CPU machines of this kind, one "
             "process each, 512 rows per process and step (`train.batch_size` = 512 x processes); "
             "a GPU's step is not measured here. (The default budget stops at 20,000 steps; a "
@@ -241,13 +245,14 @@ def report(results: dict) -> str:
             "`sweep --seeds 0,1,2,3 --jobs J` on two_gaussians (default preset, evaluation "
             "included): four independent runs.",
             ["#jobs", "#runs", "#seconds", "#speed-up"],
-            [[str(r["jobs"]), str(r["runs"]), f"{r['seconds']:.1f}", f"{rows[0]['seconds'] / r['seconds']:.2f}"]
-             for r in rows]))
+            [[str(r["jobs"]), str(r["runs"]), f"{r['seconds']:.1f}",
+              f"{rows[0]['seconds'] / r['seconds']:.2f}"] for r in rows]))
     return "## Scale\n\n" + "\n\n".join(parts)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=float, default=1e6, help="rows of the training table")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--sample-rows", default="1e6,1e7,1e8")
