@@ -220,3 +220,23 @@ def test_the_probe_reports_a_missing_cpu_kernel(monkeypatch):
 
     monkeypatch.setattr(torch, "_fused_adam_", cuda_only)
     assert engine.fused_adam_available.__wrapped__() is False
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_epoch_drawn_in_segments_visits_each_row_once_on_the_learning_rate_schedule(monkeypatch, fast):
+    """A table larger than a segment is drawn a segment at a time (here 3 batches of 50): the
+    epoch still shows every row once (the last partial batch dropped) and every step gets its
+    own learning rate, as an epoch drawn at once does."""
+    monkeypatch.setattr(loop, "SEGMENT_ROWS", 150)
+    trainer = make_trainer(epochs=2, fast=fast)
+    shown, rates = [], []
+    draw = trainer.objective.draw
+    monkeypatch.setattr(trainer.objective, "draw", lambda x0, g: shown.append(x0.clone()) or draw(x0, g))
+    set_rate = trainer._set_learning_rate
+    monkeypatch.setattr(trainer, "_set_learning_rate", lambda lr: rates.append(lr) or set_rate(lr))
+    trainer.run(progress=False)
+    assert [len(x) for x in shown[:7]] == [150] * 6 + [100]  # 20 steps of 50: 7 segments an epoch
+    first_epoch = torch.cat(shown[:7]).flatten().sort().values
+    assert torch.equal(first_epoch, trainer.train_data.flatten().sort().values)
+    assert rates == [trainer._learning_rate(step) for step in range(trainer.total_steps)]
+    assert len(trainer.history) == 2 and all(math.isfinite(h["train_loss"]) for h in trainer.history)

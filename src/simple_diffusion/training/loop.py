@@ -38,6 +38,9 @@ from .distributed import Ranks
 VALIDATION_DRAWS = 8192
 """Noisy draws of the validation rows that ``keep_best`` compares epochs on (the rows repeated
 with fresh noise levels and noise): enough that the choice follows the model, not the draws."""
+SEGMENT_ROWS = 1 << 20
+"""Rows of an epoch drawn at once (noise levels, noise, network inputs): an epoch of a larger
+table is drawn in segments, so that memory does not grow with the table beyond its rows."""
 VALIDATION_SPACING = 4 * VALIDATION_DRAWS
 """Training rows between two such validations (their cost is then under a tenth of training);
 the epochs between carry the last validation loss."""
@@ -179,34 +182,43 @@ class Trainer:
         self.optimizer.param_groups[0]["lr"] = lr
 
     def _train_epoch(self) -> torch.Tensor:
-        """Run one epoch; return the per-step losses (averaged over the ranks)."""
-        steps = self.steps_per_epoch
-        order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * self.batch_size]
-        x0 = self.train_data[order]
-        x_t, t, target = self.objective.draw(x0, self.generator)
-        shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
-        condition, weights = self._condition(x0, shown)
-        x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
-        constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
-        first_step = self.epoch * steps
-        if self.fast is not None:
-            inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
-            losses = self._fast_epoch(inputs, target, weights, first_step, constant_lr)
-        else:
-            losses = self._autograd_epoch(x_t, t, target, condition, weights, first_step, constant_lr)
-        return self.ranks.sum_(losses).cpu() / self.ranks.world_size
+        """Run one epoch; return the per-step losses (averaged over the ranks).
+
+        The epoch's draws are made a segment of ``SEGMENT_ROWS`` rows at a time, so that memory
+        follows the segment, not the table; an epoch of fewer rows is one segment.
+        """
+        b, steps = self.batch_size, self.steps_per_epoch
+        order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
+        segment_steps = max(1, SEGMENT_ROWS // b)
+        losses = []
+        for first in range(0, steps, segment_steps):
+            x0 = self.train_data[order[first * b : (first + segment_steps) * b]]
+            x_t, t, target = self.objective.draw(x0, self.generator)
+            shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
+            condition, weights = self._condition(x0, shown)
+            x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
+            constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
+            first_step = self.epoch * steps + first
+            if self.fast is not None:
+                inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
+                losses.append(self._fast_steps(inputs, target, weights, first_step, constant_lr))
+            else:
+                losses.append(self._autograd_steps(x_t, t, target, condition, weights, first_step,
+                                                   constant_lr))
+        return self.ranks.sum_(torch.cat(losses)).cpu() / self.ranks.world_size
 
     def _mine(self, values: torch.Tensor | None) -> torch.Tensor | None:
-        """This rank's rows of every batch of an epoch's draws, on the training device."""
+        """This rank's rows of every batch of a segment's draws, on the training device."""
         if values is None or not self.ranks.distributed:
             return None if values is None else values.to(self.device)
         b, rank = self.local_batch, self.ranks.rank
-        per_step = values.reshape(self.steps_per_epoch, self.batch_size, *values.shape[1:])
+        per_step = values.reshape(-1, self.batch_size, *values.shape[1:])
         return per_step[:, rank * b : (rank + 1) * b].reshape(-1, *values.shape[1:]).to(self.device)
 
-    def _autograd_epoch(self, x_t, t, target, condition, weights, first_step: int,
+    def _autograd_steps(self, x_t, t, target, condition, weights, first_step: int,
                         constant_lr: bool) -> torch.Tensor:
-        b, steps = self.local_batch, self.steps_per_epoch
+        b = self.local_batch
+        steps = len(target) // b
         losses = torch.empty(steps, dtype=self.dtype, device=self.device)
         for i, start in enumerate(range(0, steps * b, b)):
             batch = slice(start, start + b)
@@ -238,11 +250,12 @@ class Trainer:
         return ((output - target).square() * weights).mean()
 
     @torch.no_grad()
-    def _fast_epoch(self, inputs, target, weights, first_step: int, constant_lr: bool) -> torch.Tensor:
+    def _fast_steps(self, inputs, target, weights, first_step: int, constant_lr: bool) -> torch.Tensor:
         b = self.local_batch
         residual = torch.empty_like(target)
         fast, optimizer, ranks = self.fast, self.optimizer, self.ranks
-        weight_batches = weights.split(b) if weights is not None else [None] * self.steps_per_epoch
+        steps = len(target) // b
+        weight_batches = weights.split(b) if weights is not None else [None] * steps
         batches = zip(inputs.split(b), target.split(b), residual.split(b), weight_batches)
         for i, (input_batch, target_batch, residual_batch, weight_batch) in enumerate(batches):
             if not constant_lr:
@@ -254,7 +267,7 @@ class Trainer:
             ranks.sum_(optimizer.grad)  # the whole batch's: a sum over rows, so over ranks
             optimizer.step()
             self._update_ema(first_step + i + 1)
-        return residual.square().reshape(self.steps_per_epoch, -1).mean(1)
+        return residual.square().reshape(steps, -1).mean(1)
 
     def _update_ema(self, step: int) -> None:
         if self.ema is not None:
