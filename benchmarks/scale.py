@@ -15,6 +15,7 @@ Results go to BENCHMARKS.md (between this script's markers) and benchmarks/resul
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -172,6 +173,82 @@ def sweeps(work: Path) -> list[dict]:
     return results
 
 
+def _separate_steps(models: int, hidden: list[int], batch: int, dim: int):
+    """One training step of ``models`` networks, each on the fast engine (as a sweep's workers
+    or one process after another run them)."""
+    import torch
+
+    from simple_diffusion.diffusion.denoisers import MLP, FourierTime
+    from simple_diffusion.training import engine
+
+    nets = [MLP(dim, hidden, FourierTime(16, 1000), "silu") for _ in range(models)]
+    parts = [(engine.FastMLP(net, flat, grad, batch), engine.FlatAdam(flat, grad, 1e-3))
+             for net in nets for flat, grad in [engine.flatten_parameters(net)]]
+    x, y = torch.randn(batch, dim + 33), torch.randn(batch, dim)
+
+    def step() -> None:
+        for fast, adam in parts:
+            fast.backward(fast.forward(x) - y)
+            adam.step()
+    return step
+
+
+def _batched_step(models: int, hidden: list[int], batch: int, dim: int):
+    """The same step for ``models`` networks stacked, every product one batched ``bmm``, and
+    one fused Adam call over all the weights: what one batched process would run."""
+    import torch
+
+    widths = [dim + 32, *hidden, dim]
+    weights = [torch.randn(models, out, inp + 1) * 0.1 for inp, out in itertools.pairwise(widths)]
+    grads, first, second = ([torch.zeros_like(w) for w in weights] for _ in range(3))
+    counts = [torch.zeros(()) for _ in weights]
+    x, y = torch.randn(models, batch, dim + 33), torch.randn(models, batch, dim)
+    ones = [torch.ones(models, batch, 1) for _ in hidden]
+
+    def step() -> None:
+        pre, post, h = [], [], x
+        for i, w in enumerate(weights):
+            pre.append(torch.bmm(h, w.transpose(1, 2)))
+            if i < len(hidden):
+                h = torch.cat([torch.nn.functional.silu(pre[-1]), ones[i]], dim=2)
+                post.append(h)
+        g = pre[-1] - y
+        for i in range(len(weights) - 1, -1, -1):
+            torch.bmm(g.transpose(1, 2), x if i == 0 else post[i - 1], out=grads[i])
+            if i > 0:
+                g = torch.ops.aten.silu_backward(torch.bmm(g, weights[i][:, :, :-1]), pre[i - 1])
+        torch._fused_adam_(weights, grads, first, second, [], counts, lr=1e-3, beta1=0.9,
+                           beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    return step
+
+
+def batched_models(repeats: int = 300) -> list[dict]:
+    """Seconds per step of four models, separately and stacked in one process, against one model
+    (one thread): where training several small models in one batched process would win."""
+    import torch
+
+    torch.set_num_threads(1)
+
+    def seconds(step) -> float:
+        for _ in range(20):
+            step()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            step()
+        return (time.perf_counter() - start) / repeats
+
+    results = []
+    for name, hidden, batch, dim in (("seed preset: 2 x 16, batch 64, 1 column", [16, 16], 64, 1),
+                                     ("default: 4 x 128, batch 256, 2 columns", [128] * 4, 256, 2),
+                                     ("default: 4 x 256, batch 512, 20 columns", [256] * 4, 512, 20)):
+        one = seconds(_separate_steps(1, hidden, batch, dim))
+        results.append({"network": name, "one_ms": 1e3 * one,
+                        "four_separate": seconds(_separate_steps(4, hidden, batch, dim)) / one,
+                        "four_batched": seconds(_batched_step(4, hidden, batch, dim)) / one})
+        print(results[-1], flush=True)
+    return results
+
+
 def estimate(training: list[dict], allreduce: float) -> dict:
     """One pass over 10^9 rows at 512 rows per rank per step: compute from the measured rows per
     second of one process, plus one all-reduce of the gradients per step (measured gloo on this
@@ -238,6 +315,15 @@ def report(results: dict) -> str:
             "Ratio to the data's floor (100,000 samples) of one model per row.",
             ["processes", "#seed", "#ratio"],
             [[str(r["processes"]), str(r["seed"]), f"{r['ratio']:.3f}"] for r in results["quality"]]))
+    if "batched" in results:
+        parts.append(section(
+            "Several small models in one process?",
+            "Seconds per training step of four models, one after another on the fast engine or "
+            "stacked in batched products (`torch.bmm`, one fused Adam call), relative to one "
+            "model's step; one thread.",
+            ["network", "#one step (ms)", "#four separately", "#four batched"],
+            [[r["network"], f"{r['one_ms']:.3f}", f"{r['four_separate']:.2f}x",
+              f"{r['four_batched']:.2f}x"] for r in results["batched"]]))
     if "sweeps" in results:
         rows = results["sweeps"]
         parts.append(section(
@@ -257,7 +343,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--sample-rows", default="1e6,1e7,1e8")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: training, "
-                        "sampling, quality, sweeps")
+                        "sampling, quality, sweeps, batched")
     parser.add_argument("--allreduce-probe", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.allreduce_probe:
@@ -282,6 +368,8 @@ def main() -> None:
             results["quality"] = quality(work)
         if "sweeps" not in skip:
             results["sweeps"] = sweeps(work)
+        if "batched" not in skip:
+            results["batched"] = batched_models()
     path.write_text(json.dumps(results, indent=2) + "\n")
     write_section("scale", report(results))
 
