@@ -102,6 +102,18 @@ def training_throughput(work: Path, rows: int, epochs: int) -> list[dict]:
     return results
 
 
+def large_table(work: Path, rows: int) -> dict:
+    """One process, the default budget, on a ``rows`` x 20 table: seconds and peak memory."""
+    table = work / "large.parquet"
+    write_table(table, rows, seed=1)
+    run = work / "large"
+    result = measured([*CLI, "train", str(run), "--data", str(table), "-n", "0", "--quiet"])
+    info = run_info(run)
+    shutil.rmtree(run)
+    table.unlink()
+    return {"rows": rows, **info, "wall_seconds": result["seconds"], "peak_mib": result["peak_mib"]}
+
+
 def allreduce_probe(parameters: int) -> None:
     """In each of the ranks torchrun starts: seconds per gloo all_reduce of the gradient buffer."""
     import torch
@@ -285,6 +297,15 @@ def report(results: dict) -> str:
             [[str(r["processes"]), str(r["threads"]), str(r["batch_size"]), f"{r['steps']:,}",
               f"{r['train_seconds']:.1f}", f"{r['rows_per_second']:,.0f}", f"{r['peak_mib']:,.0f}"]
              for r in rows]))
+    if "large" in results:
+        r = results["large"]
+        parts.append(section(
+            f"A larger table in one process: {r['rows']:,} rows x {TABLE_COLUMNS} columns",
+            "`train RUN --data large.parquet -n 0` with the default budget. The table is read "
+            "whole (pandas, then float64 matrices): most of the peak memory is reading.",
+            ["#rows", "#batch", "#steps", "#train (s)", "#wall (s)", "#peak GiB"],
+            [[f"{r['rows']:,}", str(r["batch_size"]), f"{r['steps']:,}", f"{r['train_seconds']:.0f}",
+              f"{r['wall_seconds']:.0f}", f"{r['peak_mib'] / 1024:.1f}"]]))
     if "estimate" in results:
         e = results["estimate"]
         parts.append(section(
@@ -341,9 +362,10 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=float, default=1e6, help="rows of the training table")
     parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--large-rows", type=float, default=1e7, help="rows of the one-process table")
     parser.add_argument("--sample-rows", default="1e6,1e7,1e8")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: training, "
-                        "sampling, quality, sweeps, batched")
+                        "large, sampling, quality, sweeps, batched")
     parser.add_argument("--allreduce-probe", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.allreduce_probe:
@@ -362,6 +384,8 @@ def main() -> None:
             results["training"] = training_throughput(work, int(args.rows), args.epochs)
             parameters = results["training"][0]["parameters"]
             results["estimate"] = estimate(results["training"], allreduce_seconds(parameters))
+        if "large" not in skip:
+            results["large"] = large_table(work, int(args.large_rows))
         if "sampling" not in skip:
             results["sampling"] = sampling(work, [int(float(r)) for r in args.sample_rows.split(",")])
         if "quality" not in skip:

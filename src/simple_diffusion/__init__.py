@@ -26,6 +26,7 @@ _EXPORTS = {
     "load": "api",
     "sweep": "sweeps",
     "training_data": "api",
+    "write_samples": "api",
 }
 _MODULES = {"targets": "data.targets", "io": "data.io", "metrics": "evaluation.metrics"}
 """Modules reachable as attributes: ``sd.targets.get("moons")``, ``sd.io.write_table(...)``."""
