@@ -173,8 +173,10 @@ def stop_requests(ranks: Ranks) -> Iterator[list[bool]]:
 
 def launch(nproc: int, argv: list[str]) -> int:
     """Run ``simple-diffusion ARGV`` in ``nproc`` processes on this machine through torchrun
-    (``torch.distributed.run``, standalone rendezvous); return its exit status."""
+    (``torch.distributed.run``, standalone rendezvous); return its exit status: 0, 1 when a
+    process failed, 130 when interrupted."""
     from torch.distributed import run
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     args = ["--standalone", f"--nproc_per_node={nproc}", "-m", "simple_diffusion", *argv]
@@ -185,6 +187,8 @@ def launch(nproc: int, argv: list[str]) -> int:
         run.run(run.parse_args(args))  # torchrun's main, without its traceback on failure
     except ChildFailedError:  # rank 0 has said what went wrong
         return 1
+    except SignalException:  # Ctrl-C or SIGTERM: torchrun passed it on, rank 0 saved and said so
+        return 130
     finally:
         if threads is None:
             del os.environ["OMP_NUM_THREADS"]
