@@ -146,6 +146,7 @@ def cli() -> None:
       simple-diffusion sample runs/two -n 100000 -o samples.npy  # draw new samples
       simple-diffusion evaluate runs/two                         # distances, floor, ratio, NLL
       simple-diffusion score runs/two --data rows.csv -o s.csv   # log-density of each row
+      simple-diffusion sweep sweeps/lr --data moons --seeds 0,1,2 --jobs 2   # many runs
       simple-diffusion demo                                      # seed vs default, both targets
 
     Every command works on the folder named first and has its own --help.
