@@ -187,3 +187,69 @@ def test_chunked_npy_write(tmp_path):
     io.write_chunks(path, chunks, 5000)
     array = np.load(path)
     assert array.shape == (5000, 2) and array[4999, 0] == 4
+
+
+def _mixed_parquet(path, rows_per_group=40, groups=3):
+    """A table of every kind with gaps in one row group only, written in ``groups`` row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(0)
+    n = rows_per_group * groups
+    gap_in_first = np.arange(n) < rows_per_group  # gaps only in the first row group
+    ints = rng.integers(0, 9, n).astype(object)
+    ints[[n - 1, n - 5]] = None  # in the last group: integers in the others
+    flags = rng.random(n) < 0.5
+    nullable_flags = flags.astype(object)
+    nullable_flags[5] = None
+    table = pa.table({
+        "x": pa.array(np.where(gap_in_first & (rng.random(n) < 0.1), np.nan, rng.normal(size=n))),
+        "count": pa.array(rng.integers(0, 100, n)),
+        "count_with_gaps": pa.array(list(ints), type=pa.int64()),
+        "species": pa.array([["Adelie", "Gentoo", "Chinstrap"][i % 3] if i != 7 else None for i in range(n)]),
+        "flag": pa.array(flags),
+        "flag_with_gaps": pa.array(list(nullable_flags), type=pa.bool_()),
+        "answer": pa.array(["true" if f else "false" for f in flags]),
+        "code": pa.array([str(1 + i % 2) for i in range(n)]),
+    })
+    pq.write_table(table, path, row_group_size=rows_per_group)
+
+
+@pytest.mark.parametrize("kinds", [None, {"categorical": ["count"], "numeric": ["count_with_gaps"]}])
+def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_path, monkeypatch, kinds):
+    """Gaps in one row group only turn an integer column into floats there (pandas), booleans
+    into objects: the kinds, labels and values merged over the groups are the whole table's."""
+    path = tmp_path / "mixed.parquet"
+    _mixed_parquet(path)
+    whole = io.read_table(str(path), kinds=kinds)  # small: read whole
+    assert io._read_parquet_in_row_groups(str(path), None, kinds, False) is None
+    monkeypatch.setattr(io, "READ_WHOLE_BYTES", 0)
+    grouped = io._read_parquet_in_row_groups(str(path), None, kinds, False)
+    assert grouped is not None and grouped.schema == whole.schema
+    assert grouped.columns == whole.columns
+    np.testing.assert_array_equal(grouped.values, whole.values)  # NaN where missing, in both
+    kinds_found = {c.name: (c.kind, c.dtype, c.categories) for c in grouped.schema}
+    assert kinds_found["answer"] == ("categorical", "bool", [False, True])
+    assert kinds_found["code"] == ("categorical", "int64", [1, 2])
+    selected = io.read_table(str(path), columns=["species", "x"])
+    assert selected.columns == ["species", "x"]
+    np.testing.assert_array_equal(selected.values, whole.values[:, [3, 0]])
+
+
+def test_identifiers_are_judged_on_the_whole_column_not_a_row_group(tmp_path, monkeypatch):
+    """A column different in every row is refused; one different in every row of each group
+    but repeating across groups (20 labels over 60 rows) is a category, as read whole."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(io, "READ_WHOLE_BYTES", 0)
+    path = tmp_path / "ids.parquet"
+    labels = [f"row{i}" for i in range(60)]
+    pq.write_table(pa.table({"id": labels, "x": np.arange(60.0)}), path, row_group_size=20)
+    with pytest.raises(UserError, match="'id' has a different value in every row"):
+        io.read_table(str(path))
+    pq.write_table(pa.table({"id": [labels[i % 20] for i in range(60)], "x": np.arange(60.0)}), path,
+                   row_group_size=20)
+    table = io._read_parquet_in_row_groups(str(path), None, None, False)
+    assert table is not None and table.schema[0].kind == "categorical"
+    assert len(table.schema[0].categories) == 20

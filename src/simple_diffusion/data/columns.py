@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -78,66 +78,110 @@ def detect(
     a few words is refused as a typo, naming the cell (its line, for a CSV read as text with
     ``first_row`` the line of its first row).
     """
-    import pandas as pd
+    forced = forced_kinds(list(frame.columns), categorical, integer, numeric)
+    return finish([find(frame[name], str(name), forced.get(name), first_row) for name in frame.columns])
 
-    forced = {}
+
+def forced_kinds(columns: Sequence[str], categorical: Sequence[str] = (), integer: Sequence[str] = (),
+                 numeric: Sequence[str] = ()) -> dict[str, str]:
+    """``{column: kind}`` of the declared kinds, checked against the table's ``columns``."""
+    forced: dict[str, str] = {}
     for names, kind in ((categorical, "categorical"), (integer, "integer"), (numeric, "numeric")):
         for name in names:
-            if name not in frame.columns:
+            if name not in columns:
                 raise UserError(f"--{kind} names column {name!r}, which the data lacks "
-                                f"(columns: {', '.join(map(str, frame.columns))})")
+                                f"(columns: {', '.join(map(str, columns))})")
             if name in forced and forced[name] != kind:
                 raise UserError(f"column {name!r} is declared both {forced[name]} and {kind}")
             forced[name] = kind
-    schema, identifiers = [], []
-    for name in frame.columns:
-        column = frame[name]
-        dtype = column.dtype
-        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-            raise UserError(f"column {name!r} holds dates or times ({dtype}), which are not modelled: "
-                            "convert them to numbers, or leave the column out with --columns")
-        if pd.api.types.is_complex_dtype(dtype):
-            raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
-        text = _is_text(column)
-        if text and first_row is not None:  # a CSV read as text: its typing is ours to find
-            values = _numbers_of_text(column, name, forced.get(name), first_row)
-            if values is not None:
-                whole = column.str.strip().map(lambda s: bool(_INTEGER_TEXT.match(s))
-                                                or s.lower() in MISSING_TOKENS)
-                kind = forced.get(name) or ("integer" if whole.all() else "numeric")
-                schema.append(Column(str(name), kind, "int64" if kind == "integer" else "float64",
-                                     nullable=bool(np.isnan(values).any())))
-                continue
-        kind = forced.get(name)
-        if kind is None:
-            if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
-                kind = "categorical"
-            elif pd.api.types.is_integer_dtype(dtype):
-                kind = "integer"
-            else:
-                kind = "numeric"
-        if kind != "categorical":
-            _as_numbers(column, name, first_row)  # refuses a column that is not numbers
-            schema.append(Column(str(name), kind, "float64" if text else str(dtype),
-                                 nullable=bool(_missing(column).any())))
-            continue
-        present = column[~_missing(column)]
-        labels = _labels(column)
-        if text and len(present) >= IDENTIFIER_ROWS and len(labels) == len(present) and name not in forced:
-            identifiers.append(name)
-        if text and labels and {str(label).lower() for label in labels} <= {"true", "false"}:
-            labels, dtype = sorted({str(label).lower() == "true" for label in labels}), "bool"
-        elif text and labels and all(_INTEGER_TEXT.match(str(label)) for label in labels):
-            labels, dtype = sorted({int(label) for label in labels}), "int64"  # codes read from text
-        schema.append(Column(str(name), "categorical", str(dtype), labels,
-                             nullable=bool(len(present) < len(column))))
+    return forced
+
+
+@dataclass
+class Finding:
+    """What one column's cells say about its kind: the column (a categorical one with its labels
+    as found, text not yet read as booleans or integers), and what decides the rest. Findings of
+    the same column over consecutive row groups ``merge`` into the whole column's."""
+
+    column: Column
+    text: bool = False
+    present: int = 0
+    """Cells that are not missing."""
+    forced: bool = False
+
+    def merge(self, other: Finding) -> Finding:
+        a, b = self.column, other.column
+        if a.kind == "categorical" or b.kind == "categorical":
+            if a.kind != b.kind:
+                raise UserError(f"column {a.name!r} holds categories in some rows and numbers in others")
+            text = self.text or other.text
+            labels = {str(v).strip() if text else v for v in (*a.categories, *b.categories)}
+            merged = Column(a.name, "categorical", (a if self.text else b).dtype, _ordered(labels),
+                            a.nullable or b.nullable)
+        else:  # a whole-number dtype where a row group has no gap, floats where one has
+            kind = a.kind if a.kind == b.kind else "numeric"
+            merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
+                            nullable=a.nullable or b.nullable)
+        return Finding(merged, self.text or other.text, self.present + other.present, self.forced)
+
+
+def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None) -> Finding:
+    """The ``Finding`` of one column's cells (``forced``: its declared kind)."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise UserError(f"column {name!r} holds dates or times ({dtype}), which are not modelled: "
+                        "convert them to numbers, or leave the column out with --columns")
+    if pd.api.types.is_complex_dtype(dtype):
+        raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
+    text = _is_text(column)
+    if text and first_row is not None:  # a CSV read as text: its typing is ours to find
+        values = _numbers_of_text(column, name, forced, first_row)
+        if values is not None:
+            whole = column.str.strip().map(lambda s: bool(_INTEGER_TEXT.match(s))
+                                            or s.lower() in MISSING_TOKENS)
+            kind = forced or ("integer" if whole.all() else "numeric")
+            return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
+                                  nullable=bool(np.isnan(values).any())))
+    kind = forced
+    if kind is None:
+        if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
+            kind = "categorical"
+        elif pd.api.types.is_integer_dtype(dtype):
+            kind = "integer"
+        else:
+            kind = "numeric"
+    if kind != "categorical":
+        _as_numbers(column, name, first_row)  # refuses a column that is not numbers
+        return Finding(Column(name, kind, "float64" if text else str(dtype),
+                              nullable=bool(_missing(column).any())))
+    present = int((~_missing(column)).sum())
+    return Finding(Column(name, "categorical", str(dtype), _labels(column), present < len(column)),
+                   text, present, forced is not None)
+
+
+def finish(findings: Sequence[Finding]) -> list[Column]:
+    """The schema of a table's findings: identifiers refused, labels read from text as booleans
+    or integers where all of them are."""
+    identifiers = [f.column.name for f in findings if f.text and not f.forced
+                   and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
     if identifiers:
-        kept = [str(c) for c in frame.columns if c not in identifiers]
+        kept = [f.column.name for f in findings if f.column.name not in identifiers]
         raise UserError(
             f"column {identifiers[0]!r} has a different value in every row (an identifier?), which "
             f"cannot be learnt: leave it out with --columns {','.join(kept)}"
             + (f" (also: {', '.join(map(repr, identifiers[1:]))})" if len(identifiers) > 1 else "")
         )
+    schema = []
+    for finding in findings:
+        column, labels = finding.column, finding.column.categories
+        if finding.text and labels and {str(label).lower() for label in labels} <= {"true", "false"}:
+            column = replace(column, categories=sorted({str(v).lower() == "true" for v in labels}),
+                             dtype="bool")
+        elif finding.text and labels and all(_INTEGER_TEXT.match(str(label)) for label in labels):
+            column = replace(column, categories=sorted({int(v) for v in labels}), dtype="int64")
+        schema.append(column)
     return schema
 
 
@@ -207,7 +251,10 @@ def _labels(column: pd.Series) -> list[Any]:
     present = column[~_missing(column)]
     if _is_text(column):
         present = present.astype(str).str.strip()
-    labels = {_plain(v) for v in present.unique()}
+    return _ordered({_plain(v) for v in present.unique()})
+
+
+def _ordered(labels: set) -> list[Any]:
     try:
         return sorted(labels)
     except TypeError:  # labels of several types: order by their text

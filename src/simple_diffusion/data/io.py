@@ -23,13 +23,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from .columns import Column, detect, is_number, to_values
+from .columns import Column, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
 FORMATS = (".npy", ".csv", ".parquet")
 MANY_COLUMNS = 64
+READ_WHOLE_BYTES = 1 << 28
+"""A Parquet table of more values than this (256 MiB as float64: 1.7 million rows of 20 columns)
+is read a row group at a time into one matrix; read whole, pandas and the conversions peak at
+several times the values (BENCHMARKS.md, "Scale")."""
 
 
 @dataclass
@@ -101,10 +105,52 @@ def read_table(
 
     ``header=None`` detects a CSV header: a first row with any non-numeric cell is one.
     """
+    if file_format(path) == ".parquet" and os.path.isfile(path):
+        table = _read_parquet_in_row_groups(path, columns, kinds, drop_missing)
+        if table is not None:
+            return table
     frame = read_frame(path, header)
     if columns:
         frame = _select(frame, columns, path)
     return from_frame(frame, path, kinds, drop_missing)
+
+
+def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dict[str, list[str]] | None,
+                                drop_missing: bool) -> Table | None:
+    """A large Parquet table read a row group at a time: once to find the columns' kinds and
+    labels (merged over the groups), once to fill one preallocated matrix; None for a table of
+    at most ``READ_WHOLE_BYTES`` of values or of one row group (read whole). The same table as a
+    whole read (labels of a pandas ``category`` column may come in another order)."""
+    import pyarrow.parquet as pq
+
+    try:
+        source = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+    rows = source.metadata.num_rows
+    if source.num_row_groups < 2 or rows * source.metadata.num_columns * 8 <= READ_WHOLE_BYTES:
+        return None
+
+    def groups(names: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        for group in range(source.num_row_groups):
+            frame = source.read_row_group(group).to_pandas()
+            frame.columns = [str(c) for c in frame.columns]
+            yield _select(frame, columns, path) if columns else frame
+
+    names = list(next(groups()).columns)
+    kinds = kinds or {}
+    forced = forced_kinds(names, kinds.get("categorical", ()), kinds.get("integer", ()),
+                          kinds.get("numeric", ()))
+    findings = None
+    for frame in groups():
+        found = [find(frame[name], name, forced.get(name)) for name in names]
+        findings = found if findings is None else [a.merge(b) for a, b in zip(findings, found)]
+    schema = finish(findings)
+    values, start = np.empty((rows, len(schema))), 0
+    for frame in groups():
+        values[start : start + len(frame)] = to_values(frame, schema, path)
+        start += len(frame)
+    return _validate(values, schema, path, None, drop_missing)
 
 
 def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
