@@ -562,8 +562,7 @@ def _grid(pairs: tuple[str, ...]) -> dict[str, list]:
     booleans, [lists]), else as text."""
     import re
 
-    import tomllib
-
+    tomllib = cfg.tomllib  # tomli before Python 3.11
     grid: dict[str, list] = {}
     for pair in pairs:
         key, equals, values = pair.partition("=")

@@ -26,9 +26,9 @@ import contextlib
 import os
 import re
 import signal
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -111,7 +111,7 @@ class Ranks:
             with _collective():
                 torch.distributed.barrier()
 
-    def on_main(self, action, *args, **kwargs):
+    def on_main(self, action: Callable[..., object], *args: Any, **kwargs: Any) -> None:
         """Run ``action`` on rank 0 only; a ``UserError`` it raises is raised on every rank, so
         that no rank waits for one that has given up."""
         message = None
@@ -126,6 +126,7 @@ class Ranks:
             message = box[0]
         if message is not None:
             raise UserError(message)
+
 
 class LostRank(UserError):
     """Another process of the run stopped (killed, crashed) while this one waited for it."""
@@ -167,8 +168,8 @@ def stop_requests(ranks: Ranks) -> Iterator[list[bool]]:
     try:
         yield requested
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for number, kept in previous.items():
+            signal.signal(number, kept)
 
 
 def launch(nproc: int, argv: list[str]) -> int:
@@ -198,5 +199,5 @@ def launch(nproc: int, argv: list[str]) -> int:
 def leave() -> None:
     """Leave the process group, if this process joined one (before exiting: a process that exits
     inside the group aborts in gloo's threads)."""
-    if "torch" in sys.modules and torch.distributed.is_available() and torch.distributed.is_initialized():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
