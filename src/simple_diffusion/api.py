@@ -258,6 +258,10 @@ def fit(
     report (with the log-likelihood of ``likelihood_rows`` held-out rows): the same folder as
     ``simple-diffusion train`` writes.
 
+    On ``train.device`` (auto: a GPU when torch sees one). Started by torchrun (``WORLD_SIZE``
+    in the environment), every process calls ``fit`` alike and trains its share of each batch
+    of the one model (``training/distributed.py``); rank 0 writes the run folder and evaluates.
+
     ``condition`` makes a conditional model: names of columns of ``data``, or an array of
     conditions row by row beside an array ``data`` (then named x1.. and c1..). It learns the
     other columns given these (``model.sample(n, given=...)``) and, on a share
