@@ -71,6 +71,9 @@ class Ranks:
             return cls()
         import torch.distributed as dist
 
+        if device is not None and device.type not in ("cpu", "cuda"):
+            raise UserError(f"several processes train on CPUs or CUDA GPUs, not {device.type}: "
+                            "use --device cpu, or one process")
         if not dist.is_initialized():
             backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
             if backend == "nccl":
