@@ -212,3 +212,16 @@ def test_two_processes_reach_the_quality_of_one(tmp_path):
         ratios[nproc, seed] = json.loads((run / "metrics.json").read_text())["ratio"]
     spread = abs(ratios[1, 0] - ratios[1, 1])
     assert abs(ratios[2, 0] - ratios[1, 0]) <= max(spread, 0.05), ratios
+
+
+def test_two_processes_speak_once(tmp_path, capfd):
+    """Rank 0 reports for both: the columns line, the summary and `trained:` appear once."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "table.csv"
+    pd.DataFrame({"a": rng.normal(size=400), "kind": rng.choice(["x", "y"], 400)}).to_csv(data, index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "2000",
+                "--likelihood-rows", "0", "--quiet", "--nproc", "2"]) == 0
+    captured = capfd.readouterr()
+    assert captured.err.count("columns: a numeric, kind categorical (2)") == 1
+    assert captured.err.count("trained: ") == 1
+    assert captured.out.count("memorisation") == 1

@@ -27,7 +27,7 @@ from . import config as cfg
 from .data import io
 from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
-from .errors import UserError
+from .errors import UserError, is_follower
 from .model import BLOCK, DiffusionModel
 from .runs import RunFolder, file_digest
 from .training.distill import Student
@@ -286,8 +286,9 @@ def fit(
         prepared = training_data(data, resolved.data, columns, validation)
     parts = build.build_parts(resolved, prepared.schema, rows=torch.as_tensor(prepared.train))
     if not resume:
-        # Said once the columns are known to fit, so that a refusal is the only line printed.
-        if (progress if verbose is None else verbose) and prepared.target is None:
+        # Said once the columns are known to fit, so that a refusal is the only line printed;
+        # by rank 0 alone among torchrun's processes.
+        if (progress if verbose is None else verbose) and prepared.target is None and not is_follower():
             _describe(prepared)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
