@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,16 +79,10 @@ def _rank_pid(marker: str, rank: int) -> int | None:
     return None
 
 
-@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds ranks through /proc")
-def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_process(tmp_path):
-    """SIGTERM to rank 1 only: all ranks stop after the same epoch, rank 0 saves the checkpoint
-    and prints the resume command once; resuming it in one process continues the very run (its
-    later losses are those of an uninterrupted run: the draws' state does not depend on the
-    process count)."""
-    run, marker = tmp_path / "run", uuid.uuid4().hex
-    config = tmp_path / "every.toml"
-    config.write_text("[train]\ncheckpoint_every = 1\n")
-    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
+def _signal_rank_1(run: Path, common: list[str], signal_number: int) -> tuple[int, list[str]]:
+    """Start a 2-process training, send ``signal_number`` to rank 1 once the first checkpoint is
+    written; the exit status and the lines of stderr that start with ``error:``."""
+    marker = uuid.uuid4().hex
     env = {**os.environ, "TEST_MARKER": marker}
     job = subprocess.Popen([sys.executable, "-m", "simple_diffusion", "train", str(run), *common,
                             "--nproc", "2"], env=env, stderr=subprocess.PIPE, text=True)
@@ -96,14 +91,29 @@ def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_proce
         time.sleep(0.05)
     pid = _rank_pid(marker, 1)
     assert pid is not None and job.poll() is None, "the run ended before it could be interrupted"
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal_number)
     _, err = job.communicate(timeout=120)
-    assert job.returncode == 1
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "interrupted after epoch" in errors[0], err
+    return job.returncode, [line for line in err.splitlines() if line.startswith("error:")]
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds ranks through /proc")
+
+
+@needs_proc
+def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_process(tmp_path):
+    """SIGTERM to rank 1 only: all ranks stop after the same epoch, rank 0 saves the checkpoint
+    and prints the resume command once; resuming it in one process continues the very run (its
+    later losses are those of an uninterrupted run: the draws' state does not depend on the
+    process count)."""
+    run = tmp_path / "run"
+    config = tmp_path / "every.toml"
+    config.write_text("[train]\ncheckpoint_every = 1\n")
+    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
+    status, errors = _signal_rank_1(run, common, signal.SIGTERM)
+    assert status == 1
+    assert len(errors) == 1 and "interrupted after epoch" in errors[0], errors
     assert f"simple-diffusion train --resume {run}" in errors[0]
-    stopped = int(errors[0].split("after epoch ")[1].split(" ")[0])
-    total = int(errors[0].split(" of ")[1].split(";")[0])
+    stopped, total = map(int, re.search(r"after epoch (\d+) of (\d+);", errors[0]).groups())
     assert 1 <= stopped < total
 
     assert cli(["train", "--resume", str(run), "-n", "0", "--quiet"]) == 0
@@ -112,6 +122,23 @@ def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_proce
     assert list(resumed.epoch) == list(range(1, total + 1))
     np.testing.assert_allclose(resumed.train_loss, whole.train_loss, rtol=1e-3)
     assert "processes = 1" in (run / "config.toml").read_text()
+
+
+@needs_proc
+def test_a_rank_killed_outright_leaves_rank_0_saving_the_last_epoch(tmp_path):
+    """SIGKILL to rank 1: rank 0's next gradient sum fails; it saves the last complete epoch and
+    says so in one line, and the run resumes (here with two processes again)."""
+    run = tmp_path / "run"
+    config = tmp_path / "every.toml"
+    config.write_text("[train]\ncheckpoint_every = 1\n")
+    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
+    status, errors = _signal_rank_1(run, common, signal.SIGKILL)
+    assert status == 1
+    assert len(errors) == 1 and "another process of the run stopped" in errors[0], errors
+    assert f"resume with `simple-diffusion train --resume {run}`" in errors[0]
+    assert cli(["train", "--resume", str(run), "-n", "0", "--quiet", "--nproc", "2"]) == 0
+    stopped, total = map(int, re.search(r"after epoch (\d+) of (\d+);", errors[0]).groups())
+    assert 1 <= stopped < total and len(losses(run)) == total
 
 
 @pytest.fixture(scope="module")
