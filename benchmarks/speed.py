@@ -249,6 +249,44 @@ def student_sweep_table(rows: list[dict], samples: int) -> str:
           f"{row['ratio']:.2f}"] for row in rows])
 
 
+NETWORK_TARGETS = ["two_gaussians", "three_gaussians", "moons", "checkerboard", "correlated_6d"]
+NETWORK_WIDTHS = (32, 64, 128)
+"""Widths of the default's four hidden layers compared by ``--network-sweep`` (128: the default)."""
+
+
+def network_sweep(targets: list[str], seeds: list[int], samples: int) -> list[dict]:
+    """The default preset with four hidden layers of each width in ``NETWORK_WIDTHS``: ratio and
+    training seconds per target, over ``seeds`` (one ``sd.sweep`` per target, one job at a time
+    so that the seconds compare)."""
+    import tempfile
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for target in targets:
+            table = sd.sweep(target, Path(folder) / target, seeds=seeds, num_samples=samples,
+                             likelihood_rows=0, progress=False,
+                             grid={"model.hidden": [[width] * 4 for width in NETWORK_WIDTHS]})
+            for width in NETWORK_WIDTHS:
+                runs = table[table["model.hidden"].map(lambda h, w=width: h[0] == w)]
+                rows.append({"target": target, "width": width, "ratios": list(runs.ratio),
+                             "train_s": float(runs.train_seconds.median())})
+                print(rows[-1], flush=True)
+    return rows
+
+
+def network_sweep_table(rows: list[dict], samples: int) -> str:
+    seconds = {(r["target"], r["width"]): r["train_s"] for r in rows}
+    return section(
+        f"Network width by target (default preset, four hidden layers, {samples:,} samples)",
+        "Regenerate: `.venv/bin/python benchmarks/speed.py --network-sweep` (it runs `sd.sweep` "
+        "per target). Ratio: mean over the seeds (each shown); time: median training seconds, "
+        "relative to the default's width 128 on the same target, one run at a time.",
+        ["target", "#width", "#ratio", "#train (s)", "#time vs 128"],
+        [[r["target"], str(r["width"]),
+          f"{statistics.mean(r['ratios']):.2f} ({' / '.join(f'{x:.2f}' for x in r['ratios'])})",
+          f"{r['train_s']:.1f}", f"{r['train_s'] / seconds[r['target'], 128]:.2f}"] for r in rows])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,10 +297,18 @@ def main() -> None:
     parser.add_argument("--time-to-quality", action="store_true",
                         help="default, distilled, zuko NSF and a Gaussian mixture on every target")
     parser.add_argument("--student-sweep", action="store_true", help="student steps and training length")
+    parser.add_argument("--network-sweep", action="store_true", help="hidden widths 32/64/128 by target")
+    parser.add_argument("--seeds", default="0,1", help="training seeds of --network-sweep")
     parser.add_argument("--targets", default=None, help="comma-separated targets (default: all, or "
                         "the sweep's four)")
     args = parser.parse_args()
     results = ROOT / "benchmarks" / "results"
+    if args.network_sweep:
+        targets = args.targets.split(",") if args.targets else NETWORK_TARGETS
+        rows = network_sweep(targets, [int(s) for s in args.seeds.split(",")], args.samples)
+        (results / "network_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_section("network_sweep", network_sweep_table(rows, args.samples))
+        return
     if args.time_to_quality or args.student_sweep:
         torch.set_num_threads(1)
         name = "time_to_quality" if args.time_to_quality else "student_sweep"
