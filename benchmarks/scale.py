@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import write_section
-from speed import section
+from speed import section, separate_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "simple_diffusion"]
@@ -185,26 +185,6 @@ def sweeps(work: Path) -> list[dict]:
     return results
 
 
-def _separate_steps(models: int, hidden: list[int], batch: int, dim: int):
-    """One training step of ``models`` networks, each on the fast engine (as a sweep's workers
-    or one process after another run them)."""
-    import torch
-
-    from simple_diffusion.diffusion.denoisers import MLP, FourierTime
-    from simple_diffusion.training import engine
-
-    nets = [MLP(dim, hidden, FourierTime(16, 1000), "silu") for _ in range(models)]
-    parts = [(engine.FastMLP(net, flat, grad, batch), engine.FlatAdam(flat, grad, 1e-3))
-             for net in nets for flat, grad in [engine.flatten_parameters(net)]]
-    x, y = torch.randn(batch, dim + 33), torch.randn(batch, dim)
-
-    def step() -> None:
-        for fast, adam in parts:
-            fast.backward(fast.forward(x) - y)
-            adam.step()
-    return step
-
-
 def _batched_step(models: int, hidden: list[int], batch: int, dim: int):
     """The same step for ``models`` networks stacked, every product one batched ``bmm``, and
     one fused Adam call over all the weights: what one batched process would run."""
@@ -253,9 +233,9 @@ def batched_models(repeats: int = 300) -> list[dict]:
     for name, hidden, batch, dim in (("seed preset: 2 x 16, batch 64, 1 column", [16, 16], 64, 1),
                                      ("default: 4 x 128, batch 256, 2 columns", [128] * 4, 256, 2),
                                      ("default: 4 x 256, batch 512, 20 columns", [256] * 4, 512, 20)):
-        one = seconds(_separate_steps(1, hidden, batch, dim))
+        one = seconds(separate_steps(1, hidden, batch, dim))
         results.append({"network": name, "one_ms": 1e3 * one,
-                        "four_separate": seconds(_separate_steps(4, hidden, batch, dim)) / one,
+                        "four_separate": seconds(separate_steps(4, hidden, batch, dim)) / one,
                         "four_batched": seconds(_batched_step(4, hidden, batch, dim)) / one})
         print(results[-1], flush=True)
     return results

@@ -249,6 +249,64 @@ def student_sweep_table(rows: list[dict], samples: int) -> str:
           f"{row['ratio']:.2f}"] for row in rows])
 
 
+def separate_steps(models: int, hidden: list[int], batch: int, dim: int):
+    """One training step of ``models`` networks, each on the fast engine (as a sweep's workers
+    or one process after another run them)."""
+    import torch
+
+    from simple_diffusion.diffusion.denoisers import MLP, FourierTime
+    from simple_diffusion.training import engine
+
+    nets = [MLP(dim, hidden, FourierTime(16, 1000), "silu") for _ in range(models)]
+    parts = [(engine.FastMLP(net, flat, grad, batch), engine.FlatAdam(flat, grad, 1e-3))
+             for net in nets for flat, grad in [engine.flatten_parameters(net)]]
+    x, y = torch.randn(batch, dim + 33), torch.randn(batch, dim)
+
+    def step() -> None:
+        for fast, adam in parts:
+            fast.backward(fast.forward(x) - y)
+            adam.step()
+    return step
+
+
+THREAD_CASES = (([16, 16], 64, 1), ([128] * 4, 32, 2), ([128] * 4, 64, 2), ([128] * 4, 128, 2),
+                ([128] * 4, 256, 2), ([128] * 4, 512, 2), ([256] * 4, 64, 20), ([256] * 4, 512, 20))
+"""(hidden widths, batch, columns) of the steps timed by ``--threads``: the seed preset's, the
+default's at the batch sizes the budget picks, and a 20-column table's."""
+
+
+def threads_by_step(repeats: int = 3, steps: int = 300) -> list[dict]:
+    """Seconds per fast-engine training step with one and two threads, by the step's size: where
+    ``training.loop.TWO_THREADS_FROM`` comes from."""
+    rows = []
+    for hidden, batch, dim in THREAD_CASES:
+        seconds = {}
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            step = separate_steps(1, hidden, batch, dim)
+            for _ in range(50):
+                step()
+            run = lambda step=step: [step() for _ in range(steps)]  # noqa: E731
+            seconds[threads] = min(timed(run) for _ in range(repeats)) / steps
+        weights = sum(a * b for a, b in zip([dim + 33, *hidden], [*hidden, dim]))
+        rows.append({"network": f"{len(hidden)} x {hidden[0]}, batch {batch}, {dim} column(s)",
+                     "mflop": 6 * batch * weights / 1e6, "one_ms": 1e3 * seconds[1],
+                     "two_ms": 1e3 * seconds[2]})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def threads_table(rows: list[dict]) -> str:
+    return section(
+        f"Threads: one or two per training step (torch {torch.__version__}, fast engine)",
+        "Regenerate: `.venv/bin/python benchmarks/speed.py --threads`. Best of 3 x 300 steps. A "
+        "second thread pays from about 40 million floating-point operations per step "
+        "(`training.loop.TWO_THREADS_FROM`); the default's 4 x 128 at batch 256 is 83 million.",
+        ["network", "#MFLOP per step", "#1 thread (ms)", "#2 threads (ms)", "#speed-up"],
+        [[r["network"], f"{r['mflop']:.0f}", f"{r['one_ms']:.3f}", f"{r['two_ms']:.3f}",
+          f"{r['one_ms'] / r['two_ms']:.2f}"] for r in rows])
+
+
 NETWORK_TARGETS = ["two_gaussians", "three_gaussians", "moons", "checkerboard", "correlated_6d"]
 NETWORK_WIDTHS = (32, 64, 128)
 """Widths of the default's four hidden layers compared by ``--network-sweep`` (128: the default)."""
@@ -298,11 +356,17 @@ def main() -> None:
                         help="default, distilled, zuko NSF and a Gaussian mixture on every target")
     parser.add_argument("--student-sweep", action="store_true", help="student steps and training length")
     parser.add_argument("--network-sweep", action="store_true", help="hidden widths 32/64/128 by target")
+    parser.add_argument("--threads", action="store_true", help="one or two threads by step size")
     parser.add_argument("--seeds", default="0,1", help="training seeds of --network-sweep")
     parser.add_argument("--targets", default=None, help="comma-separated targets (default: all, or "
                         "the sweep's four)")
     args = parser.parse_args()
     results = ROOT / "benchmarks" / "results"
+    if args.threads:
+        rows = threads_by_step()
+        (results / "threads.json").write_text(json.dumps(rows, indent=2) + "\n")
+        write_section("threads", threads_table(rows))
+        return
     if args.network_sweep:
         targets = args.targets.split(",") if args.targets else NETWORK_TARGETS
         rows = network_sweep(targets, [int(s) for s in args.seeds.split(",")], args.samples)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -50,14 +49,20 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
 
 
+TWO_THREADS_FROM = 4e7
+"""Floating-point operations per training step from which a second thread pays: on the 2-core
+development machine about 1.0x up to 21 million, 1.2-1.3x from 41 million, 1.7x at 661 million
+(BENCHMARKS.md, "Threads"; whole default runs on moons: 10.2-11.0 s with one, 8.1-8.4 s with two)."""
+
+
 def choose_threads(net: nn.Module, batch_size: int) -> int:
-    """One thread for small networks, where a second only adds synchronisation; more for big ones
-    (the machine's cores shared among the processes torchrun started on it)."""
+    """One thread for small steps, where a second only adds synchronisation; for larger ones as
+    many as torch may use in this process (at most 4): ``OMP_NUM_THREADS``, which torchrun and
+    joblib's workers set to share the cores out, or the machine's cores."""
     flops_per_step = 6 * batch_size * sum(p.numel() for p in net.parameters())
-    if flops_per_step < 2e8:
+    if flops_per_step < TWO_THREADS_FROM:
         return 1
-    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    return max(1, min(4, (os.cpu_count() or 1) // processes))
+    return max(1, min(4, torch.get_num_threads()))
 
 
 def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Adam:
@@ -122,7 +127,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * epochs
         self.validate_every = (math.ceil(VALIDATION_SPACING / (self.steps_per_epoch * self.batch_size))
                                if keep_best else 1)
-        self.threads = threads or choose_threads(net, self.batch_size)
+        self.threads = threads or choose_threads(net, self.local_batch)
         if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
             self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.local_batch)
