@@ -79,13 +79,17 @@ def _rank_pid(marker: str, rank: int) -> int | None:
     return None
 
 
-def _signal_rank_1(run: Path, common: list[str], signal_number: int) -> tuple[int, list[str]]:
-    """Start a 2-process training, send ``signal_number`` to rank 1 once the first checkpoint is
-    written; the exit status and the lines of stderr that start with ``error:``."""
-    marker = uuid.uuid4().hex
-    env = {**os.environ, "TEST_MARKER": marker}
+def _interrupted(tmp_path: Path, signal_number: int) -> tuple[Path, list[str], str, int]:
+    """A 2-process training of moons (a checkpoint every epoch) given ``signal_number`` on rank 1
+    once its first checkpoint is written. It must end with status 1 and one error line, after a
+    complete epoch short of the last: (the run, its options, that line, the epochs in all)."""
+    run, marker = tmp_path / "run", uuid.uuid4().hex
+    config = tmp_path / "every.toml"
+    config.write_text("[train]\ncheckpoint_every = 1\n")
+    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
     job = subprocess.Popen([sys.executable, "-m", "simple_diffusion", "train", str(run), *common,
-                            "--nproc", "2"], env=env, stderr=subprocess.PIPE, text=True)
+                            "--nproc", "2"], env={**os.environ, "TEST_MARKER": marker},
+                           stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (run / "checkpoint.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -93,7 +97,12 @@ def _signal_rank_1(run: Path, common: list[str], signal_number: int) -> tuple[in
     assert pid is not None and job.poll() is None, "the run ended before it could be interrupted"
     os.kill(pid, signal_number)
     _, err = job.communicate(timeout=120)
-    return job.returncode, [line for line in err.splitlines() if line.startswith("error:")]
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert job.returncode == 1 and len(errors) == 1, err
+    assert f"resume with `simple-diffusion train --resume {run}`" in errors[0]
+    stopped, total = map(int, re.search(r"after epoch (\d+) of (\d+);", errors[0]).groups())
+    assert 1 <= stopped < total
+    return run, common, errors[0], total
 
 
 needs_proc = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds ranks through /proc")
@@ -105,17 +114,8 @@ def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_proce
     and prints the resume command once; resuming it in one process continues the very run (its
     later losses are those of an uninterrupted run: the draws' state does not depend on the
     process count)."""
-    run = tmp_path / "run"
-    config = tmp_path / "every.toml"
-    config.write_text("[train]\ncheckpoint_every = 1\n")
-    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
-    status, errors = _signal_rank_1(run, common, signal.SIGTERM)
-    assert status == 1
-    assert len(errors) == 1 and "interrupted after epoch" in errors[0], errors
-    assert f"simple-diffusion train --resume {run}" in errors[0]
-    stopped, total = map(int, re.search(r"after epoch (\d+) of (\d+);", errors[0]).groups())
-    assert 1 <= stopped < total
-
+    run, common, error, total = _interrupted(tmp_path, signal.SIGTERM)
+    assert "interrupted after epoch" in error
     assert cli(["train", "--resume", str(run), "-n", "0", "--quiet"]) == 0
     assert cli(["train", str(tmp_path / "whole"), *common]) == 0
     resumed, whole = losses(run), losses(tmp_path / "whole")
@@ -128,17 +128,10 @@ def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_proce
 def test_a_rank_killed_outright_leaves_rank_0_saving_the_last_epoch(tmp_path):
     """SIGKILL to rank 1: rank 0's next gradient sum fails; it saves the last complete epoch and
     says so in one line, and the run resumes (here with two processes again)."""
-    run = tmp_path / "run"
-    config = tmp_path / "every.toml"
-    config.write_text("[train]\ncheckpoint_every = 1\n")
-    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
-    status, errors = _signal_rank_1(run, common, signal.SIGKILL)
-    assert status == 1
-    assert len(errors) == 1 and "another process of the run stopped" in errors[0], errors
-    assert f"resume with `simple-diffusion train --resume {run}`" in errors[0]
+    run, _, error, total = _interrupted(tmp_path, signal.SIGKILL)
+    assert "another process of the run stopped" in error
     assert cli(["train", "--resume", str(run), "-n", "0", "--quiet", "--nproc", "2"]) == 0
-    stopped, total = map(int, re.search(r"after epoch (\d+) of (\d+);", errors[0]).groups())
-    assert 1 <= stopped < total and len(losses(run)) == total
+    assert len(losses(run)) == total
 
 
 @pytest.fixture(scope="module")
