@@ -124,7 +124,7 @@ def distill(
     trainer = Trainer(
         net, StraightPaths(model.schedule, prediction_type, sigmas), train, val,
         epochs=math.ceil(train_steps / steps_per_epoch), batch_size=batch_size, lr=lr,
-        ema_decay=0.999, seed=seed,
+        ema_decay=0.999, seed=seed, device=model.device,
     )
     history = trainer.run(progress=progress)
     info = {"num_steps": num_steps, "pairs": pairs, "train_steps": trainer.total_steps,
