@@ -195,6 +195,7 @@ class Trainer:
         b, steps = self.batch_size, self.steps_per_epoch
         order = torch.randperm(len(self.train_data), generator=self.generator)[: steps * b]
         segment_steps = max(1, SEGMENT_ROWS // b)
+        constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
         losses = []
         for first in range(0, steps, segment_steps):
             x0 = self.train_data[order[first * b : (first + segment_steps) * b]]
@@ -202,7 +203,6 @@ class Trainer:
             shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
             condition, weights = self._condition(x0, shown)
             x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
-            constant_lr = self.lr_schedule == "constant" and not self.warmup_steps
             first_step = self.epoch * steps + first
             if self.fast is not None:
                 inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
