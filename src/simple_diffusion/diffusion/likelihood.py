@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -92,8 +93,11 @@ def _chunk(denoise, x, sigma_min, sigma_max, rtol, atol, exact, generator, dtype
                                divergence.detach().double().numpy()])
 
     start = np.concatenate([x.numpy().ravel(), np.zeros(n)])
-    solution = solve_ivp(flow, (math.log(sigma_min), math.log(sigma_max)), start, method="RK45",
-                         rtol=rtol, atol=atol)
+    # The solver's NumPy steps between network calls would leave OpenBLAS's threads spinning
+    # against torch's: one BLAS thread made the whole solve 2.4x quicker on 2 cores.
+    with threadpool_limits(limits=1, user_api="blas"):
+        solution = solve_ivp(flow, (math.log(sigma_min), math.log(sigma_max)), start, method="RK45",
+                             rtol=rtol, atol=atol)
     if not solution.success:
         raise RuntimeError(f"the probability-flow ODE failed: {solution.message}")
     end = torch.from_numpy(solution.y[:, -1])
