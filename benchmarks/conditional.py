@@ -297,9 +297,10 @@ def _forest_impute(gaps: np.ndarray, schema, seed: int) -> np.ndarray:
     return np.asarray(model.impute(k=MEAN_OF), dtype=np.float64)
 
 
-def _ours_impute(gaps: np.ndarray, schema, data_config: dict, seed: int) -> np.ndarray:
+def _ours_impute(gaps: np.ndarray, schema, data_config: dict, seed: int,
+                 inpainting: str = "repaint") -> np.ndarray:
     model = sd.fit(to_frame(gaps, schema), progress=False, num_samples=0,
-                   config={"data": data_config, "train": {"seed": seed}})
+                   config={"data": data_config, "train": {"seed": seed, "inpainting": inpainting}})
     filled = model.impute(to_frame(gaps, schema), draws=IMPUTATION_DRAWS, seed=seed)
     return np.stack([to_values(part.drop(columns="draw"), schema)
                      for _, part in filled.groupby("draw", sort=True)])
@@ -333,8 +334,9 @@ def imputation_run(name: str, mechanism: str, method: str, seed: int = 0) -> dic
     _, _, data_config, schema, matrix = _table(name)
     gaps = remove_cells(matrix, schema, mechanism, seed)
     start = time.perf_counter()
-    if method == "ours":
-        draws = _ours_impute(gaps, schema, data_config, seed)
+    if method in ("ours", "ours_learnt"):
+        draws = _ours_impute(gaps, schema, data_config, seed,
+                             "learnt" if method == "ours_learnt" else "repaint")
     elif method == "forest_diffusion":
         draws = _forest_impute(gaps, schema, seed)
     else:
@@ -425,7 +427,7 @@ def imputation_report(results: dict) -> str:
              "the 19 draws' range, 0.90 when calibrated; categories: share of wrong labels):", "",
              "| table | gaps | method | MAE / std | coverage (0.90) | wrong labels | seconds |",
              "|---|---|---|---|---|---|---|"]
-    order = ["ours", "iterative", "knn", "forest_diffusion"]
+    order = ["ours", "ours_learnt", "iterative", "knn", "forest_diffusion"]
     for r in sorted(runs, key=lambda r: (r["table"], r["mechanism"], order.index(r["method"]))):
         coverage = "" if r["coverage"] is None else f"{r['coverage']:.3f}"
         wrong = "" if r["error_rate"] is None else f"{r['error_rate']:.3f}"

@@ -14,7 +14,7 @@ from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
-from simple_diffusion.diffusion.objective import ColumnCondition
+from simple_diffusion.diffusion.objective import ColumnCondition, ColumnMasks
 from simple_diffusion.evaluation import calibration
 
 QUICK = {"train": {"steps": 3000}}
@@ -84,11 +84,45 @@ def test_condition_inputs_hide_dropped_rows_and_mask_their_loss():
     assert condition.loss_weights(z, flags)[:, 1].tolist() == [1, 1, 1, 1]
 
 
-def test_both_training_paths_learn_the_same_conditional_model():
+def test_masks_show_whole_cells_at_every_rate_and_mask_their_loss():
+    masks = ColumnMasks([[0], [1, 2], [3]], dim=4, dropout=0.25)
+    n = 100_000
+    shown = masks.draw_shown(n, torch.Generator().manual_seed(0))
+    assert torch.equal(shown[:, 1], shown[:, 2])  # a cell's coordinates together
+    bound = 4 * math.sqrt(0.25 / n)
+    none = ~shown.any(1)
+    # no cell shown: the dropped rows, plus rows whose rate showed none of 3 cells (E[(1-r)^3] = 1/4)
+    assert abs(none.float().mean().item() - (0.25 + 0.75 / 4)) < bound
+    # a cell is shown with probability E[r] = 1/2 on the other rows, independently of the others
+    assert abs(shown[:, 0].float().mean().item() - 0.75 / 2) < bound
+    both = (shown[:, 0] & shown[:, 3]).float().mean().item()
+    assert abs(both - 0.75 / 3) < bound  # E[r^2] = 1/3: cells share the row's rate
+    z = torch.arange(8.0).reshape(2, 4)
+    flags = torch.tensor([[True, False, False, True], [False, True, True, False]])
+    assert masks.inputs(z, flags).tolist() == [[0, 0, 0, 3, 1, 0, 0, 1], [0, 5, 6, 0, 0, 1, 1, 0]]
+    assert masks.loss_weights(z, flags).tolist() == [[0, 1, 1, 0], [1, 0, 0, 1]]
+
+
+def test_cell_groups_split_a_numeric_cell_from_its_missing_indicator():
+    frame = kinds_table(200)
+    frame.loc[::5, "value"] = np.nan
+    model = sd.fit(frame, config={"train": {"steps": 1, "inpainting": "learnt"}}, progress=False,
+                   num_samples=0, likelihood_rows=0)
+    groups = model.encoder.cell_groups()
+    where = model.encoder.coordinates()  # kind: one-hot block; value: number + present/missing block
+    kind, value = model.columns.index("kind"), model.columns.index("value")
+    expected = [sorted(where[kind]), [where[value][0]], sorted(where[value][1:])]
+    assert sorted(map(sorted, groups)) == sorted(expected)
+    assert isinstance(model.condition, ColumnMasks) and model.net.condition_size == 2 * model.latent_dim
+
+
+@pytest.mark.parametrize("inpainting", ["repaint", "learnt"])
+def test_both_training_paths_learn_the_same_conditional_model(inpainting):
     """The fast engine and autograd apply the same loss mask: equal loss curves."""
     theta, c = gaussian_pairs(1280)
+    condition = {"data": {"condition": ["c1"]}} if inpainting == "repaint" else {}
     cfg = config.override(config.preset("default"), {
-        "data": {"condition": ["c1"]}, "train": {"epochs": 3, "batch_size": 64}})
+        **condition, "train": {"epochs": 3, "batch_size": 64, "inpainting": inpainting}})
     columns = ["x1", "c1"]
     rows = torch.as_tensor(np.hstack([theta, c]))
     histories = {}
@@ -173,6 +207,8 @@ def test_a_condition_must_name_a_column_and_leave_one():
     frame = kinds_table(100)
     with pytest.raises(UserError, match=r"data\.condition names column 'nope'"):
         sd.fit(frame, condition=["nope"], progress=False)
+    with pytest.raises(UserError, match="inpainting = learnt conditions on any columns"):
+        sd.fit(frame, condition=["kind"], config={"train": {"inpainting": "learnt"}}, progress=False)
     with pytest.raises(UserError, match="names every column"):
         sd.fit(frame, condition=["kind", "value"], progress=False)
 
@@ -184,8 +220,10 @@ def correlated(n: int, seed: int = 0) -> np.ndarray:
     return np.stack([x1, 0.9 * x1 + math.sqrt(0.19) * rng.normal(size=n)], 1)
 
 
-def test_impute_draws_missing_cells_from_their_conditional():
-    model = sd.fit(correlated(4000), config=QUICK, progress=False)
+@pytest.mark.parametrize("inpainting", ["repaint", "learnt"])
+def test_impute_draws_missing_cells_from_their_conditional(inpainting):
+    model = sd.fit(correlated(4000), config={"train": {**QUICK["train"], "inpainting": inpainting}},
+                   progress=False)
     rows = correlated(300, seed=1)
     gaps = rows.copy()
     gaps[:, 1] = np.nan
@@ -198,15 +236,18 @@ def test_impute_draws_missing_cells_from_their_conditional():
     assert abs(residual.var() / 0.19 - 1) < 0.2
     complete = model.impute(rows, draws=3).numpy()
     assert np.array_equal(complete, np.broadcast_to(rows, (3, 300, 2)))  # nothing to fill
+    if inpainting == "learnt":  # the network completes the rows: no RePaint repetitions
+        assert torch.equal(model.impute(gaps[:50], resample=1), model.impute(gaps[:50], resample=3))
 
 
-def test_impute_keeps_the_file_format_and_never_writes_a_missing_label(tmp_path):
+@pytest.mark.parametrize("inpainting", ["repaint", "learnt"])
+def test_impute_keeps_the_file_format_and_never_writes_a_missing_label(tmp_path, inpainting):
     frame = kinds_table(800)
     frame.loc[::7, "kind"] = None  # the model learns that labels go missing
     model_dir = tmp_path / "run"
     frame.to_csv(tmp_path / "train.csv", index=False)
     assert cli(["train", str(model_dir), "--data", str(tmp_path / "train.csv"), "--steps", "1500",
-                "-n", "0", "--quiet"]) == 0
+                "-n", "0", "--inpainting", inpainting, "--quiet"]) == 0
     gaps = frame.head(40).copy()
     gaps.loc[:, "kind"] = None
     gaps.loc[::2, "value"] = 2.0

@@ -569,7 +569,7 @@ def evaluate_run(
             )
         if figure is not None:
             folder.save_bytes("density.png", figure)
-    if model.condition is not None:
+    if model.condition_columns:
         result["calibration"] = _calibration(model, data, seed)
         if "skipped" not in result["calibration"]:
             folder.save_bytes("calibration.png", plots.calibration_plot(

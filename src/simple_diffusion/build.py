@@ -25,7 +25,7 @@ from .data import encoders, tables
 from .data.columns import Column
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
-from .diffusion.objective import ColumnCondition, Objective
+from .diffusion.objective import ColumnCondition, ColumnMasks, Condition, Objective
 from .errors import UserError
 from .training import budget
 from .training.distributed import Ranks
@@ -61,8 +61,11 @@ def denoiser(config: ModelConfig, dim: int, num_timesteps: int, condition_size: 
     return MLP(dim, widths(config, dim), time, config.activation, condition_size)
 
 
-def condition(config: Config, encoder: tables.TableEncoder) -> ColumnCondition | None:
-    """The condition columns of ``data.condition`` as the encoded coordinates they occupy."""
+def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
+    """What the network is shown: random cells (``train.inpainting = learnt``), or the
+    condition columns of ``data.condition`` as the encoded coordinates they occupy."""
+    if config.train.inpainting == "learnt":
+        return ColumnMasks(encoder.cell_groups(), encoder.transformed_dim, config.train.condition_dropout)
     names = list(config.data.condition)
     if not names:
         return None
@@ -103,7 +106,7 @@ class Parts:
     schedule: schedules.Schedule
     encoder: tables.TableEncoder
     net: MLP
-    condition: ColumnCondition | None = None
+    condition: Condition | None = None
 
 
 def build_parts(config: Config, columns: Sequence[str | Column], *, rows: torch.Tensor | None = None,
@@ -150,7 +153,7 @@ def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler
 
 
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
-            val: torch.Tensor, condition: ColumnCondition | None = None,
+            val: torch.Tensor, condition: Condition | None = None,
             device: torch.device | str = "cpu", ranks: Ranks = Ranks()) -> Trainer:
     """The training loop for ``net`` (any module with ``forward(x_t, t)``, and a ``condition``
     argument with ``condition``) on encoded rows, with the budget of ``training_budget``, on

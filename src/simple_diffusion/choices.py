@@ -79,6 +79,11 @@ KEEP_BEST = {
     "yes": "the weights of the epoch with the lowest validation loss",
     "no": "the last weights",
 }
+INPAINTING = {
+    "repaint": "at sampling time, on any model (RePaint: each step redone sample.resample times)",
+    "learnt": "the network is trained with random cells of each row shown (any subset given)",
+}
+"""How a model fills cells given to it that are not condition columns (``impute``, ``--given``)."""
 PRECISIONS = {
     "auto": "bfloat16 for the distilled sampler where this CPU multiplies it natively, else float32",
     "float32": "float32 throughout",

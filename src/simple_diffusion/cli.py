@@ -191,6 +191,9 @@ def cli() -> None:
               "instead of learning where cells are missing.")
 @click.option("--condition", default=None, metavar="COL,...", help="Columns to condition on: "
               "the model learns the others given these (`sample --given`), and the joint too.")
+@click.option("--inpainting", type=click.Choice(list(choices.INPAINTING)), default=None,
+              help="How cells given to the model (impute, sample --given) are filled: "
+              + choices.describe(choices.INPAINTING) + ". [default: repaint]")
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
 @evaluation_samples_option
@@ -205,7 +208,8 @@ def cli() -> None:
 @_renamed("--out", "the run folder as the first argument", type=click.Path(file_okay=False))
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
 def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
-          categorical, integer, numeric, drop_missing, condition, keep_constant, count, likelihood_rows,
+          categorical, integer, numeric, drop_missing, condition, inpainting, keep_constant, count,
+          likelihood_rows,
           overwrite, resume, device, nproc, quiet, legacy_out, legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
@@ -216,6 +220,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
       simple-diffusion train runs/m --data measurements.csv --columns mass,energy
       simple-diffusion train runs/p --data penguins.csv --categorical year
       simple-diffusion train runs/ps --data penguins.csv --condition species,sex
+      simple-diffusion train runs/pi --data penguins.csv --inpainting learnt   # for impute
       simple-diffusion train runs/seed --data two_gaussians --preset seed
       simple-diffusion train --resume runs/two        # after Ctrl-C
       simple-diffusion train --resume runs/two --epochs 400   # train on, to 400 in all
@@ -239,12 +244,17 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
         "condition": _columns(condition),
     }
     data_options = {k: v for k, v in data_options.items() if v is not None}
-    train_options = {k: v for k, v in (("steps", steps), ("device", device)) if v is not None}
+    train_options = {k: v for k, v in (("steps", steps), ("device", device), ("inpainting", inpainting))
+                     if v is not None}
     if steps is not None and resume:
         raise UserError("--resume trains on to a number of --epochs; --steps sets a new run's budget")
     if device is not None and resume:
         raise UserError("--resume trains on the run's device (config.toml's train.device, auto "
                         "by default); edit it there to move the run")
+    if resume and (data_options or inpainting is not None):
+        given = next(iter(data_options), "inpainting").replace("_", "-")
+        raise UserError(f"--resume continues with the run's own settings (config.toml); "
+                        f"--{given} sets a new run's")
     config = cfg.merge(cfg.load_toml(config_file) if config_file else {},
                        {"data": data_options, "train": train_options})
     if _launched(nproc):

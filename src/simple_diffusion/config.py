@@ -134,9 +134,15 @@ class TrainConfig:
     """Keep the weights of the epoch with the lowest validation loss instead of the last:
     ``yes``, ``no``, or ``auto`` (yes below 10,000 training rows; ``training/budget.py``)."""
     condition_dropout: float = 0.2
-    """Share of training rows whose condition columns are hidden from the network (with
-    ``data.condition``): what lets one model sample unconditionally and be guided
-    (BENCHMARKS.md, "Conditioning", measures it)."""
+    """Share of training rows whose condition columns (with ``data.condition``), or cells
+    (with learnt ``inpainting``), are all hidden from the network: what lets one model sample
+    unconditionally and be guided (BENCHMARKS.md, "Conditioning", measures it)."""
+    inpainting: str = "repaint"
+    """How given cells other than condition columns are filled (``impute``, ``sample --given``):
+    ``repaint`` at sampling time on any model, or ``learnt``: the network also trains on rows
+    with random cells shown (its ``condition_dropout`` share shows none and learns the joint),
+    so that it completes rows from any subset of their cells (BENCHMARKS.md, "Conditioning",
+    compares the two on imputation)."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every this many epochs; 0 only on interruption and at the end."""
     device: str = "auto"
@@ -247,6 +253,7 @@ CHOICES: dict[tuple[str, str], dict[str, str]] = {
     ("train", "timesteps"): choices.TIMESTEPS,
     ("train", "keep_best"): choices.KEEP_BEST,
     ("train", "device"): choices.DEVICES,
+    ("train", "inpainting"): choices.INPAINTING,
     ("sample", "variance"): choices.VARIANCES,
     ("sample", "sampler"): choices.SAMPLERS,
     ("sample", "spacing"): choices.SPACINGS,
@@ -363,6 +370,8 @@ def validate(config: Config) -> Config:
         (t.threads >= 0, "train.threads must not be negative"),
         (t.checkpoint_every >= 0, "train.checkpoint_every must not be negative"),
         (0 <= t.condition_dropout < 1, "train.condition_dropout must lie in [0, 1)"),
+        (t.inpainting == "repaint" or not d.condition,
+         "train.inpainting = learnt conditions on any columns: leave data.condition (--condition) empty"),
         (smp.resample >= 1, "sample.resample must be at least 1"),
         (smp.num_steps >= 0, "sample.num_steps must not be negative"),
         (smp.sigma_max >= 0 and smp.sigma_min >= 0, "sample.sigma_min and sigma_max must not be negative"),

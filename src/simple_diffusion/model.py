@@ -4,7 +4,8 @@
 It joins the pieces on the data's path back out: noise -> sampler (over the schedule's noise
 levels, calling the denoiser) -> inverse preprocessing -> samples in the data's own units.
 Given cells are known coordinates of the encoded row: the condition columns a model was trained
-with (``data.condition``) reach the network as its condition input, guided by
+with (``data.condition``), or any cells for a model trained to in-paint
+(``train.inpainting = learnt``), reach the network as its condition input, guided by
 ``sample.guidance``; any other given cell (and every observed cell when filling gaps) is
 in-painted with RePaint. Either way the denoiser returns the known values where they are known.
 
@@ -30,7 +31,7 @@ from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
-from .diffusion.objective import ColumnCondition
+from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError
 from .progress import bar as progress_bar
@@ -55,7 +56,7 @@ class DiffusionModel:
         config: Config,
         columns: list[str],
         info: dict[str, Any] | None = None,
-        condition: ColumnCondition | None = None,
+        condition: Condition | None = None,
     ):
         self.net = net.eval()
         self.schedule = schedule
@@ -424,25 +425,23 @@ class DiffusionModel:
                         dtype: torch.dtype, base: Callable) -> tuple[Callable, bool]:
         """The denoiser for rows with ``known`` cells, and whether some are in-painted.
 
-        Known coordinates that the model learnt as its condition (all of them given in a row)
-        reach the network as its condition input, mixed with the unconditional output by
-        ``guidance`` (0: the condition is ignored altogether); every other known coordinate is
-        in-painted. The denoiser returns the known values where it uses them. ``base`` is the
-        sampler's denoiser, ``(x, sigma[, condition])``.
+        Known coordinates that the model learnt as its condition (all of them given in a row;
+        any of them for learnt in-painting) reach the network as its condition input, mixed
+        with the unconditional output by ``guidance`` (0: the condition is ignored altogether);
+        every other known coordinate is in-painted. The denoiser returns the known values where
+        it uses them. ``base`` is the sampler's denoiser, ``(x, sigma[, condition])``.
         """
         z, mask = self.encoder.known(known, fill=fill)
         z, mask = z.to(self.device, dtype), mask.to(self.device)
         condition, guidance = None, settings.guidance
+        learnt = torch.zeros_like(mask)
         if self.condition is not None:
-            coordinates = self.condition.coordinates
-            shown = mask[:, coordinates].all(1)
-            if guidance == 0:
-                mask[:, coordinates] &= ~shown[:, None]
+            shown = self.condition.shown_in(mask)
+            if guidance == 0:  # the condition ignored altogether: neither shown nor in-painted
+                mask &= self.condition.loss_weights(z, shown).bool()
             elif bool(shown.any()):
                 condition = self.condition.inputs(z, shown)
-        learnt = torch.zeros_like(mask)
-        if condition is not None:
-            learnt[:, self.condition.coordinates] = shown[:, None]
+                learnt = ~self.condition.loss_weights(z, shown).bool()
         inpaints = bool((mask & ~learnt).any())
 
         def denoise(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

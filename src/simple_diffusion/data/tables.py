@@ -147,6 +147,15 @@ class TableEncoder:
             start += p.shape[1]
         return where
 
+    def cell_groups(self) -> list[list[int]]:
+        """Coordinates that are known or unknown together: a numeric column's value, a
+        categorical column's pattern, a numeric column's present/missing block (a cell to fill
+        has its block known, present, and its value unknown)."""
+        split = self.numeric.transformed_dim
+        parts = ([[k for k in where if k < split], [k for k in where if k >= split]]
+                 for where in self.coordinates())
+        return [group for pair in parts for group in pair if group]
+
     def known(self, x: torch.Tensor, fill: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoded rows of ``x`` with where they are known: each observed cell's
         coordinates are known, a missing cell's are not (zero). A numeric column's

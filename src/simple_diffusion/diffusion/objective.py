@@ -1,7 +1,8 @@
 """What a denoiser learns: for clean rows x_0, a noise level, the noise, the noisy input x_t and
 the regression target (DDPM's Algorithm 1, Ho et al. 2020, with continuous noise levels as an
 option); for a conditional model, which rows show the network their condition columns
-(``ColumnCondition``). How it is optimised lives in ``training/loop.py``.
+(``ColumnCondition``), or which random cells of each row (``ColumnMasks``). How it is optimised
+lives in ``training/loop.py``.
 
 >>> import torch
 >>> from simple_diffusion.diffusion import schedules
@@ -88,6 +89,15 @@ class ColumnCondition:
         """Which of ``rows`` training rows show their condition."""
         return torch.rand(rows, generator=generator) >= self.dropout
 
+    def validation_shown(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """What validation rows show: their condition (the validation loss is the conditional one)."""
+        return torch.ones(rows, dtype=torch.bool)
+
+    def shown_in(self, known: torch.Tensor) -> torch.Tensor:
+        """Which rows, given the coordinates ``known`` (rows, d), show the network their
+        condition: those where every condition coordinate is known."""
+        return known[:, self.coordinates].all(1)
+
     def inputs(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
         """The network's condition input: the condition coordinates and a 1 where ``shown``,
         zeros elsewhere."""
@@ -99,6 +109,62 @@ class ColumnCondition:
         weights = torch.ones_like(z)
         weights[:, self.coordinates] = (~shown).to(z.dtype).unsqueeze(-1)
         return weights
+
+
+class ColumnMasks:
+    """Random cells of each row shown to the network: a model that completes a row from any
+    subset of its cells (learnt in-painting, as CSDI, Tashiro et al. 2021, trains for imputation).
+
+    ``groups`` are the coordinates shown or hidden together (a number, a category's pattern, a
+    missing-cell indicator). A share ``dropout`` of the rows shows nothing and trains the joint;
+    each other row draws a rate r uniform in [0, 1] and shows each group with probability r, so
+    that every number of known cells is practised. The network sees the shown coordinates' clean
+    values and a flag per coordinate; the loss is on the hidden coordinates only.
+
+    >>> masks = ColumnMasks([[0], [1, 2]], dim=3, dropout=0.0)
+    >>> shown = torch.tensor([[True, False, False]])
+    >>> masks.inputs(torch.tensor([[0.5, 1.0, 2.0]]), shown).tolist()
+    [[0.5, 0.0, 0.0, 1.0, 0.0, 0.0]]
+    >>> masks.loss_weights(torch.zeros(1, 3), shown).tolist()
+    [[0.0, 1.0, 1.0]]
+    >>> drawn = masks.draw_shown(1000, torch.Generator().manual_seed(0))
+    >>> bool((drawn[:, 1] == drawn[:, 2]).all()), 0.4 < float(drawn.float().mean()) < 0.6
+    (True, True)
+    """
+
+    def __init__(self, groups: list[list[int]], dim: int, dropout: float):
+        self.groups, self.dim, self.dropout = [list(g) for g in groups], dim, dropout
+        self.size = 2 * dim
+        self._group_of = torch.empty(dim, dtype=torch.long)
+        for k, group in enumerate(self.groups):
+            self._group_of[group] = k
+
+    def draw_shown(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """Which coordinates of ``rows`` training rows are shown, shape (rows, d)."""
+        rate = torch.rand(rows, 1, generator=generator)
+        rate[torch.rand(rows, generator=generator) < self.dropout] = 0.0
+        return (torch.rand(rows, len(self.groups), generator=generator) < rate)[:, self._group_of]
+
+    def validation_shown(self, rows: int, generator: torch.Generator) -> torch.Tensor:
+        """What validation rows show: masks drawn as in training (from ``generator``)."""
+        return self.draw_shown(rows, generator)
+
+    def shown_in(self, known: torch.Tensor) -> torch.Tensor:
+        """Every known coordinate is shown."""
+        return known
+
+    def inputs(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+        """The network's condition input: shown coordinates (zeros elsewhere), then the flags."""
+        flags = shown.to(z.dtype)
+        return torch.cat([z * flags, flags], dim=-1)
+
+    def loss_weights(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
+        """1 for each hidden coordinate, 0 for the shown ones."""
+        return (~shown).to(z.dtype)
+
+
+Condition = ColumnCondition | ColumnMasks
+"""What a conditional network is shown: fixed condition columns or random cells."""
 
 
 class StraightPaths:

@@ -107,8 +107,8 @@ def distill(
     which magnifies its errors tenfold (measured in BENCHMARKS.md).
     """
     if model.condition is not None:
-        raise UserError("distill: conditional models are not supported; their samplers stay "
-                        "the teacher's")
+        raise UserError("distill: models with a condition input (conditional, or trained to "
+                        "in-paint) are not supported; their samplers stay the teacher's")
     if num_steps < 1 or pairs < 2 * VALIDATION_PAIRS or train_steps < 1:
         raise UserError(f"distill needs num_steps >= 1, pairs >= {2 * VALIDATION_PAIRS} and "
                         f"train_steps >= 1 (got {num_steps}, {pairs}, {train_steps})")

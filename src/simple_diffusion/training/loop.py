@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion.objective import ColumnCondition, Objective, StraightPaths
+from ..diffusion.objective import Condition, Objective, StraightPaths
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
@@ -101,7 +101,7 @@ class Trainer:
         seed: int = 0,
         threads: int = 0,
         fast: bool = True,
-        condition: ColumnCondition | None = None,
+        condition: Condition | None = None,
         keep_best: bool = False,
         device: torch.device | str = "cpu",
         ranks: Ranks = Ranks(),
@@ -290,7 +290,7 @@ class Trainer:
         else:
             generator = self.val_generator
         x_t, t, target = self.objective.draw(rows, generator)
-        shown = torch.ones(len(rows), dtype=torch.bool)
+        shown = None if self.condition is None else self.condition.validation_shown(len(rows), generator)
         condition, weights = self._condition(rows, shown)
         on_device = (None if v is None else v.to(self.device) for v in (x_t, t, target, condition, weights))
         with self._averaged_weights():
