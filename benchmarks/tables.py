@@ -188,15 +188,16 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
     matrix = to_values(frame, schema)
     for split, (train_index, test_index) in enumerate(splits(frame, label)):
         train, test = matrix[train_index], matrix[test_index]
-        methods = ["ours", "interpolation"]
+        methods = ["ours", "ours_learnt", "interpolation"]
         methods += ["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else []
         for method in methods:
             key = f"{name}/{split}/{method}"
             if key in results:
                 continue
-            if method == "ours":
-                frames, train_s, sample_s = ours(to_frame(train, schema), {"data": data_config},
-                                                 generations, split)
+            if method in ("ours", "ours_learnt"):
+                inpainting = "learnt" if method == "ours_learnt" else "repaint"
+                frames, train_s, sample_s = ours(to_frame(train, schema), {
+                    "data": data_config, "train": {"inpainting": inpainting}}, generations, split)
                 generated = [to_values(f, schema) for f in frames]
             elif method == "interpolation":
                 generated, train_s, sample_s = interpolation(train, schema, generations, split)
@@ -287,6 +288,9 @@ def worst_tvd_excess(runs: list[dict]) -> float | None:
     return max((np.mean([r["tvd"][c] - r["tvd_oracle"][c] for r in runs]) for c in columns), default=None)
 
 
+METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)"}
+
+
 def report(results: dict) -> str:
     def mean(name: str, method: str, field: str):
         values = [r[field] for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(method)]
@@ -296,7 +300,7 @@ def report(results: dict) -> str:
              "| missing rate vs training (points) | train s | sample s | splits |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ("penguins", "diabetes", "digits"):
-        for method in ("ours", "forest_diffusion", "interpolation"):
+        for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
             runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
             if not runs:
                 continue
@@ -306,7 +310,8 @@ def report(results: dict) -> str:
             gap = max((abs(r["missing"][c] - r["missing_train"][c]) * 100 for r in runs
                        for c in r["missing"]), default=None)
             lines.append(
-                f"| {name} | {method.replace('_', ' ')} | {ratio[0]:.3f} +- {ratio[1]:.3f} | "
+                f"| {name} | {METHOD_NAMES.get(method, method.replace('_', ' '))} | "
+                f"{ratio[0]:.3f} +- {ratio[1]:.3f} | "
                 f"{share[0]:.3f} | {'-' if excess is None else f'{excess:+.3f}'} | "
                 f"{'-' if gap is None else f'{gap:.1f}'} | {mean(name, method, 'train_seconds')[0]:.1f} | "
                 f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")
