@@ -14,7 +14,7 @@ from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
-from simple_diffusion.diffusion.objective import ColumnCondition, ColumnMasks
+from simple_diffusion.diffusion.objective import CellMasks, ColumnCondition
 from simple_diffusion.evaluation import calibration
 
 QUICK = {"train": {"steps": 3000}}
@@ -85,7 +85,7 @@ def test_condition_inputs_hide_dropped_rows_and_mask_their_loss():
 
 
 def test_masks_show_whole_cells_at_every_rate_and_mask_their_loss():
-    masks = ColumnMasks([[0], [1, 2], [3]], dim=4, dropout=0.25)
+    masks = CellMasks([[0], [1, 2], [3]], dim=4, dropout=0.25)
     n = 100_000
     shown = masks.draw_shown(n, torch.Generator().manual_seed(0))
     assert torch.equal(shown[:, 1], shown[:, 2])  # a cell's coordinates together
@@ -113,7 +113,7 @@ def test_cell_groups_split_a_numeric_cell_from_its_missing_indicator():
     kind, value = model.columns.index("kind"), model.columns.index("value")
     expected = [sorted(where[kind]), [where[value][0]], sorted(where[value][1:])]
     assert sorted(map(sorted, groups)) == sorted(expected)
-    assert isinstance(model.condition, ColumnMasks) and model.net.condition_size == 2 * model.latent_dim
+    assert isinstance(model.condition, CellMasks) and model.net.condition_size == 2 * model.latent_dim
 
 
 @pytest.mark.parametrize("inpainting", ["repaint", "learnt"])

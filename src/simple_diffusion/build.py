@@ -25,7 +25,7 @@ from .data import encoders, tables
 from .data.columns import Column
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
-from .diffusion.objective import ColumnCondition, ColumnMasks, Condition, Objective
+from .diffusion.objective import CellMasks, ColumnCondition, Condition, Objective
 from .errors import UserError
 from .training import budget
 from .training.distributed import Ranks
@@ -65,7 +65,7 @@ def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
     """What the network is shown: random cells (``train.inpainting = learnt``), or the
     condition columns of ``data.condition`` as the encoded coordinates they occupy."""
     if config.train.inpainting == "learnt":
-        return ColumnMasks(encoder.cell_groups(), encoder.transformed_dim, config.train.condition_dropout)
+        return CellMasks(encoder.cell_groups(), encoder.transformed_dim, config.train.condition_dropout)
     names = list(config.data.condition)
     if not names:
         return None

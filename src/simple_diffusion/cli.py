@@ -209,8 +209,7 @@ def cli() -> None:
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
 def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
           categorical, integer, numeric, drop_missing, condition, inpainting, keep_constant, count,
-          likelihood_rows,
-          overwrite, resume, device, nproc, quiet, legacy_out, legacy_eval_samples) -> None:
+          likelihood_rows, overwrite, resume, device, nproc, quiet, legacy_out, legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
     \b

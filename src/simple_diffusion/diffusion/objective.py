@@ -1,7 +1,7 @@
 """What a denoiser learns: for clean rows x_0, a noise level, the noise, the noisy input x_t and
 the regression target (DDPM's Algorithm 1, Ho et al. 2020, with continuous noise levels as an
 option); for a conditional model, which rows show the network their condition columns
-(``ColumnCondition``), or which random cells of each row (``ColumnMasks``). How it is optimised
+(``ColumnCondition``), or which random cells of each row (``CellMasks``). How it is optimised
 lives in ``training/loop.py``.
 
 >>> import torch
@@ -111,7 +111,7 @@ class ColumnCondition:
         return weights
 
 
-class ColumnMasks:
+class CellMasks:
     """Random cells of each row shown to the network: a model that completes a row from any
     subset of its cells (learnt in-painting, as CSDI, Tashiro et al. 2021, trains for imputation).
 
@@ -121,7 +121,7 @@ class ColumnMasks:
     that every number of known cells is practised. The network sees the shown coordinates' clean
     values and a flag per coordinate; the loss is on the hidden coordinates only.
 
-    >>> masks = ColumnMasks([[0], [1, 2]], dim=3, dropout=0.0)
+    >>> masks = CellMasks([[0], [1, 2]], dim=3, dropout=0.0)
     >>> shown = torch.tensor([[True, False, False]])
     >>> masks.inputs(torch.tensor([[0.5, 1.0, 2.0]]), shown).tolist()
     [[0.5, 0.0, 0.0, 1.0, 0.0, 0.0]]
@@ -163,7 +163,7 @@ class ColumnMasks:
         return (~shown).to(z.dtype)
 
 
-Condition = ColumnCondition | ColumnMasks
+Condition = ColumnCondition | CellMasks
 """What a conditional network is shown: fixed condition columns or random cells."""
 
 
