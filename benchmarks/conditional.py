@@ -27,13 +27,16 @@ a number: body mass, BMI) draws one row given each test row's condition; C2ST (t
 gradient-boosting C2ST, 5 folds) between these rows and the test rows, per condition value (a
 number's terciles), beside the oracle: the training rows with that value against the same test
 rows. The same model's unconditional samples are scored by the tables protocol (ratio).
+``--routes``: ``condition`` is that model; ``learnt`` a model trained with learnt in-painting
+(no condition column) asked for the same rows with ``given``.
 
 **Filling gaps** (``--imputation``): on the whole of penguins and diabetes, 20% of the cells
 removed completely at random (MCAR), or, for numbers, missing not at random (MNAR: a cell's chance
 of removal rises linearly with its rank in its column, 0 to 40%, so large values go missing
 more often; categories stay at 20% MCAR). Each method sees only the table with gaps. Ours: the
-default preset trained on it, then ``impute`` with 19 draws; the error is that of the mean of
-the first 5 draws (numbers: mean absolute error over the column's standard deviation; categories:
+default preset trained on it (``ours``: RePaint; ``ours_learnt``: learnt in-painting), then
+``impute`` with 19 draws; the error is that of the mean of the first 5 draws (and, a column of its
+own, of all 19) (numbers: mean absolute error over the column's standard deviation; categories:
 the share of wrong labels, the 5 draws' vote), and the coverage is that of the range of the 19
 draws, which holds the truth with probability 18/20 = 0.90 for calibrated draws (whatever their
 distribution). Against scikit-learn's ``IterativeImputer`` (its defaults) and ``KNNImputer``
@@ -489,7 +492,7 @@ def main() -> None:
                         help="conditional table rows from: condition (train --condition), learnt "
                         "(train --inpainting learnt, then --given)")
     parser.add_argument("--no-peer", action="store_true", help="leave ForestDiffusion out")
-    parser.add_argument("--methods", default="ours,iterative,knn,forest_diffusion",
+    parser.add_argument("--methods", default="ours,ours_learnt,iterative,knn,forest_diffusion",
                         help="imputation methods")
     parser.add_argument("--mechanisms", default="mcar,mnar")
     parser.add_argument("--imputation-tables", default="penguins,diabetes")

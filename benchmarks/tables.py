@@ -14,7 +14,8 @@ is the oracle), missing rates, and training and sampling seconds.
 
 ForestDiffusion runs its README's defaults (flow, n_t = 50, duplicate_K = 100, n_jobs = -1: both
 cores; the label as ``label_y``; categorical, binary and integer columns declared), ours the
-default preset (one thread: its network is small). Both see only the training split; ours holds
+default preset (one thread: its network is small), and again with learnt in-painting
+(``ours_learnt``: ``train.inpainting = learnt``). Both see only the training split; ours holds
 out 10% of it as its validation rows (the default: below 10,000 rows the validation loss chooses
 the epoch whose weights are kept), so the test split is seen by nothing but the metrics.
 
