@@ -47,6 +47,26 @@ def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
     assert np.abs(table.values).max() < 20  # original units: the modes sit at -4 and +4
 
 
+def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys):
+    import pandas as pd
+
+    code, out, err = invoke(capsys, "sample", trained, "-n", 300, "-o", "-", "--seed", 3, "--quiet")
+    assert code == 0 and "to standard output" in err and "wrote" not in out
+    invoke(capsys, "sample", trained, "-n", 300, "-o", tmp_path / "s.csv", "--seed", 3, "--quiet")
+    from io import StringIO
+
+    pd.testing.assert_frame_equal(pd.read_csv(StringIO(out)), pd.read_csv(tmp_path / "s.csv"))
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["sample", "{run}", "-n", "10", "-o", "-", "--nproc", "2"], "standard output) takes one process"),
+    (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "-"], "score writes a histogram"),
+])
+def test_standard_output_refused_where_it_cannot_work(trained, capsys, args, message):
+    code, out, err = invoke(capsys, *[a.format(run=trained) for a in args])
+    assert code == 1 and message in err and out == ""
+
+
 def test_sample_with_other_samplers(trained, tmp_path, capsys):
     for sampler, steps in [("heun", 10), ("ddim", 30), ("ancestral", 0)]:
         code, _, err = invoke(capsys, "sample", trained, "-n", 200, "-o", tmp_path / "s.npy",

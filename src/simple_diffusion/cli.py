@@ -282,8 +282,9 @@ def _summary(result: dict) -> str:
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
               help="Output file: .csv (with a header), .parquet (keeping the training table's "
-              "dtypes) or .npy (numbers only, shape (n, d)); or a new folder (written with a "
-              "trailing slash) for Parquet parts of about a million rows each.")
+              "dtypes) or .npy (numbers only, shape (n, d)); a new folder (written with a "
+              "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
+              "standard output.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Sampling seed; the same seed gives the same samples, whatever --nproc.")
 @click.option("--sampler", type=click.Choice(list(choices.SAMPLERS)), default=None,
@@ -310,7 +311,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     With --given, -n rows for each condition (a file of conditions, or col=value,...), written
     with the given cells as given: columns the model was trained to condition on (train
     --condition) are used as its condition, guided by --guidance; any other given cell is
-    in-painted (RePaint, --resample).
+    in-painted (RePaint, --resample; a model trained with --inpainting learnt completes the row
+    itself).
 
     With --nproc (or under torchrun) each process draws a share of the rows; the output is the
     same file, bit for bit, whatever the number of processes.
@@ -321,6 +323,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
       simple-diffusion sample runs/ps -n 500 -o adelie.csv --given species=Adelie,sex=female
       simple-diffusion sample runs/posterior -n 10000 -o posteriors.parquet --given observations.csv
       simple-diffusion sample runs/moons -n 100000000 -o parts/ --sampler distilled --nproc 2
+      simple-diffusion sample runs/ps -n 5 -o - --quiet
     """
     from . import api
     from .data import io
@@ -335,6 +338,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
                                        precision=precision)
     model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
     io.check_output(output, model.schema)
+    if output == io.STDOUT and (nproc or 1) > 1:
+        raise UserError("-o - (standard output) takes one process: write to a file with --nproc")
     if _launched(nproc):
         return
     model.to(resolve_device(device or "auto"))
@@ -348,8 +353,14 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     per = "" if conditions is None else (
         f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
     steps = len(model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)) - 1
-    click.echo(f"wrote {total:,} samples{per} to {output} ({settings.sampler}, {_count(steps, 'step')})",
-               err=True)
+    click.echo(f"wrote {total:,} samples{per} to {_destination(output)} "
+               f"({settings.sampler}, {_count(steps, 'step')})", err=True)
+
+
+def _destination(output: str) -> str:
+    from .data import io
+
+    return "standard output" if output == io.STDOUT else output
 
 
 def _count(n: int, noun: str) -> str:
@@ -376,8 +387,8 @@ def _given_frame(given: str):
               help="The table with gaps: .csv (empty cells), .parquet or .npy (NaN), with the "
               "run's columns.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
-              help="The filled table, in the format of the extension; with --draws above 1, "
-              "the table once per draw with a first column `draw`.")
+              help="The filled table, in the format of the extension (- : CSV on standard "
+              "output); with --draws above 1, the table once per draw with a first column `draw`.")
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True,
               help="Fillings per gap: their spread is each filled cell's uncertainty.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
@@ -385,7 +396,8 @@ def _given_frame(given: str):
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
-    observed cells (RePaint in-painting); observed cells are kept as they are.
+    observed cells (RePaint in-painting, or the model's own for one trained with --inpainting
+    learnt); observed cells are kept as they are.
 
     \b
     Example:
@@ -406,7 +418,7 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
                           resample=resample)
     io.write_table(output, filled)
     click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
-               f"{f' {draws} times' if draws > 1 else ''}: wrote {output}", err=True)
+               f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
@@ -553,6 +565,8 @@ def score(run, data_file, output, lowest, tolerance) -> None:
 
     if run is None:
         raise UserError("write `simple-diffusion score RUN --data FILE -o OUT`")
+    if output == io.STDOUT:
+        raise UserError("-o -: score writes a histogram beside its output; name a file, e.g. -o scored.csv")
     io.file_format(output)  # before the work, not after it
     model = api.load(run)
     rows = model.rows(io.read_frame(data_file), data_file)

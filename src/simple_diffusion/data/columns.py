@@ -292,8 +292,10 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
         looked_up = [index.get(_plain(v)) for v in present]
         unknown = [v for v, code in zip(present, looked_up) if code is None]
         if unknown:
+            more = ", ..." if len(column.categories) > 8 else ""
+            known = ", ".join(map(str, column.categories[:8])) + more
             raise UserError(f"{source}: column {column.name!r} has the label {unknown[0]!r}, which "
-                            f"the model never saw ({', '.join(map(str, column.categories[:8]))}...)")
+                            f"the model never saw (it knows {known})")
         codes[~missing] = looked_up
         out[:, j] = codes
     return out

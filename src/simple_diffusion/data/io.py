@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -84,8 +85,15 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
         temporary.write_bytes(data)
 
 
+STDOUT = "-"
+"""The output name that means standard output (CSV), for a pipe or the terminal."""
+
+
 def file_format(path: str) -> str:
-    """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``), or a clear error."""
+    """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``; ``STDOUT`` is CSV),
+    or a clear error."""
+    if path == STDOUT:
+        return ".csv"
     suffix = Path(path).suffix.lower()
     if suffix not in FORMATS:
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)}")
@@ -327,6 +335,11 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
     one in memory; the dtypes and labels of the frames are kept (Parquet) or written as text
     (CSV, missing cells empty)."""
     suffix = file_format(path)
+    if path == STDOUT:
+        for i, chunk in enumerate(chunks):
+            chunk.to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g")
+        sys.stdout.flush()
+        return
     with atomic_path(path) as temporary:
         if suffix == ".npy":
             array = None
