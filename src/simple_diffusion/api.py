@@ -394,7 +394,7 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.
             "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
     return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
-                          prepared.columns, info, parts.condition)
+                          prepared.columns, info, parts.condition, trainer.objective.gaussian)
 
 
 def load(path: str | os.PathLike) -> DiffusionModel:

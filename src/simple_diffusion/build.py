@@ -25,6 +25,7 @@ from .data import encoders, tables
 from .data.columns import Column
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
+from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import CellMasks, ColumnCondition, Condition, Objective
 from .errors import UserError
 from .training import budget
@@ -159,8 +160,10 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
     argument with ``condition``) on encoded rows, with the budget of ``training_budget``, on
     ``device`` and among ``ranks``."""
     t = training_budget(config, len(train)).train
+    share = config.model.gaussian_part
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
-                          t_min=t.t_min, t_max=t.t_max)
+                          t_min=t.t_min, t_max=t.t_max,
+                          gaussian=GaussianPart.fit(train, share) if share else None)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,

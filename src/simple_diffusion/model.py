@@ -31,6 +31,7 @@ from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
+from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError
@@ -57,8 +58,11 @@ class DiffusionModel:
         columns: list[str],
         info: dict[str, Any] | None = None,
         condition: Condition | None = None,
+        gaussian: GaussianPart | None = None,
     ):
         self.net = net.eval()
+        self.gaussian = gaussian
+        """The Gaussian part the network's output is added to (``model.gaussian_part``), if any."""
         self.schedule = schedule
         self.encoder = encoder
         self.config = config
@@ -130,7 +134,10 @@ class DiffusionModel:
         t = self.schedule.sigma_to_t(sigma.cpu()).to(device, x.dtype)
         with precision.autocast(bfloat16, device.type):
             output = net(x_t, t) if condition is None else net(x_t, t, condition)
-        return prediction.to_sample(prediction_type, output.to(x.dtype), x_t, alpha, sigma_vp).to(home)
+        output = output.to(x.dtype)
+        if self.gaussian is not None:
+            output = output + self.gaussian.prediction(prediction_type, x_t, alpha, sigma_vp)
+        return prediction.to_sample(prediction_type, output, x_t, alpha, sigma_vp).to(home)
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,

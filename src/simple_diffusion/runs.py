@@ -38,6 +38,7 @@ from .build import build_parts
 from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
 from .data.io import write_bytes, write_text
+from .diffusion.gaussian import GaussianPart
 from .errors import UserError
 from .model import DiffusionModel
 from .training.distill import Student
@@ -168,6 +169,8 @@ class RunFolder:
     def save_model(self, model: DiffusionModel) -> None:
         tensors = {f"net.{k}": v.cpu().contiguous() for k, v in model.net.state_dict().items()}
         tensors["schedule.alphas_cumprod"] = model.schedule.alphas_cumprod.contiguous()
+        if model.gaussian is not None:
+            tensors |= {f"gaussian.{k}": v.contiguous() for k, v in model.gaussian.state().items()}
         metadata = {
             "format_version": str(FORMAT_VERSION),
             "columns": json.dumps(model.columns),
@@ -299,8 +302,13 @@ class RunFolder:
             raise UserError(f"{path}: the schedule does not match {CONFIG}")
         weights = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         _load_weights(parts.net, weights, path)
+        gaussian = {k[len("gaussian."):]: v for k, v in tensors.items() if k.startswith("gaussian.")}
+        if bool(gaussian) != bool(config.model.gaussian_part):
+            raise UserError(f"{path}: the model's Gaussian part does not match {CONFIG} "
+                            "(model.gaussian_part)")
         model = DiffusionModel(parts.net, parts.schedule, parts.encoder, config, columns,
-                               info | run_info, parts.condition)
+                               info | run_info, parts.condition,
+                               GaussianPart.from_state(gaussian) if gaussian else None)
         model.student = self._load_student(parts.net)
         return model
 

@@ -19,6 +19,7 @@ import math
 import torch
 
 from . import prediction
+from .gaussian import GaussianPart
 from .schedules import Schedule, vp_scales
 
 
@@ -28,12 +29,15 @@ class Objective:
     ``timesteps`` says how noise levels are drawn: ``discrete`` (whole t uniform in
     [t_min, t_max], as DDPM), ``continuous`` (real t uniform) or ``logsnr`` (log sigma uniform
     between the levels of t_min and the top sampling starts from: every sampler step gets equal
-    attention). ``t_max = 0`` means the schedule's last timestep.
+    attention). ``t_max = 0`` means the schedule's last timestep. With a ``gaussian`` part the
+    target is what the network adds to it.
     """
 
     def __init__(self, schedule: Schedule, prediction_type: str = "epsilon", *,
-                 timesteps: str = "continuous", t_min: int = 1, t_max: int = 0):
+                 timesteps: str = "continuous", t_min: int = 1, t_max: int = 0,
+                 gaussian: GaussianPart | None = None):
         self.schedule, self.prediction_type, self.timesteps = schedule, prediction_type, timesteps
+        self.gaussian = gaussian
         self.t_min, self.t_max = t_min, t_max or schedule.num_timesteps
         top = min(float(schedule.sigmas[self.t_max]), schedule.sampling_top())
         self.log_sigma_range = (math.log(schedule.sigmas[t_min]), math.log(top))
@@ -61,7 +65,7 @@ class Objective:
         alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
         noise = torch.randn(x0.shape, generator=generator, dtype=dtype)
         x_t = alpha * x0 + sigma_vp * noise
-        return x_t, t, prediction.target(self.prediction_type, x0, noise, alpha, sigma_vp)
+        return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp)
 
 
 class ColumnCondition:
@@ -187,8 +191,9 @@ class StraightPaths:
     """
 
     def __init__(self, schedule: Schedule, prediction_type: str, sigmas: torch.Tensor,
-                 top_share: float = 0.5):
+                 top_share: float = 0.5, gaussian: GaussianPart | None = None):
         self.schedule, self.prediction_type, self.top_share = schedule, prediction_type, top_share
+        self.gaussian = gaussian
         self.levels = torch.as_tensor(sigmas, dtype=torch.float64)[:-1]
 
     def draw(self, pairs: torch.Tensor, generator: torch.Generator):
@@ -202,4 +207,13 @@ class StraightPaths:
         alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
         x_t = alpha * x0 + sigma_vp * slope  # alpha (x_0 + sigma e): the path at unit scale
         t = self.schedule.sigma_to_t(sigma).to(pairs.dtype)
-        return x_t, t, prediction.target(self.prediction_type, x0, slope, alpha, sigma_vp)
+        return x_t, t, network_target(self, x0, slope, x_t, alpha, sigma_vp)
+
+
+def network_target(draws: Objective | StraightPaths, x0: torch.Tensor, noise: torch.Tensor,
+                   x_t: torch.Tensor, alpha: torch.Tensor, sigma_vp: torch.Tensor) -> torch.Tensor:
+    """The regression target of ``draws``' prediction type, less its Gaussian part if any."""
+    target = prediction.target(draws.prediction_type, x0, noise, alpha, sigma_vp)
+    if draws.gaussian is None:
+        return target
+    return target - draws.gaussian.prediction(draws.prediction_type, x_t, alpha, sigma_vp)

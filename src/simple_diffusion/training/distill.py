@@ -122,7 +122,7 @@ def distill(
     train, val = paths[VALIDATION_PAIRS:], paths[:VALIDATION_PAIRS]
     steps_per_epoch = len(train) // min(batch_size, len(train))
     trainer = Trainer(
-        net, StraightPaths(model.schedule, prediction_type, sigmas), train, val,
+        net, StraightPaths(model.schedule, prediction_type, sigmas, gaussian=model.gaussian), train, val,
         epochs=math.ceil(train_steps / steps_per_epoch), batch_size=batch_size, lr=lr,
         ema_decay=0.999, seed=seed, device=model.device,
     )

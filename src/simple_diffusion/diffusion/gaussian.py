@@ -1,0 +1,67 @@
+"""A Gaussian part of the denoiser: the exact denoiser of a Gaussian with the training rows' mean
+and covariance, which the network's output is added to (``model.gaussian_part``).
+
+Under x_t = alpha x_0 + sigma_vp eps with x_0 ~ N(m, C), E[eps | x_t] =
+sigma_vp (alpha^2 C + sigma_vp^2 I)^-1 (x_t - alpha m): linear in x_t, and at high noise nearly
+all of what any denoiser of data with that mean and covariance does (Wang & Vastola 2023, "The
+hidden linear structure in score-based models"). With a ``share`` of it given, the network learns
+the rest: the data's departure from that Gaussian. On a Gaussian target the share 1 is the exact
+denoiser, but on shapes a network asked for only the small remainder stopped learning (share 0.99
+as 1; BENCHMARKS.md, "Densities"), so a share below 1 keeps a part of the linear map to learn.
+
+>>> import torch
+>>> part = GaussianPart(torch.zeros(2), torch.diag(torch.tensor([1.0, 9.0])), share=1.0)
+>>> x_t = torch.tensor([[0.5, 1.5]], dtype=torch.float64)
+>>> part.prediction("sample", x_t, 0.6, 0.8)  # E[x_0 | x_t]: 0.6 v x_t / (0.36 v + 0.64), v = 1, 9
+tensor([[0.3000, 2.0876]], dtype=torch.float64)
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import prediction as predictions
+
+VARIANCE_FLOOR = 1e-6
+"""Smallest variance along a principal axis, relative to the mean variance: one-hot blocks and
+other exactly dependent columns have none, and a zero would divide by sigma_vp alone."""
+
+
+class GaussianPart:
+    """``share`` times the Gaussian's own value of a network's regression target (eps, x_0 or
+    v), for the rows' ``mean`` and ``covariance`` (kept in float64)."""
+
+    def __init__(self, mean: torch.Tensor, covariance: torch.Tensor, share: float):
+        self.mean = torch.as_tensor(mean, dtype=torch.float64)
+        self.covariance = torch.as_tensor(covariance, dtype=torch.float64).reshape(len(self.mean), -1)
+        self.share = float(share)
+        variances, self.axes = torch.linalg.eigh(self.covariance)
+        floor = VARIANCE_FLOOR * max(float(variances.mean()), 1e-12)
+        self.variances = variances.clamp_min(floor)
+
+    @classmethod
+    def fit(cls, rows: torch.Tensor, share: float) -> GaussianPart:
+        """The part for encoded training ``rows`` (n, d)."""
+        rows = torch.as_tensor(rows, dtype=torch.float64)
+        return cls(rows.mean(0), torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1]), share)
+
+    def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha, sigma_vp) -> torch.Tensor:
+        """``share`` times E[target | x_t] under the Gaussian, in ``x_t``'s dtype."""
+        dtype = x_t.dtype
+        alpha = torch.as_tensor(alpha, dtype=torch.float64)
+        sigma_vp = torch.as_tensor(sigma_vp, dtype=torch.float64)
+        # In the covariance's principal axes the posterior is one division per axis.
+        r = (x_t.double() - alpha * self.mean) @ self.axes
+        denominator = alpha**2 * self.variances + sigma_vp**2
+        noise = (r * (sigma_vp / denominator)) @ self.axes.T
+        sample = self.mean + (r * (alpha * self.variances / denominator)) @ self.axes.T
+        return (self.share * predictions.target(prediction_type, sample, noise, alpha, sigma_vp)).to(dtype)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """Tensors to save with a model (``from_state`` reads them back)."""
+        return {"mean": self.mean, "covariance": self.covariance,
+                "share": torch.tensor(self.share, dtype=torch.float64)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> GaussianPart:
+        return cls(state["mean"], state["covariance"], float(state["share"]))
