@@ -42,8 +42,8 @@ def test_the_whole_part_is_the_exact_denoiser_of_a_gaussian(prediction_type, sig
 def test_the_training_target_is_what_the_gaussian_leaves():
     # On Gaussian rows the whole part predicts E[eps | x_t], so what is left to learn has no
     # linear dependence on x_t; without it the noise is well predicted by x_t.
-    rows = MEAN + torch.randn(40_000, 3, dtype=torch.float64,
-                              generator=torch.Generator().manual_seed(1)) @ torch.linalg.cholesky(COVARIANCE).T
+    noise = torch.randn(40_000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    rows = MEAN + noise @ torch.linalg.cholesky(COVARIANCE).T
     schedule = schedules.cosine(1000)
 
     def slope(gaussian):
