@@ -186,12 +186,71 @@ def table(rows: list[dict], divergence: dict | None) -> str:
     return "\n".join(lines)
 
 
+def gaussian_part_run(target: str, share: float, samples: int = 100_000, draws: int = 3) -> dict:
+    """The default (seed 0) against the same with ``model.gaussian_part = share``: held-out KL
+    or NLL of the latter on the table's fresh draws (the default's is in the table above, same
+    seed and draws), and both models' sample ratios (means of ``draws`` sampling seeds)."""
+    from speed import ratio_to_floor
+
+    data = sd.training_data(target)
+    test = sd.targets.draw(target, ROWS, seed=sd.api.REFERENCE_SEED).numpy()
+    try:
+        truth = sd.targets.get(target).log_prob(torch.as_tensor(test)).numpy()
+    except NotImplementedError:
+        truth = None
+    row: dict = {"target": target, "share": share}
+    for name, config in (("default", {}), ("gaussian", {"model": {"gaussian_part": share}})):
+        start = time.perf_counter()
+        model = sd.fit(target, seed=0, progress=False, config=config)
+        row[f"{name}_train_seconds"] = time.perf_counter() - start
+        row[f"{name}_ratio"] = float(np.mean([ratio_to_floor(model.sample(samples, seed=k).numpy(), data)
+                                              for k in range(1, draws + 1)]))
+    row["gaussian"] = summary(model.log_prob(test).numpy(), truth)
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def gaussian_part_table(rows: list[dict], samples: int = 100_000) -> str:
+    share = rows[0]["share"]
+    lines = [
+        f"`model.gaussian_part = {share}` against the default (0), seed 0: held-out KL (or NLL) on "
+        f"the {ROWS:,} draws of the table above, and the sample ratio (distance to the target / "
+        f"the training data's, mean of 3 sampling seeds, {samples:,} samples). Regenerate: "
+        f"`.venv/bin/python benchmarks/likelihood.py --gaussian-part {share}`.",
+        "",
+        "| target | KL or NLL: default (table above) | with the Gaussian part | ratio: default "
+        "| with the Gaussian part | train (s): default / with |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    default = {r["target"]: r["ours"] for r in _saved_rows()}
+    for r in rows:
+        before = default.get(r["target"])
+        kl = "kl" in r["gaussian"]
+        value = (lambda e: f"{e['kl']:.3f} ± {e['kl_se']:.3f}") if kl else (lambda e: f"NLL {e['nll']:.3f}")
+        lines.append(f"| {r['target']} | {value(before) if before else '-'} | {value(r['gaussian'])} | "
+                     f"{r['default_ratio']:.2f} | {r['gaussian_ratio']:.2f} | "
+                     f"{r['default_train_seconds']:.1f} / {r['gaussian_train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def _saved_rows() -> list[dict]:
+    path = ROOT / "benchmarks" / "results" / "likelihood.json"
+    return json.loads(path.read_text())["rows"] if path.exists() else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--no-divergence", action="store_true", help="skip exact vs Hutchinson")
+    parser.add_argument("--gaussian-part", type=float, default=None,
+                        help="instead: the default against model.gaussian_part = this share")
     args = parser.parse_args()
+    if args.gaussian_part is not None:
+        rows = [gaussian_part_run(target, args.gaussian_part) for target in args.targets.split(",")]
+        write_section("gaussian_part", gaussian_part_table(rows))
+        (ROOT / "benchmarks" / "results" / "gaussian_part.json").write_text(json.dumps(rows, indent=2) + "\n")
+        return
     rows = [run_target(target) for target in args.targets.split(",")]
     divergence = None if args.no_divergence else divergence_measurement()
     write_section("likelihood", table(rows, divergence))
