@@ -46,15 +46,19 @@ class GaussianPart:
         return cls(rows.mean(0), torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1]), share)
 
     def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha, sigma_vp) -> torch.Tensor:
-        """``share`` times E[target | x_t] under the Gaussian, in ``x_t``'s dtype."""
-        dtype = x_t.dtype
-        alpha = torch.as_tensor(alpha, dtype=torch.float64)
-        sigma_vp = torch.as_tensor(sigma_vp, dtype=torch.float64)
+        """``share`` times E[target | x_t] under the Gaussian, in ``x_t``'s dtype and device
+        (computed in float64 on the CPU; accelerators, where float64 is slow or absent, use
+        ``x_t``'s dtype)."""
+        dtype, device = x_t.dtype, x_t.device
+        work = torch.float64 if device.type == "cpu" else dtype
+        mean, axes, variances = (v.to(device, work) for v in (self.mean, self.axes, self.variances))
+        alpha = torch.as_tensor(alpha, dtype=work, device=device)
+        sigma_vp = torch.as_tensor(sigma_vp, dtype=work, device=device)
         # In the covariance's principal axes the posterior is one division per axis.
-        r = (x_t.double() - alpha * self.mean) @ self.axes
-        denominator = alpha**2 * self.variances + sigma_vp**2
-        noise = (r * (sigma_vp / denominator)) @ self.axes.T
-        sample = self.mean + (r * (alpha * self.variances / denominator)) @ self.axes.T
+        r = (x_t.to(work) - alpha * mean) @ axes
+        denominator = alpha**2 * variances + sigma_vp**2
+        noise = (r * (sigma_vp / denominator)) @ axes.T
+        sample = mean + (r * (alpha * variances / denominator)) @ axes.T
         return (self.share * predictions.target(prediction_type, sample, noise, alpha, sigma_vp)).to(dtype)
 
     def state(self) -> dict[str, torch.Tensor]:
