@@ -419,8 +419,7 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     and its index only, so the output is the same whatever the number of processes.
     """
     ranks = ranks or Ranks.from_environment(model.device)
-    if output == io.STDOUT and ranks.distributed:
-        raise UserError("-o - (standard output) takes one process: write to a file with --nproc")
+    io.check_stdout_writers(output, ranks.world_size)
     total = n * (1 if given is None else len(given))
     to_folder = io.is_parts_folder(output)
     model.noise_levels(**settings)  # a sampler the model lacks: said before anything is written

@@ -338,8 +338,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
                                        precision=precision)
     model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
     io.check_output(output, model.schema)
-    if output == io.STDOUT and (nproc or 1) > 1:
-        raise UserError("-o - (standard output) takes one process: write to a file with --nproc")
+    io.check_stdout_writers(output, nproc or 1)
     if _launched(nproc):
         return
     model.to(resolve_device(device or "auto"))

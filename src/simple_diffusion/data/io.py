@@ -89,6 +89,12 @@ STDOUT = "-"
 """The output name that means standard output (CSV), for a pipe or the terminal."""
 
 
+def check_stdout_writers(path: str, processes: int) -> None:
+    """Refuse standard output as the output of several processes (their parts need a file)."""
+    if path == STDOUT and processes > 1:
+        raise UserError("-o - (standard output) takes one process: write to a file with --nproc")
+
+
 def file_format(path: str) -> str:
     """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``; ``STDOUT`` is CSV),
     or a clear error."""
