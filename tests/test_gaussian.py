@@ -12,7 +12,7 @@ import torch
 import simple_diffusion as sd
 from simple_diffusion.diffusion import prediction, schedules
 from simple_diffusion.diffusion.gaussian import GaussianPart
-from simple_diffusion.diffusion.objective import Objective
+from simple_diffusion.diffusion.objective import ColumnCondition, Objective
 from simple_diffusion.errors import UserError
 
 MEAN = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
@@ -39,6 +39,39 @@ def test_the_whole_part_is_the_exact_denoiser_of_a_gaussian(prediction_type, sig
                                                                               sigma_vp), 0.9 * output)
 
 
+
+def conditioned_posterior_mean(x_t, alpha, sigma_vp, shown, values) -> torch.Tensor:
+    """E[x_0 | x_t, x_0 = values where shown] for one row, by the textbook formulas: the
+    Gaussian conditioned on the shown coordinates (Schur complement), then denoised."""
+    h, k = (~shown).nonzero().flatten(), shown.nonzero().flatten()
+    gain = COVARIANCE[h][:, k] @ torch.linalg.inv(COVARIANCE[k][:, k])
+    mean = MEAN[h] + gain @ (values[k] - MEAN[k])
+    covariance = COVARIANCE[h][:, h] - gain @ COVARIANCE[k][:, h]
+    solve = torch.linalg.solve(alpha**2 * covariance + sigma_vp**2 * torch.eye(len(h)), alpha * covariance)
+    out = values.clone()
+    out[h] = mean + (x_t[h] - alpha * mean) @ solve
+    return out
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v"])
+@pytest.mark.parametrize("sigma", [0.01, 1.0, 50.0])
+def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma):
+    part = GaussianPart(MEAN, COVARIANCE, share=1.0)
+    alpha, sigma_vp = 1 / math.sqrt(1 + sigma**2), sigma / math.sqrt(1 + sigma**2)
+    generator = torch.Generator().manual_seed(5)
+    x_t = torch.randn(6, 3, dtype=torch.float64, generator=generator) * 2
+    values = torch.randn(6, 3, dtype=torch.float64, generator=generator) + MEAN
+    # Rows show nothing, one coordinate, two, each their own.
+    shown = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1]]).bool()
+    output = part.prediction(prediction_type, x_t, alpha, sigma_vp, known=(shown, values))
+    denoised = prediction.to_sample(prediction_type, output, x_t, alpha, sigma_vp)
+    expected = torch.stack([conditioned_posterior_mean(x_t[i], alpha, sigma_vp, shown[i], values[i])
+                            for i in range(6)])
+    torch.testing.assert_close(denoised, expected, rtol=1e-6, atol=1e-6)
+    # Showing nothing is the unconditional part.
+    torch.testing.assert_close(output[0], part.prediction(prediction_type, x_t[:1], alpha, sigma_vp)[0])
+
+
 def test_the_training_target_is_what_the_gaussian_leaves():
     # On Gaussian rows the whole part predicts E[eps | x_t], so what is left to learn has no
     # linear dependence on x_t; without it the noise is well predicted by x_t.
@@ -48,12 +81,27 @@ def test_the_training_target_is_what_the_gaussian_leaves():
 
     def slope(gaussian):
         objective = Objective(schedule, "epsilon", gaussian=gaussian)
-        x_t, _, target = objective.draw(rows, torch.Generator().manual_seed(2))
+        x_t, _, target, _ = objective.draw(rows, torch.Generator().manual_seed(2))
         design = torch.cat([x_t, torch.ones(len(x_t), 1, dtype=x_t.dtype)], 1)
         return torch.linalg.lstsq(design, target).solution[:3].abs().max()
 
     # Each coefficient's standard error is about 1 / sqrt(40,000) = 0.005.
     assert slope(GaussianPart.fit(rows, 1.0)) < 0.03 < 0.3 < slope(None)
+
+
+def test_a_conditional_target_is_what_the_conditioned_gaussian_leaves():
+    # The network is shown x_3 clean: on the other coordinates the whole part predicts
+    # E[eps | x_t, x_3], so what is left has no linear dependence on x_t or x_3 either.
+    noise = torch.randn(40_000, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    rows = MEAN + noise @ torch.linalg.cholesky(COVARIANCE).T
+    objective = Objective(schedules.cosine(1000), "epsilon", condition=ColumnCondition([2], dropout=0.0),
+                          gaussian=GaussianPart.fit(rows, 1.0))
+    x_t, _, target, shown = objective.draw(rows, torch.Generator().manual_seed(2))
+    assert bool(shown.all())
+    design = torch.cat([x_t, rows[:, 2:], torch.ones(len(x_t), 1, dtype=x_t.dtype)], 1)
+    # Each coefficient's standard error is about 1 / sqrt(40,000) = 0.005; a part that ignored
+    # x_3 leaves a slope of about 0.2 on it.
+    assert torch.linalg.lstsq(design, target[:, :2]).solution[:4].abs().max() < 0.03
 
 
 def test_a_model_whose_network_adds_nothing_has_the_gaussians_density():
@@ -89,3 +137,31 @@ def test_the_run_folder_keeps_the_gaussian_part(tmp_path):
 def test_a_share_outside_zero_to_one_is_refused():
     with pytest.raises(UserError, match=r"model.gaussian_part must lie in \[0, 1\]"):
         sd.fit("two_gaussians", config={"model": {"gaussian_part": 1.5}}, epochs=1, progress=False)
+
+
+@pytest.mark.parametrize("route", ["condition", "learnt"])
+def test_a_conditional_model_whose_network_adds_nothing_samples_the_gaussians_conditional(route):
+    rng = np.random.default_rng(6)
+    data = MEAN.numpy() + rng.normal(size=(20_000, 3)) @ np.linalg.cholesky(COVARIANCE.numpy()).T
+    config = {"model": {"gaussian_part": 1.0}}
+    c, n = float(MEAN[2]) + 1.0, 4000
+    if route == "condition":
+        model = sd.fit(data[:, :2], condition=data[:, 2:], config=config, epochs=1, progress=False,
+                       num_samples=0)
+    else:
+        model = sd.fit(data, config=config | {"train": {"inpainting": "learnt"}}, epochs=1,
+                       progress=False, num_samples=0)
+    last = model.net.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    if route == "condition":
+        draws = model.sample(n, given=[[c]], seed=0).numpy()[:, :2]
+    else:
+        draws = model.impute(np.array([[np.nan, np.nan, c]]), draws=n, seed=0).numpy()[:, 0, :2]
+    # x1, x2 | x3 = c: mean (1, -2 - 0.6), covariance [[2, 0.8], [0.8, 0.82]] (the unconditional
+    # x2 has mean -2: a part that ignores the shown x3 fails). Tolerance: the part's moments
+    # from ~18,000 rows and the sampler's steps (0.03), and four standard errors of n draws.
+    expected_mean, expected_variance = np.array([1.0, -2.6]), np.array([2.0, 0.82])
+    assert np.all(np.abs(draws.mean(0) - expected_mean) < 0.03 + 4 * np.sqrt(expected_variance / n))
+    assert np.all(np.abs(draws.var(0) / expected_variance - 1) < 0.1 + 4 * math.sqrt(2 / n))

@@ -98,7 +98,7 @@ def test_validation_loss_is_that_of_the_saved_ema_weights():
     state = trainer.val_generator.get_state()
     reported = trainer.validation_loss()
     trainer.val_generator.set_state(state)
-    x_t, t, target = trainer.objective.draw(trainer.val_data, trainer.val_generator)
+    x_t, t, target, _ = trainer.objective.draw(trainer.val_data, trainer.val_generator)
     with torch.no_grad():
         saved = float(torch.nn.functional.mse_loss(trainer.averaged_net()(x_t, t), target))
         live = float(torch.nn.functional.mse_loss(trainer.net(x_t, t), target))
@@ -131,7 +131,7 @@ def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it
 
 def drawn_levels(trainer: Trainer, n: int = 20_000):
     """Timesteps and VE noise levels of one draw for x_0 = 0 (then x_t = sigma_VP * noise)."""
-    x_t, t, noise = trainer.objective.draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
+    x_t, t, noise, _ = trainer.objective.draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
     sigma_vp = (x_t / noise).double().flatten()
     return t.double(), sigma_vp / (1 - sigma_vp**2).sqrt()
 
@@ -231,7 +231,7 @@ def test_an_epoch_drawn_in_segments_visits_each_row_once_on_the_learning_rate_sc
     trainer = make_trainer(epochs=2, fast=fast)
     shown, rates = [], []
     draw = trainer.objective.draw
-    monkeypatch.setattr(trainer.objective, "draw", lambda x0, g: shown.append(x0.clone()) or draw(x0, g))
+    monkeypatch.setattr(trainer.objective, "draw", lambda x0, g, **kw: shown.append(x0.clone()) or draw(x0, g, **kw))
     set_rate = trainer._set_learning_rate
     monkeypatch.setattr(trainer, "_set_learning_rate", lambda lr: rates.append(lr) or set_rate(lr))
     trainer.run(progress=False)

@@ -162,9 +162,9 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
     t = training_budget(config, len(train)).train
     share = config.model.gaussian_part
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
-                          t_min=t.t_min, t_max=t.t_max,
+                          t_min=t.t_min, t_max=t.t_max, condition=condition,
                           gaussian=GaussianPart.fit(train, share) if share else None)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,
-                   condition=condition, keep_best=t.keep_best == "yes", device=device, ranks=ranks)
+                   keep_best=t.keep_best == "yes", device=device, ranks=ranks)

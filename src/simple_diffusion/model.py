@@ -118,14 +118,19 @@ class DiffusionModel:
         """Columns the network works on (constant columns are not modelled)."""
         return self.encoder.transformed_dim
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor,
-                condition: torch.Tensor | None = None) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor | None = None,
+                known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """The estimate of clean (preprocessed) data at VE noise level ``sigma``, given the
-        network's ``condition`` input (a conditional model; None: unconditional)."""
-        return self._denoise_with(self.net, self.config.model.prediction_type, x, sigma, condition)
+        network's ``condition`` input (a conditional model; None: unconditional) and the
+        ``known`` (mask, values) of the coordinates it shows."""
+        return self._denoise_with(self.net, self.config.model.prediction_type, x, sigma, condition, known)
 
     def _denoise_with(self, net: nn.Module, prediction_type: str, x: torch.Tensor, sigma: torch.Tensor,
-                      condition: torch.Tensor | None = None, *, bfloat16: bool = False) -> torch.Tensor:
+                      condition: torch.Tensor | None = None,
+                      known: tuple[torch.Tensor, torch.Tensor] | None = None, *,
+                      bfloat16: bool = False) -> torch.Tensor:
+        """``denoise`` with ``net``; ``known`` = (mask, values): the coordinates that
+        ``condition`` shows the network, on which the Gaussian part is conditioned too."""
         home, device = x.device, next(net.parameters()).device
         x, sigma = x.to(device), torch.as_tensor(sigma).to(device)
         condition = None if condition is None else condition.to(device)
@@ -136,7 +141,10 @@ class DiffusionModel:
             output = net(x_t, t) if condition is None else net(x_t, t, condition)
         output = output.to(x.dtype)
         if self.gaussian is not None:
-            output = output + self.gaussian.prediction(prediction_type, x_t, alpha, sigma_vp)
+            if condition is not None and known is None:
+                raise ValueError("a conditional model's Gaussian part needs the known coordinates")
+            output = output + self.gaussian.prediction(prediction_type, x_t, alpha, sigma_vp,
+                                                       None if condition is None else known)
         return prediction.to_sample(prediction_type, output, x_t, alpha, sigma_vp).to(home)
 
     @torch.no_grad()
@@ -455,10 +463,10 @@ class DiffusionModel:
             if condition is None:
                 out = base(x, sigma)
             elif guidance == 1:
-                out = base(x, sigma, condition)
+                out = base(x, sigma, condition, (learnt, z))
             else:
                 unconditional = base(x, sigma)
-                out = unconditional + guidance * (base(x, sigma, condition) - unconditional)
+                out = unconditional + guidance * (base(x, sigma, condition, (learnt, z)) - unconditional)
             return torch.where(mask, z, out)
 
         return denoise, inpaints

@@ -9,6 +9,10 @@ the rest: the data's departure from that Gaussian. On a Gaussian target the shar
 denoiser, but on shapes a network asked for only the small remainder stopped learning (share 0.99
 as 1; BENCHMARKS.md, "Densities"), so a share below 1 keeps a part of the linear map to learn.
 
+A conditional network is also shown some coordinates exactly (its condition columns, or the
+cells of learnt in-painting); its part is then the Gaussian conditioned on them as well, so
+that the linear regression of the hidden coordinates on the shown ones is given too.
+
 >>> import torch
 >>> part = GaussianPart(torch.zeros(2), torch.diag(torch.tensor([1.0, 9.0])), share=1.0)
 >>> x_t = torch.tensor([[0.5, 1.5]], dtype=torch.float64)
@@ -25,6 +29,8 @@ from . import prediction as predictions
 VARIANCE_FLOOR = 1e-6
 """Smallest variance along a principal axis, relative to the mean variance: one-hot blocks and
 other exactly dependent columns have none, and a zero would divide by sigma_vp alone."""
+CHUNK_ELEMENTS = 1 << 22
+"""Matrix entries of the per-row solves held at once (32 MiB in float64)."""
 
 
 class GaussianPart:
@@ -38,6 +44,9 @@ class GaussianPart:
         variances, self.axes = torch.linalg.eigh(self.covariance)
         floor = VARIANCE_FLOOR * max(float(variances.mean()), 1e-12)
         self.variances = variances.clamp_min(floor)
+        self.precision = (self.axes / self.variances) @ self.axes.T
+        """The inverse of the covariance (with its floor): what conditioning on shown
+        coordinates needs."""
 
     @classmethod
     def fit(cls, rows: torch.Tensor, share: float) -> GaussianPart:
@@ -45,21 +54,65 @@ class GaussianPart:
         rows = torch.as_tensor(rows, dtype=torch.float64)
         return cls(rows.mean(0), torch.cov(rows.T).reshape(rows.shape[1], rows.shape[1]), share)
 
-    def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha, sigma_vp) -> torch.Tensor:
+    def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha, sigma_vp,
+                   known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``share`` times E[target | x_t] under the Gaussian, in ``x_t``'s dtype and device
         (computed in float64 on the CPU; accelerators, where float64 is slow or absent, use
-        ``x_t``'s dtype)."""
+        ``x_t``'s dtype). ``known`` = (mask, values), both (rows, d): coordinates the network
+        is shown exactly, which the Gaussian is conditioned on too."""
         dtype, device = x_t.dtype, x_t.device
         work = torch.float64 if device.type == "cpu" else dtype
-        mean, axes, variances = (v.to(device, work) for v in (self.mean, self.axes, self.variances))
         alpha = torch.as_tensor(alpha, dtype=work, device=device)
         sigma_vp = torch.as_tensor(sigma_vp, dtype=work, device=device)
+        x_t = x_t.to(work)
+        if known is None:
+            sample, noise = self._posterior(x_t, alpha, sigma_vp)
+        else:
+            mask, values = known
+            sample, noise = self._conditioned_posterior(x_t, alpha, sigma_vp, mask.to(device),
+                                                        values.to(device, work))
+        return (self.share * predictions.target(prediction_type, sample, noise, alpha, sigma_vp)).to(dtype)
+
+    def _posterior(self, x_t, alpha, sigma_vp) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[x_0 | x_t] and E[eps | x_t]."""
+        mean, axes, variances = (v.to(x_t.device, x_t.dtype) for v in (self.mean, self.axes, self.variances))
         # In the covariance's principal axes the posterior is one division per axis.
-        r = (x_t.to(work) - alpha * mean) @ axes
+        r = (x_t - alpha * mean) @ axes
         denominator = alpha**2 * variances + sigma_vp**2
         noise = (r * (sigma_vp / denominator)) @ axes.T
         sample = mean + (r * (alpha * variances / denominator)) @ axes.T
-        return (self.share * predictions.target(prediction_type, sample, noise, alpha, sigma_vp)).to(dtype)
+        return sample, noise
+
+    def _conditioned_posterior(self, x_t, alpha, sigma_vp, mask, values) -> tuple[torch.Tensor, torch.Tensor]:
+        """E[x_0 | x_t, x_0 = values where mask] and E[eps | the same], row by row.
+
+        With precision P, the hidden coordinates h of the posterior mean solve
+        (sigma^2 P_hh + alpha^2 I) x_h = sigma^2 (P m - P v)_h + alpha x_t,h (v: the shown
+        values, zero elsewhere), the Gaussian's log-density plus the noisy observation's, made
+        stationary; multiplied through by sigma^2 so that no level divides by zero. One small
+        solve per row, rows in chunks that bound the memory.
+        """
+        precision, mean = (v.to(x_t.device, x_t.dtype) for v in (self.precision, self.mean))
+        rows, dim = x_t.shape
+        alpha, sigma_vp = (torch.broadcast_to(v.reshape(-1, 1), (rows, 1)) for v in (alpha, sigma_vp))
+        shown = mask.to(x_t.dtype)
+        hidden = 1 - shown
+        values = torch.where(mask, values, 0.0)
+        sample = torch.empty_like(x_t)
+        noise = torch.empty_like(x_t)
+        chunk = max(1, CHUNK_ELEMENTS // dim**2)
+        for rows_ in torch.arange(rows, device=x_t.device).split(chunk):
+            h, a, s = hidden[rows_], alpha[rows_], sigma_vp[rows_]
+            b = (mean - values[rows_]) @ precision  # P (m - v), P symmetric
+            matrix = (s**2)[:, :, None] * precision * (h[:, :, None] * h[:, None, :])
+            matrix = matrix + torch.diag_embed(a**2 * h + shown[rows_])
+            x_h = torch.linalg.solve(matrix, h * (s**2 * b + a * x_t[rows_]))
+            sample[rows_] = x_h + values[rows_]
+            # E[eps]_h = (x_t - alpha x_0)_h / sigma, which the equation gives without dividing
+            # by sigma; on shown coordinates eps is known from x_t.
+            shown_noise = (x_t[rows_] - a * values[rows_]) / torch.where(s > 0, s, 1.0)
+            noise[rows_] = h * (s / a) * (x_h @ precision - b) + shown[rows_] * shown_noise
+        return sample, noise
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to save with a model (``from_state`` reads them back)."""

@@ -7,9 +7,9 @@ lives in ``training/loop.py``.
 >>> import torch
 >>> from simple_diffusion.diffusion import schedules
 >>> objective = Objective(schedules.cosine(1000), "epsilon", timesteps="continuous")
->>> x_t, t, target = objective.draw(torch.zeros(4, 2), torch.Generator().manual_seed(0))
->>> x_t.shape, t.shape, target.shape
-(torch.Size([4, 2]), torch.Size([4]), torch.Size([4, 2]))
+>>> x_t, t, target, shown = objective.draw(torch.zeros(4, 2), torch.Generator().manual_seed(0))
+>>> x_t.shape, t.shape, target.shape, shown
+(torch.Size([4, 2]), torch.Size([4]), torch.Size([4, 2]), None)
 """
 
 from __future__ import annotations
@@ -29,15 +29,16 @@ class Objective:
     ``timesteps`` says how noise levels are drawn: ``discrete`` (whole t uniform in
     [t_min, t_max], as DDPM), ``continuous`` (real t uniform) or ``logsnr`` (log sigma uniform
     between the levels of t_min and the top sampling starts from: every sampler step gets equal
-    attention). ``t_max = 0`` means the schedule's last timestep. With a ``gaussian`` part the
-    target is what the network adds to it.
+    attention). ``t_max = 0`` means the schedule's last timestep. A ``condition`` says what
+    each row shows the network (drawn after the noise). With a ``gaussian`` part the target is
+    what the network adds to it (conditioned on what is shown).
     """
 
     def __init__(self, schedule: Schedule, prediction_type: str = "epsilon", *,
                  timesteps: str = "continuous", t_min: int = 1, t_max: int = 0,
-                 gaussian: GaussianPart | None = None):
+                 condition: Condition | None = None, gaussian: GaussianPart | None = None):
         self.schedule, self.prediction_type, self.timesteps = schedule, prediction_type, timesteps
-        self.gaussian = gaussian
+        self.condition, self.gaussian = condition, gaussian
         self.t_min, self.t_max = t_min, t_max or schedule.num_timesteps
         top = min(float(schedule.sigmas[self.t_max]), schedule.sampling_top())
         self.log_sigma_range = (math.log(schedule.sigmas[t_min]), math.log(top))
@@ -45,8 +46,10 @@ class Objective:
         self._signal = schedule.alphas_cumprod.sqrt()
         self._noise = (1 - schedule.alphas_cumprod).sqrt()
 
-    def draw(self, x0: torch.Tensor, generator: torch.Generator):
-        """Timesteps, noisy inputs and targets for the rows of ``x0``, in its dtype."""
+    def draw(self, x0: torch.Tensor, generator: torch.Generator, validation: bool = False):
+        """Timesteps, noisy inputs and targets for the rows of ``x0``, in its dtype, and what
+        each row shows the network (None without a condition; as validation shows it with
+        ``validation``)."""
         dtype = x0.dtype
         if self.timesteps == "discrete":
             t = torch.randint(self.t_min, self.t_max + 1, (len(x0),), generator=generator)
@@ -65,7 +68,12 @@ class Objective:
         alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
         noise = torch.randn(x0.shape, generator=generator, dtype=dtype)
         x_t = alpha * x0 + sigma_vp * noise
-        return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp)
+        shown = known = None
+        if self.condition is not None:
+            draw_shown = self.condition.validation_shown if validation else self.condition.draw_shown
+            shown = draw_shown(len(x0), generator)
+            known = (self.condition.loss_weights(x0, shown) == 0, x0)
+        return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp, known), shown
 
 
 class ColumnCondition:
@@ -185,7 +193,7 @@ class StraightPaths:
 
     >>> from simple_diffusion.diffusion import schedules
     >>> paths = StraightPaths(schedules.cosine(1000), "sample", torch.tensor([10.0, 1.0, 0.0]))
-    >>> x_t, t, target = paths.draw(torch.ones(4, 2), torch.Generator().manual_seed(0))
+    >>> x_t, t, target, _ = paths.draw(torch.ones(4, 2), torch.Generator().manual_seed(0))
     >>> x_t.shape, target.tolist() == [[1.0]] * 4
     (torch.Size([4, 1]), True)
     """
@@ -194,10 +202,12 @@ class StraightPaths:
                  top_share: float = 0.5, gaussian: GaussianPart | None = None):
         self.schedule, self.prediction_type, self.top_share = schedule, prediction_type, top_share
         self.gaussian = gaussian
+        self.condition = None  # a student draws from the whole distribution
         self.levels = torch.as_tensor(sigmas, dtype=torch.float64)[:-1]
 
-    def draw(self, pairs: torch.Tensor, generator: torch.Generator):
-        """Timesteps, noisy inputs and targets for rows [x_0 | e], in their dtype."""
+    def draw(self, pairs: torch.Tensor, generator: torch.Generator, validation: bool = False):
+        """Timesteps, noisy inputs and targets for rows [x_0 | e], in their dtype (and None:
+        nothing is shown)."""
         dim = pairs.shape[1] // 2
         x0, slope = pairs[:, :dim], pairs[:, dim:]
         level = torch.randint(len(self.levels), (len(pairs),), generator=generator)
@@ -207,13 +217,15 @@ class StraightPaths:
         alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
         x_t = alpha * x0 + sigma_vp * slope  # alpha (x_0 + sigma e): the path at unit scale
         t = self.schedule.sigma_to_t(sigma).to(pairs.dtype)
-        return x_t, t, network_target(self, x0, slope, x_t, alpha, sigma_vp)
+        return x_t, t, network_target(self, x0, slope, x_t, alpha, sigma_vp), None
 
 
 def network_target(draws: Objective | StraightPaths, x0: torch.Tensor, noise: torch.Tensor,
-                   x_t: torch.Tensor, alpha: torch.Tensor, sigma_vp: torch.Tensor) -> torch.Tensor:
-    """The regression target of ``draws``' prediction type, less its Gaussian part if any."""
+                   x_t: torch.Tensor, alpha: torch.Tensor, sigma_vp: torch.Tensor,
+                   known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """The regression target of ``draws``' prediction type, less its Gaussian part if any
+    (given the ``known`` (mask, values) that the network is shown)."""
     target = prediction.target(draws.prediction_type, x0, noise, alpha, sigma_vp)
     if draws.gaussian is None:
         return target
-    return target - draws.gaussian.prediction(draws.prediction_type, x_t, alpha, sigma_vp)
+    return target - draws.gaussian.prediction(draws.prediction_type, x_t, alpha, sigma_vp, known)

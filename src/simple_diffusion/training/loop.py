@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..diffusion.objective import Condition, Objective, StraightPaths
+from ..diffusion.objective import Objective, StraightPaths
 from ..errors import UserError
 from ..progress import bar as progress_bar
 from . import engine
@@ -78,7 +78,7 @@ class Trainer:
     decaying to zero at the last step; an exponential moving average of the weights with
     ``ema_decay`` (0: none) is what sampling uses. ``seed`` fixes batch order, noise levels and
     noise; ``threads = 0`` chooses from the network size; ``fast`` uses the explicit engine for
-    the built-in MLPs. With ``condition`` the network learns to use the condition columns
+    the built-in MLPs. With the objective's ``condition`` the network learns to use the condition columns
     (and, on the rows that hide them, to do without). ``keep_best`` keeps the weights of the
     epoch with the lowest validation loss (measured on the same noise draws every epoch, so that
     epochs compare on the model alone) rather than the last: on small data, where the network
@@ -101,13 +101,12 @@ class Trainer:
         seed: int = 0,
         threads: int = 0,
         fast: bool = True,
-        condition: Condition | None = None,
         keep_best: bool = False,
         device: torch.device | str = "cpu",
         ranks: Ranks = Ranks(),
     ):
         self.device, self.ranks = torch.device(device), ranks
-        self.net, self.objective, self.condition = net.to(self.device), objective, condition
+        self.net, self.objective, self.condition = net.to(self.device), objective, objective.condition
         self.keep_best, self.validation_seed = keep_best, seed + 1
         self.best: tuple[float, int, list[torch.Tensor]] | None = None
         """(validation loss, epoch, weights) of the best epoch so far, with ``keep_best``."""
@@ -199,8 +198,7 @@ class Trainer:
         losses = []
         for first in range(0, steps, segment_steps):
             x0 = self.train_data[order[first * b : (first + segment_steps) * b]]
-            x_t, t, target = self.objective.draw(x0, self.generator)
-            shown = None if self.condition is None else self.condition.draw_shown(len(x0), self.generator)
+            x_t, t, target, shown = self.objective.draw(x0, self.generator)
             condition, weights = self._condition(x0, shown)
             x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
             first_step = self.epoch * steps + first
@@ -289,8 +287,7 @@ class Trainer:
             rows = rows.repeat(-(-VALIDATION_DRAWS // len(rows)), 1)
         else:
             generator = self.val_generator
-        x_t, t, target = self.objective.draw(rows, generator)
-        shown = None if self.condition is None else self.condition.validation_shown(len(rows), generator)
+        x_t, t, target, shown = self.objective.draw(rows, generator, validation=True)
         condition, weights = self._condition(rows, shown)
         on_device = (None if v is None else v.to(self.device) for v in (x_t, t, target, condition, weights))
         with self._averaged_weights():
