@@ -231,7 +231,8 @@ def test_an_epoch_drawn_in_segments_visits_each_row_once_on_the_learning_rate_sc
     trainer = make_trainer(epochs=2, fast=fast)
     shown, rates = [], []
     draw = trainer.objective.draw
-    monkeypatch.setattr(trainer.objective, "draw", lambda x0, g, **kw: shown.append(x0.clone()) or draw(x0, g, **kw))
+    monkeypatch.setattr(trainer.objective, "draw",
+                        lambda x0, g, **kw: shown.append(x0.clone()) or draw(x0, g, **kw))
     set_rate = trainer._set_learning_rate
     monkeypatch.setattr(trainer, "_set_learning_rate", lambda lr: rates.append(lr) or set_rate(lr))
     trainer.run(progress=False)
