@@ -117,3 +117,28 @@ def test_sde_solver_first_step_is_the_posterior_ancestral_step():
     sde = run("dpmpp_2m_sde", sigmas)
     ancestral = run("ancestral", sigmas, variance="posterior")
     assert torch.allclose(sde, ancestral, atol=1e-12)
+
+
+def test_a_runaway_network_is_kept_within_the_datas_box():
+    import simple_diffusion as sd
+
+    # (A 2-epoch model still meets the box at high noise; 10 epochs do not.)
+    model = sd.fit("two_gaussians", epochs=10, progress=False, num_samples=0)
+    low, high = model.denoised_bounds
+    # The training rows' encoded range (about -2.9 to 2.8 standard deviations), widened by its
+    # width each side.
+    assert float(low) < -5 and float(high) > 5 and float(high - low) < 20
+    unguarded = sd.DiffusionModel(model.net, model.schedule, model.encoder, model.config, model.columns,
+                                  {k: v for k, v in model.info.items() if k != "encoded_min"})
+    assert unguarded.denoised_bounds is None
+    # A healthy model's samples never meet the box: the guard changes nothing there.
+    assert torch.equal(unguarded.sample(2000, seed=1), model.sample(2000, seed=1))
+
+    def encoded(m):
+        return torch.cat([chunk for _, chunk in m.sample_chunks(2000, seed=1, preprocessed=True)])
+
+    with torch.no_grad():  # a network that answers with steps a thousand times too large
+        model.net.layers[-1].weight.mul_(1e3)
+        model.net.layers[-1].bias.mul_(1e3)
+    assert float(encoded(model).abs().max()) <= max(-float(low), float(high)) * (1 + 1e-6)  # float32
+    assert not bool(encoded(unguarded).abs().le(1e3).all())  # runs away (or overflows to nan)

@@ -392,7 +392,9 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
             "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
             "best_epoch": trainer.best_epoch,
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.
-            "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist()}
+            "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist(),
+            # The box a sampler's denoised estimates stay in (``DiffusionModel.denoised_bounds``).
+            "encoded_min": encoded.min(0).values.tolist(), "encoded_max": encoded.max(0).values.tolist()}
     return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
                           prepared.columns, info, parts.condition, trainer.objective.gaussian)
 
