@@ -134,6 +134,17 @@ def test_the_run_folder_keeps_the_gaussian_part(tmp_path):
     assert not torch.equal(loaded.sample(500, seed=4), model.sample(500, seed=4))
 
 
+def test_a_run_folder_from_before_the_gaussian_part_loads_without_one(tmp_path):
+    model = sd.fit("two_gaussians", config={"model": {"gaussian_part": 0.0}}, epochs=2,
+                   out=tmp_path / "run", progress=False, num_samples=0)
+    config = tmp_path / "run" / "config.toml"
+    config.write_text(config.read_text().replace("gaussian_part = 0.0\n", ""))
+    assert "gaussian_part" not in config.read_text()
+    loaded = sd.load(tmp_path / "run")  # not read as today's default share
+    assert loaded.gaussian is None and loaded.config.model.gaussian_part == 0.0
+    assert torch.equal(loaded.sample(200, seed=1), model.sample(200, seed=1))
+
+
 def test_a_share_outside_zero_to_one_is_refused():
     with pytest.raises(UserError, match=r"model.gaussian_part must lie in \[0, 1\]"):
         sd.fit("two_gaussians", config={"model": {"gaussian_part": 1.5}}, epochs=1, progress=False)

@@ -129,7 +129,8 @@ def test_a_runaway_network_is_kept_within_the_datas_box():
     # width each side.
     assert float(low) < -5 and float(high) > 5 and float(high - low) < 20
     unguarded = sd.DiffusionModel(model.net, model.schedule, model.encoder, model.config, model.columns,
-                                  {k: v for k, v in model.info.items() if k != "encoded_min"})
+                                  {k: v for k, v in model.info.items() if k != "encoded_min"},
+                                  gaussian=model.gaussian)
     assert unguarded.denoised_bounds is None
     # A healthy model's samples never meet the box: the guard changes nothing there.
     assert torch.equal(unguarded.sample(2000, seed=1), model.sample(2000, seed=1))

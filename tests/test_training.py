@@ -131,6 +131,7 @@ def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it
 
 def drawn_levels(trainer: Trainer, n: int = 20_000):
     """Timesteps and VE noise levels of one draw for x_0 = 0 (then x_t = sigma_VP * noise)."""
+    trainer.objective.gaussian = None  # the target is then the noise itself
     x_t, t, noise, _ = trainer.objective.draw(torch.zeros(n, 1), torch.Generator().manual_seed(3))
     sigma_vp = (x_t / noise).double().flatten()
     return t.double(), sigma_vp / (1 - sigma_vp**2).sqrt()

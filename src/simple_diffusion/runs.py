@@ -268,6 +268,8 @@ class RunFolder:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{path} is not valid TOML: {exc}") from None
         run_info = document.pop("run", {})
+        # Runs written before the Gaussian part existed have none (the default has one now).
+        document.setdefault("model", {}).setdefault("gaussian_part", 0.0)
         return from_dict(document), run_info
 
     def read_metrics(self) -> dict[str, Any]:
