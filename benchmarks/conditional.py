@@ -69,6 +69,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import write_section
 
 import simple_diffusion as sd
+from simple_diffusion.config import ModelConfig
 from simple_diffusion.data.columns import detect, to_frame, to_values
 from simple_diffusion.evaluation import calibration, metrics, tabular
 
@@ -468,13 +469,15 @@ def posterior_report(results: dict) -> str:
             f"{r['train_seconds']:.0f} |")
     sweep = [r for r in results["posteriors"] if r["config"] or r["guidance"] != 1.0]
     if sweep:
-        lines += ["", "Guidance and condition dropout (the same tasks):", "",
-                  "| task | simulations | condition_dropout | guidance | C2ST | coverage 50% / 90% |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "Guidance, condition dropout and the Gaussian part (the same tasks; rows with "
+                  "share 0 were measured before the default had a part):", "",
+                  "| task | simulations | gaussian_part | condition_dropout | guidance | C2ST | "
+                  "coverage 50% / 90% |", "|---|---|---|---|---|---|---|"]
         for r in sorted(rows + sweep, key=lambda r: (r["task"], r["simulations"], json.dumps(r["config"]),
                                                      r["guidance"])):
             dropout = r["config"].get("train", {}).get("condition_dropout", 0.2)
-            lines.append(f"| {r['task']} | {r['simulations']:,} | {dropout} | {r['guidance']} | "
+            share = r["config"].get("model", {}).get("gaussian_part", ModelConfig().gaussian_part)
+            lines.append(f"| {r['task']} | {r['simulations']:,} | {share} | {dropout} | {r['guidance']} | "
                          f"{r['c2st']:.3f} | {r['coverage']['0.5']:.3f} / {r['coverage']['0.9']:.3f} |")
     return "\n".join(lines)
 
