@@ -72,7 +72,8 @@ class Objective:
         if self.condition is not None:
             draw_shown = self.condition.validation_shown if validation else self.condition.draw_shown
             shown = draw_shown(len(x0), generator)
-            known = (self.condition.loss_weights(x0, shown) == 0, x0)
+            if self.gaussian is not None:  # only the Gaussian part needs the shown coordinates
+                known = (self.condition.loss_weights(x0, shown) == 0, x0)
         return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp, known), shown
 
 
