@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -120,6 +121,42 @@ def test_a_model_whose_network_adds_nothing_has_the_gaussians_density():
     part = model.gaussian
     truth = torch.distributions.MultivariateNormal(part.mean, part.covariance).log_prob(encoded.double())
     torch.testing.assert_close(model.log_prob(rows), truth + log_det, atol=2e-3, rtol=0)
+
+
+def _correlated_rows(n: int, rho: float, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    covariance = torch.tensor([[1.0, rho, rho], [rho, 1.0, rho], [rho, rho, 1.0]], dtype=torch.float64)
+    return torch.randn(n, 3, generator=generator, dtype=torch.float64) @ torch.linalg.cholesky(covariance).T
+
+
+def test_cells_missing_at_random_leave_the_covariance_of_the_complete_rows():
+    rows = _correlated_rows(4000, 0.8, seed=0)
+    generator = torch.Generator().manual_seed(1)
+    measured = torch.rand(rows.shape, generator=generator) > 0.3
+    # The encoder's stand-ins: draws from the column's values, apart from the rest of the row.
+    stand_ins = rows[torch.randperm(len(rows), generator=generator)]
+    filled = torch.where(measured, rows, stand_ins)
+    complete = GaussianPart.fit(rows, 0.5).covariance
+    fitted = GaussianPart.fit(filled, 0.5, measured)
+    # Sampling error of a covariance entry from the ~50% of rows that measure a pair: ~0.03;
+    # EM from the same rows errs much less than that against the complete rows' estimate.
+    assert (fitted.covariance - complete).abs().max() < 0.03
+    assert (fitted.mean - rows.mean(0)).abs().max() < 0.03
+    # The stand-ins as if measured shrink each correlation to about 0.8 x 0.7 x 0.7 = 0.39.
+    assert (GaussianPart.fit(filled, 0.5).covariance - complete).abs().max() > 0.3
+    assert torch.linalg.eigvalsh(fitted.covariance).min() > 0
+
+
+def test_a_table_with_gaps_fits_its_part_to_the_cells_it_has():
+    rows = _correlated_rows(1500, 0.9, seed=2).numpy()
+    gaps = rows.copy()
+    gaps[np.random.default_rng(3).random(rows.shape) < 0.25] = np.nan
+    frame = pd.DataFrame(gaps, columns=["a", "b", "c"])
+    model = sd.fit(frame, epochs=1, progress=False, num_samples=0)
+    encoded = model.encoder.forward(torch.as_tensor(rows))
+    numeric = model.encoder.numeric.transformed_dim
+    covariance = model.gaussian.covariance[:numeric, :numeric]
+    torch.testing.assert_close(covariance, torch.cov(encoded[:, :numeric].T), atol=0.06, rtol=0)
 
 
 def test_the_run_folder_keeps_the_gaussian_part(tmp_path):

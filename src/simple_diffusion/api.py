@@ -292,12 +292,13 @@ def fit(
             _describe(prepared)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
-    train = parts.encoder.forward(torch.as_tensor(prepared.train)).float()
+    train_rows = torch.as_tensor(prepared.train)
+    train = parts.encoder.forward(train_rows).float()
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
     device = resolve_device(resolved.train.device)
     ranks = Ranks.from_environment(device)
     trainer = build.trainer(resolved, parts.net, parts.schedule, train, val, parts.condition,
-                            device=device, ranks=ranks)
+                            device=device, ranks=ranks, measured=parts.encoder.measured(train_rows))
     progress = progress and ranks.is_main
     run_info = {
         "data": prepared.source,

@@ -155,15 +155,17 @@ def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler
 
 def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, train: torch.Tensor,
             val: torch.Tensor, condition: Condition | None = None,
-            device: torch.device | str = "cpu", ranks: Ranks = Ranks()) -> Trainer:
+            device: torch.device | str = "cpu", ranks: Ranks = Ranks(),
+            measured: torch.Tensor | None = None) -> Trainer:
     """The training loop for ``net`` (any module with ``forward(x_t, t)``, and a ``condition``
     argument with ``condition``) on encoded rows, with the budget of ``training_budget``, on
-    ``device`` and among ``ranks``."""
+    ``device`` and among ``ranks``; ``measured`` says which coordinates of ``train`` are the
+    rows' own values (``TableEncoder.measured``), for the Gaussian part."""
     t = training_budget(config, len(train)).train
     share = config.model.gaussian_part
     objective = Objective(schedule, config.model.prediction_type, timesteps=t.timesteps,
                           t_min=t.t_min, t_max=t.t_max, condition=condition,
-                          gaussian=GaussianPart.fit(train, share) if share else None)
+                          gaussian=GaussianPart.fit(train, share, measured) if share else None)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,

@@ -156,6 +156,14 @@ class TableEncoder:
                  for where in self.coordinates())
         return [group for pair in parts for group in pair if group]
 
+    def measured(self, x: torch.Tensor) -> torch.Tensor:
+        """Where ``forward(x)`` holds the rows' own values: every coordinate but a missing
+        numeric cell's, which ``forward`` fills with a draw from its column."""
+        mask = torch.ones(len(x), self.transformed_dim, dtype=torch.bool)
+        numbers = self.numeric.forward(x[:, self.numeric_columns])  # NaN stays NaN, per column
+        mask[:, : numbers.shape[1]] = ~numbers.isnan()
+        return mask
+
     def known(self, x: torch.Tensor, fill: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoded rows of ``x`` with where they are known: each observed cell's
         coordinates are known, a missing cell's are not (zero). A numeric column's
