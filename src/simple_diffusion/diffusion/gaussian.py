@@ -144,9 +144,13 @@ class GaussianPart:
         for rows_ in torch.arange(rows, device=x_t.device).split(chunk):
             h, a, s = hidden[rows_], alpha[rows_], sigma_vp[rows_]
             b = (mean - values[rows_]) @ precision  # P (m - v), P symmetric
-            matrix = (s**2)[:, :, None] * precision * (h[:, :, None] * h[:, None, :])
-            matrix = matrix + torch.diag_embed(a**2 * h + shown[rows_])
-            x_h = torch.linalg.solve(matrix, h * (s**2 * b + a * x_t[rows_]))
+            matrix = precision * (h[:, :, None] * h[:, None, :])
+            matrix *= (s**2)[:, :, None]
+            matrix.diagonal(dim1=1, dim2=2).add_(a**2 * h + shown[rows_])
+            # Symmetric positive definite (P's variances have a floor; a shown coordinate's row
+            # is the identity's): a Cholesky solve, cheaper than a general one.
+            factor, _ = torch.linalg.cholesky_ex(matrix)
+            x_h = torch.cholesky_solve((h * (s**2 * b + a * x_t[rows_]))[:, :, None], factor)[:, :, 0]
             sample[rows_] = x_h + values[rows_]
             # E[eps]_h = (x_t - alpha x_0)_h / sigma, which the equation gives without dividing
             # by sigma; on shown coordinates eps is known from x_t.
