@@ -43,8 +43,9 @@ distribution). Against scikit-learn's ``IterativeImputer`` (its defaults) and ``
 (5 neighbours, columns scaled by their spread), categories as codes rounded to the nearest
 label; ``IterativeImputer(sample_posterior=True)`` run 19 times with different seeds ("mice":
 multiple imputation from its Bayesian ridge regressions' predictive draws, the calibrated form of
-the same linear model, scored on its draws like ours); and ForestDiffusion's ``impute`` (its README's imputation setting: ``vp`` diffusion,
-n_t = 50, duplicate_K = 100, k = 5 draws, the fast imputation without RePaint).
+the same linear model, scored on its draws like ours); and ForestDiffusion's ``impute`` (its
+README's imputation setting: ``vp`` diffusion, n_t = 50, duplicate_K = 100, k = 5 draws, the fast
+imputation without RePaint).
 
     .venv/bin/python benchmarks/conditional.py --posteriors
     .venv/bin/python benchmarks/conditional.py --guidance            # guidance and dropout sweep
