@@ -69,25 +69,27 @@ class GaussianPart:
         part = cls(rows.mean(0), torch.cov(rows.T).reshape(dim, dim), share)
         if measured is None or bool(measured.all()):
             return part
-        values = torch.where(measured, rows, 0.0)
         # Rows that miss the same cells share their conditional covariance: one inverse each.
         patterns, which = torch.unique(measured, dim=0, return_inverse=True)
         counts = torch.bincount(which, minlength=len(patterns)).to(torch.float64)
         hidden = (~patterns).to(torch.float64)
         hidden_pairs = hidden[:, :, None] * hidden[:, None, :]
-        chunk = max(1, CHUNK_ELEMENTS // dim**2)
+        chunks = torch.arange(len(rows)).split(max(1, CHUNK_ELEMENTS // dim**2))
         for _ in range(EM_ITERATIONS):
             # The hidden block of the precision, inverted, is the hidden coordinates'
             # conditional covariance; identity on the measured block keeps it invertible.
             blocks = part.precision * hidden_pairs + torch.diag_embed(1 - hidden)
             conditional = torch.linalg.inv(blocks) * hidden_pairs
-            residual = (part.mean - values) @ part.precision
-            expected = values.clone()
-            for rows_ in torch.arange(len(rows)).split(chunk):
-                expected[rows_] += (conditional[which[rows_]] @ residual[rows_, :, None])[..., 0]
-            mean = expected.mean(0)
-            centred = expected - mean
-            scatter = centred.T @ centred + (counts[:, None, None] * conditional).sum(0)
+            total = rows.new_zeros(dim)
+            products = (counts[:, None, None] * conditional).sum(0)
+            for chunk in chunks:  # sums, not the completed rows: memory stays one chunk's
+                values = torch.where(measured[chunk], rows[chunk], 0.0)
+                residual = (part.mean - values) @ part.precision
+                expected = values + (conditional[which[chunk]] @ residual[:, :, None])[..., 0]
+                total += expected.sum(0)
+                products += expected.T @ expected
+            mean = total / len(rows)
+            scatter = products - len(rows) * torch.outer(mean, mean)
             previous, part = part, cls(mean, scatter / max(len(rows) - 1, 1), share)
             change = (part.covariance - previous.covariance).abs().max()
             if change <= EM_TOLERANCE * part.covariance.diagonal().mean():
