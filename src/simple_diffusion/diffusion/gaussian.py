@@ -22,6 +22,8 @@ tensor([[0.3000, 2.0876]], dtype=torch.float64)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
 
 from . import prediction as predictions
@@ -34,6 +36,21 @@ CHUNK_ELEMENTS = 1 << 22
 EM_ITERATIONS, EM_TOLERANCE = 200, 1e-6
 """Expectation-maximisation for rows with missing cells stops when no covariance entry moves by
 more than ``EM_TOLERANCE`` times the mean variance in one iteration, or after ``EM_ITERATIONS``."""
+
+
+def _moments(rows_of: Callable[[torch.Tensor], torch.Tensor], chunks: Sequence[torch.Tensor],
+             centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and the scatter matrix (sum of outer products about the mean) of the float64 rows
+    ``rows_of(chunk)`` returns for each of ``chunks``, accumulated one chunk at a time about a
+    ``centre`` near the mean (so that no large sums cancel)."""
+    total, products, count = 0.0, 0.0, 0
+    for chunk in chunks:
+        shifted = rows_of(chunk) - centre
+        total = total + shifted.sum(0)
+        products = products + shifted.T @ shifted
+        count += len(chunk)
+    shift = total / count
+    return centre + shift, products - count * torch.outer(shift, shift)
 
 
 class GaussianPart:
@@ -64,9 +81,11 @@ class GaussianPart:
         its measured ones, and their conditional covariance is added to the rows' scatter.
         Unlike pairwise-complete moments this stays a covariance (positive semi-definite).
         """
-        rows = torch.as_tensor(rows, dtype=torch.float64)
-        dim = rows.shape[1]
-        part = cls(rows.mean(0), torch.cov(rows.T).reshape(dim, dim), share)
+        rows = torch.as_tensor(rows)  # each chunk is taken to float64 in turn, not the whole
+        count, dim = rows.shape
+        chunks = torch.arange(count).split(max(1, CHUNK_ELEMENTS // dim**2))
+        mean, scatter = _moments(lambda chunk: rows[chunk].double(), chunks, rows[chunks[0]].double().mean(0))
+        part = cls(mean, scatter / max(count - 1, 1), share)
         if measured is None or bool(measured.all()):
             return part
         # Rows that miss the same cells share their conditional covariance: one inverse each.
@@ -74,23 +93,21 @@ class GaussianPart:
         counts = torch.bincount(which, minlength=len(patterns)).to(torch.float64)
         hidden = (~patterns).to(torch.float64)
         hidden_pairs = hidden[:, :, None] * hidden[:, None, :]
-        chunks = torch.arange(len(rows)).split(max(1, CHUNK_ELEMENTS // dim**2))
         for _ in range(EM_ITERATIONS):
             # The hidden block of the precision, inverted, is the hidden coordinates'
             # conditional covariance; identity on the measured block keeps it invertible.
             blocks = part.precision * hidden_pairs + torch.diag_embed(1 - hidden)
             conditional = torch.linalg.inv(blocks) * hidden_pairs
-            total = rows.new_zeros(dim)
-            products = (counts[:, None, None] * conditional).sum(0)
-            for chunk in chunks:  # sums, not the completed rows: memory stays one chunk's
-                values = torch.where(measured[chunk], rows[chunk], 0.0)
+
+            def expected(chunk: torch.Tensor, part: GaussianPart = part,
+                         conditional: torch.Tensor = conditional) -> torch.Tensor:
+                values = torch.where(measured[chunk], rows[chunk].double(), 0.0)
                 residual = (part.mean - values) @ part.precision
-                expected = values + (conditional[which[chunk]] @ residual[:, :, None])[..., 0]
-                total += expected.sum(0)
-                products += expected.T @ expected
-            mean = total / len(rows)
-            scatter = products - len(rows) * torch.outer(mean, mean)
-            previous, part = part, cls(mean, scatter / max(len(rows) - 1, 1), share)
+                return values + (conditional[which[chunk]] @ residual[:, :, None])[..., 0]
+
+            mean, scatter = _moments(expected, chunks, part.mean)
+            scatter += (counts[:, None, None] * conditional).sum(0)
+            previous, part = part, cls(mean, scatter / max(count - 1, 1), share)
             change = (part.covariance - previous.covariance).abs().max()
             if change <= EM_TOLERANCE * part.covariance.diagonal().mean():
                 break
