@@ -156,9 +156,12 @@ class TableEncoder:
                  for where in self.coordinates())
         return [group for pair in parts for group in pair if group]
 
-    def measured(self, x: torch.Tensor) -> torch.Tensor:
+    def measured(self, x: torch.Tensor) -> torch.Tensor | None:
         """Where ``forward(x)`` holds the rows' own values: every coordinate but a missing
-        numeric cell's, which ``forward`` fills with a draw from its column."""
+        numeric cell's, which ``forward`` fills with a draw from its column; None where that is
+        every coordinate (no numeric column may miss a cell)."""
+        if not self.missing_numeric:
+            return None
         mask = torch.ones(len(x), self.transformed_dim, dtype=torch.bool)
         numbers = self.numeric.forward(x[:, self.numeric_columns])  # NaN stays NaN, per column
         mask[:, : numbers.shape[1]] = ~numbers.isnan()
