@@ -42,6 +42,10 @@ FILL_QUANTILES = 257
 """Quantiles of each numeric column kept to fill its missing cells with plausible values."""
 
 
+MEASURED_CHUNK_ROWS = 1 << 16
+"""Rows taken through the numeric pipeline at once when finding the missing cells of a table."""
+
+
 def patterns(size: int, encoding: str) -> torch.Tensor:
     """The ±1 pattern of each of ``size`` categories, shape (size, width).
 
@@ -163,8 +167,9 @@ class TableEncoder:
         if not self.missing_numeric:
             return None
         mask = torch.ones(len(x), self.transformed_dim, dtype=torch.bool)
-        numbers = self.numeric.forward(x[:, self.numeric_columns])  # NaN stays NaN, per column
-        mask[:, : numbers.shape[1]] = ~numbers.isnan()
+        for rows in torch.arange(len(x)).split(MEASURED_CHUNK_ROWS):  # bounded memory
+            numbers = self.numeric.forward(x[rows][:, self.numeric_columns])  # NaN stays NaN
+            mask[rows, : numbers.shape[1]] = ~numbers.isnan()
         return mask
 
     def known(self, x: torch.Tensor, fill: bool = True) -> tuple[torch.Tensor, torch.Tensor]:

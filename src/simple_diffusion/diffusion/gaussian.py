@@ -121,16 +121,22 @@ class GaussianPart:
         is shown exactly, which the Gaussian is conditioned on too."""
         dtype, device = x_t.dtype, x_t.device
         work = torch.float64 if device.type == "cpu" else dtype
-        alpha = torch.as_tensor(alpha, dtype=work, device=device)
-        sigma_vp = torch.as_tensor(sigma_vp, dtype=work, device=device)
-        x_t = x_t.to(work)
-        if known is None:
-            sample, noise = self._posterior(x_t, alpha, sigma_vp)
-        else:
-            mask, values = known
-            sample, noise = self._conditioned_posterior(x_t, alpha, sigma_vp, mask.to(device),
-                                                        values.to(device, work))
-        return (self.share * predictions.target(prediction_type, sample, noise, alpha, sigma_vp)).to(dtype)
+        rows, dim = x_t.shape
+        alpha, sigma_vp = (torch.broadcast_to(torch.as_tensor(v, dtype=work, device=device).reshape(-1, 1),
+                                              (rows, 1)) for v in (alpha, sigma_vp))
+        out = torch.empty_like(x_t)
+        # Rows in chunks that bound the memory (a training segment is a million rows; the
+        # conditioned posterior holds a d x d matrix per row).
+        size = CHUNK_ELEMENTS // (dim if known is None else dim**2)
+        for chunk in torch.arange(rows, device=device).split(max(1, size)):
+            a, s, x = alpha[chunk], sigma_vp[chunk], x_t[chunk].to(work)
+            if known is None:
+                sample, noise = self._posterior(x, a, s)
+            else:
+                mask, values = (v[chunk].to(device) for v in known)
+                sample, noise = self._conditioned_posterior(x, a, s, mask, values.to(work))
+            out[chunk] = (self.share * predictions.target(prediction_type, sample, noise, a, s)).to(dtype)
+        return out
 
     def _posterior(self, x_t, alpha, sigma_vp) -> tuple[torch.Tensor, torch.Tensor]:
         """E[x_0 | x_t] and E[eps | x_t]."""
@@ -149,33 +155,25 @@ class GaussianPart:
         (sigma^2 P_hh + alpha^2 I) x_h = sigma^2 (P m - P v)_h + alpha x_t,h (v: the shown
         values, zero elsewhere), the Gaussian's log-density plus the noisy observation's, made
         stationary; multiplied through by sigma^2 so that no level divides by zero. One small
-        solve per row, rows in chunks that bound the memory.
+        solve per row; ``alpha`` and ``sigma_vp`` are (rows, 1).
         """
         precision, mean = (v.to(x_t.device, x_t.dtype) for v in (self.precision, self.mean))
-        rows, dim = x_t.shape
-        alpha, sigma_vp = (torch.broadcast_to(v.reshape(-1, 1), (rows, 1)) for v in (alpha, sigma_vp))
         shown = mask.to(x_t.dtype)
         hidden = 1 - shown
         values = torch.where(mask, values, 0.0)
-        sample = torch.empty_like(x_t)
-        noise = torch.empty_like(x_t)
-        chunk = max(1, CHUNK_ELEMENTS // dim**2)
-        for rows_ in torch.arange(rows, device=x_t.device).split(chunk):
-            h, a, s = hidden[rows_], alpha[rows_], sigma_vp[rows_]
-            b = (mean - values[rows_]) @ precision  # P (m - v), P symmetric
-            matrix = precision * (h[:, :, None] * h[:, None, :])
-            matrix *= (s**2)[:, :, None]
-            matrix.diagonal(dim1=1, dim2=2).add_(a**2 * h + shown[rows_])
-            # Symmetric positive definite (P's variances have a floor; a shown coordinate's row
-            # is the identity's): a Cholesky solve, cheaper than a general one.
-            factor, _ = torch.linalg.cholesky_ex(matrix)
-            x_h = torch.cholesky_solve((h * (s**2 * b + a * x_t[rows_]))[:, :, None], factor)[:, :, 0]
-            sample[rows_] = x_h + values[rows_]
-            # E[eps]_h = (x_t - alpha x_0)_h / sigma, which the equation gives without dividing
-            # by sigma; on shown coordinates eps is known from x_t.
-            shown_noise = (x_t[rows_] - a * values[rows_]) / torch.where(s > 0, s, 1.0)
-            noise[rows_] = h * (s / a) * (x_h @ precision - b) + shown[rows_] * shown_noise
-        return sample, noise
+        b = (mean - values) @ precision  # P (m - v), P symmetric
+        matrix = precision * (hidden[:, :, None] * hidden[:, None, :])
+        matrix *= (sigma_vp**2)[:, :, None]
+        matrix.diagonal(dim1=1, dim2=2).add_(alpha**2 * hidden + shown)
+        # Symmetric positive definite (P's variances have a floor; a shown coordinate's row
+        # is the identity's): a Cholesky solve, cheaper than a general one.
+        factor, _ = torch.linalg.cholesky_ex(matrix)
+        x_h = torch.cholesky_solve((hidden * (sigma_vp**2 * b + alpha * x_t))[:, :, None], factor)[:, :, 0]
+        # E[eps]_h = (x_t - alpha x_0)_h / sigma, which the equation gives without dividing
+        # by sigma; on shown coordinates eps is known from x_t.
+        shown_noise = (x_t - alpha * values) / torch.where(sigma_vp > 0, sigma_vp, 1.0)
+        noise = hidden * (sigma_vp / alpha) * (x_h @ precision - b) + shown * shown_noise
+        return x_h + values, noise
 
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to save with a model (``from_state`` reads them back)."""
