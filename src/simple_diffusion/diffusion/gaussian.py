@@ -32,7 +32,9 @@ VARIANCE_FLOOR = 1e-6
 """Smallest variance along a principal axis, relative to the mean variance: one-hot blocks and
 other exactly dependent columns have none, and a zero would divide by sigma_vp alone."""
 CHUNK_ELEMENTS = 1 << 22
-"""Matrix entries of the per-row solves held at once (32 MiB in float64)."""
+"""Entries held at once (32 MiB in float64) by the part's work in row chunks: the per-row
+matrices of the conditioned solves and of EM, the moments, the predictions over a training
+segment."""
 EM_ITERATIONS, EM_TOLERANCE = 200, 1e-6
 """Expectation-maximisation for rows with missing cells stops when no covariance entry moves by
 more than ``EM_TOLERANCE`` times the mean variance in one iteration, or after ``EM_ITERATIONS``."""
