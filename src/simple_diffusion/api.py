@@ -297,8 +297,10 @@ def fit(
     val = parts.encoder.forward(torch.as_tensor(prepared.val)).float()
     device = resolve_device(resolved.train.device)
     ranks = Ranks.from_environment(device)
+    # Which cells are the rows' own matters only to a Gaussian part (a pass over the table).
+    measured = parts.encoder.measured(train_rows) if resolved.model.gaussian_part else None
     trainer = build.trainer(resolved, parts.net, parts.schedule, train, val, parts.condition,
-                            device=device, ranks=ranks, measured=parts.encoder.measured(train_rows))
+                            device=device, ranks=ranks, measured=measured)
     progress = progress and ranks.is_main
     run_info = {
         "data": prepared.source,
