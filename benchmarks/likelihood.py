@@ -186,10 +186,10 @@ def table(rows: list[dict], divergence: dict | None) -> str:
     return "\n".join(lines)
 
 
-def gaussian_part_run(target: str, share: float, samples: int = 100_000, draws: int = 3) -> dict:
-    """No Gaussian part (the default until it had one; seed 0) against ``model.gaussian_part =
-    share``: held-out KL or NLL of the latter on the table's fresh draws, and both models'
-    sample ratios (means of ``draws`` sampling seeds)."""
+def compare(target: str, configs: dict[str, dict], samples: int = 100_000, draws: int = 3) -> dict:
+    """Each named config (overrides of the default preset, seed 0) on ``target``: held-out KL or
+    NLL on the fresh draws of the table above, the sample ratio (mean of ``draws`` sampling
+    seeds, each kept) and the training seconds."""
     from speed import ratio_to_floor
 
     data = sd.training_data(target)
@@ -198,38 +198,48 @@ def gaussian_part_run(target: str, share: float, samples: int = 100_000, draws: 
         truth = sd.targets.get(target).log_prob(torch.as_tensor(test)).numpy()
     except NotImplementedError:
         truth = None
-    row: dict = {"target": target, "share": share}
-    for name, share_ in (("none", 0.0), ("gaussian", share)):
-        config = {"model": {"gaussian_part": share_}}
+    row: dict = {"target": target}
+    for name, config in configs.items():
         start = time.perf_counter()
         model = sd.fit(target, seed=0, progress=False, config=config)
-        row[f"{name}_train_seconds"] = time.perf_counter() - start
-        row[f"{name}_ratio"] = float(np.mean([ratio_to_floor(model.sample(samples, seed=k).numpy(), data)
-                                              for k in range(1, draws + 1)]))
-        row[name] = summary(model.log_prob(test).numpy(), truth)
+        seconds = time.perf_counter() - start
+        ratios = [ratio_to_floor(model.sample(samples, seed=k).numpy(), data) for k in range(1, draws + 1)]
+        row[name] = summary(model.log_prob(test).numpy(), truth) | {
+            "train_seconds": seconds, "ratio": float(np.mean(ratios)), "ratios": ratios}
     print(json.dumps(row), flush=True)
     return row
 
 
-def gaussian_part_table(rows: list[dict], samples: int = 100_000) -> str:
-    share = rows[0]["share"]
-    lines = [
-        f"`model.gaussian_part = {share}` against no Gaussian part (0), seed 0: held-out KL (or NLL) "
-        f"on the {ROWS:,} draws of the table above, and the sample ratio (distance to the target / "
-        f"the training data's, mean of 3 sampling seeds, {samples:,} samples). Regenerate: "
-        f"`.venv/bin/python benchmarks/likelihood.py --gaussian-part {share}`.",
-        "",
-        f"| target | KL or NLL: no part | share {share} | ratio: no part | share {share} "
-        "| train (s): no part / with |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+def comparison_table(rows: list[dict], intro: str) -> str:
+    """KL (or NLL), ratio and training seconds of each compared config, side by side."""
+    names = [key for key in rows[0] if key != "target"]
+    value = lambda e: f"{e['kl']:.3f} ± {e['kl_se']:.3f}" if "kl" in e else f"NLL {e['nll']:.3f}"  # noqa: E731
+    lines = [intro, "", "| target | " + " | ".join(
+        f"KL or NLL: {n} | ratio: {n} | train (s): {n}" for n in names) + " |",
+        "| --- |" + " ---: | ---: | ---: |" * len(names)]
+    draws = lambda e: f" ({', '.join(f'{x:.2f}' for x in e['ratios'])})" if e["ratios"] else ""  # noqa: E731
     for r in rows:
-        kl = "kl" in r["gaussian"]
-        value = (lambda e: f"{e['kl']:.3f} ± {e['kl_se']:.3f}") if kl else (lambda e: f"NLL {e['nll']:.3f}")
-        lines.append(f"| {r['target']} | {value(r['none'])} | {value(r['gaussian'])} | "
-                     f"{r['none_ratio']:.2f} | {r['gaussian_ratio']:.2f} | "
-                     f"{r['none_train_seconds']:.1f} / {r['gaussian_train_seconds']:.1f} |")
+        cells = [f"{value(r[n])} | {r[n]['ratio']:.2f}{draws(r[n])} | {r[n]['train_seconds']:.1f}"
+                 for n in names]
+        lines.append(f"| {r['target']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def settings(changes: dict[str, dict]) -> str:
+    """Config overrides as config.toml's keys: ``model.gaussian_part = 0.9, ...``."""
+    return ", ".join(f"`{section}.{key} = {value!r}`" for section, values in changes.items()
+                     for key, value in values.items())
+
+
+def comparison(section: str, targets: list[str], configs: dict[str, dict], intro: str) -> None:
+    """``compare`` on each target not yet in ``results/<section>.json``, then the table."""
+    path = ROOT / "benchmarks" / "results" / f"{section}.json"
+    done = {r["target"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+    for target in targets:
+        if target not in done:
+            done[target] = compare(target, configs)
+            path.write_text(json.dumps(list(done.values()), indent=2) + "\n")
+    write_section(section, comparison_table([done[t] for t in targets if t in done], intro))
 
 
 def main() -> None:
@@ -238,12 +248,31 @@ def main() -> None:
     parser.add_argument("--targets", default=",".join(TARGETS))
     parser.add_argument("--no-divergence", action="store_true", help="skip exact vs Hutchinson")
     parser.add_argument("--gaussian-part", type=float, default=None,
-                        help="instead: the default against model.gaussian_part = this share")
+                        help="instead: no Gaussian part against model.gaussian_part = this share")
+    parser.add_argument("--density-preset", action="store_true",
+                        help="instead: the default against the density preset")
     args = parser.parse_args()
+    targets = args.targets.split(",")
+    regenerate = "`.venv/bin/python benchmarks/likelihood.py {}` (targets already in " \
+                 "benchmarks/results/{}.json are kept; delete a row to measure it again)"
     if args.gaussian_part is not None:
-        rows = [gaussian_part_run(target, args.gaussian_part) for target in args.targets.split(",")]
-        write_section("gaussian_part", gaussian_part_table(rows))
-        (ROOT / "benchmarks" / "results" / "gaussian_part.json").write_text(json.dumps(rows, indent=2) + "\n")
+        share = args.gaussian_part
+        comparison("gaussian_part", targets, {
+            "no part": {"model": {"gaussian_part": 0.0}},
+            f"share {share}": {"model": {"gaussian_part": share}},
+        }, f"`model.gaussian_part = {share}` against no Gaussian part, seed 0: held-out KL (or NLL) on "
+           f"the {ROWS:,} draws of the table above, the sample ratio (distance to the target / the "
+           "training data's, mean of 3 sampling seeds of 100,000 samples, each shown). Regenerate: "
+           + regenerate.format(f"--gaussian-part {share}", "gaussian_part"))
+        return
+    if args.density_preset:
+        changes = sd.config.DENSITY_CHANGES
+        comparison("density_preset", targets, {"default": {}, "density": changes},
+                   f"The density preset (`--preset density`: {settings(changes)}) against the "
+                   f"default, seed 0: held-out KL (or NLL) on the {ROWS:,} draws of the table "
+                   "above, the sample ratio (mean of 3 sampling seeds of 100,000 samples, each "
+                   "shown), training seconds (two threads). Regenerate: "
+                   + regenerate.format("--density-preset", "density_preset"))
         return
     rows = [run_target(target) for target in args.targets.split(",")]
     divergence = None if args.no_divergence else divergence_measurement()

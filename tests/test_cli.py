@@ -234,6 +234,8 @@ def test_help_is_generated_from_the_defaults_it_describes(capsys):
     default = config.preset("default")
     assert f"sampler {default.sample.sampler} ({default.sample.num_steps} steps)" in flat
     assert "DPM-Solver++(3M)" not in flat and "\\n" not in text
+    assert "density (held-out likelihood and anomaly scores" in flat
+    assert "Gaussian part 0.9, steps by data size with logsnr noise levels" in flat
     code, text, _ = invoke(capsys, "sample", "--help")
     assert all(name in text for name in config.CHOICES[("sample", "sampler")])
 

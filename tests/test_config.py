@@ -64,6 +64,13 @@ def test_impossible_settings_are_refused_by_name(changes, message):
         config.override(config.preset("default"), changes)
 
 
+def test_the_density_preset_is_the_default_with_a_larger_part_and_log_sigma_levels():
+    default, density = config.preset("default").to_dict(), config.preset("density").to_dict()
+    differ = {(section, key): density[section][key] for section in default for key in default[section]
+              if default[section][key] != density[section][key]}
+    assert differ == {("model", "gaussian_part"): 0.9, ("train", "timesteps"): "logsnr"}
+
+
 def test_unknown_preset():
     with pytest.raises(UserError, match="unknown preset"):
         config.preset("fancy")

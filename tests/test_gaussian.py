@@ -58,19 +58,24 @@ def conditioned_posterior_mean(x_t, alpha, sigma_vp, shown, values) -> torch.Ten
 @pytest.mark.parametrize("sigma", [0.01, 1.0, 50.0])
 def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma):
     part = GaussianPart(MEAN, COVARIANCE, share=1.0)
-    alpha, sigma_vp = 1 / math.sqrt(1 + sigma**2), sigma / math.sqrt(1 + sigma**2)
     generator = torch.Generator().manual_seed(5)
-    x_t = torch.randn(6, 3, dtype=torch.float64, generator=generator) * 2
-    values = torch.randn(6, 3, dtype=torch.float64, generator=generator) + MEAN
-    # Rows show nothing, one coordinate, two, each their own.
-    shown = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1]]).bool()
+    # Rows show nothing, one coordinate, two, all, each their own, then 34 random masks, so
+    # that the solves' groups mix rows of different hidden counts; each row its own level.
+    structured = torch.tensor([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1]])
+    shown = torch.cat([structured.bool(), torch.rand(34, 3, generator=generator) < 0.5])
+    rows = len(shown)
+    levels = sigma * (0.5 + 1.5 * torch.rand(rows, 1, dtype=torch.float64, generator=generator))
+    alpha, sigma_vp = 1 / (1 + levels**2).sqrt(), levels / (1 + levels**2).sqrt()
+    x_t = torch.randn(rows, 3, dtype=torch.float64, generator=generator) * 2
+    values = torch.randn(rows, 3, dtype=torch.float64, generator=generator) + MEAN
     output = part.prediction(prediction_type, x_t, alpha, sigma_vp, known=(shown, values))
     denoised = prediction.to_sample(prediction_type, output, x_t, alpha, sigma_vp)
-    expected = torch.stack([conditioned_posterior_mean(x_t[i], alpha, sigma_vp, shown[i], values[i])
-                            for i in range(6)])
+    expected = torch.stack([conditioned_posterior_mean(x_t[i], float(alpha[i]), float(sigma_vp[i]), shown[i],
+                                                       values[i]) for i in range(rows)])
     torch.testing.assert_close(denoised, expected, rtol=1e-6, atol=1e-6)
     # Showing nothing is the unconditional part.
-    torch.testing.assert_close(output[0], part.prediction(prediction_type, x_t[:1], alpha, sigma_vp)[0])
+    alone = part.prediction(prediction_type, x_t[:1], alpha[:1], sigma_vp[:1])
+    torch.testing.assert_close(output[0], alone[0])
 
 
 def test_the_training_target_is_what_the_gaussian_leaves():

@@ -160,7 +160,8 @@ def cli() -> None:
               "booleans) and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
-              + "; ".join(f"{name}: {cfg.summary(cfg.preset(name))}" for name in cfg.PRESETS) + ".")
+              + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"
+                          for name in cfg.PRESETS) + ".")
 @click.option("--seed", type=int, default=None, help="Training seed (init, batches, noise). "
               "[default: the preset's]")
 @click.option("--steps", type=click.IntRange(min=1), default=None,

@@ -6,7 +6,9 @@ into each parameter's ``.grad``, and so lets one fused Adam call update everythi
 weight and bias sit side by side in one matrix [W | b] and every layer input carries a column of
 ones, so a single matrix product (the cheapest call torch has) gives a layer's output, and
 another its weight and bias gradients together. Its gradients equal autograd's
-(``tests/test_engine.py``).
+(``tests/test_engine.py``). Nothing here requires gradients (``flatten_parameters`` moves the
+parameters into plain buffers), so the calls need no autograd guard (one per call cost 1% of a
+step).
 
 >>> import torch
 >>> from simple_diffusion.diffusion.denoisers import MLP, RawTime
@@ -124,7 +126,6 @@ class FlatAdam:
         self._one = torch.ones((), dtype=torch.float32, device=param.device)
         self._fused = fused_adam_available(param.device.type)
 
-    @torch.no_grad()
     def step(self) -> None:
         self.step_count.add_(self._one)
         beta1, beta2 = self.betas
@@ -175,7 +176,6 @@ class FastMLP:
         self.grad_hidden_t = [g.t() for g in self.grad_hidden]
         self.inputs: torch.Tensor | None = None
 
-    @torch.no_grad()
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """The network's output for first-layer inputs (x_t, time features, ``with_ones``)."""
         self.inputs = inputs
@@ -188,7 +188,6 @@ class FastMLP:
                 h = self.post[i]
         return self.pre[last]
 
-    @torch.no_grad()
     def backward(self, grad_output: torch.Tensor) -> None:
         """Write d(loss)/d(parameter) into the gradient buffer given d(loss)/d(output)."""
         g, g_t = grad_output, grad_output.t()
