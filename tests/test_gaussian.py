@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import simple_diffusion as sd
-from simple_diffusion.diffusion import prediction, schedules
+from simple_diffusion.diffusion import gaussian, prediction, schedules
 from simple_diffusion.diffusion.gaussian import GaussianPart
 from simple_diffusion.diffusion.objective import ColumnCondition, Objective
 from simple_diffusion.errors import UserError
@@ -56,7 +56,11 @@ def conditioned_posterior_mean(x_t, alpha, sigma_vp, shown, values) -> torch.Ten
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v"])
 @pytest.mark.parametrize("sigma", [0.01, 1.0, 50.0])
-def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma):
+@pytest.mark.parametrize("grouped", [False, True])
+def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma, grouped,
+                                                                              monkeypatch):
+    # Solved in one group, padded to the largest hidden count, or in groups of similar counts.
+    monkeypatch.setattr(gaussian, "SOLVE_GROUPS_FROM", 1 if grouped else 10**9)
     part = GaussianPart(MEAN, COVARIANCE, share=1.0)
     generator = torch.Generator().manual_seed(5)
     # Rows show nothing, one coordinate, two, all, each their own, then 34 random masks, so
