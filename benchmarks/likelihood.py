@@ -232,9 +232,11 @@ def settings(changes: dict[str, dict]) -> str:
 
 
 def comparison(section: str, targets: list[str], configs: dict[str, dict], intro: str) -> None:
-    """``compare`` on each target not yet in ``results/<section>.json``, then the table."""
+    """``compare`` on each target not yet in ``results/<section>.json`` with these configs (rows of
+    other configs, e.g. another share, are measured again), then the table."""
     path = ROOT / "benchmarks" / "results" / f"{section}.json"
-    done = {r["target"]: r for r in json.loads(path.read_text())} if path.exists() else {}
+    saved = json.loads(path.read_text()) if path.exists() else []
+    done = {r["target"]: r for r in saved if set(r) - {"target"} == set(configs)}
     for target in targets:
         if target not in done:
             done[target] = compare(target, configs)

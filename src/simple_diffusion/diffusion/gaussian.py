@@ -141,12 +141,16 @@ class GaussianPart:
         size = CHUNK_ELEMENTS // (dim if known is None else dim**2)
         for chunk in torch.arange(rows, device=device).split(max(1, size)):
             a, s, x = alpha[chunk], sigma_vp[chunk], x_t[chunk].to(work)
-            sample, noise = self._posterior(x, a, s)
-            if known is not None:
+            if known is None:
+                sample, noise = self._posterior(x, a, s)
+            else:
                 # Only rows shown something need a solve of their own (a fifth of the rows
                 # of learnt in-painting show nothing: they train the joint).
                 mask, values = (v[chunk].to(device) for v in known)
                 some = mask.any(1)
+                sample, noise = torch.empty_like(x), torch.empty_like(x)
+                if not bool(some.all()):
+                    sample[~some], noise[~some] = self._posterior(x[~some], a[~some], s[~some])
                 if bool(some.any()):
                     sample[some], noise[some] = self._conditioned_posterior(
                         x[some], a[some], s[some], mask[some], values[some].to(work))
