@@ -11,7 +11,20 @@ NETWORKS = {
     "seed": lambda: denoisers.MLP(1, [16, 16], denoisers.RawTime(), "relu"),
     "default-1d": lambda: denoisers.MLP(1, [64, 64, 64], denoisers.FourierTime(8, 1000), "silu"),
     "default-5d": lambda: denoisers.MLP(5, [32, 32], denoisers.FourierTime(4, 1000), "relu"),
+    "conditional": lambda: denoisers.MLP(3, [32, 32], denoisers.FourierTime(4, 1000), "silu", condition_size=2),
 }
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_training_inputs_match_the_one_timestep_path(name):
+    """The training inputs (built column by column) place x_t, the time features and the
+    condition where sampling's one-timestep path (time as a bias) reads them."""
+    torch.manual_seed(0)
+    net = NETWORKS[name]()
+    x = torch.randn(16, net.dim)
+    condition = torch.randn(16, net.condition_size) if net.condition_size else None
+    t = torch.tensor(417.0)
+    assert torch.allclose(net(x, t.expand(16), condition), net(x, t, condition), atol=1e-6)
 
 
 @pytest.mark.parametrize("name", NETWORKS)
@@ -22,14 +35,15 @@ def test_fast_gradients_equal_autograd(name):
     x = torch.randn(batch, net.dim)
     t = torch.randint(1, 1000, (batch,)).float()
     target = torch.randn(batch, net.dim)
+    condition = torch.randn(batch, net.condition_size) if net.condition_size else None
 
-    loss = torch.nn.functional.mse_loss(net(x, t), target)
+    loss = torch.nn.functional.mse_loss(net(x, t, condition), target)
     expected = torch.autograd.grad(loss, list(net.parameters()))
 
     flat, grad = engine.flatten_parameters(net)
     fast = engine.FastMLP(net, flat, grad, batch)
-    out = fast.forward(engine.with_ones(net.inputs(x, t)))
-    assert torch.allclose(out, net(x, t).detach(), atol=1e-6)
+    out = fast.forward(net.inputs(x, t, condition, ones_column=True))
+    assert torch.allclose(out, net(x, t, condition).detach(), atol=1e-6)
     fast.backward(2 * (out - target) / target.numel())
     for p, g in zip(net.parameters(), expected):
         assert torch.allclose(p.grad, g, atol=1e-5, rtol=1e-4)

@@ -30,6 +30,10 @@ class RawTime(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return t.unsqueeze(-1)
 
+    def write(self, t: torch.Tensor, out: torch.Tensor) -> None:
+        """Write the features of ``t`` into the columns ``out`` (one row per timestep)."""
+        out[:, 0] = t
+
 
 class FourierTime(nn.Module):
     """Sines and cosines of t / T at geometrically spaced frequencies (fixed, not learned)."""
@@ -45,6 +49,14 @@ class FourierTime(nn.Module):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+    def write(self, t: torch.Tensor, out: torch.Tensor) -> None:
+        """Write the features of ``t`` into the columns ``out`` (one row per timestep): the
+        training inputs are built in place, without a concatenation's extra copies."""
+        angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
+        pairs = self.size // 2
+        out[:, :pairs] = angles.sin()
+        out[:, pairs:] = angles.cos()
 
 
 class MLP(nn.Module):
@@ -63,13 +75,19 @@ class MLP(nn.Module):
         widths = [dim + time_features.size + condition_size, *hidden, dim]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
 
-    def inputs(self, x: torch.Tensor, t: torch.Tensor,
-               condition: torch.Tensor | None = None) -> torch.Tensor:
-        """The first layer's input for one timestep per row."""
-        parts = [x, self.time_features(t.to(x.dtype))]
+    def inputs(self, x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor | None = None,
+               ones_column: bool = False) -> torch.Tensor:
+        """The first layer's input for one timestep per row (x_t, time features, condition),
+        with a last column of ones if ``ones_column`` (for layers stored as [W | b])."""
+        end = self.dim + self.time_features.size
+        out = x.new_empty(len(x), end + self.condition_size + ones_column)
+        out[:, : self.dim] = x
+        self.time_features.write(t.to(x.dtype), out[:, self.dim : end])
         if self.condition_size:
-            parts.append(x.new_zeros(len(x), self.condition_size) if condition is None else condition)
-        return torch.cat(parts, dim=-1)
+            out[:, end : end + self.condition_size] = 0 if condition is None else condition
+        if ones_column:
+            out[:, -1] = 1
+        return out
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float,
                 condition: torch.Tensor | None = None) -> torch.Tensor:

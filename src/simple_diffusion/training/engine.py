@@ -15,8 +15,8 @@ step).
 >>> net = MLP(1, [16, 16], RawTime())
 >>> flat, grad = flatten_parameters(net)
 >>> fast = FastMLP(net, flat, grad, batch_size=8)
->>> z = torch.randn(8, 2)
->>> torch.allclose(fast.forward(with_ones(z)), net(z[:, :1], z[:, 1]))
+>>> x, t = torch.randn(8, 1), torch.rand(8) * 1000
+>>> torch.allclose(fast.forward(net.inputs(x, t, ones_column=True)), net(x, t))
 True
 """
 
@@ -65,11 +65,6 @@ def fused_adam_available(device_type: str = "cpu") -> bool:
 def supports(net: torch.nn.Module) -> bool:
     """Whether ``net`` is a built-in MLP that the fast path can train."""
     return type(net) is MLP and net.activation in ("relu", "silu")
-
-
-def with_ones(inputs: torch.Tensor) -> torch.Tensor:
-    """``inputs`` with a column of ones appended: the input of a layer stored as [W | b]."""
-    return torch.cat([inputs, inputs.new_ones(len(inputs), 1)], dim=1)
 
 
 def layer_blocks(buffer: torch.Tensor, net: MLP) -> list[torch.Tensor]:
@@ -177,7 +172,7 @@ class FastMLP:
         self.inputs: torch.Tensor | None = None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        """The network's output for first-layer inputs (x_t, time features, ``with_ones``)."""
+        """The network's output for first-layer inputs (``net.inputs(..., ones_column=True)``)."""
         self.inputs = inputs
         h = inputs
         last = len(self.blocks_t) - 1

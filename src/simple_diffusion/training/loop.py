@@ -204,7 +204,7 @@ class Trainer:
             x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
             first_step = self.epoch * steps + first
             if self.fast is not None:
-                inputs = engine.with_ones(self.net.inputs(x_t, t, condition))
+                inputs = self.net.inputs(x_t, t, condition, ones_column=True)
                 losses.append(self._fast_steps(inputs, target, weights, first_step, constant_lr))
             else:
                 losses.append(self._autograd_steps(x_t, t, target, condition, weights, first_step,
