@@ -11,7 +11,8 @@ NETWORKS = {
     "seed": lambda: denoisers.MLP(1, [16, 16], denoisers.RawTime(), "relu"),
     "default-1d": lambda: denoisers.MLP(1, [64, 64, 64], denoisers.FourierTime(8, 1000), "silu"),
     "default-5d": lambda: denoisers.MLP(5, [32, 32], denoisers.FourierTime(4, 1000), "relu"),
-    "conditional": lambda: denoisers.MLP(3, [32, 32], denoisers.FourierTime(4, 1000), "silu", condition_size=2),
+    "conditional": lambda: denoisers.MLP(3, [32, 32], denoisers.FourierTime(4, 1000), "silu",
+                                         condition_size=2),
 }
 
 
