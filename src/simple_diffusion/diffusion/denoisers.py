@@ -31,8 +31,8 @@ class RawTime(nn.Module):
         return t.unsqueeze(-1)
 
     def write(self, t: torch.Tensor, out: torch.Tensor) -> None:
-        """Write the features of ``t`` into the columns ``out`` (one row per timestep)."""
-        out[:, 0] = t
+        """Write the features of ``t`` into the last dimension of ``out``."""
+        out[..., 0] = t
 
 
 class FourierTime(nn.Module):
@@ -47,16 +47,17 @@ class FourierTime(nn.Module):
         self.register_buffer("frequencies", frequencies)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
-        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+        out = t.new_empty(*t.shape, self.size)
+        self.write(t, out)
+        return out
 
     def write(self, t: torch.Tensor, out: torch.Tensor) -> None:
-        """Write the features of ``t`` into the columns ``out`` (one row per timestep): the
-        training inputs are built in place, without a concatenation's extra copies."""
+        """Write the features of ``t`` into the last dimension of ``out``: the training inputs
+        are built in place, without a concatenation's extra copies."""
         angles = t.unsqueeze(-1) * self.frequencies.to(t.dtype)
         pairs = self.size // 2
-        out[:, :pairs] = angles.sin()
-        out[:, pairs:] = angles.cos()
+        out[..., :pairs] = angles.sin()
+        out[..., pairs:] = angles.cos()
 
 
 class MLP(nn.Module):
