@@ -134,8 +134,8 @@ SWEEP_TARGETS = ("two_gaussians", "three_gaussians", "eight_gaussians", "moons",
 
 @functools.cache
 def _reference_and_floor(target: str) -> tuple[np.ndarray, float]:
-    """A target's reference draws and its default training data's distance to them (a sliced distance
-    on 100,000 2-D rows takes about 10 s here: computed once per target, not once per draw)."""
+    """A target's reference draws and its default training data's distance to them (computed
+    once per target, not once per draw: on 100,000 2-D rows a sliced distance takes seconds)."""
     data = sd.training_data(target)
     reference = data.reference()
     return reference, metrics.distance(data.train, reference)

@@ -85,6 +85,19 @@ def test_sliced_wasserstein_of_a_shift_in_two_dimensions():
     assert metrics.sliced_wasserstein(a + np.array([0.5, 0.0]), a) == pytest.approx(0.5 * 2 / np.pi, rel=0.1)
 
 
+@pytest.mark.parametrize("n, m, d", [(2000, 30_000, 2), (300, 300, 5), (777, 1234, 3)])
+def test_sliced_wasserstein_equals_pots(n, m, d):
+    """The row-wise computation gives POT's sliced distance (same directions, same quantiles)."""
+    import ot
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(n, d)), rng.standard_t(3, size=(m, d)) + 0.2
+    pots = np.mean([ot.sliced_wasserstein_distance(a, b, n_projections=metrics.DIRECTIONS_PER_SEED, p=1,
+                                                   seed=7 + k)
+                    for k in range(metrics.PROJECTIONS // metrics.DIRECTIONS_PER_SEED)])
+    assert metrics.sliced_wasserstein(a, b, seed=7) == pytest.approx(pots, rel=1e-10)
+
+
 def test_c2st_is_half_for_the_same_distribution_and_one_for_disjoint():
     rng = np.random.default_rng(2)
     same = metrics.c2st(rng.normal(size=(3000, 2)), rng.normal(size=(3000, 2)))
