@@ -60,11 +60,11 @@ def project_trainer(preset: str, epochs: int, fast: bool, data: torch.Tensor) ->
     return build.trainer(cfg, net, schedule, data, data[:1000])
 
 
-PEAK_SIZE = 2048
+PEAK_SIZE, PEAK_PRODUCTS = 2048, 5
 
 
-def matmul_peak(repeats: int = 5) -> Callable[[], None]:
-    """A callable doing ``repeats`` large float32 ``torch.mm`` products on the current threads,
+def matmul_peak() -> Callable[[], None]:
+    """A callable doing ``PEAK_PRODUCTS`` large float32 ``torch.mm`` products on the current threads,
     whose rate is the machine's limit for the training step's matrix products. Timed in turn
     with the training runs (the machine's speed drifts by 10-20% within minutes here, so a limit
     timed at another moment would misstate the share); ``peak_gflops`` turns its time into a rate."""
@@ -72,13 +72,13 @@ def matmul_peak(repeats: int = 5) -> Callable[[], None]:
     torch.mm(a, b)
 
     def products() -> None:
-        for _ in range(repeats):
+        for _ in range(PEAK_PRODUCTS):
             torch.mm(a, b)
     return products
 
 
-def peak_gflops(seconds: float, repeats: int = 5) -> float:
-    return repeats * 2 * PEAK_SIZE**3 / seconds / 1e9
+def peak_gflops(seconds: float) -> float:
+    return PEAK_PRODUCTS * 2 * PEAK_SIZE**3 / seconds / 1e9
 
 
 def training_flops(preset: str, data: torch.Tensor) -> float:
