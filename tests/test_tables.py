@@ -4,6 +4,7 @@ cells learnt with their dependence on other columns, the data-sized budget, tabu
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -152,6 +153,101 @@ def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
     present = samples.dropna()
     means = present.groupby("k")["y"].mean()
     assert abs(means["b"] - means["a"] - 1) < 0.2
+
+
+# -- point masses ---------------------------------------------------------------------------
+
+def spiked_frame(n: int = 4000, seed: int = 0) -> pd.DataFrame:
+    """``amount`` is exactly 0 with probability 0.1 where k = "a" and 0.5 where k = "b", else a
+    log-normal draw; ``level`` is mostly recorded as 1, 2 or 3; ``reading`` is whole numbers only
+    (every value repeated, as often as its neighbours); ``noise`` is continuous."""
+    rng = np.random.default_rng(seed)
+    k = rng.choice(["a", "b"], n)
+    amount = np.where(rng.random(n) < np.where(k == "a", 0.1, 0.5), 0.0, rng.lognormal(1, 0.5, n))
+    level = np.where(rng.random(n) < 0.8, rng.integers(1, 4, n), rng.uniform(0.5, 3.5, n))
+    return pd.DataFrame({"k": k, "amount": amount, "level": level.astype(float),
+                         "reading": rng.normal(100, 15, n).round(), "noise": rng.normal(size=n)})
+
+
+def test_point_masses_are_the_spikes_not_a_grid_of_readings():
+    frame = spiked_frame()
+    masses = {c: tables.point_masses(frame[c].to_numpy()) for c in ["amount", "level", "reading", "noise"]}
+    assert masses == {"amount": [0.0], "level": [1.0, 2.0, 3.0], "reading": [], "noise": []}
+    with_gaps = frame["amount"].to_numpy().copy()
+    with_gaps[::7] = np.nan
+    assert tables.point_masses(with_gaps) == [0.0]
+    schema = detect(frame, integer=["reading"], numeric=["level"])
+    x = torch.as_tensor(to_values(frame, schema))
+    encoder = tables.fit(x, schema, continuous=["level"])  # declared numeric: left continuous
+    assert encoder.point_mass_columns == [1] and encoder.masses == [[0.0]]
+
+
+def test_point_masses_round_trip_with_gaps_and_restore():
+    frame = spiked_frame(600)
+    frame.loc[frame.index[::9], "amount"] = np.nan
+    schema = detect(frame)
+    x = torch.as_tensor(to_values(frame, schema))
+    encoder = tables.fit(x, schema)
+    assert encoder.point_mass_columns == [1, 2]
+    y = encoder.forward(x)
+    assert y.shape[1] == encoder.transformed_dim == 4 + 2 + 2 + 2 + 4  # k, gaps, 0, 1/2/3 or none
+    back = encoder.inverse(y)
+    assert torch.equal(back.isnan(), x.isnan())
+    zero, whole = x[:, 1] == 0, torch.isin(x[:, 2], torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype))
+    assert torch.equal(back[zero, 1], x[zero, 1]) and torch.equal(back[whole, 2], x[whole, 2])  # exactly
+    assert torch.allclose(back[~x.isnan()], x[~x.isnan()], atol=1e-9)
+    restored = tables.from_state(json.loads(json.dumps(encoder.state())))
+    assert torch.equal(restored.forward(x), y)
+    old = {k: v for k, v in tables.fit(x[:, 3:], schema[3:]).state().items()
+           if k not in ("point_mass_columns", "masses")}  # a model saved before point masses
+    assert tables.from_state(old).point_mass_columns == []
+    # Which spike a cell holds belongs to the cell: hidden and shown with its value, and never
+    # taken as the row's own where the cell was missing (its value is then a draw).
+    where = encoder.coordinates()[1]
+    value, gaps, spikes = [where[0]], where[1:3], where[3:5]
+    assert value + spikes in encoder.cell_groups() and gaps in encoder.cell_groups()
+    measured = encoder.measured(x)
+    missing = x[:, 1].isnan()
+    assert not measured[missing][:, value + spikes].any() and measured[~missing][:, spikes].all()
+    z, known = encoder.known(x)
+    assert not known[missing][:, spikes].any() and known[~missing][:, spikes].all()
+    assert torch.equal(z[~missing][:, spikes], y[~missing][:, spikes])
+    with pytest.raises(UserError, match=r"column 'amount' has point masses .* --numeric amount"):
+        clean = spiked_frame(600)[["amount", "noise"]]
+        values = torch.as_tensor(to_values(clean, detect(clean)))
+        tables.fit(values, detect(clean)).forward_and_log_det(values)
+
+
+def test_a_model_reproduces_each_spike_and_its_dependence_on_another_column():
+    """amount is 0 in 10% of the "a" rows and 50% of the "b" rows: a model without point
+    masses makes no exact zeros, one that learnt the spike apart from k the same share for both."""
+    frame = spiked_frame(2000)
+    model = sd.fit(frame, config={"train": {"steps": 1500}}, progress=False, num_samples=0)
+    samples = model.sample(10_000, seed=0)
+    zero = (samples["amount"] == 0).groupby(samples["k"]).mean()
+    data = (frame["amount"] == 0).groupby(frame["k"]).mean()  # 0.113 and 0.517 here
+    # Sampling standard errors sqrt(p(1-p)/5000) are 0.005 (a) and 0.007 (b); the model adds
+    # its own error (0.03 at most in trials), so the bounds are a few of those.
+    assert abs(zero["a"] - data["a"]) < 0.04 and abs(zero["b"] - data["b"]) < 0.06
+    level = samples["level"].value_counts(normalize=True)
+    assert all(abs(level[v] - 0.8 / 3 - 0.2 / 3 / 3) < 0.05 for v in (1.0, 2.0, 3.0))
+    assert samples["noise"].value_counts().max() < 5  # a continuous column stays continuous
+    between = samples.loc[~samples["level"].isin([1.0, 2.0, 3.0]), "level"]
+    assert 0.1 < len(between) / len(samples) < 0.3 and between.between(0.3, 3.7).mean() > 0.95
+
+
+def test_train_says_which_values_are_point_masses_and_how_to_keep_a_column_continuous(tmp_path, capsys):
+    data = tmp_path / "spiked.csv"
+    spiked_frame(300).to_csv(data, index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "0"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"amount: \d+% of its values are 0, learnt as a point mass \(--numeric amount, "
+                     r"or data.numeric, takes it as continuous\)", err)
+    assert re.search(r"level: \d+% of its values are one of 1, 2, 3, learnt as point masses", err)
+    assert cli(["train", str(tmp_path / "run2"), "--data", str(data), "--steps", "20", "-n", "0",
+                "--numeric", "amount"]) == 0  # as the line says
+    err = capsys.readouterr().err
+    assert "amount: " not in err and "level: " in err
 
 
 # -- budget ---------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from .training.distributed import Ranks, resolve_device
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .data.tables import TableEncoder
+
 REFERENCE_SIZE = 100_000
 """Fresh draws of a built-in target that samples are judged against, and the most samples an
 evaluation draws by default."""
@@ -289,7 +291,7 @@ def fit(
         # Said once the columns are known to fit, so that a refusal is the only line printed;
         # by rank 0 alone among torchrun's processes.
         if (progress if verbose is None else verbose) and prepared.target is None and not is_follower():
-            _describe(prepared)
+            _describe(prepared, parts.encoder)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train_rows = torch.as_tensor(prepared.train)
@@ -373,13 +375,23 @@ class _NamedArray(np.ndarray):
         return array
 
 
-def _describe(prepared: TrainingData) -> None:
-    """Say on stderr what the columns were taken to be, and what was dropped."""
+def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
+    """Say on stderr what the columns were taken to be, which values are point masses, and what
+    was dropped."""
     import sys
 
     from .data.columns import describe
 
     print(f"columns: {describe(prepared.schema)}", file=sys.stderr)
+    for j, masses in zip(encoder.point_mass_columns, encoder.masses):
+        cells = prepared.train[:, j][~np.isnan(prepared.train[:, j])]
+        name = encoder.schema[j].name
+        shown = ", ".join(f"{m:g}" for m in masses[:8])
+        shown += f" ({len(masses)} in all)" if len(masses) > 8 else ""
+        what = f"are {shown}, learnt as a point mass" if len(masses) == 1 else (
+            f"are one of {shown}, learnt as point masses")
+        print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} (--numeric {name}, "
+              "or data.numeric, takes it as continuous)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "

@@ -87,7 +87,7 @@ def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) ->
     return tables.fit(
         rows, schema, scaling=config.preprocess, encoding=config.categorical_encoding,
         bounds=encoders.parse_bounds(config.bounds), integer=config.integer,
-        keep_constant=config.keep_constant,
+        keep_constant=config.keep_constant, continuous=config.numeric,
     )
 
 
@@ -142,12 +142,13 @@ def training_budget(config: Config, rows: int) -> Config:
 def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler_steps_set: bool) -> Config:
     """``config`` with what the default leaves to the data resolved, as a run records it: the
     training budget, the network's widths and, for a table with categorical columns, the
-    sampler's steps (unless ``sampler_steps_set``: the caller chose them)."""
+    sampler's steps (unless ``sampler_steps_set``: the caller chose them); point masses count as
+    categories there (which spike a cell holds is one)."""
     config = training_budget(config, rows)
     config = replace(config, model=replace(config.model,
                                            hidden=widths(config.model, encoder.transformed_dim)))
     default_steps = SampleConfig().num_steps
-    if (encoder.categorical_columns and not sampler_steps_set
+    if ((encoder.categorical_columns or encoder.point_mass_columns) and not sampler_steps_set
             and config.sample.num_steps == default_steps):
         config = replace(config, sample=replace(config.sample, num_steps=TABLE_SAMPLER_STEPS))
     return config

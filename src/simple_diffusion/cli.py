@@ -186,8 +186,8 @@ def cli() -> None:
               "categories besides the detected ones (text, booleans), e.g. integer codes.")
 @click.option("--integer", default=None, metavar="COL,...", help="Columns to model as whole "
               "numbers besides the detected ones (whole-number columns).")
-@click.option("--numeric", default=None, metavar="COL,...", help="Columns of whole numbers to "
-              "model as continuous instead.")
+@click.option("--numeric", default=None, metavar="COL,...", help="Columns to model as purely "
+              "continuous: whole numbers not rounded, repeated values not learnt as point masses.")
 @click.option("--drop-missing", is_flag=True, default=None, help="Drop rows with an empty cell "
               "instead of learning where cells are missing.")
 @click.option("--condition", default=None, metavar="COL,...", help="Columns to condition on: "

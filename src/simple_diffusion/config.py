@@ -52,7 +52,8 @@ class DataConfig:
     """Columns taken as categories, besides the ones detected (text, booleans, pandas
     categories): e.g. integer codes such as a 1/2 sex column."""
     numeric: list[str] = field(default_factory=list)
-    """Columns taken as continuous numbers although detection would say integer."""
+    """Columns taken as purely continuous numbers although detection would say integer, or would
+    learn the values they repeat (a spike at 0, readings mostly whole) as point masses."""
     categorical_encoding: str = "onehot"
     """How categories (and missing-cell indicators) enter the Gaussian diffusion: ``onehot``
     (+1/-1 per category) or ``bits`` (analog bits: the category's binary digits as +1/-1)."""

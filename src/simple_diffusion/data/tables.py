@@ -1,12 +1,20 @@
-"""The encoder of a whole table: numeric columns through a ``Pipeline``, categorical columns and
-missing cells as ±1 patterns the Gaussian diffusion models jointly with the numbers.
+"""The encoder of a whole table: numeric columns through a ``Pipeline``, categorical columns,
+missing cells and point masses as ±1 patterns the Gaussian diffusion models jointly with the
+numbers.
 
 Forward, a row of the matrix from ``columns.to_values`` (values, category codes, NaN) becomes:
 its numeric columns, with a missing cell filled by a draw from the column's observed values,
 through the numeric pipeline; then one pattern block per categorical column (a missing label is
-one more category) and per numeric column that has missing cells (present or missing). Backward,
-each block goes to the category whose pattern is nearest (the largest inner product, among the
-categories seen in training), and a numeric cell whose indicator says missing becomes NaN.
+one more category), per numeric column that has missing cells (present or missing), and per
+numeric column with point masses (which of its repeated values the cell holds, or none).
+Backward, each block goes to the category whose pattern is nearest (the largest inner product,
+among the categories seen in training), a cell whose block names a point mass takes that value
+exactly, and a numeric cell whose indicator says missing becomes NaN.
+
+Point masses are values a continuous column takes far more often than any value near them: a
+spike at 0 in an amount, readings mostly recorded whole (``point_masses``). Without them a
+Gaussian diffusion spreads each spike into a bump (as mode-specific encodings of tabular GANs,
+e.g. CTAB-GAN's mixed columns, Zhao et al. 2021, keep them apart for the same reason).
 
 Two pattern codes (Chen et al. 2023, "Analog Bits", for ``bits``): ``onehot`` gives a column with
 k categories k entries, +1 for its own category and -1 for the others; ``bits`` gives it
@@ -45,6 +53,43 @@ FILL_QUANTILES = 257
 MEASURED_CHUNK_ROWS = 1 << 16
 """Rows taken through the numeric pipeline at once when finding the missing cells of a table."""
 
+POINT_MASS_SHARE, POINT_MASS_ROWS = 0.01, 5
+"""A point mass holds at least this share of a column's observed cells, and this many cells."""
+POINT_MASS_CONTRAST, POINT_MASS_WINDOW = 2.0, 0.25
+"""...and at least ``POINT_MASS_CONTRAST`` times as many cells as all other values within
+``POINT_MASS_WINDOW`` standard deviations of it together: a column of whole-number readings
+(every value repeated, its neighbours as often) has none, a spike at 0 or a column mostly
+recorded as 2, 3, 4 ... has them."""
+POINT_MASSES_MOST = 32
+"""At most this many point masses per column (the most frequent)."""
+POINT_MASS_SAMPLE_ROWS = 1 << 20
+"""Point masses of a longer column are found on this many of its cells, drawn at random."""
+
+
+def point_masses(values: np.ndarray) -> list[float]:
+    """The values that the observed cells ``values`` of a continuous column take far more often
+    than the values around them, in increasing order.
+
+    >>> point_masses(np.array([0.0] * 30 + [0.3, 1.2, 2.5, 3.1, 4.7, 5.2, 6.8, 7.7, 8.1, 9.4]))
+    [0.0]
+    >>> point_masses(np.arange(100.0).repeat(3))  # whole-number readings: no spikes
+    []
+    """
+    values = values[~np.isnan(values)]
+    if len(values) > POINT_MASS_SAMPLE_ROWS:
+        values = np.random.default_rng(0).choice(values, POINT_MASS_SAMPLE_ROWS, replace=False)
+    spread = values.std() if len(values) else 0.0
+    if not spread > 0:
+        return []
+    unique, counts = np.unique(values, return_counts=True)
+    ordered, reach = np.sort(values), POINT_MASS_WINDOW * spread
+    around = (np.searchsorted(ordered, unique + reach, "right")
+              - np.searchsorted(ordered, unique - reach, "left") - counts)
+    spikes = ((counts >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * len(values)))
+              & (counts >= POINT_MASS_CONTRAST * around))
+    most = np.argsort(-counts[spikes], kind="stable")[:POINT_MASSES_MOST]
+    return sorted(unique[spikes][most].tolist())
+
 
 def patterns(size: int, encoding: str) -> torch.Tensor:
     """The ±1 pattern of each of ``size`` categories, shape (size, width).
@@ -60,15 +105,19 @@ def patterns(size: int, encoding: str) -> torch.Tensor:
 
 
 class TableEncoder:
-    """A table's numeric pipeline, category patterns and missing-cell indicators, fitted."""
+    """A table's numeric pipeline, category patterns, missing-cell indicators and point masses,
+    fitted. ``sizes`` and ``seen`` list the blocks in order: categorical columns, numeric columns
+    with missing cells, numeric columns with point masses (``masses``: each one's values)."""
 
     def __init__(self, schema: Sequence[Column], numeric: encoders.Pipeline, encoding: str,
                  sizes: list[int], seen: list[list[int]], fill: list[list[float]],
-                 missing_numeric: list[int], missing_category: list[int]):
+                 missing_numeric: list[int], missing_category: list[int],
+                 point_mass_columns: Sequence[int] = (), masses: Sequence[list[float]] = ()):
         self.schema = list(schema)
         self.numeric, self.encoding = numeric, encoding
         self.sizes, self.seen, self.fill = list(sizes), [list(s) for s in seen], [list(f) for f in fill]
         self.missing_numeric, self.missing_category = list(missing_numeric), list(missing_category)
+        self.point_mass_columns, self.masses = list(point_mass_columns), [list(m) for m in masses]
         self.numeric_columns = [j for j, c in enumerate(self.schema) if c.kind != "categorical"]
         self.categorical_columns = [j for j, c in enumerate(self.schema) if c.kind == "categorical"]
         self.patterns = [patterns(size, encoding) for size in self.sizes]
@@ -82,14 +131,27 @@ class TableEncoder:
         """Columns the network sees."""
         return self.numeric.transformed_dim + sum(p.shape[1] for p in self.patterns)
 
-    # -- codes: one per categorical column, then one per numeric column with missing cells ----
-    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+    # -- codes: one per block (categorical columns, missing cells, point masses) --------------
+    def _codes(self, x: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """The category of each block for rows ``x`` whose numeric columns, gaps filled, are
+        ``numbers``."""
         codes = [x[:, j] for j in self.categorical_columns]
         for k, j in enumerate(self.categorical_columns):
             if j in self.missing_category:  # a missing label is the category after the last
                 codes[k] = torch.where(codes[k].isnan(), float(len(self.schema[j].categories)), codes[k])
         codes += [x[:, j].isnan().to(x.dtype) for j in self.missing_numeric]
+        codes += [_mass_codes(numbers[:, self.numeric_columns.index(j)], masses).to(x.dtype)
+                  for j, masses in zip(self.point_mass_columns, self.masses)]
         return torch.stack(codes, 1) if codes else x.new_zeros(len(x), 0)
+
+    def _blocks(self) -> list[tuple[int, range]]:
+        """(column, encoded coordinates) of each pattern block, in the order of ``sizes``."""
+        owners = self.categorical_columns + self.missing_numeric + self.point_mass_columns
+        blocks, start = [], self.numeric.transformed_dim
+        for j, p in zip(owners, self.patterns):
+            blocks.append((j, range(start, start + p.shape[1])))
+            start += p.shape[1]
+        return blocks
 
     def _filled(self, x: torch.Tensor) -> torch.Tensor:
         """The numeric columns, each missing cell replaced by a draw from its column's values."""
@@ -104,10 +166,11 @@ class TableEncoder:
         return numbers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        codes = self._codes(x)
+        numbers = self._filled(x)
+        codes = self._codes(x, numbers)
         if codes.isnan().any():
             raise UserError("a categorical cell is missing where the training data had none")
-        blocks = [self.numeric.forward(self._filled(x))]
+        blocks = [self.numeric.forward(numbers)]
         blocks += [p[codes[:, k].long()].to(x.dtype) for k, p in enumerate(self.patterns)]
         return torch.cat(blocks, 1)
 
@@ -131,32 +194,35 @@ class TableEncoder:
         for k, j in enumerate(self.categorical_columns):
             missing = codes[k] == len(self.schema[j].categories)
             x[:, j] = torch.where(missing, math.nan, codes[k])
+        first = len(self.categorical_columns) + len(self.missing_numeric)
+        for code, j, masses in zip(codes[first:], self.point_mass_columns, self.masses):
+            spike = code < len(masses)  # the last category: a value between the point masses
+            values = torch.tensor(masses, dtype=y.dtype)[code.long().clamp(max=len(masses) - 1)]
+            x[:, j] = torch.where(spike, values, x[:, j])
         for k, j in enumerate(self.missing_numeric):
             if not complete:
                 x[:, j] = torch.where(codes[len(self.categorical_columns) + k] == 1, math.nan, x[:, j])
         return x
 
     def coordinates(self) -> list[list[int]]:
-        """The encoded coordinates of each column: a numeric column's value (none if constant)
-        and its present/missing block, a categorical column's pattern block."""
+        """The encoded coordinates of each column: a numeric column's value (none if constant),
+        its present/missing block and its point-mass block, a categorical column's pattern block."""
         drops = [s for s in self.numeric.steps if isinstance(s, encoders.DropConstant)]
         kept = drops[0].kept if drops else list(range(len(self.numeric_columns)))
         where: list[list[int]] = [[] for _ in self.schema]
         for position, k in enumerate(kept):
             where[self.numeric_columns[k]].append(position)
-        start = self.numeric.transformed_dim
-        owners = self.categorical_columns + self.missing_numeric
-        for j, p in zip(owners, self.patterns):
-            where[j].extend(range(start, start + p.shape[1]))
-            start += p.shape[1]
+        for j, block in self._blocks():
+            where[j].extend(block)
         return where
 
     def cell_groups(self) -> list[list[int]]:
-        """Coordinates that are known or unknown together: a numeric column's value, a
-        categorical column's pattern, a numeric column's present/missing block (a cell to fill
-        has its block known, present, and its value unknown)."""
-        split = self.numeric.transformed_dim
-        parts = ([[k for k in where if k < split], [k for k in where if k >= split]]
+        """Coordinates that are known or unknown together: a numeric column's value with its
+        point-mass block, a categorical column's pattern, a numeric column's present/missing
+        block (a cell to fill has its block known, present, and its value unknown)."""
+        gaps = self._blocks()[len(self.categorical_columns):][: len(self.missing_numeric)]
+        indicators = {k for _, block in gaps for k in block}
+        parts = ([[k for k in where if k not in indicators], [k for k in where if k in indicators]]
                  for where in self.coordinates())
         return [group for pair in parts for group in pair if group]
 
@@ -170,6 +236,9 @@ class TableEncoder:
         for rows in torch.arange(len(x)).split(MEASURED_CHUNK_ROWS):  # bounded memory
             numbers = self.numeric.forward(x[rows][:, self.numeric_columns])  # NaN stays NaN
             mask[rows, : numbers.shape[1]] = ~numbers.isnan()
+        masses = self._blocks()[len(self.categorical_columns) + len(self.missing_numeric):]
+        for j, block in masses:  # a filled cell's spike is the draw's
+            mask[:, block.start : block.stop] &= ~x[:, j].isnan()[:, None]
         return mask
 
     def known(self, x: torch.Tensor, fill: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,6 +266,12 @@ class TableEncoder:
             z[rows, start : start + p.shape[1]] = p[0]
             mask[rows, start : start + p.shape[1]] = True
             start += p.shape[1]
+        first = len(self.categorical_columns) + len(self.missing_numeric)
+        for p, j, masses in zip(self.patterns[first:], self.point_mass_columns, self.masses):
+            present = ~x[:, j].isnan()
+            z[present, start : start + p.shape[1]] = p[_mass_codes(x[present, j], masses)].to(x.dtype)
+            mask[present, start : start + p.shape[1]] = True
+            start += p.shape[1]
         return z, mask
 
     def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -208,13 +283,18 @@ class TableEncoder:
         if self.missing_numeric:
             raise NoDensity(f"column {self.schema[self.missing_numeric[0]].name!r} has missing cells "
                             "(a probability mass, not a density)")
+        if self.point_mass_columns:
+            name = self.schema[self.point_mass_columns[0]].name
+            raise NoDensity(f"column {name!r} has point masses (values it takes repeatedly: a "
+                            f"probability mass, not a density; --numeric {name} takes it as continuous)")
         return self.numeric.forward_and_log_det(x)
 
     def state(self) -> dict[str, Any]:
         return {"schema": [c.state() for c in self.schema], "numeric": self.numeric.state(),
                 "encoding": self.encoding, "sizes": self.sizes, "seen": self.seen,
                 "fill": self.fill, "missing_numeric": self.missing_numeric,
-                "missing_category": self.missing_category}
+                "missing_category": self.missing_category,
+                "point_mass_columns": self.point_mass_columns, "masses": self.masses}
 
 
 def fit(
@@ -225,9 +305,11 @@ def fit(
     bounds: dict[str, tuple[float | None, float | None]] | None = None,
     integer: Sequence[str] = (),
     keep_constant: bool = False,
+    continuous: Sequence[str] = (),
 ) -> TableEncoder:
     """Fit the encoder of the table whose training rows ``x`` (from ``columns.to_values``) have
-    columns ``schema``; ``integer`` adds integer columns to those the schema has."""
+    columns ``schema``; ``integer`` adds integer columns to those the schema has, and the
+    ``continuous`` ones (declared numeric) are not searched for point masses."""
     names = [c.name for c in schema]
     for name in integer:
         if name not in names:
@@ -261,8 +343,18 @@ def fit(
         seen.append(present)
     sizes += [2] * len(missing_numeric)
     seen += [[0, 1] if bool(x[:, j].isnan().any()) else [0] for j in missing_numeric]
+    point_mass_columns, masses = [], []
+    for j in numeric:
+        if schema[j].kind == "numeric" and schema[j].name not in continuous:
+            found = point_masses(x[:, j].numpy())
+            if found:
+                point_mass_columns.append(j)
+                masses.append(found)
+                codes = _mass_codes(x[:, j][~x[:, j].isnan()], found)
+                sizes.append(len(found) + 1)
+                seen.append(torch.unique(codes).tolist())
     encoder = TableEncoder(schema, encoders.Pipeline([], 0), encoding, sizes, seen, fill,
-                           missing_numeric, missing_category)
+                           missing_numeric, missing_category, point_mass_columns, masses)
     numeric_names = [names[j] for j in numeric]
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
@@ -271,13 +363,21 @@ def fit(
     return encoder
 
 
+def _mass_codes(values: torch.Tensor, masses: list[float]) -> torch.Tensor:
+    """The index of each value among ``masses``, ``len(masses)`` for a value between them."""
+    codes = torch.full(values.shape, len(masses), dtype=torch.long)
+    for k, mass in enumerate(masses):
+        codes[values == mass] = k
+    return codes
+
+
 def from_state(state: dict[str, Any]) -> TableEncoder:
     """Rebuild a fitted encoder from ``TableEncoder.state()``."""
     try:
         return TableEncoder(
             from_states(state["schema"]), encoders.from_state(state["numeric"]), state["encoding"],
             state["sizes"], state["seen"], state["fill"], state["missing_numeric"],
-            state["missing_category"],
+            state["missing_category"], state.get("point_mass_columns", []), state.get("masses", []),
         )
     except (KeyError, TypeError) as exc:
         raise UserError(f"the model file's preprocessing is unreadable ({exc})") from None
