@@ -204,7 +204,7 @@ def test_point_masses_round_trip_with_gaps_and_restore():
     # Which spike a cell holds belongs to the cell: hidden and shown with its value, and never
     # taken as the row's own where the cell was missing (its value is then a draw).
     where = encoder.coordinates()[1]
-    value, gaps, spikes = [where[0]], where[1:3], where[3:5]
+    value, gaps, spikes = [where[0]], where[1:3], where[3:5]  # amount's
     assert value + spikes in encoder.cell_groups() and gaps in encoder.cell_groups()
     measured = encoder.measured(x)
     missing = x[:, 1].isnan()

@@ -13,8 +13,10 @@ exactly, and a numeric cell whose indicator says missing becomes NaN.
 
 Point masses are values a continuous column takes far more often than any value near them: a
 spike at 0 in an amount, readings mostly recorded whole (``point_masses``). Without them a
-Gaussian diffusion spreads each spike into a bump (as mode-specific encodings of tabular GANs,
-e.g. CTAB-GAN's mixed columns, Zhao et al. 2021, keep them apart for the same reason).
+Gaussian diffusion spreads each spike into a bump (mode-specific encodings of tabular GANs, e.g.
+CTAB-GAN's mixed columns, Zhao et al. 2021, keep them apart for the same reason). The block
+names the point mass: a two-entry on/between block that left the value to say which one put
+the wrong share on each (BENCHMARKS.md, "Tables").
 
 Two pattern codes (Chen et al. 2023, "Analog Bits", for ``bits``): ``onehot`` gives a column with
 k categories k entries, +1 for its own category and -1 for the others; ``bits`` gives it
@@ -107,7 +109,8 @@ def patterns(size: int, encoding: str) -> torch.Tensor:
 class TableEncoder:
     """A table's numeric pipeline, category patterns, missing-cell indicators and point masses,
     fitted. ``sizes`` and ``seen`` list the blocks in order: categorical columns, numeric columns
-    with missing cells, numeric columns with point masses (``masses``: each one's values)."""
+    with missing cells, numeric columns with point masses (``masses``: each one's values, in
+    increasing order)."""
 
     def __init__(self, schema: Sequence[Column], numeric: encoders.Pipeline, encoding: str,
                  sizes: list[int], seen: list[list[int]], fill: list[list[float]],
