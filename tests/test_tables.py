@@ -212,7 +212,8 @@ def test_point_masses_round_trip_with_gaps_and_restore():
     z, known = encoder.known(x)
     assert not known[missing][:, spikes].any() and known[~missing][:, spikes].all()
     assert torch.equal(z[~missing][:, spikes], y[~missing][:, spikes])
-    with pytest.raises(UserError, match=r"column 'amount' has point masses .* --numeric amount"):
+    refusal = r"column 'amount' has point masses .* trained with --numeric amount takes it as continuous"
+    with pytest.raises(UserError, match=refusal):
         clean = spiked_frame(600)[["amount", "noise"]]
         values = torch.as_tensor(to_values(clean, detect(clean)))
         tables.fit(values, detect(clean)).forward_and_log_det(values)

@@ -289,7 +289,8 @@ class TableEncoder:
         if self.point_mass_columns:
             name = self.schema[self.point_mass_columns[0]].name
             raise NoDensity(f"column {name!r} has point masses (values it takes repeatedly: a "
-                            f"probability mass, not a density; --numeric {name} takes it as continuous)")
+                            f"probability mass, not a density); a model trained with --numeric {name} "
+                            "takes it as continuous")
         return self.numeric.forward_and_log_det(x)
 
     def state(self) -> dict[str, Any]:
