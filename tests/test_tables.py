@@ -249,10 +249,11 @@ def test_train_says_which_values_are_point_masses_and_how_to_keep_a_column_conti
     assert re.search(r"amount: \d+% of its values are 0, learnt as a point mass \(--numeric amount, "
                      r"or data.numeric, takes it as continuous\)", err)
     assert re.search(r"level: \d+% of its values are one of 1, 2, 3, learnt as point masses", err)
-    assert cli(["train", str(tmp_path / "run2"), "--data", str(data), "--steps", "20", "-n", "0",
-                "--numeric", "amount"]) == 0  # as the line says
+    assert cli(["train", str(tmp_path / "run2"), "--data", str(data), "--steps", "20", "-n", "300",
+                "--likelihood-rows", "0", "--numeric", "amount"]) == 0  # as the line says
     err = capsys.readouterr().err
     assert "amount: " not in err and "level: " in err
+    assert (tmp_path / "run2" / "samples.png").stat().st_size > 0  # panels with the spikes' shares
 
 
 # -- budget ---------------------------------------------------------------------------------

@@ -594,7 +594,9 @@ def evaluate_run(
                 result["calibration"], title=f"{Path(path).name}: calibration on held-out rows"))
     folder.save_metrics(result)
     if "table" in result:
-        figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name)
+        masses = dict(zip(model.encoder.point_mass_columns, model.encoder.masses))
+        figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name,
+                                  point_masses=masses)
     else:
         density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
         figure = plots.distribution_plot(

@@ -147,10 +147,12 @@ def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[st
 
 
 def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: str = "",
-               per_row: int = 4) -> bytes:
+               per_row: int = 4, point_masses: dict[int, list[float]] | None = None) -> bytes:
     """One panel per column of a table, generated over training rows, as PNG bytes: histograms
     for numbers, bars of category shares for categories; missing cells as their share (numbers)
-    or a "(missing)" bar (categories)."""
+    or a "(missing)" bar (categories); the share on each of a column's ``point_masses`` (up to
+    three, by column index), which a histogram's bar heights do not show."""
+    point_masses = point_masses or {}
     d = len(schema)
     rows = -(-d // per_row)
     fig, axes = plt.subplots(rows, min(d, per_row), figsize=(3.4 * min(d, per_row), 2.9 * rows),
@@ -182,10 +184,14 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
             bins = np.linspace(low[0], high[0], 40)
             for values, color, label in zip(present, (GENERATED, DATA), ("generated", "training")):
                 ax.hist(values, bins=bins, density=True, color=color, alpha=0.5, label=label)
-            if column.nullable:
-                ax.text(0.98, 0.95, f"missing {100 * np.isnan(generated).mean():.1f}% "
-                        f"(training {100 * np.isnan(training).mean():.1f}%)",
-                        transform=ax.transAxes, ha="right", va="top", fontsize=7)
+            notes = [f"missing {100 * np.isnan(generated).mean():.1f}% "
+                     f"(training {100 * np.isnan(training).mean():.1f}%)"] if column.nullable else []
+            notes += [f"at {mass:g}: {100 * np.mean(generated == mass):.1f}% "
+                      f"(training {100 * np.mean(training == mass):.1f}%)"
+                      for mass in point_masses.get(j, [])[:3]]
+            if notes:
+                ax.text(0.98, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
+                        fontsize=7)
         ax.set_title(f"{column.name} ({column.kind})", fontsize=9)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
