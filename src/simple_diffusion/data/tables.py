@@ -84,9 +84,10 @@ def point_masses(values: np.ndarray) -> list[float]:
     if not spread > 0:
         return []
     unique, counts = np.unique(values, return_counts=True)
-    ordered, reach = np.sort(values), POINT_MASS_WINDOW * spread
-    around = (np.searchsorted(ordered, unique + reach, "right")
-              - np.searchsorted(ordered, unique - reach, "left") - counts)
+    below = np.concatenate([[0], np.cumsum(counts)])  # cells below each distinct value, and all
+    reach = POINT_MASS_WINDOW * spread
+    around = (below[np.searchsorted(unique, unique + reach, "right")]
+              - below[np.searchsorted(unique, unique - reach, "left")] - counts)
     spikes = ((counts >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * len(values)))
               & (counts >= POINT_MASS_CONTRAST * around))
     most = np.argsort(-counts[spikes], kind="stable")[:POINT_MASSES_MOST]
