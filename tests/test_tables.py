@@ -13,7 +13,7 @@ import torch
 from helpers import cli
 
 import simple_diffusion as sd
-from simple_diffusion import UserError
+from simple_diffusion import UserError, build, config
 from simple_diffusion.data import io, tables
 from simple_diffusion.data.columns import Column, detect, to_frame, to_values
 from simple_diffusion.evaluation import tabular
@@ -184,6 +184,11 @@ def test_point_masses_are_the_spikes_not_a_grid_of_readings():
     x = torch.as_tensor(to_values(frame, schema))
     encoder = tables.fit(x, schema, continuous=["level"])  # declared numeric: left continuous
     assert encoder.point_mass_columns == [1] and encoder.masses == [[0.0]]
+    # Which spike a cell holds is a category: such a table samples with the tables' steps.
+    steps = {name: build.follow_data(config.preset("default"), len(frame), tables.fit(
+        torch.as_tensor(frame[[name]].to_numpy()), [Column(name, "numeric")]), False).sample.num_steps
+        for name in ("amount", "noise")}
+    assert steps == {"amount": build.TABLE_SAMPLER_STEPS, "noise": config.SampleConfig().num_steps}
 
 
 def test_point_masses_round_trip_with_gaps_and_restore():

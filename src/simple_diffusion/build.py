@@ -47,8 +47,9 @@ WIDE_ABOVE = 8
 """Encoded columns above which the default network is 4 x 256 instead of 4 x 128: measured on
 tables (BENCHMARKS.md, "Tables"); every built-in target has at most 6 and keeps 4 x 128."""
 TABLE_SAMPLER_STEPS = 100
-"""Sampler steps of a table with categorical columns, where 50 steps misplace measurably more
-mass between category combinations (BENCHMARKS.md, "Tables")."""
+"""Sampler steps of a table with categorical columns (or point masses: which spike a cell holds is
+a category), where 50 steps misplace measurably more mass between category combinations
+(BENCHMARKS.md, "Tables")."""
 
 
 def widths(config: ModelConfig, dim: int) -> list[int]:
