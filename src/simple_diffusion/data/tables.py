@@ -256,26 +256,19 @@ class TableEncoder:
         observed = ~numbers.isnan()
         z[:, : numbers.shape[1]] = numbers.nan_to_num(0.0)
         mask[:, : numbers.shape[1]] = observed
-        start = self.numeric.transformed_dim
-        for k, j in enumerate(self.categorical_columns):
-            p = self.patterns[k].to(x.dtype)
-            present = ~x[:, j].isnan()
-            block = slice(start, start + p.shape[1])
-            z[present, block] = p[x[present, j].long()]
-            mask[present, block] = True
-            start += p.shape[1]
-        for k, j in enumerate(self.missing_numeric):
-            p = self.patterns[len(self.categorical_columns) + k].to(x.dtype)
-            rows = torch.ones(len(x), dtype=torch.bool) if fill else ~x[:, j].isnan()
-            z[rows, start : start + p.shape[1]] = p[0]
-            mask[rows, start : start + p.shape[1]] = True
-            start += p.shape[1]
-        first = len(self.categorical_columns) + len(self.missing_numeric)
-        for p, j, masses in zip(self.patterns[first:], self.point_mass_columns, self.masses):
-            present = ~x[:, j].isnan()
-            z[present, start : start + p.shape[1]] = p[_mass_codes(x[present, j], masses)].to(x.dtype)
-            mask[present, start : start + p.shape[1]] = True
-            start += p.shape[1]
+        first_mass = len(self.categorical_columns) + len(self.missing_numeric)
+        for k, ((j, block), p) in enumerate(zip(self._blocks(), self.patterns)):
+            observed_cell = ~x[:, j].isnan()
+            if k < len(self.categorical_columns):  # the label
+                rows, codes = observed_cell, x[observed_cell, j].long()
+            elif k < first_mass:  # present, also where the cell is to be filled
+                rows = torch.ones_like(observed_cell) if fill else observed_cell
+                codes = torch.zeros(int(rows.sum()), dtype=torch.long)
+            else:  # which point mass the value is on, if any
+                rows = observed_cell
+                codes = _mass_codes(x[observed_cell, j], self.masses[k - first_mass])
+            z[rows, block.start : block.stop] = p[codes].to(x.dtype)
+            mask[rows, block.start : block.stop] = True
         return z, mask
 
     def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
