@@ -25,7 +25,8 @@ def invoke(capsys, *args):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("cli") / "run"
-    main(["train", str(out), "--data", "two_gaussians", "--epochs", "2", "-n", "3000", "--quiet"])
+    main(["train", str(out), "--data", "two_gaussians", "--epochs", "2", "-n", "3000",
+          "--likelihood-rows", "0", "--quiet"])
     return out
 
 
@@ -76,7 +77,7 @@ def test_sample_with_other_samplers(trained, tmp_path, capsys):
 
 
 def test_evaluate_prints_distance_floor_and_ratio(trained, capsys):
-    code, out, err = invoke(capsys, "evaluate", trained, "-n", 3000)
+    code, out, err = invoke(capsys, "evaluate", trained, "-n", 3000, "--likelihood-rows", 0)
     assert code == 0, err
     assert "floor" in out and "ratio" in out and "mass per mode" in out
     code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000, "--json", "--likelihood-rows", 0)
@@ -86,7 +87,8 @@ def test_evaluate_prints_distance_floor_and_ratio(trained, capsys):
 def test_evaluate_given_samples(trained, tmp_path, capsys):
     samples = tmp_path / "s.npy"
     np.save(samples, np.random.default_rng(0).normal(4, 1, size=(2000, 1)))
-    code, out, _ = invoke(capsys, "evaluate", trained, "--samples", samples, "--json")
+    code, out, _ = invoke(capsys, "evaluate", trained, "--samples", samples, "--json",
+                          "--likelihood-rows", 0)
     assert code == 0
     assert json.loads(out)["mode_masses"]["model"][1] > 0.99
 
@@ -221,7 +223,8 @@ def test_version_0_1_spellings_still_work_with_a_note(tmp_path, capsys):
                           "--quiet")
     assert code == 0 and "--steps is deprecated" in err and "write --num-steps instead" in err
     assert np.load(tmp_path / "s.npy").shape == (50, 1)
-    code, out_text, err = invoke(capsys, "evaluate", out, "--samples", tmp_path / "s.npy")
+    code, out_text, err = invoke(capsys, "evaluate", out, "--samples", tmp_path / "s.npy",
+                                  "--likelihood-rows", 0)
     assert code == 0 and "--samples is deprecated" in err and "ratio" in out_text
 
 
@@ -266,7 +269,7 @@ def test_main_leaves_the_process_settings_alone(trained, tmp_path, capsys):
 
 
 def test_evaluate_says_what_a_perfect_model_scores_and_checks_for_copies(trained, capsys):
-    code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000)
+    code, out, _ = invoke(capsys, "evaluate", trained, "-n", 3000, "--likelihood-rows", 0)
     assert code == 0
     assert "exact samples: about 1.77" in out  # 3,000 samples vs 10,000 rows and 100,000 draws
     assert "distance to closest record): 0.5" in out or "distance to closest record): 0.4" in out

@@ -296,4 +296,4 @@ def test_missing_draws_are_left_out_of_the_ranks():
     draws[:, ::2, :] = np.nan  # half the draws missing: ranks rescaled to 0..100
     ranks = calibration.ranks(draws, truth)
     assert ranks.max() <= 100 and ranks.max() > 90
-    assert calibration.central_coverage(draws, truth, 0.9).min() > 0.8
+    assert calibration.central_coverage(draws, truth, [0.9]).min() > 0.8

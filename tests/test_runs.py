@@ -103,7 +103,7 @@ def test_checkpoint_round_trip(run):
 
 def test_metrics_json_after_evaluation(run, tmp_path):
     folder = copy_run(run, tmp_path)
-    result = sd.evaluate_run(folder, n=3000)
+    result = sd.evaluate_run(folder, n=3000, likelihood_rows=0)
     saved = json.loads((folder / "metrics.json").read_text())
     assert saved["ratio"] == pytest.approx(result["ratio"])
     assert np.isfinite(saved["floor"]) and (folder / "samples.png").stat().st_size > 1000
@@ -133,7 +133,7 @@ def test_a_run_trained_from_an_array_evaluates_and_resumes_from_another_folder(t
     out = tmp_path / "array-run"
     sd.fit(x, epochs=2, out=out, progress=False, num_samples=0)
     monkeypatch.chdir(tmp_path.parent)
-    result = sd.evaluate_run(out, n=2000)
+    result = sd.evaluate_run(out, n=2000, likelihood_rows=0)
     held_out = sd.training_data(x).val  # the split is recorded, not recomputed from the data
     assert result["reference"] == len(held_out) == 60
     sd.fit(None, out=out, resume=True, epochs=3, progress=False, num_samples=0)
@@ -148,7 +148,7 @@ def test_a_relative_data_path_works_from_another_folder_and_a_changed_file_is_na
     monkeypatch.chdir(work)
     sd.fit("table.csv", epochs=1, out="run", progress=False, num_samples=0)
     monkeypatch.chdir(tmp_path)
-    assert sd.evaluate_run(work / "run", n=1000)["reference"] == 30
+    assert sd.evaluate_run(work / "run", n=1000, likelihood_rows=0)["reference"] == 30
     np.savetxt(work / "table.csv", rng.normal(size=(300, 2)), delimiter=",", header="a,b", comments="")
     with pytest.raises(sd.UserError, match=r"table.csv changed since training"):
         sd.evaluate_run(work / "run", n=1000)
@@ -158,7 +158,7 @@ def test_a_relative_data_path_works_from_another_folder_and_a_changed_file_is_na
 
 def test_fit_with_a_folder_writes_what_the_command_line_writes(tmp_path):
     out = tmp_path / "run"
-    sd.fit("two_gaussians", epochs=1, out=out, progress=False, num_samples=2000)
+    sd.fit("two_gaussians", epochs=1, out=out, progress=False, num_samples=2000, likelihood_rows=0)
     for name in ("metrics.json", "samples.png", "report.html", "split.safetensors", "config.toml"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["samples"] == 2000

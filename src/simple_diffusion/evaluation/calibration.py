@@ -54,10 +54,14 @@ def rank_uniformity(rank: np.ndarray, draws: int, bins: int = 10) -> list[float]
     return p_values
 
 
-def central_coverage(draws: np.ndarray, truth: np.ndarray, level: float) -> np.ndarray:
-    """Per column, the share of true values inside the central ``level`` interval of the draws."""
-    low, high = np.nanquantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=1)
-    return ((truth >= low) & (truth <= high)).mean(0)
+def central_coverage(draws: np.ndarray, truth: np.ndarray, levels: Sequence[float]) -> np.ndarray:
+    """(levels, columns): per level and column, the share of true values inside the central
+    interval of the draws. All quantiles come from one pass: with NaN draws NumPy computes
+    them row by row, and one call per level took seconds on 2,000 rows."""
+    levels = np.asarray(levels)
+    low_high = np.nanquantile(draws, np.concatenate([(1 - levels) / 2, (1 + levels) / 2]), axis=1)
+    low, high = low_high[: len(levels)], low_high[len(levels):]
+    return ((truth >= low) & (truth <= high)).mean(1)
 
 
 def tarp_coverage(draws: np.ndarray, truth: np.ndarray, levels: Sequence[float],
@@ -85,7 +89,7 @@ def calibrate(draws: np.ndarray, truth: np.ndarray, columns: Sequence[str],
     """All three checks of draws (rows, L, columns) against truths (rows, columns), as
     metrics.json stores them."""
     rank = ranks(draws, truth)
-    per_level = {level: central_coverage(draws, truth, level) for level in levels}
+    per_level = dict(zip(levels, central_coverage(draws, truth, levels)))
     curve = np.linspace(0.05, 0.95, 19)
     return {
         "rows": len(truth),
@@ -97,7 +101,7 @@ def calibrate(draws: np.ndarray, truth: np.ndarray, columns: Sequence[str],
         "rank_p_values": rank_uniformity(rank, draws.shape[1]),
         "ranks": rank.tolist(),
         "curve": {"levels": curve.round(2).tolist(),
-                  "central": [float(central_coverage(draws, truth, a).mean()) for a in curve],
+                  "central": central_coverage(draws, truth, curve).mean(1).tolist(),
                   "tarp": tarp_coverage(draws, truth, curve).tolist()},
     }
 
