@@ -165,21 +165,25 @@ def test_evaluation_reports_the_held_out_nll_beside_the_truth(two_gaussians_run)
     assert "held-out NLL" in (two_gaussians_run / "report.html").read_text()
 
 
-def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_path):
+def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_path, capsys):
     """Points 6 standard deviations beyond the outer modes, and in the gap between the modes,
-    score below 99% of the target's own draws."""
+    score below 99% of the target's own draws; an empty cell is not scored (nor listed)."""
     from simple_diffusion.cli import main
     from simple_diffusion.data import io
 
     inliers = sd.targets.draw("two_gaussians", 1000, seed=9).numpy()
     planted = np.array([[-10.0], [10.0], [0.0], [-0.5]])
     path = tmp_path / "rows.csv"
-    io.write_table(str(path), np.vstack([inliers, planted]), ["x"])
+    io.write_table(str(path), np.vstack([inliers, planted, [[np.nan]]]), ["x"])
     main(["score", str(two_gaussians_run), "--data", str(path), "-o", str(tmp_path / "scored.csv"),
           "--lowest", "4", "--tolerance", "1e-4"])
-    scored = np.loadtxt(tmp_path / "scored.csv", delimiter=",", skiprows=1)
-    inlier_scores, planted_scores = scored[:1000, 1], scored[1000:, 1]
-    assert (planted_scores < np.quantile(inlier_scores, 0.01)).all()
+    scored = np.genfromtxt(tmp_path / "scored.csv", delimiter=",", skip_header=1)
+    inlier_scores, planted_scores = scored[:1000, 1], scored[1000:1004, 1]
+    assert (planted_scores < np.quantile(inlier_scores, 0.01)).all() and np.isnan(scored[1004, 1])
+    out, err = capsys.readouterr()
+    assert "1 rows with a missing cell are not scored" in err
+    listed = [int(line.split()[1][:-1]) for line in out.splitlines()]
+    assert len(listed) == 4 and 1004 not in listed and {1000, 1001} <= set(listed)
     assert (tmp_path / "scored.png").read_bytes()[:4] == b"\x89PNG"
 
 

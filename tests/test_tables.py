@@ -114,11 +114,16 @@ def test_decoding_gives_only_categories_seen_in_training_and_integers_in_their_r
         assert torch.equal(decoded[:, 1], decoded[:, 1].round())
 
 
-def test_log_prob_refuses_a_table_with_categories_by_name():
-    frame = mixed_frame(200)[["mass", "kind"]].dropna()
+def test_log_prob_refuses_a_table_with_categories_by_name_and_the_advice_gives_a_density():
+    frame = mixed_frame(200)[["mass", "count", "kind"]]
     model = sd.fit(frame, epochs=1, progress=False)
-    with pytest.raises(UserError, match="column 'kind' is categorical"):
+    advice = "column 'kind' is categorical .*; a model trained with --columns mass --drop-missing has one"
+    with pytest.raises(UserError, match=advice):
         model.log_prob(frame)
+    numeric = sd.fit(frame[["mass"]], config={"data": {"drop_missing": True}}, epochs=1, progress=False)
+    log_p = numeric.log_prob(frame[["mass"]]).numpy()
+    gaps = frame["mass"].isna().to_numpy()
+    assert np.isfinite(log_p[~gaps]).all() and np.isnan(log_p[gaps]).all()  # a gap is not scored
 
 
 # -- DataFrames in, DataFrames out; missing cells ------------------------------------------
@@ -338,6 +343,9 @@ def test_drop_missing_says_how_many(tmp_path, capsys):
                 "-n", "0"]) == 0
     dropped = mixed_frame(200).isna().any(axis=1).sum()
     assert f"dropped {dropped} rows with missing cells" in capsys.readouterr().err
+    model = sd.load(tmp_path / "run")  # learns no gaps: no indicators, labels never missing
+    assert not model.encoder.missing_numeric and not model.encoder.missing_category
+    assert not model.sample(300, seed=0).isna().any().any()
 
 
 def test_a_table_run_resumes_and_evaluates_with_its_kinds(tmp_path):

@@ -573,9 +573,13 @@ def score(run, data_file, output, lowest, tolerance) -> None:
     log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()
     io.write_table(output, model.to_frame(rows).assign(log_density=log_p))
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
-    order = np.argsort(log_p, kind="stable")[:lowest]
     click.echo(f"wrote {len(rows):,} scored rows to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)
+    unscored = int(np.isnan(log_p).sum())
+    if unscored:
+        click.echo(f"{unscored:,} rows with a missing cell are not scored (their log_density is empty)",
+                   err=True)
+    order = np.argsort(log_p, kind="stable")[: min(lowest, len(log_p) - unscored)]  # NaN sorts last
     for row in order:
         click.echo(f"row {row}: log density {log_p[row]:.3f}")
 

@@ -176,9 +176,10 @@ class DiffusionModel:
         rows; the encoder's log-Jacobian turns it into the data's units. ``rtol``/``atol`` are the
         ODE solver's tolerances; ``exact`` chooses the divergence (default: exact up to 16
         columns, Hutchinson's estimate above, ``seed`` fixing its noise). Rows outside a quantile
-        encoder's training range get -inf. Models with integer or constant columns have no density
-        and raise an error saying so. A conditional model gives the joint density of all its
-        columns (its network without the condition input).
+        encoder's training range get -inf, rows with a missing cell NaN (not scored: their density
+        would be a marginal's). Models with integer or constant columns have no density and raise
+        an error saying so. A conditional model gives the joint density of all its columns (its
+        network without the condition input).
         """
         x = torch.as_tensor(self._matrix(x))
         x = x[:, None] if x.ndim == 1 else x
@@ -198,7 +199,7 @@ class DiffusionModel:
                 data_mean=torch.tensor(self.info.get("encoded_mean", 0.0)),
                 data_variance=torch.tensor(self.info.get("encoded_variance", 1.0)),
             ) + log_det[finite]
-        return log_p
+        return log_p.masked_fill(x.isnan().any(1), math.nan)
 
     def rows(self, frame: pd.DataFrame, source: str = "rows") -> np.ndarray:
         """A DataFrame's rows as the model's float matrix (values, category codes, NaN): its

@@ -17,7 +17,7 @@ import secrets
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -292,6 +292,9 @@ def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: 
         complete = ~missing.any(1)
         dropped = int((~complete).sum())
         values = values[complete]
+        # The rows left have no gaps, so the model learns none (nor a missing indicator that
+        # would always say present, and would leave the model without a density).
+        schema = [replace(c, nullable=False) for c in schema]
     if len(values) < 2:
         raise UserError(f"{source}: need at least 2 rows of data, found {len(values)}"
                         + (f" after dropping {dropped} with missing cells" if dropped else ""))

@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import math
+import shlex
 from collections.abc import Sequence
 from typing import Any
 
@@ -276,16 +277,31 @@ class TableEncoder:
         categorical column or a missing cell puts probability mass, not density, on the rows."""
         if self.categorical_columns:
             raise NoDensity(f"column {self.schema[self.categorical_columns[0]].name!r} is categorical "
-                            "(a probability mass, not a density)")
+                            f"(a probability mass, not a density){self._density_advice()}")
         if self.missing_numeric:
             raise NoDensity(f"column {self.schema[self.missing_numeric[0]].name!r} has missing cells "
-                            "(a probability mass, not a density)")
+                            f"(a probability mass, not a density){self._density_advice()}")
         if self.point_mass_columns:
             name = self.schema[self.point_mass_columns[0]].name
             raise NoDensity(f"column {name!r} has point masses (values it takes repeatedly: a "
-                            f"probability mass, not a density); a model trained with --numeric {name} "
-                            "takes it as continuous")
+                            "probability mass, not a density); a model trained with --numeric "
+                            f"{shlex.quote(name)} takes it as continuous")
         return self.numeric.forward_and_log_det(x)
+
+    def _density_advice(self) -> str:
+        """Which training options give a model of this table's continuous columns a density."""
+        continuous = [c.name for c in self.schema if c.kind == "numeric"]
+        if not continuous:
+            return "; only numeric columns have one"
+        options = []
+        if len(continuous) < len(self.schema):
+            options.append(f"--columns {shlex.quote(','.join(continuous))}")
+        if self.missing_numeric:
+            options.append("--drop-missing")
+        if self.point_mass_columns:
+            spiked = ",".join(self.schema[j].name for j in self.point_mass_columns)
+            options.append(f"--numeric {shlex.quote(spiked)}")
+        return f"; a model trained with {' '.join(options)} has one"
 
     def state(self) -> dict[str, Any]:
         return {"schema": [c.state() for c in self.schema], "numeric": self.numeric.state(),

@@ -311,7 +311,7 @@ def score_plot(log_density: np.ndarray, lowest: int, title: str = "") -> bytes:
         ax.axvline(value, color="tab:red", lw=0.8, alpha=0.7)
     ax.set_xlabel("log density of each row (nats)")
     ax.set_ylabel("rows")
-    outside = len(log_density) - len(finite)
+    outside = int(np.isneginf(log_density).sum())
     note = f"; {outside} rows outside the model's support" if outside else ""
     ax.set_title(title or f"scores: the {len(marked)} lowest marked in red{note}")
     return _png(fig)
