@@ -162,3 +162,12 @@ def test_fit_with_a_folder_writes_what_the_command_line_writes(tmp_path):
     for name in ("metrics.json", "samples.png", "report.html", "split.safetensors", "config.toml"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["samples"] == 2000
+
+
+def test_fit_takes_a_step_budget_as_train_does(tmp_path):
+    """``sd.fit(..., steps=N)`` is the command line's ``--steps N``: whole epochs, about N steps."""
+    model = sd.fit(np.random.default_rng(0).normal(size=(1000, 1)), steps=100, progress=False)
+    steps_per_epoch = model.config.train.steps // model.info["epochs"]
+    assert abs(model.config.train.steps - 100) < steps_per_epoch
+    with pytest.raises(sd.UserError, match="steps sets a new run's budget"):
+        sd.fit(None, out=tmp_path / "run", resume=True, steps=100)

@@ -207,8 +207,10 @@ def resolve_config(
     config: cfg.Config | dict[str, Any] | str | None = None,
     seed: int | None = None,
     epochs: int | None = None,
+    steps: int | None = None,
 ) -> cfg.Config:
-    """A preset with overrides from a ``Config``, a nested dict or a TOML file, then seed/epochs."""
+    """A preset with overrides from a ``Config``, a nested dict or a TOML file, then
+    seed/epochs/steps."""
     if isinstance(config, cfg.Config):
         resolved = cfg.validate(config)
     else:
@@ -222,6 +224,8 @@ def resolve_config(
         changes["seed"] = seed
     if epochs is not None:
         changes["epochs"] = epochs
+    if steps is not None:
+        changes["steps"] = steps
     return cfg.override(resolved, {"train": changes}) if changes else resolved
 
 
@@ -232,6 +236,7 @@ def fit(
     config: cfg.Config | dict[str, Any] | str | None = None,
     seed: int | None = None,
     epochs: int | None = None,
+    steps: int | None = None,
     columns: list[str] | None = None,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
@@ -251,7 +256,8 @@ def fit(
     ``integer``/``numeric`` override), missing cells are learnt, and a model fitted on a table
     (a DataFrame or a file) samples DataFrames with the same columns and dtypes. A random
     ``data.val_fraction`` of the rows is held out, or ``validation`` rows are. ``verbose``
-    (default: as ``progress``) says on stderr what kind each column was taken to be.
+    (default: as ``progress``) says on stderr what kind each column was taken to be. ``steps``
+    (optimiser steps) or ``epochs`` (passes) replace the budget that follows the data's size.
 
     With ``out`` the run folder receives the config and the data split at once, checkpoints
     while training (and on Ctrl-C or SIGTERM, after which ``resume=True`` continues bit for bit;
@@ -281,10 +287,12 @@ def fit(
     if resume:
         if folder is None:
             raise UserError("resuming needs the run folder (out=...)")
+        if steps is not None:
+            raise UserError("resuming trains on to a number of epochs; steps sets a new run's budget")
         resolved, saved_info = folder.read_config()
         prepared = run_training_data(folder, resolved, saved_info)
     else:
-        resolved = resolve_config(preset, config, seed, epochs)
+        resolved = resolve_config(preset, config, seed, epochs, steps)
         prepared = training_data(data, resolved.data, columns, validation)
     parts = build.build_parts(resolved, prepared.schema, rows=torch.as_tensor(prepared.train))
     if not resume:
