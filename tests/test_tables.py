@@ -51,10 +51,14 @@ def test_kinds_follow_dtypes_and_overrides():
         detect(frame, categorical=["nope"])
 
 
-def test_dates_are_refused_by_name():
-    frame = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=5), "x": range(5)})
-    with pytest.raises(UserError, match="column 'when' holds dates"):
+def test_dates_are_refused_by_name_with_the_columns_that_leave_them_out(tmp_path):
+    frame = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=5), "x": range(5),
+                          "took": pd.to_timedelta(range(5), "s"), "y": np.arange(5.0)})
+    with pytest.raises(UserError, match=r"column 'when' holds dates .* --columns x,y$"):
         detect(frame)
+    frame.to_parquet(tmp_path / "t.parquet")  # the advice works as printed
+    assert cli(["train", str(tmp_path / "run"), "--data", str(tmp_path / "t.parquet"),
+                "--columns", "x,y", "--epochs", "1", "-n", "0", "--quiet"]) == 0
 
 
 def test_a_column_of_numbers_with_a_word_names_the_cell(tmp_path):

@@ -20,6 +20,7 @@ True
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,21 @@ def detect(
     ``first_row`` the line of its first row).
     """
     forced = forced_kinds(list(frame.columns), categorical, integer, numeric)
+    refuse_dates(frame)
     return finish([find(frame[name], str(name), forced.get(name), first_row) for name in frame.columns])
+
+
+def refuse_dates(frame: pd.DataFrame) -> None:
+    """Refuse a table with date or time columns, naming the ``--columns`` that leave them out."""
+    import pandas as pd
+
+    kinds = (pd.api.types.is_datetime64_any_dtype, pd.api.types.is_timedelta64_dtype)
+    dates = [str(name) for name, dtype in frame.dtypes.items() if any(k(dtype) for k in kinds)]
+    if dates:
+        kept = [str(name) for name in frame.columns if str(name) not in dates]
+        raise UserError(f"column {dates[0]!r} holds dates or times ({frame[dates[0]].dtype}), which are "
+                        "not modelled: convert them to numbers, or leave them out with --columns "
+                        + shlex.quote(",".join(kept)))
 
 
 def forced_kinds(columns: Sequence[str], categorical: Sequence[str] = (), integer: Sequence[str] = (),
@@ -130,9 +145,6 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     import pandas as pd
 
     dtype = column.dtype
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
-        raise UserError(f"column {name!r} holds dates or times ({dtype}), which are not modelled: "
-                        "convert them to numbers, or leave the column out with --columns")
     if pd.api.types.is_complex_dtype(dtype):
         raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
     text = _is_text(column)

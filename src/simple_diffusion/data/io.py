@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from .columns import Column, detect, find, finish, forced_kinds, is_number, to_values
+from .columns import Column, detect, find, finish, forced_kinds, is_number, refuse_dates, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
@@ -151,7 +151,9 @@ def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dic
             frame.columns = [str(c) for c in frame.columns]
             yield _select(frame, columns, path) if columns else frame
 
-    names = list(next(groups()).columns)
+    first = next(groups())
+    refuse_dates(first)
+    names = list(first.columns)
     kinds = kinds or {}
     forced = forced_kinds(names, kinds.get("categorical", ()), kinds.get("integer", ()),
                           kinds.get("numeric", ()))
