@@ -182,7 +182,7 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         kept = [f.column.name for f in findings if f.column.name not in identifiers]
         raise UserError(
             f"column {identifiers[0]!r} has a different value in every row (an identifier?), which "
-            f"cannot be learnt: leave it out with --columns {','.join(kept)}"
+            f"cannot be learnt: leave it out with --columns {shlex.quote(','.join(kept))}"
             + (f" (also: {', '.join(map(repr, identifiers[1:]))})" if len(identifiers) > 1 else "")
         )
     schema = []
