@@ -340,6 +340,25 @@ def test_cli_trains_on_a_table_with_gaps_and_writes_typed_samples(tmp_path, caps
     assert not (tmp_path / "s.npy").exists()
 
 
+def test_columns_the_model_was_not_trained_on_pass_through_impute_and_score(tmp_path):
+    """An identifier beside the model's columns comes back in its place, unchanged."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"id": [f"r{i}" for i in range(300)], "a": rng.normal(size=300),
+                          "b": rng.normal(size=300)})
+    sd.fit(frame[["a", "b"]], epochs=1, out=tmp_path / "run", progress=False, num_samples=0)
+    gaps = frame.head(20).copy()
+    gaps.loc[::3, "b"] = np.nan
+    filled = sd.load(tmp_path / "run").impute(gaps, draws=2)
+    assert list(filled.columns) == ["draw", "id", "a", "b"] and not filled["b"].isna().any()
+    assert filled["id"].tolist() == gaps["id"].tolist() * 2
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    for command in (["impute", str(tmp_path / "run")], ["score", str(tmp_path / "run")]):
+        out = tmp_path / f"{command[0]}.csv"
+        assert cli([*command, "--data", str(tmp_path / "gaps.csv"), "-o", str(out)]) == 0
+        written = pd.read_csv(out)
+        assert list(written.columns[:3]) == ["id", "a", "b"] and written["id"].tolist() == gaps["id"].tolist()
+
+
 def test_drop_missing_says_how_many(tmp_path, capsys):
     data = tmp_path / "table.csv"
     mixed_frame(200).to_csv(data, index=False)

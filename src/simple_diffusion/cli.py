@@ -18,6 +18,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -25,6 +26,12 @@ from . import choices
 from . import config as cfg
 from .errors import UserError, is_follower
 from .training import budget
+
+if TYPE_CHECKING:  # the commands import these when they run (a quick --help)
+    import numpy as np
+    import pandas as pd
+
+    from .model import DiffusionModel
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 DEFAULT_SAMPLES = 100_000
@@ -385,7 +392,7 @@ def _given_frame(given: str):
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
               help="The table with gaps: .csv (empty cells), .parquet or .npy (NaN), with the "
-              "run's columns.")
+              "run's columns; other columns (an identifier) are written back as they are.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
               help="The filled table, in the format of the extension (- : CSV on standard "
               "output); with --draws above 1, the table once per draw with a first column `draw`.")
@@ -412,10 +419,11 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
         raise UserError("write `simple-diffusion impute RUN --data FILE -o OUT`")
     model = api.load(run)
     io.check_writable(output, model.schema)
-    rows = model.rows(io.read_frame(data_file), data_file)
+    table = io.read_frame(data_file)
+    rows = model.rows(table, data_file)
     gaps = int(np.isnan(rows).sum())
-    filled = model.impute(model.to_frame(rows), draws=draws, seed=seed, progress=not quiet,
-                          resample=resample)
+    filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
+                          progress=not quiet, resample=resample)
     io.write_table(output, filled)
     click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
                f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
@@ -540,7 +548,7 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
               help="Rows to score: .npy, .csv or .parquet with the run's columns (by name, or the "
-              "same number of columns).")
+              "same number of columns); other columns (an identifier) are written back beside them.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
               help="The rows with a log_density column added, in the format of the extension; a "
               "histogram of the scores goes beside it (same name, .png).")
@@ -569,9 +577,10 @@ def score(run, data_file, output, lowest, tolerance) -> None:
         raise UserError("-o -: score writes a histogram beside its output; name a file, e.g. -o scored.csv")
     io.file_format(output)  # before the work, not after it
     model = api.load(run)
-    rows = model.rows(io.read_frame(data_file), data_file)
+    table = io.read_frame(data_file)
+    rows = model.rows(table, data_file)
     log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()
-    io.write_table(output, model.to_frame(rows).assign(log_density=log_p))
+    io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p))
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
     click.echo(f"wrote {len(rows):,} scored rows to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)
@@ -582,6 +591,15 @@ def score(run, data_file, output, lowest, tolerance) -> None:
     order = np.argsort(log_p, kind="stable")[: min(lowest, len(log_p) - unscored)]  # NaN sorts last
     for row in order:
         click.echo(f"row {row}: log density {log_p[row]:.3f}")
+
+
+def _as_written(model: DiffusionModel, rows: np.ndarray, table: pd.DataFrame, output: str) -> pd.DataFrame:
+    """The model's ``rows`` of the file's ``table`` as a DataFrame, with the file's other
+    columns kept beside them (an .npy output holds the model's numbers only)."""
+    from .data import io
+
+    frame = model.to_frame(rows)
+    return frame if io.file_format(output) == ".npy" else model.beside_other_columns(frame, table)
 
 
 def _grid(pairs: tuple[str, ...]) -> dict[str, list]:

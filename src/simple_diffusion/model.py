@@ -128,6 +128,16 @@ class DiffusionModel:
 
         return to_frame(np.asarray(values, dtype=np.float64), self.schema)
 
+    def beside_other_columns(self, frame: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` (rows of ``table`` in the model's columns) with ``table``'s other columns,
+        which the model does not know (an identifier, a note), kept as they are and in their
+        places: what `impute` and `score` give back."""
+        names = [str(c) for c in table.columns]
+        if len(names) == len(self.columns) or not set(self.columns) <= set(names):
+            return frame
+        out = table.set_axis(names, axis=1).set_axis(frame.index)
+        return out.assign(**{name: frame[name] for name in self.columns})
+
     @property
     def latent_dim(self) -> int:
         """Columns the network works on (constant columns are not modelled)."""
@@ -315,7 +325,8 @@ class DiffusionModel:
     def impute(self, rows: Any, *, draws: int = 1, seed: int = 0, progress: bool = False,
                **settings: Any) -> torch.Tensor | pd.DataFrame:
         """Fill the missing cells of ``rows`` (a DataFrame or an array with NaN), each drawn from
-        the model given the row's observed cells; observed cells are kept as they are.
+        the model given the row's observed cells; observed cells are kept as they are, and so
+        are a DataFrame's columns that the model was not trained on.
 
         With ``draws`` > 1, that many fillings: a DataFrame of ``draws`` copies of the table one
         after the other, with a first column ``draw`` (1, 2, ...), or a tensor of shape
@@ -341,9 +352,11 @@ class DiffusionModel:
             result = torch.from_numpy(filled)
             return result[0] if draws == 1 else result
         frames = [self.to_frame(f).set_axis(rows.index if is_frame else range(len(f))) for f in filled]
+        if is_frame:
+            frames = [self.beside_other_columns(f, rows) for f in frames]
         if draws == 1:
             return frames[0]
-        return pd.concat([f.assign(draw=k + 1) for k, f in enumerate(frames)])[["draw", *self.columns]]
+        return pd.concat([f.assign(draw=k + 1) for k, f in enumerate(frames)])[["draw", *frames[0].columns]]
 
     @torch.inference_mode()
     def trajectory(self, n: int, *, seed: int = 0, **settings: Any) -> tuple[list[torch.Tensor], list[float]]:
