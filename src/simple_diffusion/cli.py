@@ -385,6 +385,11 @@ def _given_frame(given: str):
     pairs = [part.split("=", 1) for part in given.split(",") if part.strip()]
     if any(len(pair) != 2 for pair in pairs):
         raise UserError(f"--given {given!r}: write col=value,... or name a file of conditions")
+    names = [name.strip() for name, _ in pairs]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice is not None:
+        raise UserError(f"--given {given!r}: column {twice!r} is given twice (one value per column; "
+                        "several conditions go in a file, one per row)")
     return pd.DataFrame({name.strip(): [value.strip()] for name, value in pairs})
 
 

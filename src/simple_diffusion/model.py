@@ -308,6 +308,7 @@ class DiffusionModel:
                 raise UserError(f"given: the model has no column {unknown[0]!r} (columns: "
                                 f"{', '.join(self.columns)})")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
+            full.attrs = given.attrs  # a file's line numbers, for messages
             return self.rows(full, "given")
         array = np.asarray(given, dtype=np.float64)
         array = array[None] if array.ndim == 1 else array

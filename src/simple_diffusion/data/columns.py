@@ -210,9 +210,12 @@ def _missing(column: pd.Series) -> np.ndarray:
     return column.isna().to_numpy()
 
 
-def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int) -> np.ndarray | None:
+def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
+                     source: str | None = None) -> np.ndarray | None:
     """A text column as numbers if every present cell is one (None if it is text); a column of
-    numbers with a few words, or one declared numeric, is an error naming the first bad cell."""
+    numbers with a few words, or one declared numeric, is an error naming the first bad cell (by
+    its line in a file whose first row is on line ``first_row``, else by row); ``source`` names
+    rows read for a trained model, whose column kinds are settled."""
     import pandas as pd
 
     cells = column.astype(str).str.strip()
@@ -227,18 +230,19 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     numeric_share = np.mean([is_number(cell) for cell in distinct]) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row = int(np.argmax(bad))
-        raise UserError(
-            f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at line {row + first_row}: "
-            "fix the cell, or declare the column with --categorical"
-        )
+        where = f"line {row + first_row}" if first_row is not None else f"row {row}"
+        found = f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at {where}"
+        if source is not None:
+            raise UserError(f"{source}: {found}, where the model takes numbers")
+        raise UserError(f"{found}: fix the cell, or declare the column with --categorical")
     return None
 
 
-def _as_numbers(column: pd.Series, name: str, first_row: int | None) -> np.ndarray:
+def _as_numbers(column: pd.Series, name: str, first_row: int | None, source: str | None = None) -> np.ndarray:
     import pandas as pd
 
     if _is_text(column):
-        values = _numbers_of_text(column, name, "numeric", first_row or 0)
+        values = _numbers_of_text(column, name, "numeric", first_row, source)
         return values if values is not None else np.full(len(column), np.nan)
     if pd.api.types.is_bool_dtype(column.dtype) or isinstance(column.dtype, pd.CategoricalDtype):
         raise UserError(f"column {name!r} ({column.dtype}) cannot be read as numbers; "
@@ -289,7 +293,7 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
             raise UserError(f"{source}: no column {column.name!r}")
         series = frame[column.name]
         if column.kind != "categorical":
-            out[:, j] = _as_numbers(series, column.name, frame.attrs.get("first_row"))
+            out[:, j] = _as_numbers(series, column.name, frame.attrs.get("first_row"), source)
             continue
         missing = _missing(series)
         present = series[~missing]
