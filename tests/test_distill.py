@@ -150,3 +150,23 @@ def test_bfloat16_student_keeps_its_samples(gaussian_model):
     assert torch.equal(auto, rounded if precision.fast_bfloat16() else exact)
     solver = model.sample(512, seed=2, num_steps=5)
     assert torch.equal(solver, model.sample(512, seed=2, num_steps=5, precision="float32"))
+
+
+def test_the_suggested_sample_command_works_as_printed_for_a_table_with_labels(tmp_path, capsys, monkeypatch):
+    import re
+    import shlex
+
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    kind = rng.choice(["a", "b"], 400)
+    pd.DataFrame({"kind": kind, "value": (kind == "a") + rng.normal(size=400)}).to_csv(
+        tmp_path / "t.csv", index=False)
+    run = tmp_path / "run"
+    assert cli(["train", str(run), "--data", str(tmp_path / "t.csv"), "--steps", "200", "-n", "0",
+                "--quiet"]) == 0
+    assert cli(["distill", str(run), "--pairs", "8192", "--train-steps", "20", "--quiet"]) == 0
+    suggested = re.search(r"`simple-diffusion (sample [^`]*)`", capsys.readouterr().err).group(1)
+    monkeypatch.chdir(tmp_path)
+    assert "samples.parquet" in suggested and cli([*shlex.split(suggested), "--quiet"]) == 0
+    assert set(pd.read_parquet(tmp_path / "samples.parquet")["kind"]) <= {"a", "b"}

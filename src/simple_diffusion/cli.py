@@ -469,9 +469,10 @@ def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
     seconds = model.student.info["seconds"]
     trained = model.info.get("train_seconds")
     against = f" (the model trained in {trained:.1f} s)" if trained else ""
+    labelled = any(c.kind == "categorical" for c in model.schema)  # .npy holds numbers only
     click.echo(f"distilled a sampler of {_count(num_steps, 'network evaluation')} in {seconds:.1f} s"
                f"{against}: sample with `simple-diffusion sample {shlex.quote(str(run))} -n 100000 "
-               f"-o samples.npy --sampler distilled`", err=True)
+               f"-o samples.{'parquet' if labelled else 'npy'} --sampler distilled`", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
