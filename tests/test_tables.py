@@ -359,6 +359,34 @@ def test_columns_the_model_was_not_trained_on_pass_through_impute_and_score(tmp_
         assert list(written.columns[:3]) == ["id", "a", "b"] and written["id"].tolist() == gaps["id"].tolist()
 
 
+def test_animate_follows_a_tables_numeric_columns_gaps_included(tmp_path, monkeypatch, capsys):
+    from simple_diffusion.evaluation import plots
+
+    drawn = {}
+    original = plots.animate_reverse_process
+
+    def spy(frames, levels, columns, path):
+        drawn["columns"], drawn["final"] = columns, frames[-1]
+        original(frames, levels, columns, path)
+
+    monkeypatch.setattr(plots, "animate_reverse_process", spy)
+    frame = mixed_frame(300)[["kind", "mass", "count", "flag"]]  # mass has gaps
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(tmp_path / "t.csv"), "--steps", "300",
+                "-n", "0", "--quiet"]) == 0
+    assert cli(["animate", str(tmp_path / "run"), "-o", str(tmp_path / "a.gif"), "-n", "300",
+                "--num-steps", "4"]) == 0
+    assert drawn["columns"] == ["mass", "count"] and drawn["final"].shape == (300, 2)
+    assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
+    labels = mixed_frame(300)[["kind", "flag"]].dropna()
+    labels.to_csv(tmp_path / "labels.csv", index=False)
+    assert cli(["train", str(tmp_path / "labels"), "--data", str(tmp_path / "labels.csv"), "--steps", "50",
+                "-n", "0", "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli(["animate", str(tmp_path / "labels"), "-o", str(tmp_path / "b.gif")]) == 1
+    assert "every column of this model is categorical" in capsys.readouterr().err
+
+
 def test_drop_missing_says_how_many(tmp_path, capsys):
     data = tmp_path / "table.csv"
     mixed_frame(200).to_csv(data, index=False)

@@ -524,7 +524,7 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
 @_renamed("--steps", "--num-steps", type=click.IntRange(min=2))
 def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
     """Animate the reverse process of the model in RUN: a histogram evolving from noise (1-D
-    data) or points moving into place (2-D; the first two columns of wider data).
+    data) or points moving into place (2-D; the first two numeric columns of wider data).
 
     \b
     Example:
@@ -539,13 +539,19 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
     if not output.lower().endswith(".gif"):
         raise UserError(f"{output}: the animation is written as .gif")
     model = api.load(run)
+    # Category codes would only jump between whole numbers: the picture follows numbers.
+    shown = [j for j, column in enumerate(model.schema) if column.kind != "categorical"][:2]
+    if not shown:
+        raise UserError(f"{run}: animate draws numeric columns, and every column of this model is "
+                        "categorical")
     steps = _either(num_steps, legacy_steps)
     if steps is None and model.config.sample.num_steps == 0:
         steps = 60
     frames, levels = model.trajectory(count, seed=seed, num_steps=steps)
     with atomic_path(output) as temporary:
         gif = temporary.with_suffix(".gif")
-        animate_reverse_process([f.numpy() for f in frames], levels, model.columns, str(gif))
+        animate_reverse_process([f.numpy()[:, shown] for f in frames], levels,
+                                [model.columns[j] for j in shown], str(gif))
         gif.replace(temporary)
     click.echo(f"wrote {output} ({len(frames)} frames)", err=True)
 

@@ -43,7 +43,7 @@ def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | 
 
 def _limits(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     stacked = np.concatenate([a for a in arrays if a is not None])
-    low, high = np.quantile(stacked, [0.001, 0.999], axis=0)
+    low, high = np.nanquantile(stacked, [0.001, 0.999], axis=0)  # a missing cell is NaN
     pad = 0.08 * (high - low) + 1e-9
     return low - pad, high + pad
 
@@ -214,7 +214,7 @@ def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float
     one_d = final.shape[1] == 1
     if one_d:
         bins = np.linspace(low[0], high[0], 100)
-        peak = np.histogram(final[:, 0], bins=bins, density=True)[0].max()
+        peak = np.histogram(final[~np.isnan(final[:, 0]), 0], bins=bins, density=True)[0].max()
     else:
         points = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=2, alpha=0.4, color=GENERATED,
                             linewidths=0)
@@ -228,7 +228,7 @@ def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float
         title = f"noise level {levels[k]:.3g}" if levels[k] > 0 else "samples"
         if one_d:
             ax.clear()
-            ax.hist(frame[:, 0], bins=bins, density=True, color=GENERATED, alpha=0.7)
+            ax.hist(frame[~np.isnan(frame[:, 0]), 0], bins=bins, density=True, color=GENERATED, alpha=0.7)
             ax.set_ylim(0, 1.15 * peak)
             ax.set_xlabel(columns[0])
             ax.set_title(title)
