@@ -82,11 +82,20 @@ def bad(tmp_path, name, content):
          "cannot read|not a plain"),
         ("corrupt.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
         ("data.txt", "1\n2\n", "unsupported file type .txt"),
+        ("decimal_commas.csv", "a;b\n1,5;2\n2,5;3\n3,1;4\n",
+         r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, name, content, message):
     with pytest.raises(UserError, match=message):
         io.read_table(bad(tmp_path, name, content))
+
+
+@pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"])
+def test_a_csv_separated_by_tabs_semicolons_or_bars_reads_as_with_commas(tmp_path, delimiter):
+    text = "a,b,name\n1.5,2,x y\n2.5,3,z\n".replace(",", delimiter)
+    table = io.read_table(bad(tmp_path, "t.csv", text))
+    assert table.columns == ["a", "b", "name"] and table.values[:, :2].tolist() == [[1.5, 2], [2.5, 3]]
 
 
 def test_missing_file(tmp_path):

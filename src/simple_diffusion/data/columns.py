@@ -210,6 +210,9 @@ def _missing(column: pd.Series) -> np.ndarray:
     return column.isna().to_numpy()
 
 
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+
+
 def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
                      source: str | None = None) -> np.ndarray | None:
     """A text column as numbers if every present cell is one (None if it is text); a column of
@@ -227,11 +230,16 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     if forced == "categorical":
         return None
     distinct = cells[~missing].unique()
-    numeric_share = np.mean([is_number(cell) for cell in distinct]) if len(distinct) else 0.0
+    # Numbers written with a decimal comma count as numbers: such a column is an error to fix,
+    # not a column of labels (nor, every value distinct, an identifier).
+    looks_numeric = [is_number(cell) or bool(_DECIMAL_COMMA.match(cell)) for cell in distinct]
+    numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row = int(np.argmax(bad))
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         found = f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at {where}"
+        if _DECIMAL_COMMA.match(cells.iloc[row]):
+            found += " (a decimal comma? write numbers with a point)"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
         raise UserError(f"{found}: fix the cell, or declare the column with --categorical")

@@ -220,11 +220,27 @@ def _read_npy(path: str) -> pd.DataFrame:
     return pd.DataFrame(array, columns=[str(i) for i in range(array.shape[1])])
 
 
+OTHER_DELIMITERS = ("\t", ";", "|")
+"""Separators a CSV may use instead of commas: taken when its first line has one and no comma."""
+
+
+def _delimiter(path: str) -> str:
+    """The file's separator, read off its first line (a comma unless that line has none)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            first = next((line for line in file if line.strip()), "")
+    except OSError:
+        return ","
+    if "," in first:
+        return ","
+    return next((d for d in OTHER_DELIMITERS if d in first), ",")
+
+
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
     try:
         raw = pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True,
-                          keep_default_na=False)
+                          keep_default_na=False, sep=_delimiter(path))
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
