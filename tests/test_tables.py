@@ -432,3 +432,20 @@ def test_given_validation_rows_are_held_out_and_share_the_labels():
 def test_a_table_of_constant_columns_is_refused_even_when_kept(tmp_path):
     with pytest.raises(UserError, match="every column is constant"):
         sd.fit(pd.DataFrame({"a": [1.0] * 40}), config={"data": {"keep_constant": True}}, progress=False)
+
+
+def test_the_printed_table_shows_a_many_category_column_by_its_furthest_categories():
+    from simple_diffusion.evaluation import metrics
+
+    rng = np.random.default_rng(0)
+    names = ["x", *(f"zip=Z{i:02d}" for i in range(20)), "y"]
+    reference, train = rng.random((400, 22)), rng.random((400, 22))
+    samples = rng.random((400, 22))
+    samples[:, 7] += 5  # zip=Z06 far off: shown
+    result = metrics.evaluate(samples, reference, names, train=train, two_sample_tests=False)
+    lines = metrics.format_table(result).splitlines()
+    shown = [line.split()[0] for line in lines[2:] if line.split()[0].startswith("zip=")]
+    assert len(shown) == metrics.CATEGORY_ROWS_SHOWN and "zip=Z06" in shown
+    assert any("12 more categories of zip" in line for line in lines)
+    assert lines[2].startswith("x ") and any(line.startswith("y ") for line in lines)
+    assert len(result["columns"]) == 22  # metrics.json keeps every row

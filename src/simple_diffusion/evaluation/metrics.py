@@ -237,6 +237,35 @@ def evaluate(
     return result
 
 
+CATEGORY_ROWS_SHOWN = 8
+"""Rows of one categorical column that the printed table shows (those furthest from the
+reference); the rest are summed up in a line, and metrics.json keeps every one."""
+
+
+def _rows_shown(rows: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
+    """The per-column rows to print: a column with many categories (``name=label`` rows) by
+    its ``CATEGORY_ROWS_SHOWN`` furthest, then a line saying how many are left out."""
+    groups: dict[str, list[int]] = {}
+    for k, row in enumerate(rows):
+        if "=" in row["column"]:
+            groups.setdefault(row["column"].split("=", 1)[0], []).append(k)
+    hidden, notes = set(), {}
+    for name, members in groups.items():
+        if len(members) > CATEGORY_ROWS_SHOWN:
+            furthest = sorted(members, key=lambda k: -rows[k]["wasserstein"])[:CATEGORY_ROWS_SHOWN]
+            left = [k for k in members if k not in furthest]
+            hidden.update(left)
+            notes[max(furthest)] = (f"  ... {len(left)} more categories of {name} "
+                                    "(the furthest shown; metrics.json has every one)")
+    shown: list[dict[str, Any] | str] = []
+    for k, row in enumerate(rows):
+        if k not in hidden:
+            shown.append(row)
+        if k in notes:
+            shown.append(notes[k])
+    return shown
+
+
 def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``evaluate``'s result."""
     lines = []
@@ -252,7 +281,10 @@ def format_table(result: dict[str, Any]) -> str:
     if has_floor:
         header += f"{'W1 floor':>10}{'KS floor':>10}{'W1 ratio':>10}"
     lines.append(header)
-    for row in result["columns"]:
+    for row in _rows_shown(result["columns"]):
+        if isinstance(row, str):
+            lines.append(row)
+            continue
         line = f"{row['column']:<{width}}{row['wasserstein']:>10.4f}{row['ks']:>10.4f}"
         if has_floor:
             line += (f"{row['wasserstein_floor']:>10.4f}{row['ks_floor']:>10.4f}"
