@@ -449,3 +449,18 @@ def test_the_printed_table_shows_a_many_category_column_by_its_furthest_categori
     assert any("12 more categories of zip" in line for line in lines)
     assert lines[2].startswith("x ") and any(line.startswith("y ") for line in lines)
     assert len(result["columns"]) == 22  # metrics.json keeps every row
+
+
+@pytest.mark.parametrize("categories, bars", [(5, True), (40, False)])
+def test_a_category_panel_has_bars_or_for_many_categories_a_dot_each(categories, bars):
+    import matplotlib.pyplot as plt
+
+    from simple_diffusion.evaluation import plots
+
+    rng = np.random.default_rng(0)
+    shares = [rng.dirichlet(np.ones(categories + 1)) for _ in range(2)]
+    fig, ax = plt.subplots()
+    plots._category_panel(ax, [f"c{k}" for k in range(categories)] + ["(missing)"], shares)
+    assert (len(ax.patches) == 2 * (categories + 1)) == bars
+    assert bars or ax.collections[0].get_offsets().shape == (categories + 1, 2)
+    plt.close(fig)

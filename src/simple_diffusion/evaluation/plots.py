@@ -146,6 +146,33 @@ def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[st
     return _png(fig)
 
 
+MANY_CATEGORIES = 20
+"""Categories above which a column's panel is one dot per category (generated share against
+training share) instead of bars, whose labels would overlap."""
+
+
+def _category_panel(ax, labels: Sequence[str], shares: Sequence[np.ndarray]) -> None:
+    """Bars of the generated and training share of each category that either has, or for many
+    categories a dot per category against the diagonal where the two shares agree."""
+    keep = [k for k in range(len(labels)) if shares[0][k] > 0 or shares[1][k] > 0]
+    if len(keep) > MANY_CATEGORIES:
+        top = 1.05 * max(shares[0][keep].max(), shares[1][keep].max())
+        ax.plot([0, top], [0, top], color=TRUTH, lw=1, ls="--")
+        ax.scatter(shares[1][keep], shares[0][keep], s=8, alpha=0.6, color=GENERATED)
+        ax.text(0.03, 0.95, f"each dot one of {len(keep)} categories", transform=ax.transAxes,
+                va="top", fontsize=7)
+        ax.set_xlim(0, top)
+        ax.set_ylim(0, top)
+        ax.set_xlabel("training share", fontsize=8)
+        ax.set_ylabel("generated share", fontsize=8)
+        return
+    position = np.arange(len(keep))
+    ax.bar(position - 0.2, shares[0][keep], 0.4, color=GENERATED, label="generated")
+    ax.bar(position + 0.2, shares[1][keep], 0.4, color=DATA, label="training")
+    ax.set_xticks(position, [labels[k] for k in keep], rotation=30, ha="right", fontsize=7)
+    ax.set_ylabel("share", fontsize=8)
+
+
 def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: str = "",
                per_row: int = 4, point_masses: dict[int, list[float]] | None = None) -> bytes:
     """One panel per column of a table, generated over training rows, as PNG bytes: histograms
@@ -172,12 +199,7 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
                 labels = [f"{level:g}" for level in levels] + ["(missing)"]
                 shares = [frequencies(np.where(np.isnan(v), np.nan, np.searchsorted(levels, v)), len(levels))
                           for v in (generated, training)]
-            keep = [k for k in range(len(labels)) if shares[0][k] > 0 or shares[1][k] > 0]
-            position = np.arange(len(keep))
-            ax.bar(position - 0.2, shares[0][keep], 0.4, color=GENERATED, label="generated")
-            ax.bar(position + 0.2, shares[1][keep], 0.4, color=DATA, label="training")
-            ax.set_xticks(position, [labels[k] for k in keep], rotation=30, ha="right", fontsize=7)
-            ax.set_ylabel("share", fontsize=8)
+            _category_panel(ax, labels, shares)
         else:
             present = [v[~np.isnan(v)] for v in (generated, training)]
             low, high = _limits(present[0][:, None], present[1][:, None])
@@ -194,7 +216,9 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
                         fontsize=7)
         ax.set_title(f"{column.name} ({column.kind})", fontsize=9)
         ax.grid(alpha=0.3)
-    axes.flat[0].legend(fontsize=7)
+    legend = next((ax for ax in axes.flat if "generated" in ax.get_legend_handles_labels()[1]), None)
+    if legend is not None:
+        legend.legend(fontsize=7)
     fig.suptitle(title or "generated vs training, per column")
     fig.tight_layout()
     return _png(fig)
