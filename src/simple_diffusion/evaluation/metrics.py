@@ -242,7 +242,7 @@ CATEGORY_ROWS_SHOWN = 8
 reference); the rest are summed up in a line, and metrics.json keeps every one."""
 
 
-def _rows_shown(rows: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
+def rows_shown(rows: list[dict[str, Any]]) -> list[dict[str, Any] | str]:
     """The per-column rows to print: a column with many categories (``name=label`` rows) by
     its ``CATEGORY_ROWS_SHOWN`` furthest, then a line saying how many are left out."""
     groups: dict[str, list[int]] = {}
@@ -281,7 +281,7 @@ def format_table(result: dict[str, Any]) -> str:
     if has_floor:
         header += f"{'W1 floor':>10}{'KS floor':>10}{'W1 ratio':>10}"
     lines.append(header)
-    for row in _rows_shown(result["columns"]):
+    for row in rows_shown(result["columns"]):
         if isinstance(row, str):
             lines.append(row)
             continue

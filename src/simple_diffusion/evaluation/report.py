@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import distilled_line, format_table, likelihood_line, memorisation_line
+from .metrics import distilled_line, format_table, likelihood_line, memorisation_line, rows_shown
 from .tabular import lines as table_lines
 
 STYLE = """
@@ -67,12 +67,13 @@ def _metrics_table(result: dict[str, Any]) -> str:
     head = "<tr><th>column</th><th>W1</th><th>KS</th>" + (
         "<th>W1 floor</th><th>KS floor</th><th>W1 ratio</th>" if floor else "") + "</tr>"
     per_column = "".join(
+        f"<tr><td colspan='6'>{html.escape(c.strip())}</td></tr>" if isinstance(c, str) else
         f"<tr><th>{html.escape(c['column'])}</th><td class='num'>{c['wasserstein']:.4g}</td>"
         f"<td class='num'>{c['ks']:.4g}</td>" + (
             f"<td class='num'>{c['wasserstein_floor']:.4g}</td><td class='num'>{c['ks_floor']:.4g}</td>"
             f"<td class='num'>{_number(c['wasserstein_ratio'])}</td>" if floor else "")
         + "</tr>"
-        for c in columns
+        for c in rows_shown(columns)
     )
     return (f'<table id="metrics">{body}</table><h3>Per column</h3>'
             f'<table id="columns">{head}{per_column}</table>')
