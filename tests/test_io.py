@@ -149,6 +149,26 @@ def test_text_columns_are_categories_and_an_identifier_is_refused_with_the_optio
     assert io.read_table(str(path), columns=["energy", "label"]).values.shape == (25, 2)
 
 
+@pytest.mark.parametrize("start", [0, 1])
+def test_a_saved_row_index_is_refused_and_a_count_that_is_data_is_kept(tmp_path, start):
+    """pandas' ``to_csv()`` writes its index as an unnamed first column: 0, 1, 2, ..."""
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{start + k},{rng.normal():.3f},{1990 + k}\n" for k in range(30))
+    path = tmp_path / "indexed.csv"
+    path.write_text(",x,year\n" + rows)
+    with pytest.raises(UserError) as error:
+        io.read_table(str(path))
+    message = str(error.value)
+    assert "column 'column 0' numbers the rows (0, 1, 2, ...: a saved index?)" in message
+    assert "--columns x,year (or --integer 'column 0' to learn it)" in message  # year counts from 1990
+    assert io.read_table(str(path), columns=["x", "year"]).values.shape == (30, 2)
+    kept = io.read_table(str(path), kinds={"integer": ["column 0"]})
+    assert kept.schema[0].kind == "integer" and kept.values[-1, 0] == start + 29
+    shuffled = "".join(f"{k},{k}\n" for k in rng.permutation(30))
+    path.write_text("n,m\n" + shuffled)  # whole numbers, but not counting the rows
+    assert [c.kind for c in io.read_table(str(path)).schema] == ["integer", "integer"]
+
+
 def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     path = tmp_path / "gaps.csv"
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")

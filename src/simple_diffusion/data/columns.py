@@ -123,6 +123,9 @@ class Finding:
     present: int = 0
     """Cells that are not missing."""
     forced: bool = False
+    row_numbers_from: float | None = None
+    """The first cell where an undeclared column's cells count the rows (whole numbers, one more
+    each row, no gap, at least ``IDENTIFIER_ROWS``): a saved index if it is 0 or 1."""
 
     def merge(self, other: Finding) -> Finding:
         a, b = self.column, other.column
@@ -137,7 +140,8 @@ class Finding:
             kind = a.kind if a.kind == b.kind else "numeric"
             merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
                             nullable=a.nullable or b.nullable)
-        return Finding(merged, self.text or other.text, self.present + other.present, self.forced)
+        counting = self.row_numbers_from if other.row_numbers_from is not None else None
+        return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting)
 
 
 def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None) -> Finding:
@@ -155,7 +159,8 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
                                             or s.lower() in MISSING_TOKENS)
             kind = forced or ("integer" if whole.all() else "numeric")
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
-                                  nullable=bool(np.isnan(values).any())))
+                                  nullable=bool(np.isnan(values).any())),
+                           row_numbers_from=None if forced else _row_numbers_from(values))
     kind = forced
     if kind is None:
         if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
@@ -165,26 +170,38 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         else:
             kind = "numeric"
     if kind != "categorical":
-        _as_numbers(column, name, first_row)  # refuses a column that is not numbers
+        values = _as_numbers(column, name, first_row)  # refuses a column that is not numbers
+        counting = _row_numbers_from(values) if forced is None and kind == "integer" else None
         return Finding(Column(name, kind, "float64" if text else str(dtype),
-                              nullable=bool(_missing(column).any())))
+                              nullable=bool(_missing(column).any())), row_numbers_from=counting)
     present = int((~_missing(column)).sum())
     return Finding(Column(name, "categorical", str(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
 
 
+def _row_numbers_from(values: np.ndarray) -> float | None:
+    """The first value if ``values`` count the rows (one more each row, no gap), else None."""
+    if len(values) < IDENTIFIER_ROWS or np.isnan(values).any() or not np.all(np.diff(values) == 1):
+        return None
+    return float(values[0])
+
+
 def finish(findings: Sequence[Finding]) -> list[Column]:
-    """The schema of a table's findings: identifiers refused, labels read from text as booleans
-    or integers where all of them are."""
+    """The schema of a table's findings: identifiers and saved row numbers refused, labels read
+    from text as booleans or integers where all of them are."""
     identifiers = [f.column.name for f in findings if f.text and not f.forced
                    and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
-    if identifiers:
-        kept = [f.column.name for f in findings if f.column.name not in identifiers]
-        raise UserError(
-            f"column {identifiers[0]!r} has a different value in every row (an identifier?), which "
-            f"cannot be learnt: leave it out with --columns {shlex.quote(','.join(kept))}"
-            + (f" (also: {', '.join(map(repr, identifiers[1:]))})" if len(identifiers) > 1 else "")
-        )
+    counters = [f.column.name for f in findings if f.row_numbers_from in (0.0, 1.0)]
+    for refused, what, keep in ((identifiers, "has a different value in every row (an identifier?)", ""),
+                                (counters, "numbers the rows (0, 1, 2, ...: a saved index?)",
+                                 " (or --integer NAME to learn it)")):
+        if refused:
+            kept = [f.column.name for f in findings if f.column.name not in identifiers + counters]
+            raise UserError(
+                f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
+                f"{shlex.quote(','.join(kept))}{keep.replace('NAME', shlex.quote(refused[0]))}"
+                + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
+            )
     schema = []
     for finding in findings:
         column, labels = finding.column, finding.column.categories
