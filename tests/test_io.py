@@ -174,6 +174,9 @@ def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")
     table = io.read_table(str(path))
     assert np.isnan(table.values).sum(0).tolist() == [1, 1, 1]
+    path.write_text("a,b,c\n1,?,x\n#N/A,2,?\n3,4,y\n")  # the UCI repository's "?", Excel's #N/A
+    assert np.isnan(io.read_table(str(path)).values).sum(0).tolist() == [1, 1, 1]
+    path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")
     assert table.schema[2].nullable and table.schema[2].categories == ["x", "y"]
     dropped = io.read_table(str(path), drop_missing=True)
     assert dropped.dropped == 3 and dropped.values.tolist() == [[1, 2, 0], [7, 8, 1]]

@@ -32,8 +32,10 @@ from ..errors import UserError
 if TYPE_CHECKING:
     import pandas as pd
 
-MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
-"""Cells of a text column that mean 'missing' (compared in lower case, stripped)."""
+MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "#n/a", "#na", "#n/a n/a",
+                            "-nan", "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan", "?"})
+"""Cells of a text column that mean 'missing' (compared in lower case, stripped): pandas' own
+markers, and the UCI repository's "?"."""
 IDENTIFIER_ROWS = 20
 """A text column with a different value in each of at least this many rows is an identifier."""
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
