@@ -242,3 +242,19 @@ def test_an_epoch_drawn_in_segments_visits_each_row_once_on_the_learning_rate_sc
     assert torch.equal(first_epoch, trainer.train_data.flatten().sort().values)
     assert rates == [trainer._learning_rate(step) for step in range(trainer.total_steps)]
     assert len(trainer.history) == 2 and all(math.isfinite(h["train_loss"]) for h in trainer.history)
+
+
+def test_the_snapshot_taken_after_every_epoch_copies_what_changes_and_shares_the_rest():
+    """The run folder snapshots the trainer after each epoch; copying the whole history each
+    time made a table of 5,000 short epochs train 2.6x slower (quadratic in epochs)."""
+    trainer = make_trainer(keep_best="yes")
+    trainer.run(progress=False)
+    state = trainer.state_dict()
+    assert all(a is b for a, b in zip(state["history"], trainer.history, strict=True))
+    assert all(a is b for a, b in zip(state["best"][2], trainer.best[2], strict=True))
+    live = trainer.net.state_dict()
+    for name, saved in state["net"].items():  # weights change in place: copied
+        assert saved.data_ptr() != live[name].data_ptr() and torch.equal(saved, live[name])
+    assert state["ema"][0].data_ptr() != trainer.ema[0].data_ptr()
+    moments = trainer.optimizer.state_dict()
+    assert state["optimizer"]["exp_avg"].data_ptr() != moments["exp_avg"].data_ptr()

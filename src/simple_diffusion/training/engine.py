@@ -138,8 +138,9 @@ class FlatAdam:
         self.param.addcdiv_(self.exp_avg, denom, value=-self.param_groups[0]["lr"] / (1 - beta1**step))
 
     def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg.clone(), "exp_avg_sq": self.exp_avg_sq.clone(),
-                "step": self.step_count.clone(), "lr": self.param_groups[0]["lr"]}
+        """The optimiser's state, by reference as ``torch.optim``'s is (callers copy it)."""
+        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq,
+                "step": self.step_count, "lr": self.param_groups[0]["lr"]}
 
     def load_state_dict(self, state: dict) -> None:
         self.exp_avg.copy_(state["exp_avg"])

@@ -388,7 +388,12 @@ class Trainer:
         return net
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything that decides the rest of the run, to resume it bit for bit."""
+        """Everything that decides the rest of the run, to resume it bit for bit.
+
+        Taken after every epoch (so that an interruption saves the last complete one), it copies
+        only what training changes in place: the weights, the optimiser's moments and the EMA.
+        The history's entries and the best epoch's weights are never changed once made, so they
+        are shared (a copy of the history each epoch made a run of many short epochs quadratic)."""
         return {
             "net": {k: v.clone() for k, v in self.net.state_dict().items()},
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
@@ -396,10 +401,9 @@ class Trainer:
             "generator": self.generator.get_state(),
             "val_generator": self.val_generator.get_state(),
             "epoch": self.epoch,
-            "history": copy.deepcopy(self.history),
+            "history": list(self.history),
             "lr_segments": [list(segment) for segment in self.lr_segments],
-            "best": None if self.best is None else [self.best[0], self.best[1],
-                                                    [w.clone() for w in self.best[2]]],
+            "best": None if self.best is None else [self.best[0], self.best[1], list(self.best[2])],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
