@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import platform
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -398,8 +399,8 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
         shown += f" ({len(masses)} in all)" if len(masses) > 8 else ""
         what = f"are {shown}, learnt as a point mass" if len(masses) == 1 else (
             f"are one of {shown}, learnt as point masses")
-        print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} (--numeric {name}, "
-              "or data.numeric, takes it as continuous)", file=sys.stderr)
+        print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} (--numeric "
+              f"{shlex.quote(name)}, or data.numeric, takes it as continuous)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "
