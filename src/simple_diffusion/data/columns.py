@@ -126,8 +126,8 @@ class Finding:
     """Cells that are not missing."""
     forced: bool = False
     row_numbers_from: float | None = None
-    """The first cell where an undeclared column's cells count the rows (whole numbers, one more
-    each row, no gap, at least ``IDENTIFIER_ROWS``): a saved index if it is 0 or 1."""
+    """Where an undeclared column's cells count the rows (whole numbers, one more each row, no
+    gap, at least ``IDENTIFIER_ROWS`` of them), its first value: a saved index if 0 or 1."""
 
     def merge(self, other: Finding) -> Finding:
         a, b = self.column, other.column
@@ -194,16 +194,17 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     identifiers = [f.column.name for f in findings if f.text and not f.forced
                    and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
     counters = [f.column.name for f in findings if f.row_numbers_from in (0.0, 1.0)]
-    for refused, what, keep in ((identifiers, "has a different value in every row (an identifier?)", ""),
-                                (counters, "numbers the rows (0, 1, 2, ...: a saved index?)",
-                                 " (or --integer NAME to learn it)")):
-        if refused:
-            kept = [f.column.name for f in findings if f.column.name not in identifiers + counters]
-            raise UserError(
-                f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
-                f"{shlex.quote(','.join(kept))}{keep.replace('NAME', shlex.quote(refused[0]))}"
-                + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
-            )
+    if identifiers or counters:
+        refused = identifiers or counters
+        kept = [f.column.name for f in findings if f.column.name not in identifiers + counters]
+        what = ("has a different value in every row (an identifier?)" if identifiers
+                else "numbers the rows (0, 1, 2, ...: a saved index?)")
+        keep = "" if identifiers else f" (or --integer {shlex.quote(refused[0])} to learn it)"
+        raise UserError(
+            f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
+            f"{shlex.quote(','.join(kept))}{keep}"
+            + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
+        )
     schema = []
     for finding in findings:
         column, labels = finding.column, finding.column.categories
