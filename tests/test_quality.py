@@ -54,6 +54,22 @@ def test_memorisation_is_a_half_for_fresh_rows_and_one_for_copies(dim):
     assert "WARNING" in metrics.memorisation_line(copied)
 
 
+def test_memorisation_of_categories_alone_is_a_half_for_fresh_rows_and_one_for_copies():
+    """Rows of a few categories match rows of both sets exactly: a tie is half, whatever the
+    sets' sizes (the size correction made it 1 / 10 with 9 training rows per held-out one)."""
+    rng = np.random.default_rng(0)
+    def draw(n):
+        return rng.choice(3, size=(n, 2), p=[0.5, 0.3, 0.2]).astype(float)
+    train, holdout = draw(900), draw(100)
+    fresh = metrics.memorisation(draw(5000), train, holdout)
+    assert fresh["share"] == pytest.approx(0.5, abs=0.02) and not fresh["copied"]
+    rare = np.array([[2.0, 2.0]])  # a combination only the training rows hold: copied
+    train = np.concatenate([train[~(train == 2).all(1)], rare])
+    holdout = holdout[~(holdout == 2).all(1)]
+    copies = metrics.memorisation(np.repeat(rare, 1000, axis=0), train, holdout)
+    assert copies["share"] == 1.0 and copies["copied"]
+
+
 def test_energy_distance_of_two_gaussians_is_the_closed_form():
     """N(0, 1) against N(mu, 1) in one dimension: E|X - Y| with X - Y ~ N(mu, 2) is
     s sqrt(2/pi) exp(-mu^2 / 2s^2) + mu (1 - 2 Phi(-mu / s)), s = sqrt 2; E|X - X'| = 2 / sqrt(pi)."""

@@ -132,7 +132,9 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
     set to the smaller would hide most copies. With n training and m held-out rows a fresh row's
     nearest neighbour is a training row with probability n / (n + m); the raw share's odds are
     divided by n / m to give the equal-size share. Columns are scaled by the training rows'
-    spread; ties count half.
+    spread. A row as near both sets (discrete data: an exact match in each) counts half, after
+    the correction, which holds for the rows with one nearest set only: in a table of categories
+    alone every row ties, and the correction would have turned 0.5 into m / (n + m).
     """
     from sklearn.neighbors import NearestNeighbors
 
@@ -143,9 +145,13 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
         NearestNeighbors(n_neighbors=1).fit(rows / scale).kneighbors(samples / scale)[0][:, 0]
         for rows in (train, holdout)
     ]
-    raw = float(np.mean(nearest[0] < nearest[1]) + 0.5 * np.mean(nearest[0] == nearest[1]))
-    odds = raw / (1 - raw) * len(holdout) / len(train) if raw < 1 else np.inf
-    share = float(odds / (1 + odds)) if np.isfinite(odds) else 1.0
+    nearer, tied = nearest[0] < nearest[1], nearest[0] == nearest[1]
+    raw = float(np.mean(nearer) + 0.5 * np.mean(tied))
+    share = 0.5 * float(np.mean(tied))
+    if not tied.all():
+        untied = float(np.mean(nearer[~tied]))
+        odds = untied / (1 - untied) * len(holdout) / len(train) if untied < 1 else np.inf
+        share += (1 - float(np.mean(tied))) * (float(odds / (1 + odds)) if np.isfinite(odds) else 1.0)
     return {"share": share, "raw_share": raw, "rows": len(samples), "train_rows": len(train),
             "holdout_rows": len(holdout), "copied": share > MEMORISATION_WARNING}
 
