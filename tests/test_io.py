@@ -98,6 +98,19 @@ def test_a_csv_separated_by_tabs_semicolons_or_bars_reads_as_with_commas(tmp_pat
     assert table.columns == ["a", "b", "name"] and table.values[:, :2].tolist() == [[1.5, 2], [2.5, 3]]
 
 
+@pytest.mark.parametrize("cells, kind", [
+    (["7", " 8 ", "NA", "-3", "+4"], "integer"),  # whole numbers as written, spaces and gaps aside
+    (["7.0", "8", "9"], "numeric"),  # whole values, but one written as a decimal
+    (["1e3", "2", "3"], "numeric"),
+    (["0.5", "2", "3"], "numeric"),
+])
+def test_a_column_is_integer_when_its_numbers_are_written_as_whole_numbers(tmp_path, cells, kind):
+    path = tmp_path / "t.csv"
+    path.write_text("a,b\n" + "".join(f"{cell},{k}.5\n" for k, cell in enumerate(cells)))
+    schema = io.read_table(str(path)).schema
+    assert schema[0].kind == kind and schema[1].kind == "numeric"
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="data file not found"):
         io.read_table(str(tmp_path / "nope.csv"))

@@ -157,9 +157,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         values = _numbers_of_text(column, name, forced, first_row)
         if values is not None:
-            whole = column.str.strip().map(lambda s: bool(_INTEGER_TEXT.match(s))
-                                            or s.lower() in MISSING_TOKENS)
-            kind = forced or ("integer" if whole.all() else "numeric")
+            kind = forced or ("integer" if _written_whole(column, values) else "numeric")
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
                                   nullable=bool(np.isnan(values).any())),
                            row_numbers_from=None if forced else _row_numbers_from(values))
@@ -183,7 +181,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
 
 def _row_numbers_from(values: np.ndarray) -> float | None:
     """The first value if ``values`` count the rows (one more each row, no gap), else None."""
-    if len(values) < IDENTIFIER_ROWS or np.isnan(values).any() or not np.all(np.diff(values) == 1):
+    if len(values) < IDENTIFIER_ROWS or not np.isfinite(values).all() or not np.all(np.diff(values) == 1):
         return None
     return float(values[0])
 
@@ -241,29 +239,44 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     rows read for a trained model, whose column kinds are settled."""
     import pandas as pd
 
-    cells = column.astype(str).str.strip()
-    missing = cells.str.lower().isin(MISSING_TOKENS).to_numpy()
-    values = pd.to_numeric(cells.where(~missing, "nan"), errors="coerce").to_numpy(np.float64)
-    bad = np.isnan(values) & ~missing
-    if not bad.any():
+    # Parsed as a whole first (pandas skips the spaces around a number), so that only the cells
+    # that are not numbers pay for string work: on a million rows that is the reading's cost.
+    text = column.astype(str)
+    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    unparsed = np.flatnonzero(np.isnan(values))
+    odd = text.iloc[unparsed].str.strip()
+    words = ~odd.str.lower().isin(MISSING_TOKENS).to_numpy()
+    if not words.any():
         return None if forced == "categorical" else values
     if forced == "categorical":
         return None
-    distinct = cells[~missing].unique()
+    numbers = pd.unique(text.to_numpy()[~np.isnan(values)])
+    distinct = set(odd[words].unique()) | {str(cell).strip() for cell in numbers}
     # Numbers written with a decimal comma count as numbers: such a column is an error to fix,
     # not a column of labels (nor, every value distinct, an identifier).
     looks_numeric = [is_number(cell) or bool(_DECIMAL_COMMA.match(cell)) for cell in distinct]
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
-        row = int(np.argmax(bad))
+        row, cell = int(unparsed[words][0]), odd[words].iloc[0]
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
-        found = f"column {name!r} has a non-numeric value {cells.iloc[row]!r} at {where}"
-        if _DECIMAL_COMMA.match(cells.iloc[row]):
+        found = f"column {name!r} has a non-numeric value {cell!r} at {where}"
+        if _DECIMAL_COMMA.match(cell):
             found += " (a decimal comma? write numbers with a point)"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
         raise UserError(f"{found}: fix the cell, or declare the column with --categorical")
     return None
+
+
+def _written_whole(column: pd.Series, values: np.ndarray) -> bool:
+    """Whether a text column's numbers are all written as whole numbers ("7", not "7.0" or
+    "1e3"): their values first, then the text of each distinct one."""
+    import pandas as pd
+
+    present = ~np.isnan(values)
+    if not np.all(np.isfinite(values[present]) & (values[present] == np.round(values[present]))):
+        return False
+    return all(_INTEGER_TEXT.match(str(cell).strip()) for cell in pd.unique(column.to_numpy()[present]))
 
 
 def _as_numbers(column: pd.Series, name: str, first_row: int | None, source: str | None = None) -> np.ndarray:
