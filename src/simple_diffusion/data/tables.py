@@ -149,6 +149,11 @@ class TableEncoder:
                   for j, masses in zip(self.point_mass_columns, self.masses)]
         return torch.stack(codes, 1) if codes else x.new_zeros(len(x), 0)
 
+    @property
+    def _first_mass(self) -> int:
+        """The index of the first point-mass block (they come after the other blocks)."""
+        return len(self.categorical_columns) + len(self.missing_numeric)
+
     def _blocks(self) -> list[tuple[int, range]]:
         """(column, encoded coordinates) of each pattern block, in the order of ``sizes``."""
         owners = self.categorical_columns + self.missing_numeric + self.point_mass_columns
@@ -199,8 +204,7 @@ class TableEncoder:
         for k, j in enumerate(self.categorical_columns):
             missing = codes[k] == len(self.schema[j].categories)
             x[:, j] = torch.where(missing, math.nan, codes[k])
-        first = len(self.categorical_columns) + len(self.missing_numeric)
-        for code, j, masses in zip(codes[first:], self.point_mass_columns, self.masses):
+        for code, j, masses in zip(codes[self._first_mass:], self.point_mass_columns, self.masses):
             spike = code < len(masses)  # the last category: a value between the point masses
             values = torch.tensor(masses, dtype=y.dtype)[code.long().clamp(max=len(masses) - 1)]
             x[:, j] = torch.where(spike, values, x[:, j])
@@ -241,8 +245,7 @@ class TableEncoder:
         for rows in torch.arange(len(x)).split(MEASURED_CHUNK_ROWS):  # bounded memory
             numbers = self.numeric.forward(x[rows][:, self.numeric_columns])  # NaN stays NaN
             mask[rows, : numbers.shape[1]] = ~numbers.isnan()
-        masses = self._blocks()[len(self.categorical_columns) + len(self.missing_numeric):]
-        for j, block in masses:  # a filled cell's spike is the draw's
+        for j, block in self._blocks()[self._first_mass:]:  # a filled cell's spike is the draw's
             mask[:, block.start : block.stop] &= ~x[:, j].isnan()[:, None]
         return mask
 
@@ -257,7 +260,7 @@ class TableEncoder:
         observed = ~numbers.isnan()
         z[:, : numbers.shape[1]] = numbers.nan_to_num(0.0)
         mask[:, : numbers.shape[1]] = observed
-        first_mass = len(self.categorical_columns) + len(self.missing_numeric)
+        first_mass = self._first_mass
         for k, ((j, block), p) in enumerate(zip(self._blocks(), self.patterns)):
             observed_cell = ~x[:, j].isnan()
             if k < len(self.categorical_columns):  # the label
