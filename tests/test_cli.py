@@ -84,6 +84,14 @@ def test_evaluate_prints_distance_floor_and_ratio(trained, capsys):
     assert {"distance", "floor", "ratio"} <= set(json.loads(out))
 
 
+def test_evaluate_shows_its_sampling_unless_quiet(trained, capsys):
+    """Drawing the evaluation's samples takes a minute on a large table: it showed nothing."""
+    _, _, err = invoke(capsys, "evaluate", trained, "-n", 3000, "--likelihood-rows", 0)
+    assert "sampling" in err
+    code, _, err = invoke(capsys, "evaluate", trained, "-n", 3000, "--likelihood-rows", 0, "--quiet")
+    assert code == 0 and "sampling" not in err
+
+
 def test_evaluate_given_samples(trained, tmp_path, capsys):
     samples = tmp_path / "s.npy"
     np.save(samples, np.random.default_rng(0).normal(4, 1, size=(2000, 1)))

@@ -84,6 +84,11 @@ def bad(tmp_path, name, content):
         ("data.txt", "1\n2\n", "unsupported file type .txt"),
         ("decimal_commas.csv", "a;b\n1,5;2\n2,5;3\n3,1;4\n",
          r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),
+        # Unique amounts were an identifier, repeated ones labels: numbers to fix, said so.
+        ("thousands.csv", 'a,b\n"1,234.50",2\n"2,345.00",3\n"12,000.25",4\n',
+         r"column 'a' has a non-numeric value '1,234.50' at line 2 \(a thousands separator\?"),
+        ("european.csv", "a;b\n1.234,5;2\n2.345,5;3\n1.234,5;4\n",
+         r"'1.234,5' at line 2 \(a decimal comma or thousands separators\?"),
     ],
 )
 def test_bad_input_is_one_clear_error(tmp_path, name, content, message):

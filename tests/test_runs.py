@@ -171,3 +171,23 @@ def test_fit_takes_a_step_budget_as_train_does(tmp_path):
     assert abs(model.config.train.steps - 100) < steps_per_epoch
     with pytest.raises(sd.UserError, match="steps sets a new run's budget"):
         sd.fit(None, out=tmp_path / "run", resume=True, steps=100)
+
+
+def test_training_into_a_folder_reads_its_data_once_and_evaluates_as_evaluate_does(tmp_path, monkeypatch):
+    """The evaluation after training read the file again (a million-row CSV: 20 s more) and
+    hashed it; it now evaluates the rows it trained on, the same numbers as a later evaluate."""
+    from simple_diffusion.data import io
+
+    path = tmp_path / "table.csv"
+    np.savetxt(path, np.random.default_rng(2).normal(size=(300, 2)), delimiter=",", header="a,b",
+               comments="")
+    reads = []
+    read_table = io.read_table
+    monkeypatch.setattr(io, "read_table", lambda *a, **k: reads.append(a) or read_table(*a, **k))
+    sd.fit(str(path), epochs=1, out=tmp_path / "run", progress=False, num_samples=1000, likelihood_rows=0)
+    assert len(reads) == 1
+    after_training = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    again = sd.evaluate_run(tmp_path / "run", n=1000, likelihood_rows=0)
+    assert len(reads) == 2  # evaluate alone reads it
+    assert again["ratio"] == after_training["ratio"]
+    assert again["memorisation"] == after_training["memorisation"]

@@ -352,7 +352,8 @@ def fit(
     finally:
         folder.close()
     if num_samples != 0 and ranks.is_main:
-        evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows)
+        evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows,
+                     data=prepared)
     return model
 
 
@@ -550,9 +551,11 @@ def evaluate_run(
     seed: int = 0,
     progress: bool = False,
     likelihood_rows: int = LIKELIHOOD_ROWS,
+    data: TrainingData | None = None,
 ) -> dict[str, Any]:
     """Sample a run's model (``n`` samples, default ``evaluation_size``, unless ``samples`` are
-    given), evaluate, and write metrics and plots.
+    given), evaluate, and write metrics and plots. ``data``: the run's rows, where the caller
+    holds them (``fit``), instead of reading its data file again.
 
     With ``likelihood_rows`` > 0 that many held-out rows (fresh draws for a built-in target) are
     scored by ``log_prob``, and the model's density is drawn over the truth (density.png). A
@@ -564,7 +567,7 @@ def evaluate_run(
 
     folder = RunFolder(path)
     model = folder.load_model()
-    data = run_training_data(folder, model.config, model.info)
+    data = data or run_training_data(folder, model.config, model.info)
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()

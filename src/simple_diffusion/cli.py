@@ -485,8 +485,10 @@ def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
 @likelihood_rows_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON instead of the table.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--samples", "--samples-file", type=click.Path(dir_okay=False))
-def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, legacy_samples) -> None:
+def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, quiet,
+             legacy_samples) -> None:
     """Distances of the model's samples to the target, the training data's own (the floor),
     their ratio, and a memorisation check; written to RUN/metrics.json, samples.png, report.html.
 
@@ -507,9 +509,8 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
         raise UserError("write `simple-diffusion evaluate RUN`")
     samples_file = _either(samples_file, legacy_samples)
     samples = io.read_frame(samples_file) if samples_file else None
-    result = api.evaluate_run(run, samples=samples, against=against,
-                              n=count, seed=seed,
-                              likelihood_rows=likelihood_rows)
+    result = api.evaluate_run(run, samples=samples, against=against, n=count, seed=seed,
+                              progress=not quiet, likelihood_rows=likelihood_rows)
     click.echo(json.dumps(result, indent=2) if as_json else _summary(result))
 
 

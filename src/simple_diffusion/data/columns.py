@@ -228,7 +228,19 @@ def _missing(column: pd.Series) -> np.ndarray:
     return column.isna().to_numpy()
 
 
-_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
+_DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+
+def _separator_hint(cell: str) -> str | None:
+    """Why a cell that is not a number looks like one: a decimal comma (1234,5), a thousands
+    separator (1,234.5), or either (1,234 or 1.234,5); None if it does not."""
+    decimal, thousands = bool(_DECIMAL_COMMA.match(cell)), bool(_THOUSANDS.match(cell))
+    if decimal and (thousands or "." in cell):
+        return "a decimal comma or thousands separators? write numbers with a point and no separators"
+    if decimal:
+        return "a decimal comma? write numbers with a point"
+    return "a thousands separator? write numbers without one" if thousands else None
 
 
 def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
@@ -252,16 +264,16 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
         return None
     numbers = pd.unique(text.to_numpy()[~np.isnan(values)])
     distinct = set(odd[words].unique()) | {str(cell).strip() for cell in numbers}
-    # Numbers written with a decimal comma count as numbers: such a column is an error to fix,
-    # not a column of labels (nor, every value distinct, an identifier).
-    looks_numeric = [is_number(cell) or bool(_DECIMAL_COMMA.match(cell)) for cell in distinct]
+    # Numbers written with a decimal comma or thousands separators count as numbers: such a
+    # column is an error to fix, not a column of labels (nor, every value distinct, an identifier).
+    looks_numeric = [is_number(cell) or _separator_hint(cell) is not None for cell in distinct]
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row, cell = int(unparsed[words][0]), odd[words].iloc[0]
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         found = f"column {name!r} has a non-numeric value {cell!r} at {where}"
-        if _DECIMAL_COMMA.match(cell):
-            found += " (a decimal comma? write numbers with a point)"
+        if _separator_hint(cell):
+            found += f" ({_separator_hint(cell)})"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
         raise UserError(f"{found}: fix the cell, or declare the column with --categorical")

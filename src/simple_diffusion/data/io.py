@@ -236,11 +236,25 @@ def _delimiter(path: str) -> str:
     return next((d for d in OTHER_DELIMITERS if d in first), ",")
 
 
+LEGACY_ENCODING = "cp1252"
+"""How a CSV that is not UTF-8 is read: Windows' Western European code page, what Excel and older
+tools export (Latin-1 with printable characters where Latin-1 has control codes)."""
+
+
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
+
+    def read(encoding: str) -> pd.DataFrame:
+        return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True, keep_default_na=False,
+                           sep=_delimiter(path), encoding=encoding)
+
     try:
-        raw = pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True,
-                          keep_default_na=False, sep=_delimiter(path))
+        try:
+            raw = read("utf-8")
+        except UnicodeDecodeError:
+            raw = read(LEGACY_ENCODING)
+            warnings.warn(f"{path} is not UTF-8: read as Windows-1252 (Latin-1); files written "
+                          "from it are UTF-8", stacklevel=3)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
