@@ -72,7 +72,7 @@ def bad(tmp_path, name, content):
         ("one_row.csv", "a,b\n1,2\n", "at least 2 rows"),
         ("header_only.csv", "a,b\n", "at least 2 rows"),
         ("ragged.csv", "1,2\n3,4,5\n", "not a readable CSV"),
-        ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric"),
+        ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric|at least 2 rows"),
         ("inf.npy", np.array([1.0, np.inf, 3.0]), r"1 infinite values, the first at row 1"),
         ("cube.npy", np.zeros((2, 2, 2)), r"expected shape \(n,\) or \(n, d\)"),
         ("text.npy", np.array(["a", "b"]), "not real numbers"),
@@ -94,6 +94,15 @@ def bad(tmp_path, name, content):
 def test_bad_input_is_one_clear_error(tmp_path, name, content, message):
     with pytest.raises(UserError, match=message):
         io.read_table(bad(tmp_path, name, content))
+
+
+def test_a_csv_in_windows_1252_reads_with_its_labels_and_a_warning(tmp_path):
+    """Excel's exports in Western Europe: refused before as 'not a readable CSV'."""
+    path = tmp_path / "cities.csv"
+    path.write_bytes("city,x\nZürich,1\nGenève,2\nZürich,3\n".encode("cp1252"))
+    with pytest.warns(UserWarning, match="not UTF-8: read as Windows-1252"):
+        table = io.read_table(str(path))
+    assert sorted(table.schema[0].categories) == ["Genève", "Zürich"]
 
 
 @pytest.mark.parametrize("delimiter", [",", "\t", ";", "|"])
