@@ -24,6 +24,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --tables penguins --no-peer
     .venv/bin/python benchmarks/tables.py --ablation            # category encodings, step floors
     .venv/bin/python benchmarks/tables.py --large               # 10^6 x 20 mixed rows: time, memory
+    .venv/bin/python benchmarks/tables.py --widths              # the network's width on small tables
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -70,6 +71,11 @@ def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
         frame = load_digits(as_frame=True).frame  # 8 x 8 pixels of 0..16, stored as floats
         pixels = [c for c in frame.columns if c != "target"]
         return frame, "target", {"categorical": ["target"], "integer": pixels, "keep_constant": True}
+    if name in ("iris", "wine"):  # two of ForestDiffusion's own small tables (150 and 178 rows)
+        from sklearn import datasets
+
+        frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+        return frame, "target", {"categorical": ["target"]}
     raise SystemExit(f"unknown table {name}")
 
 
@@ -241,6 +247,33 @@ def ablation(results: dict, generations: int) -> None:
                 save(results)
 
 
+WIDTHS = (64, 128, 256)
+WIDTH_TABLES = ("iris", "wine", "penguins", "diabetes")
+
+
+def widths(results: dict, generations: int) -> None:
+    """The network's width on the small tables (120-353 training rows), the rest the default:
+    what ``build.NARROW_BELOW`` was chosen from."""
+    for name in WIDTH_TABLES:
+        frame, label, data_config = load(name)
+        kinds = {k: data_config.get(k, []) for k in ("categorical", "integer", "numeric")}
+        schema = detect(frame, kinds["categorical"], kinds["integer"], kinds["numeric"])
+        matrix = to_values(frame, schema)
+        for split, (train_index, test_index) in enumerate(splits(frame, label)):
+            train, test = matrix[train_index], matrix[test_index]
+            for width in WIDTHS:
+                key = f"widths/{name}/{split}/{width}"
+                if key in results:
+                    continue
+                frames, train_s, _ = ours(to_frame(train, schema), {
+                    "data": data_config, "model": {"hidden": [width] * 4}}, generations, split)
+                results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | {
+                    "train_seconds": train_s, "rows": len(train)}
+                print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR {results[key]['dcr_share']:.3f}, "
+                      f"train {train_s:.1f} s", flush=True)
+                save(results)
+
+
 def large(results: dict, rows: int = 1_000_000, seed: int = 0) -> None:
     """A 10^6 x 20 mixed table (15 correlated numbers with 5% gaps in two, 3 categories, 2
     integers): training seconds, peak memory, and the ratio against 20,000 held-out rows."""
@@ -300,7 +333,7 @@ def report(results: dict) -> str:
     lines = ["| table | model | ratio W_test / oracle | DCR share | TVD - oracle TVD, worst column "
              "| missing rate vs training (points) | train s | sample s | splits |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for name in ("penguins", "diabetes", "digits"):
+    for name in ("iris", "wine", "penguins", "diabetes", "digits"):
         for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
             runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
             if not runs:
@@ -329,6 +362,26 @@ def report(results: dict) -> str:
             lines.append(f"| {name} | {variant} | {np.mean([r['ratio'] for r in runs]):.3f} | "
                          f"{np.mean([r['dcr_share'] for r in runs]):.3f} | {excess:+.3f} | "
                          f"{np.mean([r['train_seconds'] for r in runs]):.1f} | {len(runs)} |")
+    by_width = {}
+    for key, r in results.items():
+        if key.startswith("widths/"):
+            _, name, _, width = key.split("/")
+            by_width.setdefault(name, {}).setdefault(int(width), []).append(r)
+    if by_width:
+        lines += ["", "| table | training rows | ratio 4 x 64 | 4 x 128 | 4 x 256 | DCR share 4 x 64 "
+                  "| 4 x 128 | 4 x 256 | train s 4 x 64 | 4 x 256 | splits |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name in WIDTH_TABLES:
+            runs = by_width.get(name, {})
+            if set(runs) != set(WIDTHS):
+                continue
+            means = {(field, w): np.mean([r[field] for r in runs[w]]) for w in WIDTHS
+                     for field in ("ratio", "dcr_share", "train_seconds")}
+            lines.append(f"| {name} | {runs[64][0]['rows']} | "
+                         + " | ".join(f"{means['ratio', w]:.3f}" for w in WIDTHS) + " | "
+                         + " | ".join(f"{means['dcr_share', w]:.3f}" for w in WIDTHS)
+                         + f" | {means['train_seconds', 64]:.1f} | {means['train_seconds', 256]:.1f} | "
+                         f"{len(runs[64])} |")
     if "large" in results:
         r = results["large"]
         lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
@@ -343,17 +396,20 @@ def report(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tables", default="penguins,diabetes,digits")
+    parser.add_argument("--tables", default="iris,wine,penguins,diabetes,digits")
     parser.add_argument("--no-peer", action="store_true", help="skip ForestDiffusion")
     parser.add_argument("--generations", type=int, default=GENERATIONS)
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--large", action="store_true")
+    parser.add_argument("--widths", action="store_true", help="the network's width on the small tables")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
         ablation(results, args.generations)
     elif args.large:
         large(results)
+    elif args.widths:
+        widths(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)

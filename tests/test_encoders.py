@@ -1,6 +1,7 @@
 """Every column encoder option: transform then inverse returns the data; outputs respect options."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -29,8 +30,9 @@ OPTIONS = {
     "bounds": {"bounds": {"skewed": (0.0, None), "fraction": (0.0, 1.0), "plain": (None, 100.0)},
                "keep_constant": True},
     "integer": {"integer": ["count"], "keep_constant": True},
+    "decimals": {"round_to_data": True, "keep_constant": True},
     "everything": {"scaling": "quantile", "bounds": {"skewed": (0.0, None), "fraction": (0.0, 1.0)},
-                   "integer": ["count"], "keep_constant": True},
+                   "integer": ["count"], "keep_constant": True, "round_to_data": True},
 }
 
 
@@ -99,6 +101,35 @@ def test_model_samples_respect_bounds_integers_and_constants(tmp_path, table):
     assert x.shape == (4000, 5)
     assert bool((x[:, 1] >= 0).all()) and bool(((x[:, 2] >= 0) & (x[:, 2] <= 1)).all())
     assert torch.equal(x[:, 3], torch.round(x[:, 3])) and bool((x[:, 4] == 7.5).all())
+
+
+def test_samples_are_written_with_the_decimal_places_of_the_data():
+    """Columns recorded to 1 and 3 places come back so; one of full-precision floats, and every
+    log-determinant (the density is the continuous model's), as without rounding."""
+    rng = np.random.default_rng(0)
+    x = torch.tensor(np.column_stack([rng.normal(5, 1, 500).round(1), rng.normal(size=500),
+                                      rng.normal(size=500).round(3)]))
+    rounding = encoders.fit(x, ["a", "b", "c"], round_to_data=True)
+    plain = encoders.fit(x, ["a", "b", "c"])
+    latent = torch.randn(1000, 3, dtype=torch.float64) * 3
+    written, exact = rounding.inverse(latent), plain.inverse(latent)
+    assert torch.equal(written[:, 0], torch.round(exact[:, 0], decimals=1))
+    assert torch.equal(written[:, 2], torch.round(exact[:, 2], decimals=3))
+    assert torch.equal(written[:, 1], exact[:, 1]) and not torch.equal(written[:, 0], exact[:, 0])
+    assert torch.equal(rounding.forward_and_log_det(x)[1], plain.forward_and_log_det(x)[1])
+    values = ([5.1, 3.25], [2.0], [1 / 3])
+    places = [encoders.decimal_places(torch.tensor(v, dtype=torch.float64)) for v in values]
+    assert places == [2, 0, None]
+
+
+def test_a_model_writes_samples_as_the_data_was_written_unless_told_otherwise():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"length": rng.normal(5, 1, 300).round(1), "mass": rng.normal(size=300)})
+    samples = sd.fit(frame, steps=30, progress=False).sample(500, seed=0)
+    assert (samples["length"] == samples["length"].round(1)).all()
+    assert not (samples["mass"] == samples["mass"].round(6)).all()
+    full = sd.fit(frame, steps=30, progress=False, config={"data": {"round_to_data": False}})
+    assert not (full.sample(500, seed=0)["length"] == samples["length"]).all()
 
 
 @pytest.mark.parametrize("offset", [0.0, 1e12])

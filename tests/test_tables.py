@@ -14,6 +14,7 @@ from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
+from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
 from simple_diffusion.data.columns import Column, detect, to_frame, to_values
 from simple_diffusion.evaluation import tabular
@@ -286,8 +287,13 @@ def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
     config = (tmp_path / "run" / "config.toml").read_text()
     assert "steps = 40" in config and "batch_size = 32" in config and "epochs = 10" in config
     assert 'keep_best = "yes"' in config
-    # 12 encoded columns and categories: the wider network and finer sampling, recorded
-    assert "hidden = [\n    256," in config and "num_steps = 100" in config
+    # 12 encoded columns and categories: finer sampling; 135 training rows: the narrower
+    # network (4 x 256 above 8 encoded columns from 500 rows), recorded and built alike
+    assert "hidden = [\n    128," in config and "num_steps = 100" in config
+    assert {p.shape[0] for p in sd.load(tmp_path / "run").net.parameters() if p.ndim == 2} >= {128}
+    assert build.widths(ModelConfig(), 12, rows=499) == [128] * 4
+    assert build.widths(ModelConfig(), 12, rows=500) == build.widths(ModelConfig(), 12) == [256] * 4
+    assert build.widths(ModelConfig(), 8, rows=10**6) == [128] * 4
     chosen = sd.fit(frame, config={"train": {"steps": 40}, "sample": {"num_steps": 30}}, progress=False)
     assert chosen.config.sample.num_steps == 30
     numeric = sd.fit(frame[["mass"]], config={"train": {"steps": 40}}, progress=False).config

@@ -64,6 +64,9 @@ class DataConfig:
     """Drop rows with a missing cell instead of learning where cells are missing."""
     keep_constant: bool = False
     """Pass constant columns through unchanged instead of refusing them."""
+    round_to_data: bool = True
+    """Write samples of a numeric column with the decimal places its training values have (iris'
+    5.1, not 5.0873; up to 6 places, as SDV's ``enforce_rounding``); the density is unchanged."""
     header: str = "auto"
     """Whether a CSV's first row names the columns: ``auto`` (detect), ``yes`` or ``no``."""
 
@@ -89,7 +92,8 @@ class ModelConfig:
     """``seed_mlp`` (input (x_t, raw t), ReLU) or ``mlp`` (Fourier time embedding)."""
     hidden: list[int] = field(default_factory=list)
     """Widths of the hidden layers; empty follows the data: four layers of 128 for up to 8
-    encoded columns, of 256 above (``build.py``; the run's config.toml records the widths)."""
+    encoded columns, of 256 above unless the table has fewer than 500 training rows
+    (``build.py``; the run's config.toml records the widths)."""
     activation: str = "silu"
     """``relu`` or ``silu``."""
     time_features: int = 16

@@ -58,6 +58,49 @@ class Round:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high}
 
 
+MAX_DECIMALS = 6
+"""Most decimal places a column's values may be written with for samples to be rounded to them:
+a column with more (a simulation's floats) is written at full precision."""
+
+
+def decimal_places(values: torch.Tensor) -> int | None:
+    """The fewest decimal places, at most ``MAX_DECIMALS``, that write every value as it is
+    (5.1 and 3.25: 2), or None."""
+    values = values.double()
+    for places in range(MAX_DECIMALS + 1):
+        scaled = values * 10.0**places
+        if bool((torch.abs(scaled - torch.round(scaled)) <= 1e-9 * torch.clamp(scaled.abs(), min=1)).all()):
+            return places
+    return None
+
+
+class Decimals:
+    """Numeric columns recorded to so many decimal places (iris' 5.1, a price's 3.25): nothing on
+    the way in; on the way out, rounding to those places, so that samples are written as the data
+    was (SDV's ``enforce_rounding``). The density is the continuous model's: rounding is how a
+    sample is written, not part of what is learnt, so it adds nothing to the log-determinant."""
+
+    kind = "decimals"
+
+    def __init__(self, columns: list[int], places: list[int]):
+        self.columns, self.places = list(columns), list(places)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y = y.clone()
+        for j, places in zip(self.columns, self.places):
+            y[:, j] = torch.round(y[:, j], decimals=places)
+        return y
+
+    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(len(x))
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": self.columns, "places": self.places}
+
+
 class Bounded:
     """Columns with bounds: log(x - low) or log(high - x) for one, logit for two.
 
@@ -264,7 +307,7 @@ def _tie_aware_knots(quantiles: np.ndarray, references: np.ndarray) -> tuple[np.
     return np.asarray(knots), np.asarray(scores)
 
 
-STEPS = {cls.kind: cls for cls in (Round, Bounded, DropConstant, Standardize, Quantile)}
+STEPS = {cls.kind: cls for cls in (Round, Decimals, Bounded, DropConstant, Standardize, Quantile)}
 
 
 class Pipeline:
@@ -311,8 +354,11 @@ def fit(
     bounds: dict[str, tuple[float | None, float | None]] | None = None,
     integer: Sequence[str] = (),
     keep_constant: bool = False,
+    round_to_data: bool = False,
 ) -> Pipeline:
-    """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``."""
+    """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``; with
+    ``round_to_data`` the other columns written with at most ``MAX_DECIMALS`` decimal places are
+    rounded to them on the way out."""
     index = {name: j for j, name in enumerate(columns)}
 
     def position(name: str, option: str) -> int:
@@ -325,6 +371,11 @@ def fit(
     rounded = [position(name, "data.integer") for name in integer]
     if rounded:
         steps.append(Round(rounded, x[:, rounded].amin(0).tolist(), x[:, rounded].amax(0).tolist()))
+    if round_to_data:
+        places = {j: decimal_places(x[:, j]) for j in range(x.shape[1]) if j not in rounded}
+        written = {j: p for j, p in places.items() if p is not None}
+        if written:
+            steps.append(Decimals(list(written), list(written.values())))
     if bounds:
         bounded = _bounded(x, {position(n, "data.bounds"): b for n, b in bounds.items()}, columns)
         steps.append(bounded)

@@ -323,10 +323,12 @@ def fit(
     integer: Sequence[str] = (),
     keep_constant: bool = False,
     continuous: Sequence[str] = (),
+    round_to_data: bool = False,
 ) -> TableEncoder:
     """Fit the encoder of the table whose training rows ``x`` (from ``columns.to_values``) have
     columns ``schema``; ``integer`` adds integer columns to those the schema has, and the
-    ``continuous`` ones (declared numeric) are not searched for point masses."""
+    ``continuous`` ones (declared numeric) are not searched for point masses; ``round_to_data``
+    writes samples of numeric columns with the decimal places of their training values."""
     names = [c.name for c in schema]
     for name in integer:
         if name not in names:
@@ -376,6 +378,7 @@ def fit(
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
         integer=[c.name for c in schema if c.kind == "integer"], keep_constant=keep_constant,
+        round_to_data=round_to_data,
     ) if numeric else encoders.Pipeline([], 0)
     return encoder
 
