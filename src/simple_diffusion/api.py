@@ -44,10 +44,12 @@ REFERENCE_SIZE = 100_000
 evaluation draws by default."""
 
 
-def evaluation_size(train_rows: int) -> int:
-    """Samples an evaluation draws by default: 10 per training row, within 10,000-100,000 (past
-    ten times the data, more samples barely move the distances; a 300-row table needs no 100,000)."""
-    return min(REFERENCE_SIZE, max(10_000, 10 * train_rows))
+def evaluation_size(train_rows: int, reference_rows: int = REFERENCE_SIZE) -> int:
+    """Samples an evaluation draws by default: 10 per row of the smaller of the training rows and
+    the reference, within 10,000-100,000. The distances' noise goes as sqrt(1/samples + 1/rows)
+    for each set they are compared with: past ten times its rows, more samples barely move it (a
+    300-row table needs no 100,000, nor does a 50,000-row table held out 5,000 rows)."""
+    return min(REFERENCE_SIZE, max(10_000, 10 * min(train_rows, reference_rows)))
 LIKELIHOOD_ROWS = 1000
 """Held-out rows whose log-likelihood evaluation reports (each needs an ODE solve)."""
 REFERENCE_SEED = 1_000_003
@@ -568,10 +570,15 @@ def evaluate_run(
     folder = RunFolder(path)
     model = folder.load_model()
     data = data or run_training_data(folder, model.config, model.info)
+    reference: str | np.ndarray = data.target if data.target else data.val
+    if against is not None:
+        reference = (against if against in builtin.TARGETS
+                     else model.rows(io.read_frame(against), against))
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()
-        n = evaluation_size(len(data.train)) if n is None else n
+        reference_rows = REFERENCE_SIZE if isinstance(reference, str) else len(reference)
+        n = evaluation_size(len(data.train), reference_rows) if n is None else n
         samples = model.sample(n, seed=seed, progress=progress, frame=False).numpy()
         sample_seconds = time.perf_counter() - start
     elif hasattr(samples, "columns"):  # a DataFrame, e.g. a file of samples
@@ -579,10 +586,6 @@ def evaluate_run(
     samples = np.asarray(samples, dtype=np.float64)
     if samples.shape[1] != model.dim:
         raise UserError(f"samples have {samples.shape[1]} columns; the model has {model.dim}")
-    reference: str | np.ndarray = data.target if data.target else data.val
-    if against is not None:
-        reference = (against if against in builtin.TARGETS
-                     else model.rows(io.read_frame(against), against))
     result = _evaluate_samples(model, samples, reference, data)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds

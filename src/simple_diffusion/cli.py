@@ -66,8 +66,8 @@ num_samples_option = click.option(
 )
 evaluation_samples_option = click.option(
     "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
-    help="Samples drawn for the evaluation; 0 skips it. [default: 10 per training row, within "
-    "10,000-100,000]",
+    help="Samples drawn for the evaluation; 0 skips it. [default: 10 per training or held-out "
+    "row, whichever are fewer, within 10,000-100,000]",
 )
 likelihood_rows_option = click.option(
     "--likelihood-rows", type=click.IntRange(min=0), default=1000, show_default=True,
