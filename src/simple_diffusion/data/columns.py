@@ -72,8 +72,11 @@ def detect(
     integer: Sequence[str] = (),
     numeric: Sequence[str] = (),
     first_row: int | None = None,
+    parsed: dict[str, np.ndarray] | None = None,
 ) -> list[Column]:
-    """The kind of every column of ``frame``, with the names given in the overrides forced.
+    """The kind of every column of ``frame``, with the names given in the overrides forced;
+    ``parsed`` receives the numbers read from each text column of numbers, so that they are
+    not read twice (parsing is most of reading a large CSV).
 
     Booleans, pandas categories and text are categorical; whole-number dtypes (and text columns
     whose every cell is a whole number) are integer; other numbers are numeric. A text column
@@ -83,7 +86,8 @@ def detect(
     """
     forced = forced_kinds(list(frame.columns), categorical, integer, numeric)
     refuse_dates(frame)
-    return finish([find(frame[name], str(name), forced.get(name), first_row) for name in frame.columns])
+    return finish([find(frame[name], str(name), forced.get(name), first_row, parsed)
+                   for name in frame.columns])
 
 
 def refuse_dates(frame: pd.DataFrame) -> None:
@@ -146,8 +150,10 @@ class Finding:
         return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting)
 
 
-def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None) -> Finding:
-    """The ``Finding`` of one column's cells (``forced``: its declared kind)."""
+def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None,
+         parsed: dict[str, np.ndarray] | None = None) -> Finding:
+    """The ``Finding`` of one column's cells (``forced``: its declared kind; ``parsed``: see
+    ``detect``)."""
     import pandas as pd
 
     dtype = column.dtype
@@ -157,6 +163,8 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         values = _numbers_of_text(column, name, forced, first_row)
         if values is not None:
+            if parsed is not None:
+                parsed[name] = values
             kind = forced or ("integer" if _written_whole(column, values) else "numeric")
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
                                   nullable=bool(np.isnan(values).any())),
@@ -334,8 +342,10 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data") -> np.ndarray:
-    """The float matrix of ``frame`` for ``schema``: values, category codes, NaN where missing.
+def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data",
+              parsed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """The float matrix of ``frame`` for ``schema``: values, category codes, NaN where missing
+    (``parsed``: numbers already read from text columns, from ``detect``).
 
     A label that the schema does not know is an error naming it (a model cannot produce or
     score a category it never saw).
@@ -346,7 +356,9 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
             raise UserError(f"{source}: no column {column.name!r}")
         series = frame[column.name]
         if column.kind != "categorical":
-            out[:, j] = _as_numbers(series, column.name, frame.attrs.get("first_row"), source)
+            known = (parsed or {}).get(column.name)
+            out[:, j] = (known if known is not None
+                         else _as_numbers(series, column.name, frame.attrs.get("first_row"), source))
             continue
         missing = _missing(series)
         present = series[~missing]

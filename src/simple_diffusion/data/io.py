@@ -196,9 +196,10 @@ def from_frame(
         raise UserError(f"{source}: no columns of data")
     frame = frame.rename(columns=str)
     kinds = kinds or {}
+    parsed: dict[str, np.ndarray] = {}
     schema = detect(frame, kinds.get("categorical", ()), kinds.get("integer", ()),
-                    kinds.get("numeric", ()), first_row=frame.attrs.get("first_row"))
-    values = to_values(frame, schema, source)
+                    kinds.get("numeric", ()), first_row=frame.attrs.get("first_row"), parsed=parsed)
+    values = to_values(frame, schema, source, parsed)
     return _validate(values, schema, source, frame.attrs.get("first_row"), drop_missing)
 
 
