@@ -354,11 +354,10 @@ def fit(
     bounds: dict[str, tuple[float | None, float | None]] | None = None,
     integer: Sequence[str] = (),
     keep_constant: bool = False,
-    round_to_data: bool = False,
+    decimals: dict[str, int] | None = None,
 ) -> Pipeline:
-    """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``; with
-    ``round_to_data`` the other columns written with at most ``MAX_DECIMALS`` decimal places are
-    rounded to them on the way out."""
+    """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``; the
+    columns named in ``decimals`` are rounded to so many decimal places on the way out."""
     index = {name: j for j, name in enumerate(columns)}
 
     def position(name: str, option: str) -> int:
@@ -371,11 +370,9 @@ def fit(
     rounded = [position(name, "data.integer") for name in integer]
     if rounded:
         steps.append(Round(rounded, x[:, rounded].amin(0).tolist(), x[:, rounded].amax(0).tolist()))
-    if round_to_data:
-        places = {j: decimal_places(x[:, j]) for j in range(x.shape[1]) if j not in rounded}
-        written = {j: p for j, p in places.items() if p is not None}
-        if written:
-            steps.append(Decimals(list(written), list(written.values())))
+    if decimals:
+        written = {position(name, "decimals"): places for name, places in decimals.items()}
+        steps.append(Decimals(list(written), list(written.values())))
     if bounds:
         bounded = _bounded(x, {position(n, "data.bounds"): b for n, b in bounds.items()}, columns)
         steps.append(bounded)

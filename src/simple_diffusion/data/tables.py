@@ -375,10 +375,13 @@ def fit(
     encoder = TableEncoder(schema, encoders.Pipeline([], 0), encoding, sizes, seen, fill,
                            missing_numeric, missing_category, point_mass_columns, masses)
     numeric_names = [names[j] for j in numeric]
+    # Places from the observed cells: a gap is filled for training with values between them.
+    places = {names[j]: encoders.decimal_places(x[:, j][~x[:, j].isnan()]) for j in numeric
+              if round_to_data and schema[j].kind == "numeric"}
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
         integer=[c.name for c in schema if c.kind == "integer"], keep_constant=keep_constant,
-        round_to_data=round_to_data,
+        decimals={name: p for name, p in places.items() if p is not None},
     ) if numeric else encoders.Pipeline([], 0)
     return encoder
 
