@@ -126,11 +126,16 @@ def test_a_model_writes_samples_as_the_data_was_written_unless_told_otherwise():
     """Places from the observed cells: a column with gaps (filled for training with values
     between its own) was written at full precision."""
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"length": rng.normal(5, 1, 300).round(1), "mass": rng.normal(size=300)})
+    frame = pd.DataFrame({"length": rng.normal(5, 1, 300).round(1), "mass": rng.normal(size=300),
+                          "width": rng.normal(2, 1, 300).round(2).astype("float32")})
     frame.loc[::10, "length"] = np.nan
     samples = sd.fit(frame, steps=30, progress=False).sample(500, seed=0)
     assert samples["length"].isna().any()
     assert (samples["length"].dropna() == samples["length"].dropna().round(1)).all()
+    # a float32 column: 2 places as float32 numbers (a float32 2.31 is 2.3099999 as a float64)
+    width = samples["width"].to_numpy()
+    assert width.dtype == np.float32
+    assert np.array_equal(width, np.round(width.astype(np.float64), 2).astype(np.float32))
     assert not (samples["mass"] == samples["mass"].round(6)).all()
     full = sd.fit(frame, steps=30, progress=False, config={"data": {"round_to_data": False}})
     assert not (full.sample(500, seed=0)["length"] == samples["length"]).all()

@@ -63,13 +63,14 @@ MAX_DECIMALS = 6
 a column with more (a simulation's floats) is written at full precision."""
 
 
-def decimal_places(values: torch.Tensor) -> int | None:
+def decimal_places(values: torch.Tensor, stored: torch.dtype = torch.float64) -> int | None:
     """The fewest decimal places, at most ``MAX_DECIMALS``, that write every value as it is
-    (5.1 and 3.25: 2), or None."""
+    (5.1 and 3.25: 2), or None: rounded to them, each value is the number it was stored as
+    (``stored``: its column's dtype; a float32 5.1 is 5.0999999 as a float64)."""
     values = values.double()
+    kept = values.to(stored)
     for places in range(MAX_DECIMALS + 1):
-        scaled = values * 10.0**places
-        if bool((torch.abs(scaled - torch.round(scaled)) <= 1e-9 * torch.clamp(scaled.abs(), min=1)).all()):
+        if torch.equal(torch.round(values, decimals=places).to(stored), kept):
             return places
     return None
 

@@ -376,14 +376,19 @@ def fit(
                            missing_numeric, missing_category, point_mass_columns, masses)
     numeric_names = [names[j] for j in numeric]
     # Places from the observed cells: a gap is filled for training with values between them.
-    places = {names[j]: encoders.decimal_places(x[:, j][~x[:, j].isnan()]) for j in numeric
-              if round_to_data and schema[j].kind == "numeric"}
+    places = {names[j]: encoders.decimal_places(x[:, j][~x[:, j].isnan()], _storage(schema[j]))
+              for j in numeric if round_to_data and schema[j].kind == "numeric"}
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
         integer=[c.name for c in schema if c.kind == "integer"], keep_constant=keep_constant,
         decimals={name: p for name, p in places.items() if p is not None},
     ) if numeric else encoders.Pipeline([], 0)
     return encoder
+
+
+def _storage(column: Column) -> torch.dtype:
+    """The float type a column's values were stored in (a float32 column's are float32 numbers)."""
+    return torch.float32 if column.dtype == "float32" else torch.float64
 
 
 def _mass_codes(values: torch.Tensor, masses: list[float]) -> torch.Tensor:
