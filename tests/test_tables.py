@@ -294,6 +294,12 @@ def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
     assert build.widths(ModelConfig(), 12, rows=499) == [128] * 4
     assert build.widths(ModelConfig(), 12, rows=500) == build.widths(ModelConfig(), 12) == [256] * 4
     assert build.widths(ModelConfig(), 8, rows=10**6) == [128] * 4
+    # a network that also takes a condition keeps 4 x 256 (posteriors from few simulations)
+    for given in ({"data": {"condition": ["kind"]}, "train": {"steps": 20}},
+                  {"train": {"inpainting": "learnt", "steps": 20}}):
+        conditional = sd.fit(frame, config=given, progress=False)
+        assert conditional.config.model.hidden == [256] * 4
+        assert {p.shape[0] for p in conditional.net.parameters() if p.ndim == 2} >= {256}
     chosen = sd.fit(frame, config={"train": {"steps": 40}, "sample": {"num_steps": 30}}, progress=False)
     assert chosen.config.sample.num_steps == 30
     numeric = sd.fit(frame[["mass"]], config={"train": {"steps": 40}}, progress=False).config
