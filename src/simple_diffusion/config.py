@@ -92,8 +92,8 @@ class ModelConfig:
     """``seed_mlp`` (input (x_t, raw t), ReLU) or ``mlp`` (Fourier time embedding)."""
     hidden: list[int] = field(default_factory=list)
     """Widths of the hidden layers; empty follows the data: four layers of 128 for up to 8
-    encoded columns, of 256 above unless the table has fewer than 500 training rows
-    (``build.py``; the run's config.toml records the widths)."""
+    encoded columns, of 256 above unless a model without a condition has fewer than 500
+    training rows (``build.py``; the run's config.toml records the widths)."""
     activation: str = "silu"
     """``relu`` or ``silu``."""
     time_features: int = 16
