@@ -1,9 +1,9 @@
 """Invertible column transforms fitted on the training data and stored as plain numbers.
 
-A ``Pipeline`` applies, in order: rounding of integer columns (on the way back only), a bounded
-transform of columns that must stay in a range (log for one bound, logit for two), removal of
-constant columns (put back on the way out), and standardisation or a quantile transform to a
-standard normal. ``inverse(forward(x))`` returns ``x``.
+A ``Pipeline`` applies, in order: rounding of integer columns and of columns written with so many
+decimal places (on the way back only), a bounded transform of columns that must stay in a range
+(log for one bound, logit for two), removal of constant columns (put back on the way out), and
+standardisation or a quantile transform to a standard normal. ``inverse(forward(x))`` returns ``x``.
 
 >>> import torch
 >>> x = torch.tensor([[1.0, 10.0], [3.0, 30.0], [2.0, 25.0]], dtype=torch.float64)
