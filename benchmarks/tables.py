@@ -87,6 +87,16 @@ def splits(frame: pd.DataFrame, label: str | None) -> list[tuple[np.ndarray, np.
                              stratify=frame[label] if label else None) for seed in range(SPLITS)]
 
 
+def table_splits(name: str) -> tuple[list, dict, str | None, list[tuple[np.ndarray, np.ndarray]]]:
+    """A table's schema, our config overrides, its label, and each split's training and test
+    matrices."""
+    frame, label, data_config = load(name)
+    kinds = {k: data_config.get(k, []) for k in ("categorical", "integer", "numeric")}
+    schema = detect(frame, kinds["categorical"], kinds["integer"], kinds["numeric"])
+    matrix = to_values(frame, schema)
+    return schema, data_config, label, [(matrix[tr], matrix[te]) for tr, te in splits(frame, label)]
+
+
 def ours(train: pd.DataFrame, config: dict, generations: int, seed: int
          ) -> tuple[list[pd.DataFrame], float, float]:
     """The default preset with ``config``'s overrides, trained with ``seed``."""
@@ -189,12 +199,8 @@ PEER_SPLITS = {"digits": 1}
 
 
 def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
-    frame, label, data_config = load(name)
-    kinds = {k: data_config.get(k, []) for k in ("categorical", "integer", "numeric")}
-    schema = detect(frame, kinds["categorical"], kinds["integer"], kinds["numeric"])
-    matrix = to_values(frame, schema)
-    for split, (train_index, test_index) in enumerate(splits(frame, label)):
-        train, test = matrix[train_index], matrix[test_index]
+    schema, data_config, label, parts = table_splits(name)
+    for split, (train, test) in enumerate(parts):
         methods = ["ours", "ours_learnt", "interpolation"]
         methods += ["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else []
         for method in methods:
@@ -227,11 +233,8 @@ def ablation(results: dict, generations: int) -> None:
                 "sampler_50_steps": {"sample": {"num_steps": 50}},
                 "width_128": {"model": {"hidden": [128] * 4}}}
     for name in ("penguins", "digits"):
-        frame, label, data_config = load(name)
-        schema = detect(frame, data_config.get("categorical", ()), data_config.get("integer", ()))
-        matrix = to_values(frame, schema)
-        for split, (train_index, test_index) in enumerate(splits(frame, label)):
-            train, test = matrix[train_index], matrix[test_index]
+        schema, data_config, _, parts = table_splits(name)
+        for split, (train, test) in enumerate(parts):
             for variant, config in variants.items():
                 key = f"ablation/{name}/{split}/{variant}"
                 if key in results:
@@ -255,12 +258,8 @@ def widths(results: dict, generations: int) -> None:
     """The network's width on the small tables (120-353 training rows), the rest the default:
     what ``build.NARROW_BELOW`` was chosen from."""
     for name in WIDTH_TABLES:
-        frame, label, data_config = load(name)
-        kinds = {k: data_config.get(k, []) for k in ("categorical", "integer", "numeric")}
-        schema = detect(frame, kinds["categorical"], kinds["integer"], kinds["numeric"])
-        matrix = to_values(frame, schema)
-        for split, (train_index, test_index) in enumerate(splits(frame, label)):
-            train, test = matrix[train_index], matrix[test_index]
+        schema, data_config, _, parts = table_splits(name)
+        for split, (train, test) in enumerate(parts):
             for width in WIDTHS:
                 key = f"widths/{name}/{split}/{width}"
                 if key in results:
