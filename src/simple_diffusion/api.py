@@ -569,7 +569,8 @@ def evaluate_run(
 
     folder = RunFolder(path)
     model = folder.load_model()
-    data = data or run_training_data(folder, model.config, model.info)
+    if data is None:
+        data = run_training_data(folder, model.config, model.info)
     reference: str | np.ndarray = data.target if data.target else data.val
     if against is not None:
         reference = (against if against in builtin.TARGETS
