@@ -175,6 +175,17 @@ def test_text_columns_are_categories_and_an_identifier_is_refused_with_the_optio
     assert "column 'name' has a different value in every row (an identifier?)" in message
     assert message.endswith("leave it out with --columns energy,label") and "\n" not in message
     assert io.read_table(str(path), columns=["energy", "label"]).values.shape == (25, 2)
+    # An empty column beside it (World Bank exports end in years not yet filled in): one message
+    # whose --columns leaves both out, instead of one refusal after another.
+    path.write_text("name,energy,2013,label,2014\n" + rows.replace(".5,", ".5,,").replace("\n", ",\n"))
+    with pytest.raises(UserError) as error:
+        io.read_table(str(path))
+    message = str(error.value)
+    assert "leave it out with --columns energy,label (also: '2013', '2014')" in message
+    path.write_text("energy,2013\n1.5,\n2.5,\n")
+    with pytest.raises(UserError, match=r"column '2013' has no values, which cannot be learnt: leave it "
+                                        r"out with --columns energy$"):
+        io.read_table(str(path))
 
 
 @pytest.mark.parametrize("start", [0, 1])

@@ -168,6 +168,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
             kind = forced or ("integer" if _written_whole(column, values) else "numeric")
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
                                   nullable=bool(np.isnan(values).any())),
+                           present=int((~np.isnan(values)).sum()),
                            row_numbers_from=None if forced else _row_numbers_from(values))
     kind = forced
     if kind is None:
@@ -181,7 +182,8 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         values = _as_numbers(column, name, first_row)  # refuses a column that is not numbers
         counting = _row_numbers_from(values) if forced is None and kind == "integer" else None
         return Finding(Column(name, kind, "float64" if text else str(dtype),
-                              nullable=bool(_missing(column).any())), row_numbers_from=counting)
+                              nullable=bool(_missing(column).any())),
+                       present=int((~np.isnan(values)).sum()), row_numbers_from=counting)
     present = int((~_missing(column)).sum())
     return Finding(Column(name, "categorical", str(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
@@ -200,12 +202,14 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     identifiers = [f.column.name for f in findings if f.text and not f.forced
                    and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
     counters = [f.column.name for f in findings if f.row_numbers_from in (0.0, 1.0)]
-    if identifiers or counters:
-        refused = identifiers or counters
-        kept = [f.column.name for f in findings if f.column.name not in identifiers + counters]
+    # Refused together, so that the one --columns printed leaves every one of them out.
+    empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
+    refused = identifiers + counters + empty
+    if refused:
+        kept = [f.column.name for f in findings if f.column.name not in refused]
         what = ("has a different value in every row (an identifier?)" if identifiers
-                else "numbers the rows (0, 1, 2, ...: a saved index?)")
-        keep = "" if identifiers else f" (or --integer {shlex.quote(refused[0])} to learn it)"
+                else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters else "has no values")
+        keep = f" (or --integer {shlex.quote(refused[0])} to learn it)" if refused[0] in counters else ""
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
             f"{shlex.quote(','.join(kept))}{keep}"
