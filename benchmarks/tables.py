@@ -25,6 +25,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --ablation            # category encodings, step floors
     .venv/bin/python benchmarks/tables.py --large               # 10^6 x 20 mixed rows: time, memory
     .venv/bin/python benchmarks/tables.py --widths              # the network's width on small tables
+    .venv/bin/python benchmarks/tables.py --skewed              # heavy-tailed columns: preprocessing
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -71,11 +72,15 @@ def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
         frame = load_digits(as_frame=True).frame  # 8 x 8 pixels of 0..16, stored as floats
         pixels = [c for c in frame.columns if c != "target"]
         return frame, "target", {"categorical": ["target"], "integer": pixels, "keep_constant": True}
-    if name in ("iris", "wine"):  # two of ForestDiffusion's own small tables (150 and 178 rows)
+    if name in ("iris", "wine", "breast_cancer"):  # ForestDiffusion's own small tables (150-569 rows)
         from sklearn import datasets
 
         frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
         return frame, "target", {"categorical": ["target"]}
+    if name in ("anes96", "star98"):  # statsmodels' survey (944 rows) and school (303 rows) tables
+        import statsmodels.api as sm
+
+        return getattr(sm.datasets, name).load_pandas().data, None, {}
     raise SystemExit(f"unknown table {name}")
 
 
@@ -273,6 +278,56 @@ def widths(results: dict, generations: int) -> None:
                 save(results)
 
 
+SKEWED_TABLES = ("anes96", "star98", "breast_cancer")
+PREPROCESSING = ("standardize", "auto")
+
+
+def skewed_columns(generated: list[pd.DataFrame], train: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """On the columns skewed beyond ``encoders.SKEWED`` (with more than 10 values): the
+    Kolmogorov-Smirnov statistic and W1 (in training standard deviations) of generated rows
+    against the test split, the training split's own as the floor, means over columns and
+    generations; and the share of generated cells outside their column's training range."""
+    from scipy import stats
+
+    from simple_diffusion.data.encoders import SKEWED
+
+    columns = [c for c in train.columns if pd.api.types.is_numeric_dtype(train[c])
+               and train[c].nunique() > 10 and abs(stats.skew(train[c].dropna())) > SKEWED]
+
+    def distances(rows: pd.DataFrame) -> tuple[float, float]:
+        return (float(np.mean([stats.ks_2samp(rows[c], test[c]).statistic for c in columns])),
+                float(np.mean([stats.wasserstein_distance(rows[c], test[c]) / train[c].std()
+                               for c in columns])))
+
+    ks, w1 = zip(*(distances(rows) for rows in generated))
+    outside = np.mean([((rows[c] < train[c].min()) | (rows[c] > train[c].max())).mean()
+                       for rows in generated for c in columns])
+    floor = distances(train)
+    return {"skewed_columns": len(columns), "ks": float(np.mean(ks)), "ks_floor": floor[0],
+            "w1_sd": float(np.mean(w1)), "w1_sd_floor": floor[1], "outside_range": float(outside)}
+
+
+def skewed(results: dict, generations: int) -> None:
+    """The default's preprocessing (``auto``: a Yeo-Johnson transform of skewed columns) against
+    plain standardisation on tables with heavy-tailed columns (populations, counts of students,
+    measurement errors); both keep samples within the training range."""
+    for name in SKEWED_TABLES:
+        schema, data_config, _, parts = table_splits(name)
+        for split, (train, test) in enumerate(parts):
+            for preprocess in PREPROCESSING:
+                key = f"skewed/{name}/{split}/{preprocess}"
+                if key in results:
+                    continue
+                train_frame, test_frame = to_frame(train, schema), to_frame(test, schema)
+                frames, train_s, _ = ours(train_frame, {"data": data_config | {"preprocess": preprocess}},
+                                          generations, split)
+                results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | (
+                    skewed_columns(frames, train_frame, test_frame)) | {"train_seconds": train_s}
+                print(f"{key}: ratio {results[key]['ratio']:.3f}, KS {results[key]['ks']:.3f}, "
+                      f"W1/sd {results[key]['w1_sd']:.3f}", flush=True)
+                save(results)
+
+
 def large(results: dict, rows: int = 1_000_000, seed: int = 0) -> None:
     """A 10^6 x 20 mixed table (15 correlated numbers with 5% gaps in two, 3 categories, 2
     integers): training seconds, peak memory, and the ratio against 20,000 held-out rows."""
@@ -381,6 +436,23 @@ def report(results: dict) -> str:
                          + " | ".join(f"{means['dcr_share', w]:.3f}" for w in WIDTHS)
                          + " | " + " | ".join(f"{means['train_seconds', w]:.1f}" for w in WIDTHS)
                          + f" | {len(runs[64])} |")
+    by_preprocessing = {}
+    for key, r in results.items():
+        if key.startswith("skewed/"):
+            _, name, _, preprocess = key.split("/")
+            by_preprocessing.setdefault(name, {}).setdefault(preprocess, []).append(r)
+    if by_preprocessing:
+        lines += ["", "| table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) | ratio "
+                  "| DCR share | cells outside the range | splits |",
+                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for name in SKEWED_TABLES:
+            for preprocess, runs in sorted(by_preprocessing.get(name, {}).items(), reverse=True):
+                m = {f: np.mean([r[f] for r in runs]) for f in
+                     ("ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share", "outside_range")}
+                lines.append(
+                    f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
+                    f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
+                    f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
     if "large" in results:
         r = results["large"]
         lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
@@ -401,6 +473,7 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--widths", action="store_true", help="the network's width on the small tables")
+    parser.add_argument("--skewed", action="store_true", help="preprocessing of heavy-tailed columns")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -409,6 +482,8 @@ def main() -> None:
         large(results)
     elif args.widths:
         widths(results, args.generations)
+    elif args.skewed:
+        skewed(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)

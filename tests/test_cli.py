@@ -136,6 +136,7 @@ BAD = [
     (["--data", "{constant.csv}"], "column 'b' is constant"),
     (["--resume", "--categorical", "year"], "the run's own settings (config.toml); --categorical sets a new"),
     (["--resume", "--inpainting", "learnt"], "--inpainting sets a new run's"),
+    (["--resume", "--extrapolate"], "--extrapolate sets a new run's"),
     (["--resume", "--steps", "5"], "--steps sets a new run's budget"),
     (["--data", "two_gaussians", "--inpainting", "learnt", "--condition", "x1"],
      "inpainting = learnt conditions on any columns: leave data.condition (--condition) empty"),

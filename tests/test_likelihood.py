@@ -82,6 +82,7 @@ def test_hutchinson_is_unbiased_within_its_standard_error():
 
 @pytest.mark.parametrize("options", [
     {"scaling": "standardize"},
+    {"scaling": "auto"},  # Yeo-Johnson on the two skewed columns
     {"scaling": "quantile"},
     {"scaling": "standardize", "bounds": {"a": (0.0, None), "b": (0.0, 1.0), "c": (None, 10.0)}},
 ])

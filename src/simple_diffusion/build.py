@@ -113,6 +113,7 @@ def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) ->
         rows, schema, scaling=config.preprocess, encoding=config.categorical_encoding,
         bounds=encoders.parse_bounds(config.bounds), integer=config.integer,
         keep_constant=config.keep_constant, continuous=config.numeric, round_to_data=config.round_to_data,
+        clip_to_range=config.clip_to_range,
     )
 
 

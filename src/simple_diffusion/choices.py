@@ -45,6 +45,7 @@ SPACINGS = {
 """How a sampler's noise levels are spread between the largest and the smallest."""
 
 PREPROCESSING = {
+    "auto": "standardize, with a Yeo-Johnson power transform first for columns skewed beyond 2",
     "standardize": "subtract the mean, divide by the standard deviation",
     "quantile": "through the empirical CDF to a normal, for skewed or heavy-tailed columns",
     "none": "the raw values",

@@ -206,6 +206,8 @@ def cli() -> None:
               "unchanged instead of refusing them.")
 @click.option("--full-precision", is_flag=True, default=None, help="Write samples of numeric "
               "columns at full precision, not with the decimal places of the data's values (5.1).")
+@click.option("--extrapolate", is_flag=True, default=None, help="Let samples of numeric columns "
+              "leave the range of the data's values (by default they are kept within it).")
 @evaluation_samples_option
 @likelihood_rows_option
 @click.option("--overwrite", is_flag=True, help="Replace the run in RUN (only a run folder, and "
@@ -219,7 +221,7 @@ def cli() -> None:
 @_renamed("--eval-samples", "-n/--num-samples", type=click.IntRange(min=0))
 def train(run, data, preset, seed, steps, epochs, config_file, columns, header, preprocess, bounds,
           categorical, integer, numeric, drop_missing, condition, inpainting, keep_constant, full_precision,
-          count, likelihood_rows, overwrite, resume, device, nproc, quiet, legacy_out,
+          extrapolate, count, likelihood_rows, overwrite, resume, device, nproc, quiet, legacy_out,
           legacy_eval_samples) -> None:
     """Train a model on --data into the run folder RUN, then evaluate it (metrics, plots, report).
 
@@ -252,6 +254,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
         "categorical": _columns(categorical), "numeric": _columns(numeric),
         "drop_missing": drop_missing, "keep_constant": keep_constant,
         "condition": _columns(condition), "round_to_data": None if full_precision is None else False,
+        "clip_to_range": None if extrapolate is None else False,
     }
     data_options = {k: v for k, v in data_options.items() if v is not None}
     train_options = {k: v for k, v in (("steps", steps), ("device", device), ("inpainting", inpainting))
@@ -263,7 +266,8 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
                         "by default); edit it there to move the run")
     if resume and (data_options or inpainting is not None):
         given = next(iter(data_options), "inpainting")
-        given = "full-precision" if given == "round_to_data" else given.replace("_", "-")
+        given = {"round_to_data": "full-precision", "clip_to_range": "extrapolate"}.get(
+            given, given.replace("_", "-"))
         raise UserError(f"--resume continues with the run's own settings (config.toml); "
                         f"--{given} sets a new run's")
     config = cfg.merge(cfg.load_toml(config_file) if config_file else {},
