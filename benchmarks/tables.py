@@ -26,6 +26,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --large               # 10^6 x 20 mixed rows: time, memory
     .venv/bin/python benchmarks/tables.py --widths              # the network's width on small tables
     .venv/bin/python benchmarks/tables.py --skewed              # heavy-tailed columns: preprocessing
+    .venv/bin/python benchmarks/tables.py --encodings           # category encodings on randhie
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -77,7 +78,7 @@ def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
 
         frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
         return frame, "target", {"categorical": ["target"]}
-    if name in ("anes96", "star98"):  # statsmodels' survey (944 rows) and school (303 rows) tables
+    if name in ("anes96", "star98", "randhie"):  # statsmodels' survey, school and health-insurance tables
         import statsmodels.api as sm
 
         return getattr(sm.datasets, name).load_pandas().data, None, {}
@@ -328,6 +329,28 @@ def skewed(results: dict, generations: int) -> None:
                 save(results)
 
 
+ENCODINGS = ("onehot", "auto", "bits")
+
+
+def encodings(results: dict) -> None:
+    """Category encodings on RAND's health-insurance table (20,190 rows; chronic disease coded as
+    one of 31 values, a physical limitation as one of 12: point-mass blocks of 30 and 12 entries),
+    one generation per split: the ratio, and C2ST of generated rows against the test split."""
+    schema, data_config, _, parts = table_splits("randhie")
+    for split, (train, test) in enumerate(parts):
+        for encoding in ENCODINGS:
+            key = f"encodings/randhie/{split}/{encoding}"
+            if key in results:
+                continue
+            frames, train_s, _ = ours(to_frame(train, schema), {
+                "data": data_config | {"categorical_encoding": encoding}}, 1, split)
+            generated = to_values(frames[0], schema)
+            results[key] = score([generated], train, test, schema) | {
+                "c2st": metrics.c2st(generated, test), "train_seconds": train_s}
+            print(f"{key}: ratio {results[key]['ratio']:.3f}, C2ST {results[key]['c2st']:.3f}", flush=True)
+            save(results)
+
+
 def large(results: dict, rows: int = 1_000_000, seed: int = 0) -> None:
     """A 10^6 x 20 mixed table (15 correlated numbers with 5% gaps in two, 3 categories, 2
     integers): training seconds, peak memory, and the ratio against 20,000 held-out rows."""
@@ -453,6 +476,21 @@ def report(results: dict) -> str:
                     f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
                     f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
                     f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
+    by_encoding = {}
+    for key, r in results.items():
+        if key.startswith("encodings/"):
+            by_encoding.setdefault(key.split("/")[-1], []).append(r)
+    if by_encoding:
+        lines += ["", "| table | category encoding | ratio (each split) | C2ST | DCR share | train s |",
+                  "| --- | --- | --- | ---: | ---: | ---: |"]
+        for encoding in ENCODINGS:
+            runs = by_encoding.get(encoding, [])
+            if runs:
+                lines.append(f"| randhie | {encoding} | {np.mean([r['ratio'] for r in runs]):.3f} ("
+                             + ", ".join(f"{r['ratio']:.3f}" for r in runs) + f") | "
+                             f"{np.mean([r['c2st'] for r in runs]):.3f} | "
+                             f"{np.mean([r['dcr_share'] for r in runs]):.3f} | "
+                             f"{np.mean([r['train_seconds'] for r in runs]):.1f} |")
     if "large" in results:
         r = results["large"]
         lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
@@ -474,6 +512,7 @@ def main() -> None:
     parser.add_argument("--large", action="store_true")
     parser.add_argument("--widths", action="store_true", help="the network's width on the small tables")
     parser.add_argument("--skewed", action="store_true", help="preprocessing of heavy-tailed columns")
+    parser.add_argument("--encodings", action="store_true", help="category encodings on randhie")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -484,6 +523,8 @@ def main() -> None:
         widths(results, args.generations)
     elif args.skewed:
         skewed(results, args.generations)
+    elif args.encodings:
+        encodings(results)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)

@@ -179,6 +179,23 @@ def spiked_frame(n: int = 4000, seed: int = 0) -> pd.DataFrame:
                          "reading": rng.normal(100, 15, n).round(), "noise": rng.normal(size=n)})
 
 
+def test_a_column_of_codes_comes_back_as_its_codes():
+    """A disease score recorded as one of 24 values, some close together (9.97, 10.3, 10.58):
+    every value is a point mass, so samples are codes the data has (not 10.025), and the block of
+    25 entries is encoded as 5 analog bits (``categorical_encoding = "auto"``)."""
+    rng = np.random.default_rng(0)
+    codes = np.round(np.sort(rng.uniform(0, 40, 24)), 6)
+    frame = pd.DataFrame({"disease": rng.choice(codes, 1500), "visits": rng.poisson(3, 1500)})
+    frame["visits"] += (frame["disease"] > 20).astype(int) * 3
+    model = sd.fit(frame, steps=400, progress=False)
+    assert model.encoder.masses == [sorted(codes.tolist())]
+    assert model.encoder.patterns[-1].shape == (25, 5)
+    samples = model.sample(2000, seed=0)
+    assert samples["disease"].isin(codes).all()
+    shares = samples["disease"].value_counts(normalize=True).reindex(codes, fill_value=0)
+    assert (shares - frame["disease"].value_counts(normalize=True).reindex(codes)).abs().max() < 0.05
+
+
 def test_point_masses_are_the_spikes_not_a_grid_of_readings():
     frame = spiked_frame()
     masses = {c: tables.point_masses(frame[c].to_numpy()) for c in ["amount", "level", "reading", "noise"]}
@@ -209,7 +226,8 @@ def test_point_masses_round_trip_with_gaps_and_restore():
     encoder = tables.fit(x, schema)
     assert encoder.point_mass_columns == [1, 2]
     y = encoder.forward(x)
-    assert y.shape[1] == encoder.transformed_dim == 4 + 2 + 2 + 2 + 4  # k, gaps, 0, 1/2/3 or none
+    # numbers; k and gaps one-hot; the point masses as bits: 0 or not, 1/2/3 or none
+    assert y.shape[1] == encoder.transformed_dim == 4 + 2 + 2 + 1 + 2
     back = encoder.inverse(y)
     assert torch.equal(back.isnan(), x.isnan())
     zero, whole = x[:, 1] == 0, torch.isin(x[:, 2], torch.tensor([1.0, 2.0, 3.0], dtype=x.dtype))

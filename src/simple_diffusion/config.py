@@ -55,9 +55,10 @@ class DataConfig:
     numeric: list[str] = field(default_factory=list)
     """Columns taken as purely continuous numbers although detection would say integer, or would
     learn the values they repeat (a spike at 0, readings mostly whole) as point masses."""
-    categorical_encoding: str = "onehot"
-    """How categories (and missing-cell indicators) enter the Gaussian diffusion: ``onehot``
-    (+1/-1 per category) or ``bits`` (analog bits: the category's binary digits as +1/-1)."""
+    categorical_encoding: str = "auto"
+    """How categories (and missing-cell indicators, point masses) enter the Gaussian diffusion:
+    ``onehot`` (+1/-1 per category), ``bits`` (analog bits: the category's binary digits as
+    +1/-1) or ``auto`` (one-hot up to 10 categories, bits beyond and for point masses)."""
     condition: list[str] = field(default_factory=list)
     """Columns the model learns to condition on (``sample --given``): it learns p(other
     columns | these) and, with ``train.condition_dropout``, the joint too."""

@@ -68,6 +68,12 @@ repeated, its neighbours as often) has none, a spike at 0 or a column mostly rec
 4 ... has them."""
 POINT_MASSES_MOST = 32
 """At most this many point masses per column (the most frequent)."""
+CODED_ROWS_PER_VALUE = 20
+"""A column of at most ``POINT_MASSES_MOST`` distinct values, not all whole, with this many
+cells per distinct value or more, is a set of codes (RAND's health-insurance table scores
+chronic disease as one of 31 values such as 9.967326 and 10.3 over 20,190 rows): every value
+of it with ``POINT_MASS_ROWS`` cells is a point mass, however close to the next. Whole-number
+columns are left to the rule above: rounding serves them."""
 POINT_MASS_SAMPLE_ROWS = 1 << 20
 """Point masses of a longer column are found on this many of its cells, drawn at random."""
 
@@ -82,6 +88,8 @@ def point_masses(values: np.ndarray) -> list[float]:
     []
     >>> point_masses(np.r_[[0.0] * 24, np.arange(1.0, 21.0).repeat(2), 300.0, 7300.0])  # heavy tail
     [0.0]
+    >>> point_masses(np.array([9.967326, 10.3, 10.57626, 11.84267] * 30 + [3.4] * 2))  # codes
+    [9.967326, 10.3, 10.57626, 11.84267]
     """
     values = values[~np.isnan(values)]
     if len(values) > POINT_MASS_SAMPLE_ROWS:
@@ -100,8 +108,18 @@ def point_masses(values: np.ndarray) -> list[float]:
               - below[np.searchsorted(unique, unique - reach, "left")] - counts)
     spikes = ((counts >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * len(values)))
               & (counts >= POINT_MASS_CONTRAST * around))
+    if (len(unique) <= POINT_MASSES_MOST and len(values) >= CODED_ROWS_PER_VALUE * len(unique)
+            and not np.array_equal(unique, np.round(unique))):
+        spikes = counts >= POINT_MASS_ROWS
     most = np.argsort(-counts[spikes], kind="stable")[:POINT_MASSES_MOST]
     return sorted(unique[spikes][most].tolist())
+
+
+ONEHOT_MOST = 10
+"""``auto`` encodes a categorical column of at most this many categories one-hot, a larger one
+and every point-mass block as analog bits (BENCHMARKS.md, "Tables": one-hot is better on
+penguins' columns of 2-4 categories and digits' label of 10; bits on the point masses of RAND's
+health-insurance table, blocks of 6-30 entries, and as good on diabetes' `s4`)."""
 
 
 def patterns(size: int, encoding: str) -> torch.Tensor:
@@ -109,7 +127,11 @@ def patterns(size: int, encoding: str) -> torch.Tensor:
 
     >>> patterns(3, "bits").tolist()
     [[-1.0, -1.0], [-1.0, 1.0], [1.0, -1.0]]
+    >>> patterns(3, "auto").shape, patterns(30, "auto").shape
+    (torch.Size([3, 3]), torch.Size([30, 5]))
     """
+    if encoding == "auto":
+        encoding = "onehot" if size <= ONEHOT_MOST else "bits"
     if encoding == "onehot":
         return 2 * torch.eye(size, dtype=torch.float64) - 1
     width = max(1, math.ceil(math.log2(size)))
@@ -134,7 +156,8 @@ class TableEncoder:
         self.point_mass_columns, self.masses = list(point_mass_columns), [list(m) for m in masses]
         self.numeric_columns = [j for j, c in enumerate(self.schema) if c.kind != "categorical"]
         self.categorical_columns = [j for j, c in enumerate(self.schema) if c.kind == "categorical"]
-        self.patterns = [patterns(size, encoding) for size in self.sizes]
+        self.patterns = [patterns(size, "bits" if encoding == "auto" and block >= self._first_mass
+                                  else encoding) for block, size in enumerate(self.sizes)]
 
     @property
     def width(self) -> int:
@@ -327,7 +350,7 @@ def fit(
     x: torch.Tensor,
     schema: Sequence[Column],
     scaling: str = "auto",
-    encoding: str = "onehot",
+    encoding: str = "auto",
     bounds: dict[str, tuple[float | None, float | None]] | None = None,
     integer: Sequence[str] = (),
     keep_constant: bool = False,
