@@ -275,6 +275,21 @@ def test_a_model_reproduces_each_spike_and_its_dependence_on_another_column():
     assert 0.1 < len(between) / len(samples) < 0.3 and between.between(0.3, 3.7).mean() > 0.95
 
 
+def test_train_says_which_columns_it_takes_as_skewed_and_how_to_leave_them(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "towns.csv"
+    pd.DataFrame({"population": np.exp(rng.normal(3, 2, 300)).round(),
+                  "age": rng.normal(45, 15, 300).round()}).to_csv(data, index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "0"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"population: skewed, learnt through a Yeo-Johnson transform \(exponent [\d.e-]+; "
+                     r"--preprocess standardize, or data.preprocess, leaves it as it is\)", err)
+    assert "age: skewed" not in err
+    assert cli(["train", str(tmp_path / "run2"), "--data", str(data), "--steps", "20", "-n", "0",
+                "--preprocess", "standardize"]) == 0  # as the line says
+    assert "skewed" not in capsys.readouterr().err
+
+
 def test_train_says_which_values_are_point_masses_and_how_to_keep_a_column_continuous(tmp_path, capsys):
     data = tmp_path / "spiked.csv"
     spiked_frame(300).to_csv(data, index=False)

@@ -393,6 +393,7 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
     import sys
 
     from .data.columns import describe
+    from .data.encoders import YeoJohnson
 
     print(f"columns: {describe(prepared.schema)}", file=sys.stderr)
     for j, masses in zip(encoder.point_mass_columns, encoder.masses):
@@ -404,6 +405,12 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
             f"are one of {shown}, learnt as point masses")
         print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} (--numeric "
               f"{shlex.quote(name)}, or data.numeric, takes it as continuous)", file=sys.stderr)
+    for step in encoder.numeric.steps:
+        if isinstance(step, YeoJohnson):
+            for k, exponent in zip(step.columns, step.lambdas):
+                name = encoder.schema[encoder.numeric_columns[k]].name
+                print(f"{name}: skewed, learnt through a Yeo-Johnson transform (exponent {exponent:.2g}; "
+                      "--preprocess standardize, or data.preprocess, leaves it as it is)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "
