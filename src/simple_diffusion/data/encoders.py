@@ -517,7 +517,7 @@ def fit(
         candidates = [j for j in range(x.shape[1]) if j not in bounded_columns and j not in constant]
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a nearly constant column: no skew
-            skewness = stats.skew(x[:, candidates].double().numpy(), axis=0)
+            skewness = [stats.skew(x[:, j].double().numpy()) for j in candidates]  # no table copy
         skewed = [j for j, skew in zip(candidates, skewness) if abs(skew) > SKEWED]
         if skewed:
             power = YeoJohnson.fit(x, skewed)
