@@ -39,6 +39,7 @@ import json
 import resource
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -230,30 +231,39 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
             save(results)
 
 
-def ablation(results: dict, generations: int) -> None:
-    """Category encodings (one-hot vs analog bits: digits' label has 10 classes, 10 one-hot
-    columns or 4 bits), and on penguins the step floor, the sampler's steps and the network's
-    width that the default takes from the data; ours only."""
-    variants = {"onehot": {}, "bits": {"data": {"categorical_encoding": "bits"}},
-                "steps_5000": {"train": {"steps": 5000}}, "steps_20000": {"train": {"steps": 20_000}},
-                "sampler_50_steps": {"sample": {"num_steps": 50}},
-                "width_128": {"model": {"hidden": [128] * 4}}}
-    for name in ("penguins", "digits"):
+def variant_runs(results: dict, section: str, names: Sequence[str], variants: dict[str, dict],
+                 generations: int, measure: Callable | None = None) -> None:
+    """Ours on every split of each table with each variant's config overrides (over the table's
+    own), scored and saved under ``section/table/split/variant``; ``measure(frames, train, test,
+    schema)`` adds its own numbers. Runs already in ``results`` are kept."""
+    for name in names:
         schema, data_config, _, parts = table_splits(name)
         for split, (train, test) in enumerate(parts):
             for variant, config in variants.items():
-                key = f"ablation/{name}/{split}/{variant}"
+                key = f"{section}/{name}/{split}/{variant}"
                 if key in results:
-                    continue
-                if name == "digits" and variant not in ("onehot", "bits"):
                     continue
                 overrides = config | {"data": data_config | config.get("data", {})}
                 frames, train_s, _ = ours(to_frame(train, schema), overrides, generations, split)
                 results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | {
-                    "train_seconds": train_s}
-                print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR {results[key]['dcr_share']:.3f}",
-                      flush=True)
+                    "train_seconds": train_s, "rows": len(train)}
+                if measure is not None:
+                    results[key] |= measure(frames, train, test, schema)
+                print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR {results[key]['dcr_share']:.3f}, "
+                      f"train {train_s:.1f} s", flush=True)
                 save(results)
+
+
+def ablation(results: dict, generations: int) -> None:
+    """Category encodings (one-hot vs analog bits: digits' label has 10 classes, 10 one-hot
+    columns or 4 bits), and on penguins the step floor, the sampler's steps and the network's
+    width that the default takes from the data; ours only."""
+    encodings = {"onehot": {}, "bits": {"data": {"categorical_encoding": "bits"}}}
+    variant_runs(results, "ablation", ["penguins"], encodings | {
+        "steps_5000": {"train": {"steps": 5000}}, "steps_20000": {"train": {"steps": 20_000}},
+        "sampler_50_steps": {"sample": {"num_steps": 50}}, "width_128": {"model": {"hidden": [128] * 4}},
+    }, generations)
+    variant_runs(results, "ablation", ["digits"], encodings, generations)
 
 
 WIDTHS = (64, 128, 256)
@@ -263,20 +273,8 @@ WIDTH_TABLES = ("iris", "wine", "penguins", "diabetes")
 def widths(results: dict, generations: int) -> None:
     """The network's width on the small tables (120-353 training rows), the rest the default:
     what ``build.NARROW_BELOW`` was chosen from."""
-    for name in WIDTH_TABLES:
-        schema, data_config, _, parts = table_splits(name)
-        for split, (train, test) in enumerate(parts):
-            for width in WIDTHS:
-                key = f"widths/{name}/{split}/{width}"
-                if key in results:
-                    continue
-                frames, train_s, _ = ours(to_frame(train, schema), {
-                    "data": data_config, "model": {"hidden": [width] * 4}}, generations, split)
-                results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | {
-                    "train_seconds": train_s, "rows": len(train)}
-                print(f"{key}: ratio {results[key]['ratio']:.3f}, DCR {results[key]['dcr_share']:.3f}, "
-                      f"train {train_s:.1f} s", flush=True)
-                save(results)
+    variant_runs(results, "widths", WIDTH_TABLES,
+                 {str(width): {"model": {"hidden": [width] * 4}} for width in WIDTHS}, generations)
 
 
 SKEWED_TABLES = ("anes96", "star98", "breast_cancer")
@@ -312,21 +310,10 @@ def skewed(results: dict, generations: int) -> None:
     """The default's preprocessing (``auto``: a Yeo-Johnson transform of skewed columns) against
     plain standardisation on tables with heavy-tailed columns (populations, counts of students,
     measurement errors); both keep samples within the training range."""
-    for name in SKEWED_TABLES:
-        schema, data_config, _, parts = table_splits(name)
-        for split, (train, test) in enumerate(parts):
-            for preprocess in PREPROCESSING:
-                key = f"skewed/{name}/{split}/{preprocess}"
-                if key in results:
-                    continue
-                train_frame, test_frame = to_frame(train, schema), to_frame(test, schema)
-                frames, train_s, _ = ours(train_frame, {"data": data_config | {"preprocess": preprocess}},
-                                          generations, split)
-                results[key] = score([to_values(f, schema) for f in frames], train, test, schema) | (
-                    skewed_columns(frames, train_frame, test_frame)) | {"train_seconds": train_s}
-                print(f"{key}: ratio {results[key]['ratio']:.3f}, KS {results[key]['ks']:.3f}, "
-                      f"W1/sd {results[key]['w1_sd']:.3f}", flush=True)
-                save(results)
+    variant_runs(results, "skewed", SKEWED_TABLES,
+                 {p: {"data": {"preprocess": p}} for p in PREPROCESSING}, generations,
+                 lambda frames, train, test, schema: skewed_columns(
+                     frames, to_frame(train, schema), to_frame(test, schema)))
 
 
 ENCODINGS = ("onehot", "auto", "bits")
@@ -336,19 +323,10 @@ def encodings(results: dict) -> None:
     """Category encodings on RAND's health-insurance table (20,190 rows; chronic disease coded as
     one of 31 values, a physical limitation as one of 12: point-mass blocks of 30 and 12 entries),
     one generation per split: the ratio, and C2ST of generated rows against the test split."""
-    schema, data_config, _, parts = table_splits("randhie")
-    for split, (train, test) in enumerate(parts):
-        for encoding in ENCODINGS:
-            key = f"encodings/randhie/{split}/{encoding}"
-            if key in results:
-                continue
-            frames, train_s, _ = ours(to_frame(train, schema), {
-                "data": data_config | {"categorical_encoding": encoding}}, 1, split)
-            generated = to_values(frames[0], schema)
-            results[key] = score([generated], train, test, schema) | {
-                "c2st": metrics.c2st(generated, test), "train_seconds": train_s}
-            print(f"{key}: ratio {results[key]['ratio']:.3f}, C2ST {results[key]['c2st']:.3f}", flush=True)
-            save(results)
+    variant_runs(results, "encodings", ["randhie"],
+                 {e: {"data": {"categorical_encoding": e}} for e in ENCODINGS}, 1,
+                 lambda frames, train, test, schema: {
+                     "c2st": metrics.c2st(to_values(frames[0], schema), test)})
 
 
 def large(results: dict, rows: int = 1_000_000, seed: int = 0) -> None:
