@@ -377,6 +377,16 @@ def worst_tvd_excess(runs: list[dict]) -> float | None:
     return max((np.mean([r["tvd"][c] - r["tvd_oracle"][c] for r in runs]) for c in columns), default=None)
 
 
+def grouped(results: dict, section: str) -> dict[tuple[str, str], list[dict]]:
+    """The runs saved under ``section/table/split/variant``, by (table, variant)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for key, r in results.items():
+        if key.startswith(f"{section}/"):
+            _, name, _, variant = key.split("/")
+            groups.setdefault((name, variant), []).append(r)
+    return groups
+
+
 METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)"}
 
 
@@ -404,11 +414,7 @@ def report(results: dict) -> str:
                 f"{share[0]:.3f} | {'-' if excess is None else f'{excess:+.3f}'} | "
                 f"{'-' if gap is None else f'{gap:.1f}'} | {mean(name, method, 'train_seconds')[0]:.1f} | "
                 f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")
-    ablations = {}
-    for key, r in results.items():
-        if key.startswith("ablation/"):
-            _, name, _, variant = key.split("/")
-            ablations.setdefault((name, variant), []).append(r)
+    ablations = grouped(results, "ablation")
     if ablations:
         lines += ["", "| table | variant | ratio | DCR share | worst TVD - oracle | train s | splits |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -417,17 +423,13 @@ def report(results: dict) -> str:
             lines.append(f"| {name} | {variant} | {np.mean([r['ratio'] for r in runs]):.3f} | "
                          f"{np.mean([r['dcr_share'] for r in runs]):.3f} | {excess:+.3f} | "
                          f"{np.mean([r['train_seconds'] for r in runs]):.1f} | {len(runs)} |")
-    by_width = {}
-    for key, r in results.items():
-        if key.startswith("widths/"):
-            _, name, _, width = key.split("/")
-            by_width.setdefault(name, {}).setdefault(int(width), []).append(r)
+    by_width = grouped(results, "widths")
     if by_width:
         lines += ["", "| table | training split rows | ratio 4 x 64 | 4 x 128 | 4 x 256 | DCR share 4 x 64 "
                   "| 4 x 128 | 4 x 256 | train s 4 x 64 | 4 x 128 | 4 x 256 | splits |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name in WIDTH_TABLES:
-            runs = by_width.get(name, {})
+            runs = {w: by_width[name, str(w)] for w in WIDTHS if (name, str(w)) in by_width}
             if set(runs) != set(WIDTHS):
                 continue
             means = {(field, w): np.mean([r[field] for r in runs[w]]) for w in WIDTHS
@@ -437,32 +439,28 @@ def report(results: dict) -> str:
                          + " | ".join(f"{means['dcr_share', w]:.3f}" for w in WIDTHS)
                          + " | " + " | ".join(f"{means['train_seconds', w]:.1f}" for w in WIDTHS)
                          + f" | {len(runs[64])} |")
-    by_preprocessing = {}
-    for key, r in results.items():
-        if key.startswith("skewed/"):
-            _, name, _, preprocess = key.split("/")
-            by_preprocessing.setdefault(name, {}).setdefault(preprocess, []).append(r)
+    by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
         lines += ["", "| table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) | ratio "
                   "| DCR share | cells outside the range | splits |",
                   "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for name in SKEWED_TABLES:
-            for preprocess, runs in sorted(by_preprocessing.get(name, {}).items(), reverse=True):
+            for preprocess in PREPROCESSING:
+                runs = by_preprocessing.get((name, preprocess))
+                if not runs:
+                    continue
                 m = {f: np.mean([r[f] for r in runs]) for f in
                      ("ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share", "outside_range")}
                 lines.append(
                     f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
                     f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
                     f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
-    by_encoding = {}
-    for key, r in results.items():
-        if key.startswith("encodings/"):
-            by_encoding.setdefault(key.split("/")[-1], []).append(r)
+    by_encoding = grouped(results, "encodings")
     if by_encoding:
         lines += ["", "| table | category encoding | ratio (each split) | C2ST | DCR share | train s |",
                   "| --- | --- | --- | ---: | ---: | ---: |"]
         for encoding in ENCODINGS:
-            runs = by_encoding.get(encoding, [])
+            runs = by_encoding.get(("randhie", encoding), [])
             if runs:
                 lines.append(f"| randhie | {encoding} | {np.mean([r['ratio'] for r in runs]):.3f} ("
                              + ", ".join(f"{r['ratio']:.3f}" for r in runs) + f") | "
