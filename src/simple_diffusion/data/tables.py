@@ -98,6 +98,9 @@ def point_masses(values: np.ndarray) -> list[float]:
     if not spread > 0:
         return []
     unique, counts = np.unique(values, return_counts=True)
+    if (len(unique) <= POINT_MASSES_MOST and len(values) >= CODED_ROWS_PER_VALUE * len(unique)
+            and not np.array_equal(unique, np.round(unique))):  # codes: each value its own mass
+        return unique[counts >= POINT_MASS_ROWS].tolist()
     below = np.concatenate([[0], np.cumsum(counts)])  # cells below each distinct value, and all
     last = len(unique) - 1
     index = np.arange(len(unique))
@@ -108,9 +111,6 @@ def point_masses(values: np.ndarray) -> list[float]:
               - below[np.searchsorted(unique, unique - reach, "left")] - counts)
     spikes = ((counts >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * len(values)))
               & (counts >= POINT_MASS_CONTRAST * around))
-    if (len(unique) <= POINT_MASSES_MOST and len(values) >= CODED_ROWS_PER_VALUE * len(unique)
-            and not np.array_equal(unique, np.round(unique))):
-        spikes = counts >= POINT_MASS_ROWS
     most = np.argsort(-counts[spikes], kind="stable")[:POINT_MASSES_MOST]
     return sorted(unique[spikes][most].tolist())
 
