@@ -252,6 +252,20 @@ def test_help_is_generated_from_the_defaults_it_describes(capsys):
     assert all(name in text for name in config.CHOICES[("sample", "sampler")])
 
 
+def test_the_version_is_answered_from_a_source_tree_that_is_not_installed(monkeypatch, capsys):
+    """As on a machine that runs the checkout through PYTHONPATH: no package metadata."""
+    import importlib.metadata
+
+    import simple_diffusion
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    code, text, _ = invoke(capsys, "--version")
+    assert code == 0 and text.strip() == f"simple-diffusion, version {simple_diffusion.__version__}"
+
+
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["datasets"], ["train", "--help"]])
 def test_quick_commands_import_neither_torch_nor_matplotlib(args):
     """They must answer in well under a second; torch alone takes about 2 s to import."""

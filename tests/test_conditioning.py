@@ -61,7 +61,7 @@ def test_a_loaded_conditional_model_samples_as_the_trained_one(tmp_path):
     theta, c = gaussian_pairs(500)
     model = sd.fit(theta, condition=c, config={"train": {"steps": 200}}, progress=False,
                    out=tmp_path / "run", num_samples=0)
-    loaded = sd.load(tmp_path / "run")
+    loaded = sd.load(tmp_path / "run").to(model.device)  # where a GPU trained it, on the GPU
     assert loaded.condition_columns == ["c1"]
     assert torch.equal(loaded.sample(100, given=[[0.5]], seed=3), model.sample(100, given=[[0.5]], seed=3))
     # A file of conditions without the model's names (.npy): its columns are the condition's.

@@ -208,6 +208,35 @@ def test_one_process_is_rank_0_of_1_and_a_missing_device_is_a_clear_error():
             resolve_device("cuda")
 
 
+def test_each_process_on_a_gpu_of_its_own_and_more_processes_than_gpus_refused(monkeypatch):
+    """NCCL serves one process per GPU: rank 1 of two takes the second GPU; two processes on a
+    machine with one GPU train on the CPU under auto, and --device cuda is a one-line error, not
+    NCCL's "duplicate GPU" abort (on an H200 machine, every --nproc test had put both processes
+    on the one GPU)."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert resolve_device("cuda") == resolve_device("auto") == torch.device("cuda", 1)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("auto") == torch.device("cpu")  # gloo between CPU processes
+    assert resolve_device("auto", processes=1) == torch.device("cuda", 1)
+    with pytest.raises(sd.UserError, match=r"2 processes on this machine need a GPU each, and torch "
+                       r"sees 1; use --nproc 1 \(one process per GPU\) or --device cpu"):
+        resolve_device("cuda")
+
+
+def test_more_processes_than_gpus_are_refused_before_any_starts(tmp_path, capfd, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert cli(["train", str(tmp_path / "run"), "--data", "two_gaussians", "--nproc", "2",
+                "--device", "cuda"]) == 1
+    err = capfd.readouterr().err
+    assert err.strip() == ("error: --device cuda: 2 processes on this machine need a GPU each, and torch "
+                           "sees 1; use --nproc 1 (one process per GPU) or --device cpu")
+    assert not (tmp_path / "run").exists()
+
+
 def test_the_training_device_is_recorded_and_a_missing_one_refused(tmp_path, capfd):
     run = tmp_path / "run"
     assert cli(["train", str(run), "--data", "two_gaussians", "--steps", "20", "-n", "0", "--quiet",
@@ -218,6 +247,26 @@ def test_the_training_device_is_recorded_and_a_missing_one_refused(tmp_path, cap
         assert cli(["train", str(tmp_path / "gpu"), "--data", "two_gaussians", "--steps", "20",
                     "--device", "cuda"]) == 1
         assert "error: --device cuda: this torch sees no CUDA GPU" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["distill", "evaluate", "impute", "score"])
+def test_every_command_that_runs_the_network_takes_a_device(tmp_path, capfd, command):
+    """A GPU user's run is distilled, evaluated, scored and filled on the GPU too: each command
+    takes --device, and one that is absent is refused before any work."""
+    run = tmp_path / "run"
+    assert cli(["train", str(run), "--data", "two_gaussians", "--steps", "20", "-n", "0", "--quiet"]) == 0
+    rows = tmp_path / "rows.npy"
+    np.save(rows, np.array([[0.5], [np.nan], [-1.0]]))
+    arguments = {"distill": ["--pairs", "8192", "--train-steps", "2", "--quiet"],
+                 "evaluate": ["-n", "1000", "--quiet"],
+                 "impute": ["--data", str(rows), "-o", str(tmp_path / "filled.npy"), "--quiet"],
+                 "score": ["--data", str(rows), "-o", str(tmp_path / "scored.csv")]}[command]
+    capfd.readouterr()
+    assert cli([command, str(run), *arguments, "--device", "cpu"]) == 0, capfd.readouterr().err
+    if not torch.cuda.is_available():
+        assert cli([command, str(run), *arguments, "--device", "cuda"]) == 1
+        assert capfd.readouterr().err.strip().endswith("this torch sees no CUDA GPU (torch "
+                                                       f"{torch.__version__}); use --device cpu or auto")
 
 
 @pytest.mark.slow

@@ -172,7 +172,7 @@ def test_the_run_folder_keeps_the_gaussian_part(tmp_path):
     config = {"model": {"gaussian_part": 0.9}}
     model = sd.fit("two_gaussians", config=config, epochs=2, out=tmp_path / "run", progress=False,
                    num_samples=0)
-    loaded = sd.load(tmp_path / "run")
+    loaded = sd.load(tmp_path / "run").to(model.device)  # where a GPU trained it, on the GPU
     assert loaded.gaussian is not None and loaded.gaussian.share == 0.9
     assert torch.equal(loaded.sample(500, seed=4), model.sample(500, seed=4))
     # Without its part the same network samples something else: the part is in use.

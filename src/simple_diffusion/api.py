@@ -355,7 +355,7 @@ def fit(
         folder.close()
     if num_samples != 0 and ranks.is_main:
         evaluate_run(folder.path, n=num_samples, progress=progress, likelihood_rows=likelihood_rows,
-                     data=prepared)
+                     data=prepared, device=resolved.train.device)
     return model
 
 
@@ -492,11 +492,14 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
 
 
 def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pairs: int = 65_536,
-            train_steps: int = 4_000, seed: int = 0, progress: bool = True) -> DiffusionModel:
+            train_steps: int = 4_000, seed: int = 0, progress: bool = True,
+            device: str | None = None) -> DiffusionModel:
     """Give a model a few-step sampler: a student network that samples in ``num_steps``
     evaluations (``sample(n, sampler="distilled")``), trained on ``pairs`` of the teacher's
     deterministic samples for ``train_steps`` steps (``training/distill.py``). A run folder
-    gets student.safetensors; the model is returned with its student.
+    gets student.safetensors; the model is returned with its student. The student trains on
+    ``device`` (a ``--device`` choice); by default on a model's own device, and for a run
+    folder on ``auto``'s (a GPU where torch sees one).
 
     >>> import simple_diffusion as sd
     >>> model = sd.distill(sd.fit("two_gaussians", epochs=2, progress=False), pairs=8192,
@@ -509,7 +512,10 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
     folder = None if isinstance(model, DiffusionModel) else RunFolder(model)
     if folder is not None:
         model = folder.load_model()
+        device = device or "auto"
     assert isinstance(model, DiffusionModel)
+    if device is not None:
+        model.to(resolve_device(device))
     student = distillation.distill(model, num_steps=num_steps, pairs=pairs, train_steps=train_steps,
                                    seed=seed, progress=progress)
     model.student = student
@@ -561,10 +567,12 @@ def evaluate_run(
     progress: bool = False,
     likelihood_rows: int = LIKELIHOOD_ROWS,
     data: TrainingData | None = None,
+    device: str = "auto",
 ) -> dict[str, Any]:
     """Sample a run's model (``n`` samples, default ``evaluation_size``, unless ``samples`` are
     given), evaluate, and write metrics and plots. ``data``: the run's rows, where the caller
-    holds them (``fit``), instead of reading its data file again.
+    holds them (``fit``), instead of reading its data file again. ``device``: where the model
+    samples and scores (a ``--device`` choice; ``auto`` takes a GPU where torch sees one).
 
     With ``likelihood_rows`` > 0 that many held-out rows (fresh draws for a built-in target) are
     scored by ``log_prob``, and the model's density is drawn over the truth (density.png). A
@@ -575,7 +583,7 @@ def evaluate_run(
     from .evaluation.report import render_report
 
     folder = RunFolder(path)
-    model = folder.load_model()
+    model = folder.load_model().to(resolve_device(device))
     if data is None:
         data = run_training_data(folder, model.config, model.info)
     reference: str | np.ndarray = data.target if data.target else data.val

@@ -93,7 +93,8 @@ PRECISIONS = {
 }
 """How a sampler runs the network (``precision.py``); densities always use float32."""
 DEVICES = {
-    "auto": "a CUDA GPU if torch sees one, else an Apple GPU (mps), else the CPU",
+    "auto": "a CUDA GPU if torch sees one for each process, else an Apple GPU (mps, one process), "
+            "else the CPU",
     "cpu": "the CPU",
     "cuda": "the CUDA GPU (under torchrun, the one of the process's LOCAL_RANK)",
     "mps": "the Apple GPU",

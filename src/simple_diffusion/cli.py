@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from . import choices
+from . import __version__, choices
 from . import config as cfg
 from .errors import UserError, is_follower
 from .training import budget
@@ -91,12 +91,16 @@ nproc_option = click.option(
 )
 
 
-def _launched(nproc: int) -> bool:
+def _launched(nproc: int, device: str | None) -> bool:
     """Run the current command again in ``nproc`` processes through torchrun (unless it is one
-    of them already, or ``nproc`` is 1); return whether it did."""
+    of them already, or ``nproc`` is 1); return whether it did. A ``device`` that cannot serve
+    ``nproc`` processes is refused before any starts."""
     if nproc == 1 or "WORLD_SIZE" in os.environ:
         return False
-    from .training.distributed import launch
+    from .training.distributed import launch, resolve_device
+
+    if device is not None:
+        resolve_device(device, processes=nproc)
 
     argv = click.get_current_context().find_root().obj["argv"]
     status = launch(nproc, _without_option(argv, "--nproc"))
@@ -142,7 +146,7 @@ def given_options(command):
 
 
 @click.group(context_settings=CONTEXT)
-@click.version_option(package_name="simple-diffusion")
+@click.version_option(__version__, prog_name="simple-diffusion")  # also where it is not installed
 def cli() -> None:
     """Learn a distribution from samples with a denoising diffusion model, then generate more.
 
@@ -272,7 +276,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
                         f"--{given} sets a new run's")
     config = cfg.merge(cfg.load_toml(config_file) if config_file else {},
                        {"data": data_options, "train": train_options})
-    if _launched(nproc):
+    if _launched(nproc, device):
         return
     count = _either(count, legacy_eval_samples)
     api.fit(
@@ -355,7 +359,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
     io.check_output(output, model.schema)
     io.check_stdout_writers(output, nproc or 1)
-    if _launched(nproc):
+    if _launched(nproc, device):
         return
     model.to(resolve_device(device or "auto"))
     total = api.write_samples(
@@ -413,8 +417,9 @@ def _given_frame(given: str):
               help="Fillings per gap: their spread is each filled cell's uncertainty.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @resample_option
+@device_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
+def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
     observed cells (RePaint in-painting, or the model's own for one trained with --inpainting
     learnt); observed cells are kept as they are.
@@ -427,10 +432,11 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
 
     from . import api
     from .data import io
+    from .training.distributed import resolve_device
 
     if run is None:
         raise UserError("write `simple-diffusion impute RUN --data FILE -o OUT`")
-    model = api.load(run)
+    model = api.load(run).to(resolve_device(device or "auto"))
     io.check_writable(output, model.schema)
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
@@ -451,8 +457,9 @@ def impute(run, data_file, output, draws, seed, resample, quiet) -> None:
 @click.option("--train-steps", type=click.IntRange(min=1), default=4_000, show_default=True,
               help="Adam steps of the student (batch 256), starting from the teacher's weights.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pairs and batches.")
+@device_option
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
+def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
     """Distill the model in RUN into a sampler of a few network evaluations (student.safetensors in
     RUN), used by `sample --sampler distilled` and reported by `evaluate` beside the default.
 
@@ -473,7 +480,7 @@ def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
     if run is None:
         raise UserError("write `simple-diffusion distill RUN`")
     model = api.distill(run, num_steps=num_steps, pairs=pairs, train_steps=train_steps, seed=seed,
-                        progress=not quiet)
+                        progress=not quiet, device=device or "auto")
     seconds = model.student.info["seconds"]
     trained = model.info.get("train_seconds")
     against = f" (the model trained in {trained:.1f} s)" if trained else ""
@@ -493,9 +500,10 @@ def distill(run, num_steps, pairs, train_steps, seed, quiet) -> None:
 @likelihood_rows_option
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON instead of the table.")
+@device_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--samples", "--samples-file", type=click.Path(dir_okay=False))
-def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, quiet,
+def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, device, quiet,
              legacy_samples) -> None:
     """Distances of the model's samples to the target, the training data's own (the floor),
     their ratio, and a memorisation check; written to RUN/metrics.json, samples.png, report.html.
@@ -518,7 +526,8 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
     samples_file = _either(samples_file, legacy_samples)
     samples = io.read_frame(samples_file) if samples_file else None
     result = api.evaluate_run(run, samples=samples, against=against, n=count, seed=seed,
-                              progress=not quiet, likelihood_rows=likelihood_rows)
+                              progress=not quiet, likelihood_rows=likelihood_rows,
+                              device=device or "auto")
     click.echo(json.dumps(result, indent=2) if as_json else _summary(result))
 
 
@@ -578,7 +587,8 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
 @click.option("--tolerance", type=click.FloatRange(min=1e-10, max=1e-1), default=1e-5,
               show_default=True, help="Relative and absolute tolerance of the ODE solver: 1e-4 is "
               "about 3x quicker, to about 4e-3 nats per row.")
-def score(run, data_file, output, lowest, tolerance) -> None:
+@device_option
+def score(run, data_file, output, lowest, tolerance, device) -> None:
     """Score each row of --data by the log-density of the model in RUN (nats, in the data's own
     units): low scores flag unusual rows, e.g. anomalies among detector events.
 
@@ -591,13 +601,14 @@ def score(run, data_file, output, lowest, tolerance) -> None:
     from . import api
     from .data import io
     from .evaluation.plots import score_plot
+    from .training.distributed import resolve_device
 
     if run is None:
         raise UserError("write `simple-diffusion score RUN --data FILE -o OUT`")
     if output == io.STDOUT:
         raise UserError("-o -: score writes a histogram beside its output; name a file, e.g. -o scored.csv")
     io.file_format(output)  # before the work, not after it
-    model = api.load(run)
+    model = api.load(run).to(resolve_device(device or "auto"))
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()

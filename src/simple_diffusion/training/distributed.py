@@ -36,20 +36,28 @@ from ..choices import DEVICES
 from ..errors import UserError
 
 
-def resolve_device(choice: str = "auto") -> torch.device:
-    """The device of a ``--device`` choice: ``auto`` takes a CUDA GPU, else Apple's MPS, else the
-    CPU; under ``torchrun`` a CUDA rank takes the GPU of its ``LOCAL_RANK``. A device asked for
-    but absent is a one-line error."""
+def resolve_device(choice: str = "auto", processes: int | None = None) -> torch.device:
+    """The device of a ``--device`` choice for one of ``processes`` processes on this machine
+    (default: torchrun's ``LOCAL_WORLD_SIZE``, else 1). ``auto`` takes a CUDA GPU when there is
+    one for each process, else Apple's MPS for a single process, else the CPU; under ``torchrun``
+    a CUDA rank takes the GPU of its ``LOCAL_RANK``. A device asked for but absent, or fewer GPUs
+    than processes (NCCL serves one process per GPU), is a one-line error."""
     if choice not in DEVICES:
         raise UserError(f"unknown device {choice!r}; choose one of {', '.join(DEVICES)}")
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", 1)) if processes is None else processes
     if choice == "auto":
-        choice = ("cuda" if torch.cuda.is_available()
-                  else "mps" if torch.backends.mps.is_available() else "cpu")
+        choice = ("cuda" if torch.cuda.is_available() and torch.cuda.device_count() >= processes
+                  else "mps" if torch.backends.mps.is_available() and processes == 1 else "cpu")
     if choice == "cuda":
         if not torch.cuda.is_available():
             raise UserError("--device cuda: this torch sees no CUDA GPU (torch "
                             f"{torch.__version__}); use --device cpu or auto")
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) % torch.cuda.device_count())
+        gpus = torch.cuda.device_count()
+        if processes > gpus:
+            raise UserError(f"--device cuda: {processes} processes on this machine need a GPU each, "
+                            f"and torch sees {gpus}; use --nproc {gpus} (one process per GPU) or "
+                            "--device cpu")
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if choice == "mps" and not torch.backends.mps.is_available():
         raise UserError("--device mps: this torch sees no Apple GPU; use --device cpu or auto")
     return torch.device(choice)
