@@ -19,6 +19,8 @@ True
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -37,6 +39,8 @@ MEMORISATION_ROWS = 10_000
 """Generated rows checked for copies (a subsample: each needs two nearest-neighbour searches)."""
 MEMORISATION_WARNING = 0.6
 """Share above which evaluation warns that rows look copied (0.5 is the no-copy value)."""
+JACKKNIFE_GROUPS = 20
+"""Groups of held-out rows left out in turn for the share's standard error."""
 
 
 def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
@@ -129,56 +133,65 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
 
     0.5 when the model copies nothing (a fresh row is as likely to fall nearer either set) and
     1 when it reproduces its training rows. All rows of both sets are used: subsampling the larger
-    set to the smaller would hide most copies. With n training and m held-out rows a fresh row's
-    nearest neighbour is a training row with probability n / (n + m); the raw share's odds are
-    divided by n / m to give the equal-size share. Columns are scaled by the training rows'
-    spread. A row as near both sets (discrete data: an exact match in each) counts half, after
-    the correction, which holds for the rows with one nearest set only: in a table of categories
-    alone every row ties, and the correction would have turned 0.5 into m / (n + m).
+    set to the smaller would hide most copies. A fresh row and the n + m rows of both sets are
+    exchangeable, so its nearest row, ties broken at random among all the rows at that distance,
+    is a training row with probability n / (n + m): a row as near both sets (discrete data: exact
+    matches in each) counts the training rows' part of the matches, k_train / (k_train +
+    k_held_out), and the raw share's odds are divided by n / m to give the equal-size share.
+    Counting a tie as half, or each set once, left fresh rows of a table of many repeated rows
+    above 0.5 (statsmodels' randhie: 0.59-0.61, one split called copying). Columns are scaled by
+    the training rows' spread.
 
-    ``standard_error`` is the jackknife's over the held-out rows, which set most of the share's
-    noise: with 18 of them (a 178-row table's tenth) fresh rows score 0.5 +- 0.05, so a share
-    of 0.6 there is not yet evidence of copying. ``copied`` asks for both: above
-    ``MEMORISATION_WARNING`` and two standard errors above 0.5.
+    ``standard_error`` is the grouped jackknife's over the held-out rows (``JACKKNIFE_GROUPS``),
+    which set most of the share's noise: with 18 of them (a 178-row table's tenth) fresh rows
+    score 0.5 +- 0.05, so a share of 0.6 there is not yet evidence of copying. ``copied`` asks
+    for both: above ``MEMORISATION_WARNING`` and two standard errors above 0.5.
     """
-    from sklearn.neighbors import NearestNeighbors
+    from sklearn.neighbors import KDTree, NearestNeighbors
 
     rng = np.random.default_rng(0)
-    samples = samples[rng.permutation(len(samples))[:MEMORISATION_ROWS]]
     scale = _scale(train)
-    to_train = NearestNeighbors(n_neighbors=1).fit(train / scale).kneighbors(samples / scale)[0][:, 0]
-    neighbours = min(2, len(holdout))
-    to_holdout, nearest_holdout = NearestNeighbors(n_neighbors=neighbours).fit(
-        holdout / scale).kneighbors(samples / scale)
-    nearer, tied = to_train < to_holdout[:, 0], to_train == to_holdout[:, 0]
-    share = _equal_size_share(nearer.sum(), tied.sum(), len(samples), len(train), len(holdout))
+    samples = samples[rng.permutation(len(samples))[:MEMORISATION_ROWS]] / scale
+    train = train / scale
+    to_train = NearestNeighbors(n_neighbors=1).fit(train).kneighbors(samples)[0][:, 0]
+    train_tree = functools.cache(lambda: KDTree(train))  # for counting ties: discrete data only
+
+    def shares(kept: np.ndarray) -> tuple[float, float]:
+        return _nearer_training(samples, to_train, train_tree, len(train), kept / scale)
+
+    raw, share = shares(holdout)
     error = np.nan
-    if neighbours == 2:
-        # Leaving held-out row j out changes only the rows whose nearest held-out row it was:
-        # their next nearest takes its place. Counts per left-out row, without a loop over rows.
-        owner, m = nearest_holdout[:, 0], len(holdout)
-        next_nearer, next_tied = to_train < to_holdout[:, 1], to_train == to_holdout[:, 1]
-        change = lambda now, then: np.bincount(owner, then, m) - np.bincount(owner, now, m)  # noqa: E731
-        left_out = _equal_size_share(nearer.sum() + change(nearer, next_nearer),
-                                     tied.sum() + change(tied, next_tied), len(samples), len(train), m - 1)
-        error = float(np.sqrt((m - 1) / m * np.sum((left_out - left_out.mean()) ** 2)))
+    groups = np.array_split(rng.permutation(len(holdout)), min(JACKKNIFE_GROUPS, len(holdout)))
+    if len(groups) > 1:
+        left_out = np.array([shares(np.delete(holdout, group, axis=0))[1] for group in groups])
+        error = float(np.sqrt((len(groups) - 1) / len(groups) * np.sum((left_out - left_out.mean()) ** 2)))
     beyond_noise = not share - 2 * error <= 0.5  # one held-out row (no error): the share alone
-    return {"share": float(share), "standard_error": error,
-            "raw_share": float(np.mean(nearer) + 0.5 * np.mean(tied)), "rows": len(samples),
+    return {"share": share, "standard_error": error, "raw_share": raw, "rows": len(samples),
             "train_rows": len(train), "holdout_rows": len(holdout),
             "copied": bool(share > MEMORISATION_WARNING and beyond_noise)}
 
 
-def _equal_size_share(nearer, tied, rows: int, train: int, holdout: int):
-    """The share for equal-sized sets from counts of rows nearer a training row and of ties
-    (arrays of counts give one share each)."""
-    nearer, tied = np.asarray(nearer, np.float64), np.asarray(tied, np.float64)
-    untied_rows = rows - tied
-    with np.errstate(divide="ignore", invalid="ignore"):
-        untied = np.where(untied_rows > 0, nearer / np.maximum(untied_rows, 1), 0.0)
-        odds = untied / (1 - untied) * holdout / train
-        corrected = np.where(untied < 1, odds / (1 + odds), 1.0)
-    return 0.5 * tied / rows + untied_rows / rows * corrected
+def _nearer_training(samples: np.ndarray, to_train: np.ndarray, train_tree: Callable[[], Any], n: int,
+                     holdout: np.ndarray) -> tuple[float, float]:
+    """The raw share of ``samples`` nearer one of the ``n`` training rows (``to_train``, the
+    distances to them; ``train_tree()``, a KDTree of them) than a ``holdout`` row, ties shared
+    by the rows' counts, and its equal-size share. All rows scaled alike."""
+    from sklearn.neighbors import KDTree, NearestNeighbors
+
+    to_holdout = NearestNeighbors(n_neighbors=1).fit(holdout).kneighbors(samples)[0][:, 0]
+    nearer = (to_train < to_holdout).astype(np.float64)
+    tied = to_train == to_holdout
+    if tied.any():
+        # Every row at the tied distance (a hair wider than it, for rounding; at least the one found).
+        radius = to_train[tied] * (1 + 1e-9) + 1e-12
+        k_train, k_holdout = (np.maximum(tree.query_radius(samples[tied], radius, count_only=True), 1)
+                              for tree in (train_tree(), KDTree(holdout)))
+        nearer[tied] = k_train / (k_train + k_holdout)
+    raw, m = float(nearer.mean()), len(holdout)
+    if raw == 1:
+        return raw, 1.0
+    odds = raw / (1 - raw) * m / n
+    return raw, float(odds / (1 + odds))
 
 
 def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:
