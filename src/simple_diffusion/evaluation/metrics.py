@@ -39,6 +39,10 @@ MEMORISATION_ROWS = 10_000
 """Generated rows checked for copies (a subsample: each needs two nearest-neighbour searches)."""
 MEMORISATION_WARNING = 0.6
 """Share above which evaluation warns that rows look copied (0.5 is the no-copy value)."""
+TWO_SAMPLE_ROWS = 10
+"""Reference rows below which the energy distance and C2ST are not computed: the C2ST's five
+folds of a few rows say nothing (scikit-learn cannot split fewer rows than folds), and the energy
+distance of one row is undefined."""
 JACKKNIFE_GROUPS = 20
 """Groups of held-out rows left out in turn for the share's standard error."""
 
@@ -264,11 +268,15 @@ def evaluate(
             row["wasserstein_ratio"] = ratio(row["wasserstein"], row["wasserstein_floor"])
         result["columns"].append(row)
     if samples.shape[1] > 1 and two_sample_tests:
-        result["energy"] = energy_distance(samples / scale, reference / scale)
-        result["c2st"] = c2st(samples, reference)
-        if train is not None:
-            result["energy_floor"] = energy_distance(train / scale, reference / scale)
-            result["c2st_floor"] = c2st(np.asarray(train, np.float64), reference)
+        if len(reference) < TWO_SAMPLE_ROWS:
+            result["two_sample_skipped"] = (f"{_rows(len(reference))} to compare with; they need "
+                                            f"{TWO_SAMPLE_ROWS}")
+        else:
+            result["energy"] = energy_distance(samples / scale, reference / scale)
+            result["c2st"] = c2st(samples, reference)
+            if train is not None:
+                result["energy_floor"] = energy_distance(train / scale, reference / scale)
+                result["c2st_floor"] = c2st(np.asarray(train, np.float64), reference)
     if target is not None:
         masses = mode_masses(target, samples)
         if masses is not None:
@@ -314,7 +322,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``evaluate``'s result."""
     lines = []
     name = result["distance_name"].replace("_", " ")
-    head = f"{name} to {result['reference']:,} reference rows: {result['distance']:.4f}"
+    head = f"{name} to {_rows(result['reference'])}: {result['distance']:.4f}"
     if "ratio" in result:
         head += (f"   floor (training data): {result['floor']:.4f}   ratio: {_fmt(result['ratio'])}"
                  f" (exact samples: about {result['perfect_ratio']:.2f} at these sizes)")
@@ -338,6 +346,8 @@ def format_table(result: dict[str, Any]) -> str:
         if key in result:
             extra = f" (training data: {result[key + '_floor']:.4f})" if key + "_floor" in result else ""
             lines.append(f"{label}: {result[key]:.4f}{extra}")
+    if "two_sample_skipped" in result:
+        lines.append(f"energy distance and C2ST: not computed ({result['two_sample_skipped']})")
     if "memorisation" in result:
         lines.append(memorisation_line(result["memorisation"]))
     if "table" in result:
@@ -411,6 +421,10 @@ def likelihood_line(summary: dict[str, Any]) -> str:
     if summary["rows_without_density"]:
         line += f"; {summary['rows_without_density']} rows outside the model's support"
     return line
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} reference row{'' if count == 1 else 's'}"
 
 
 def memorisation_line(check: dict[str, Any]) -> str:

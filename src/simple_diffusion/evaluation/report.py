@@ -61,7 +61,10 @@ def _metrics_table(result: dict[str, Any]) -> str:
                        ("train_seconds", "training time (s)"), ("sample_seconds", "sampling time (s)")):
         if key in result and (result[key] is not None or key == "ratio"):
             rows.append((label, result[key]))
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td class='num'>{_number(v)}</td></tr>" for k, v in rows)
+    if "two_sample_skipped" in result:
+        rows.append(("energy distance and C2ST", f"not computed: {result['two_sample_skipped']}"))
+    body = "".join(f"<tr><th>{html.escape(k)}</th><td class='num'>"
+                   f"{html.escape(v) if isinstance(v, str) else _number(v)}</td></tr>" for k, v in rows)
     columns = result["columns"]
     floor = "wasserstein_floor" in columns[0]
     head = "<tr><th>column</th><th>W1</th><th>KS</th>" + (
