@@ -144,6 +144,22 @@ def test_a_dataframe_model_samples_dataframes_with_the_same_columns_and_dtypes()
     assert isinstance(model.sample(5, seed=0, frame=False), torch.Tensor)
 
 
+def test_a_dataframe_of_numbered_columns_gets_its_numbers_back(tmp_path):
+    """``pd.DataFrame(array)`` labels its columns 0, 1, 2: samples (from the model and from its
+    run folder) and filled tables carry those labels, not their text, so ``samples[0]`` works
+    (and such a frame's cells are found: impute and log_prob named '0' and found no column)."""
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)))
+    model = sd.fit(frame, epochs=2, progress=False, out=tmp_path / "run", num_samples=0)
+    for fitted in (model, sd.load(tmp_path / "run")):
+        assert list(fitted.sample(10, seed=0).columns) == [0, 1, 2]
+    gaps = frame.head(4).assign(**{"7": ["a", "b", "c", "d"]}).rename(columns={"7": 7})
+    gaps.iloc[0, 1] = np.nan
+    filled = model.impute(gaps, seed=0)
+    assert list(filled.columns) == [0, 1, 2, 7] and not filled[1].isna().any()
+    assert list(filled[7]) == ["a", "b", "c", "d"]
+    assert torch.isfinite(model.log_prob(frame.head(3))).all()  # read by their numbers too
+
+
 def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
     """y is missing with probability 0.05 where k = "a" and 0.40 where k = "b": a model that
     learnt missingness independently of k would give both the same rate."""

@@ -75,6 +75,9 @@ class TrainingData:
     """Rows left out for a missing cell (``data.drop_missing``)."""
     frame: bool = False
     """Whether the data came as a table (a DataFrame or a file): samples are then DataFrames."""
+    labels: list[Any] | None = None
+    """A DataFrame's own column labels where some are numbers (``pd.DataFrame(array)``'s 0, 1,
+    ...; ``columns`` holds them as text): samples carry them again."""
 
     def __post_init__(self) -> None:
         if self.schema is None:
@@ -103,14 +106,29 @@ def training_data(
         names = ["x"] if train.shape[1] == 1 else [f"x{i + 1}" for i in range(train.shape[1])]
         return TrainingData(train, val, names, data, target=data)
     if validation is not None:
-        return _given_split(data, validation, data_config, columns)
-    table, sha256 = _read(data, data_config, columns)
-    rng = np.random.default_rng(data_config.data_seed)
-    order = rng.permutation(len(table.values))
-    held_out = max(1, round(data_config.val_fraction * len(order)))
-    if len(order) - held_out < 1:
-        raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
-    return _split(table, order, held_out, sha256)
+        prepared = _given_split(data, validation, data_config, columns)
+    else:
+        table, sha256 = _read(data, data_config, columns)
+        rng = np.random.default_rng(data_config.data_seed)
+        order = rng.permutation(len(table.values))
+        held_out = max(1, round(data_config.val_fraction * len(order)))
+        if len(order) - held_out < 1:
+            raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
+        prepared = _split(table, order, held_out, sha256)
+    prepared.labels = number_labels(data, prepared.columns)
+    return prepared
+
+
+def number_labels(table: Any, columns: list[str]) -> list[Any] | None:
+    """``table``'s own labels of ``columns`` (their text) where it is a DataFrame with number
+    labels, else None."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        return None
+    numbers = [c for c in table.columns if isinstance(c, (int, np.integer)) and not isinstance(c, bool)]
+    own = {str(c): int(c) for c in numbers}
+    return [own.get(name, name) for name in columns] if own else None
 
 
 def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.Table, str | None]:
@@ -192,7 +210,8 @@ def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str,
     held_out = int(metadata["held_out"])
     if "train" in tensors:
         return TrainingData(tensors["train"].numpy(), tensors["val"].numpy(), columns,
-                            metadata["source"], schema=schema, frame=frame)
+                            metadata["source"], schema=schema, frame=frame,
+                            labels=json.loads(metadata["labels"]) if "labels" in metadata else None)
     path = metadata["source"]
     if not os.path.exists(path):
         raise UserError(f"the run's data file {path} is gone: evaluation and resumption need it")
@@ -423,6 +442,7 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
 def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:
     encoded = trainer.train_data.double()
     info = {"data": prepared.source, "target": prepared.target, "frame": prepared.frame,
+            **({"labels": prepared.labels} if prepared.labels else {}),
             "train_seconds": trainer.history[-1]["seconds"], "epochs": trainer.epoch,
             "best_epoch": trainer.best_epoch,
             # Where the data ends up at the top noise level, for log_prob's Gaussian there.

@@ -217,7 +217,8 @@ class DiffusionModel:
         names (a headerless file, an array)."""
         from .data.columns import to_values
 
-        if not set(self.columns) <= set(map(str, frame.columns)):
+        frame = frame.set_axis(list(map(str, frame.columns)), axis=1)  # number labels, as the model has them
+        if not set(self.columns) <= set(frame.columns):
             if frame.shape[1] != self.dim:
                 raise UserError(f"{source}: the model's columns are {', '.join(self.columns)}; "
                                 f"its columns are {', '.join(map(str, frame.columns))}")
@@ -280,7 +281,8 @@ class DiffusionModel:
         for start, chunk in chunks:
             out[start : start + len(chunk)] = chunk
         if (self.returns_frames if frame is None else frame) and not preprocessed:
-            return self.to_frame(out)
+            labels = self.info.get("labels")  # a DataFrame's number labels, as it had them
+            return self.to_frame(out) if labels is None else self.to_frame(out).set_axis(labels, axis=1)
         if isinstance(n, tuple) and conditions is None:
             return out.reshape(*n, out.shape[1])
         return out
@@ -354,7 +356,8 @@ class DiffusionModel:
             return result[0] if draws == 1 else result
         frames = [self.to_frame(f).set_axis(rows.index if is_frame else range(len(f))) for f in filled]
         if is_frame:
-            frames = [self.beside_other_columns(f, rows) for f in frames]
+            own = {str(c): c for c in rows.columns}  # the table's labels, numbers too
+            frames = [self.beside_other_columns(f, rows).rename(columns=own) for f in frames]
         if draws == 1:
             return frames[0]
         return pd.concat([f.assign(draw=k + 1) for k, f in enumerate(frames)])[["draw", *frames[0].columns]]

@@ -246,7 +246,8 @@ class RunFolder:
                     "columns": json.dumps(data.columns), "sha256": data.sha256 or "",
                     "held_out": str(len(data.val)),
                     "schema": json.dumps([c.state() for c in data.schema]),
-                    "frame": "true" if data.frame else "false"}
+                    "frame": "true" if data.frame else "false",
+                    **({"labels": json.dumps(data.labels)} if data.labels else {})}
         write_bytes(self.file(SPLIT), save(tensors or {"none": torch.zeros(0)}, metadata=metadata))
 
     def load_split(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
