@@ -157,8 +157,11 @@ class DiffusionModel:
         """``denoise`` with ``net``; ``known`` = (mask, values): the coordinates that
         ``condition`` shows the network, on which the Gaussian part is conditioned too;
         ``bounded``: within ``denoised_bounds`` (a sampler's denoiser)."""
-        home, device = x.device, next(net.parameters()).device
-        x, sigma = x.to(device), torch.as_tensor(sigma).to(device)
+        home, device, given_dtype = x.device, next(net.parameters()).device, x.dtype
+        sigma = torch.as_tensor(sigma)
+        if device.type == "mps":  # Apple's GPU has no float64: log_prob's rows run there in float32
+            x, sigma = x.float(), sigma.float()
+        x, sigma = x.to(device), sigma.to(device)
         condition = None if condition is None else condition.to(device)
         alpha, sigma_vp = vp_scales(sigma, x.dtype)
         x_t = x * alpha
@@ -175,7 +178,7 @@ class DiffusionModel:
         bounds = self.denoised_bounds if bounded else None
         if bounds is not None:
             denoised = denoised.clamp(*(b.to(device, denoised.dtype) for b in bounds))
-        return denoised.to(home)
+        return denoised.to(home, given_dtype)
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,
