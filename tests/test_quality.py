@@ -97,6 +97,19 @@ def test_a_share_above_the_warning_within_its_noise_is_not_called_copying():
     assert f"+- {check['standard_error']:.3f}" in line
 
 
+@pytest.mark.parametrize("draw", [lambda rng, n: rng.normal(size=(n, 3)), repeated_rows],
+                         ids=["continuous", "repeated-rows"])
+def test_the_jackknifes_shortcut_is_the_share_recomputed_without_the_group(draw):
+    """Leaving a group out reuses each row's three nearest held-out rows; a group of half the
+    held-out rows leaves some rows none of them, which are searched again."""
+    rng = np.random.default_rng(0)
+    samples, train, holdout = draw(rng, 3000), draw(rng, 900), draw(rng, 100)
+    nearest = metrics._NearestRows(samples, train, holdout)
+    for group in (np.arange(5), np.arange(0, 100, 2)):
+        recomputed = metrics._NearestRows(samples, train, np.delete(holdout, group, axis=0)).shares()
+        assert nearest.shares(group) == pytest.approx(recomputed, abs=1e-12)
+
+
 def test_fresh_rows_against_three_held_out_rows_are_rarely_called_copied():
     """A 32-row table holds out 3 rows: the jackknife's error then rests on three values, and
     "two standard errors above 0.5" called fresh rows copied in 10% of 300 draws (measured).

@@ -20,7 +20,6 @@ True
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -154,53 +153,67 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
     held-out rows of a 32-row table, where two standard errors had called rows copied on a spread
     known from three values).
     """
-    from sklearn.neighbors import KDTree, NearestNeighbors
-
     rng = np.random.default_rng(0)
     scale = _scale(train)
-    samples = samples[rng.permutation(len(samples))[:MEMORISATION_ROWS]] / scale
-    train = train / scale
-    to_train = NearestNeighbors(n_neighbors=1).fit(train).kneighbors(samples)[0][:, 0]
-    train_tree = functools.cache(lambda: KDTree(train))  # for counting ties: discrete data only
-
-    def shares(kept: np.ndarray) -> tuple[float, float]:
-        return _nearer_training(samples, to_train, train_tree, len(train), kept / scale)
-
-    raw, share = shares(holdout)
+    samples = samples[rng.permutation(len(samples))[:MEMORISATION_ROWS]]
+    nearest = _NearestRows(samples / scale, train / scale, holdout / scale)
+    raw, share = nearest.shares()
     error = margin = np.nan
     groups = np.array_split(rng.permutation(len(holdout)), min(JACKKNIFE_GROUPS, len(holdout)))
     if len(groups) > 1:
-        left_out = np.array([shares(np.delete(holdout, group, axis=0))[1] for group in groups])
+        left_out = np.array([nearest.shares(group)[1] for group in groups])
         error = float(np.sqrt((len(groups) - 1) / len(groups) * np.sum((left_out - left_out.mean()) ** 2)))
         margin = float(stats.t.ppf(0.975, len(groups) - 1))
     beyond_noise = share - margin * error > 0.5  # one held-out row (no error): never beyond
     return {"share": share, "standard_error": error, "noise_margin": margin, "raw_share": raw,
-            "rows": len(samples),
-            "train_rows": len(train), "holdout_rows": len(holdout),
+            "rows": len(samples), "train_rows": len(train), "holdout_rows": len(holdout),
             "copied": bool(share > MEMORISATION_WARNING and beyond_noise)}
 
 
-def _nearer_training(samples: np.ndarray, to_train: np.ndarray, train_tree: Callable[[], Any], n: int,
-                     holdout: np.ndarray) -> tuple[float, float]:
-    """The raw share of ``samples`` nearer one of the ``n`` training rows (``to_train``, the
-    distances to them; ``train_tree()``, a KDTree of them) than a ``holdout`` row, ties shared
-    by the rows' counts, and its equal-size share. All rows scaled alike."""
-    from sklearn.neighbors import KDTree, NearestNeighbors
+class _NearestRows:
+    """Generated rows' nearest training and held-out rows (all rows scaled alike), searched once:
+    the jackknife's shares without a group of held-out rows take each row's nearest kept one
+    from its ``LISTED`` nearest, searching again only where all of those were left out."""
 
-    to_holdout = NearestNeighbors(n_neighbors=1).fit(holdout).kneighbors(samples)[0][:, 0]
-    nearer = (to_train < to_holdout).astype(np.float64)
-    tied = to_train == to_holdout
-    if tied.any():
-        # Every row at the tied distance (a hair wider than it, for rounding; at least the one found).
-        radius = to_train[tied] * (1 + 1e-9) + 1e-12
-        k_train, k_holdout = (np.maximum(tree.query_radius(samples[tied], radius, count_only=True), 1)
-                              for tree in (train_tree(), KDTree(holdout)))
-        nearer[tied] = k_train / (k_train + k_holdout)
-    raw, m = float(nearer.mean()), len(holdout)
-    if raw == 1:
-        return raw, 1.0
-    odds = raw / (1 - raw) * m / n
-    return raw, float(odds / (1 + odds))
+    LISTED = 3
+
+    def __init__(self, samples: np.ndarray, train: np.ndarray, holdout: np.ndarray):
+        from sklearn.neighbors import KDTree, NearestNeighbors
+
+        self.samples, self.train, self.holdout = samples, train, holdout
+        self.to_train = NearestNeighbors(n_neighbors=1).fit(train).kneighbors(samples)[0][:, 0]
+        self.near, self.nearest = NearestNeighbors(n_neighbors=min(self.LISTED, len(holdout))).fit(
+            holdout).kneighbors(samples)
+        self.train_tree = functools.cache(lambda: KDTree(train))  # counting ties: discrete data only
+
+    def shares(self, left_out: np.ndarray | None = None) -> tuple[float, float]:
+        """The raw share of generated rows nearer a training row than a held-out one (those of
+        ``left_out`` left out), ties shared by the rows' counts, and its equal-size share."""
+        from sklearn.neighbors import KDTree, NearestNeighbors
+
+        kept = np.ones(len(self.holdout), dtype=bool)
+        if left_out is not None:
+            kept[left_out] = False
+        listed = kept[self.nearest]
+        to_holdout = self.near[np.arange(len(self.near)), listed.argmax(1)]
+        unlisted = ~listed.any(1)
+        if unlisted.any():
+            to_holdout[unlisted] = NearestNeighbors(n_neighbors=1).fit(self.holdout[kept]).kneighbors(
+                self.samples[unlisted])[0][:, 0]
+        nearer = (self.to_train < to_holdout).astype(np.float64)
+        tied = self.to_train == to_holdout
+        if tied.any():
+            # Every row at the tied distance (a hair wider than it, for rounding; at least the one found).
+            radius = to_holdout[tied] * (1 + 1e-9) + 1e-12
+            k_train, k_holdout = (
+                np.maximum(tree.query_radius(self.samples[tied], radius, count_only=True), 1)
+                for tree in (self.train_tree(), KDTree(self.holdout[kept])))
+            nearer[tied] = k_train / (k_train + k_holdout)
+        raw, n, m = float(nearer.mean()), len(self.train), int(kept.sum())
+        if raw == 1:
+            return raw, 1.0
+        odds = raw / (1 - raw) * m / n
+        return raw, float(odds / (1 + odds))
 
 
 def c2st(a: np.ndarray, b: np.ndarray, seed: int = 0, folds: int = 5) -> float:
