@@ -226,11 +226,13 @@ def test_each_process_on_a_gpu_of_its_own_and_more_processes_than_gpus_refused(m
         resolve_device("cuda")
 
 
-def test_more_processes_than_gpus_are_refused_before_any_starts(tmp_path, capfd, monkeypatch):
+@pytest.mark.parametrize("where", ["option", "config file"])
+def test_more_processes_than_gpus_are_refused_before_any_starts(tmp_path, capfd, monkeypatch, where):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert cli(["train", str(tmp_path / "run"), "--data", "two_gaussians", "--nproc", "2",
-                "--device", "cuda"]) == 1
+    (tmp_path / "gpu.toml").write_text('[train]\ndevice = "cuda"\n')
+    device = ["--device", "cuda"] if where == "option" else ["--config", str(tmp_path / "gpu.toml")]
+    assert cli(["train", str(tmp_path / "run"), "--data", "two_gaussians", "--nproc", "2", *device]) == 1
     err = capfd.readouterr().err
     assert err.strip() == ("error: --device cuda: 2 processes on this machine need a GPU each, and torch "
                            "sees 1; use --nproc 1 (one process per GPU) or --device cpu")

@@ -276,7 +276,7 @@ def train(run, data, preset, seed, steps, epochs, config_file, columns, header, 
                         f"--{given} sets a new run's")
     config = cfg.merge(cfg.load_toml(config_file) if config_file else {},
                        {"data": data_options, "train": train_options})
-    if _launched(nproc, device):
+    if _launched(nproc, config.get("train", {}).get("device")):  # --device, or the --config file's
         return
     count = _either(count, legacy_eval_samples)
     api.fit(
