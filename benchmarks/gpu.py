@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import write_section
-from scale import CLI, ROOT, TABLE_COLUMNS, measured, run_info, write_table
+from scale import CLI, ROOT, TABLE_COLUMNS, cpu_description, measured, run_info, write_table
 from speed import section
 
 DEVICES = ("cpu", "cuda")
@@ -36,10 +35,7 @@ DEVICES = ("cpu", "cuda")
 def machine() -> dict:
     import torch
 
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "CPU")
-    return {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0),
-            "cpu": f"{os.cpu_count()} cores, {cpu}"}
+    return {"torch": torch.__version__, "gpu": torch.cuda.get_device_name(0), "cpu": cpu_description()}
 
 
 def weights(run: Path) -> dict:

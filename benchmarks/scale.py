@@ -54,6 +54,13 @@ def measured(command: list[str], env: dict | None = None) -> dict:
     return {"seconds": float(seconds), "peak_mib": int(rss_kib) / 1024, "stderr": done.stderr}
 
 
+def cpu_description() -> str:
+    """"16 cores, Intel(R) Xeon(R) ...": this machine's core count and processor name."""
+    name = next((line.split(":", 1)[1] for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")), "CPU")
+    return f"{os.cpu_count()} cores, " + re.sub(r"\s+", " ", name).strip()
+
+
 def write_table(path: Path, rows: int, seed: int = 0) -> None:
     """A ``rows`` x 20 numeric table: four correlated Gaussian clusters, written in row groups."""
     import pyarrow as pa
@@ -355,9 +362,7 @@ def main() -> None:
     skip = set(filter(None, args.skip.split(",")))
     path = ROOT / "benchmarks" / "results" / "scale.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    cpu = re.sub(r"\s+", " ", next((line.split(":", 1)[1] for line in Path("/proc/cpuinfo").read_text()
-                                    .splitlines() if line.startswith("model name")), "CPU").strip())
-    results["machine"] = f"{os.cpu_count()} cores, {cpu}"
+    results["machine"] = cpu_description()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
         if "training" not in skip:
