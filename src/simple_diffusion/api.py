@@ -115,11 +115,11 @@ def training_data(
         if len(order) - held_out < 1:
             raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
         prepared = _split(table, order, held_out, sha256)
-    prepared.labels = number_labels(data, prepared.columns)
+    prepared.labels = _number_labels(data, prepared.columns)
     return prepared
 
 
-def number_labels(table: Any, columns: list[str]) -> list[Any] | None:
+def _number_labels(table: Any, columns: list[str]) -> list[Any] | None:
     """``table``'s own labels of ``columns`` (their text) where it is a DataFrame with number
     labels, else None."""
     import pandas as pd

@@ -220,7 +220,8 @@ class DiffusionModel:
         names (a headerless file, an array)."""
         from .data.columns import to_values
 
-        frame = frame.set_axis(list(map(str, frame.columns)), axis=1)  # number labels, as the model has them
+        if not all(isinstance(c, str) for c in frame.columns):  # number labels, as the model has them
+            frame = frame.set_axis(list(map(str, frame.columns)), axis=1)
         if not set(self.columns) <= set(frame.columns):
             if frame.shape[1] != self.dim:
                 raise UserError(f"{source}: the model's columns are {', '.join(self.columns)}; "
