@@ -395,22 +395,25 @@ def report(results: dict) -> str:
         values = [r[field] for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(method)]
         return (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
 
-    lines = ["| table | model | ratio W_test / oracle | DCR share | TVD - oracle TVD, worst column "
+    lines = ["| table | model | ratio W_test / oracle (+- sd over splits) | its standard error "
+             "| DCR share | TVD - oracle TVD, worst column "
              "| missing rate vs training (points) | train s | sample s | splits |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ("iris", "wine", "penguins", "diabetes", "digits"):
         for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
             runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
             if not runs:
                 continue
             ratio = mean(name, method, "ratio")
+            generations = np.concatenate([r["ratios"] for r in runs])  # every split's generations
+            error = generations.std(ddof=1) / np.sqrt(len(generations))
             share = mean(name, method, "dcr_share")
             excess = worst_tvd_excess(runs)
             gap = max((abs(r["missing"][c] - r["missing_train"][c]) * 100 for r in runs
                        for c in r["missing"]), default=None)
             lines.append(
                 f"| {name} | {METHOD_NAMES.get(method, method.replace('_', ' '))} | "
-                f"{ratio[0]:.3f} +- {ratio[1]:.3f} | "
+                f"{ratio[0]:.3f} +- {ratio[1]:.3f} | {error:.3f} | "
                 f"{share[0]:.3f} | {'-' if excess is None else f'{excess:+.3f}'} | "
                 f"{'-' if gap is None else f'{gap:.1f}'} | {mean(name, method, 'train_seconds')[0]:.1f} | "
                 f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")

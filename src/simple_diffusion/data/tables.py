@@ -66,6 +66,11 @@ standard deviation: a town-population column in thousands, 24% of it 0 and the r
 has the values 1 to 270 within a quarter of it): a column of whole-number readings (every value
 repeated, its neighbours as often) has none, a spike at 0 or a column mostly recorded as 2, 3,
 4 ... has them."""
+POINT_MASS_GRID = 2
+"""...and, whatever the window, as many cells as its ``POINT_MASS_GRID`` nearest distinct
+values on either side together: on a measurement grid (iris' petal widths, 0.1 cm apart) the
+most frequent reading, 0.2 with 29 of 150 cells, has 0.1 and 0.3 at 5 and 7 but 0.4 at 7 too:
+a peak of the grid's density, not a spike above it."""
 POINT_MASSES_MOST = 32
 """At most this many point masses per column (the most frequent)."""
 CODED_ROWS_PER_VALUE = 20
@@ -88,6 +93,8 @@ def point_masses(values: np.ndarray) -> list[float]:
     []
     >>> point_masses(np.r_[[0.0] * 24, np.arange(1.0, 21.0).repeat(2), 300.0, 7300.0])  # heavy tail
     [0.0]
+    >>> point_masses(np.repeat([0.1, 0.2, 0.3, 0.4, 0.5, 1.3, 1.4, 1.5], [5, 29, 7, 7, 1, 13, 8, 12]))
+    []
     >>> point_masses(np.array([9.967326, 10.3, 10.57626, 11.84267] * 30 + [3.4] * 2))  # codes
     [9.967326, 10.3, 10.57626, 11.84267]
     """
@@ -109,6 +116,9 @@ def point_masses(values: np.ndarray) -> list[float]:
     reach = np.minimum(POINT_MASS_WINDOW * spread, neighbours)
     around = (below[np.searchsorted(unique, unique + reach, "right")]
               - below[np.searchsorted(unique, unique - reach, "left")] - counts)
+    on_grid = (below[np.minimum(index + POINT_MASS_GRID + 1, last + 1)]
+               - below[np.maximum(index - POINT_MASS_GRID, 0)] - counts)
+    around = np.maximum(around, on_grid)
     spikes = ((counts >= max(POINT_MASS_ROWS, POINT_MASS_SHARE * len(values)))
               & (counts >= POINT_MASS_CONTRAST * around))
     most = np.argsort(-counts[spikes], kind="stable")[:POINT_MASSES_MOST]
