@@ -4,6 +4,8 @@ from the training targets, added back when denoising, and kept by the run folder
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -154,6 +156,30 @@ def test_cells_missing_at_random_leave_the_covariance_of_the_complete_rows():
     # The stand-ins as if measured shrink each correlation to about 0.8 x 0.7 x 0.7 = 0.39.
     assert (GaussianPart.fit(filled, 0.5).covariance - complete).abs().max() > 0.3
     assert torch.linalg.eigvalsh(fitted.covariance).min() > 0
+
+
+WIDE_GAPS_SCRIPT = """
+import torch
+from simple_diffusion.diffusion.gaussian import GaussianPart
+torch.set_num_threads(2)
+generator = torch.Generator().manual_seed(0)
+rows = torch.randn(400, 160, generator=generator, dtype=torch.float64).cumsum(1)
+measured = torch.ones(rows.shape, dtype=torch.bool)
+measured[:100, :40] = False
+measured[100:150, 120:] = False
+part = GaussianPart.fit(rows, 0.5, measured)
+print(float(part.covariance.diagonal()[-1]))
+"""
+
+
+def test_the_part_of_a_wide_table_with_gaps_fits_with_two_threads():
+    """160 columns, rows missing two different blocks: batched LU (``torch.linalg.inv``) of
+    151 columns or more hangs in MKL under two threads (pytorch/pytorch#141358)."""
+    done = subprocess.run([sys.executable, "-c", WIDE_GAPS_SCRIPT], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "MKL ERROR" not in done.stderr, done.stderr[-500:]
+    # a random walk's last step has the variance of its 160 steps, measured in 350 of 400 rows
+    assert abs(float(done.stdout) / 160 - 1) < 0.3
 
 
 def test_a_table_with_gaps_fits_its_part_to_the_cells_it_has():

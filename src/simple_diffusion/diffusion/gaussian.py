@@ -106,9 +106,11 @@ class GaussianPart:
         hidden_pairs = hidden[:, :, None] * hidden[:, None, :]
         for _ in range(EM_ITERATIONS):
             # The hidden block of the precision, inverted, is the hidden coordinates'
-            # conditional covariance; identity on the measured block keeps it invertible.
+            # conditional covariance; identity on the measured block keeps it invertible (and
+            # positive definite: Cholesky, as batched LU of 151 columns or more hangs in MKL
+            # with two threads or more, pytorch/pytorch#141358).
             blocks = part.precision * hidden_pairs + torch.diag_embed(1 - hidden)
-            conditional = torch.linalg.inv(blocks) * hidden_pairs
+            conditional = torch.cholesky_inverse(torch.linalg.cholesky(blocks)) * hidden_pairs
 
             def expected(chunk: torch.Tensor, part: GaussianPart = part,
                          conditional: torch.Tensor = conditional) -> torch.Tensor:
