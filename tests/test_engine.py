@@ -84,6 +84,31 @@ def test_fast_training_follows_the_autograd_loss_curve(preset):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_long_gradients_are_clipped_alike_on_both_paths_and_short_ones_left_as_they_are(monkeypatch, fused):
+    """``train.max_grad_norm``: at 0.05 (below this model's typical 0.1-0.6) the fast engine
+    and autograd clip the same steps to the same length, and train otherwise than unclipped
+    (Adam takes a step of about the same length whatever its gradient's: by 0.4% here);
+    a limit no step reaches trains exactly as no limit. With torch's fused Adam kernel and
+    without it (where a device lacks it)."""
+    monkeypatch.setattr(engine, "fused_adam_available", lambda device_type="cpu": fused)
+    cfg = config.override(config.preset("default"), {"train": {"epochs": 3, "batch_size": 64}})
+    schedule = build.schedule(cfg.schedule)
+    data = torch.randn(1280, 1) * 2 + 1
+
+    def losses(fast: bool, limit: float) -> list[float]:
+        torch.manual_seed(3)
+        net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
+        run_cfg = config.override(cfg, {"train": {"fast": fast, "max_grad_norm": limit}})
+        trainer = build.trainer(run_cfg, net, schedule, data, data[:100])
+        return [h["train_loss"] for h in trainer.run(progress=False)]
+
+    clipped = losses(True, 0.05)
+    assert clipped == pytest.approx(losses(False, 0.05), rel=1e-4)
+    assert max(abs(a / b - 1) for a, b in zip(clipped, losses(True, 0.0))) > 1e-3
+    assert losses(True, 1e9) == losses(True, 0.0)
+
+
 def test_any_module_trains_through_autograd():
     class Tiny(torch.nn.Module):
         def __init__(self):

@@ -344,6 +344,9 @@ def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):
     assert build.widths(ModelConfig(), 12, rows=499) == [128] * 4
     assert build.widths(ModelConfig(), 12, rows=500) == build.widths(ModelConfig(), 12) == [256] * 4
     assert build.widths(ModelConfig(), 8, rows=10**6) == [128] * 4
+    # ...but not for a wide table of few rows (51 yearly rates with gaps: 153 encoded columns)
+    assert build.widths(ModelConfig(), build.NARROW_MOST_COLUMNS, rows=219) == [128] * 4
+    assert build.widths(ModelConfig(), 153, rows=219) == [256] * 4
     # a network that also takes a condition keeps 4 x 256 (posteriors from few simulations)
     for given in ({"data": {"condition": ["kind"]}, "train": {"steps": 20}},
                   {"train": {"inpainting": "learnt", "steps": 20}}):

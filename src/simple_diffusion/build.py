@@ -62,14 +62,22 @@ condition columns, or learnt in-painting's shown cells) keeps 4 x 256: gaussian_
 from 300 simulations scored C2ST 0.729 / 0.720 (two seeds) at 4 x 128 against 0.718 / 0.715, its
 90% coverage 0.861 / 0.873 against 0.889 / 0.901, and learnt in-painting on penguins 1.084 against
 1.055."""
+NARROW_MOST_COLUMNS = 64
+"""...and only for at most this many encoded columns: the narrow network is a bottleneck for a
+wide table. World Bank fertility rates (219 countries x 51 years with gaps: 153 encoded columns)
+scored 1.85 / 1.84 (seeds 0 / 1) at 4 x 128 against 1.20 / 1.35 at 4 x 256, generating 19.5 /
+19.1% missing cells against the data's 9.7% (8.9 / 11.5% at 4 x 256); digits' 74 columns 2.16
+against 1.31 (BENCHMARKS.md, "Tables").
+The small tables that chose 4 x 128 have 7-38 (breast cancer's 30 numbers, label and spikes)."""
 
 
 def widths(config: ModelConfig, dim: int, rows: int | None = None, conditioned: bool = False) -> list[int]:
     """The hidden widths: the config's, or (empty) four layers sized by the encoded columns and,
-    for a joint model (not ``conditioned``) of few ``rows``, at most 128 wide."""
+    for a joint model (not ``conditioned``) of few ``rows`` and at most ``NARROW_MOST_COLUMNS``
+    encoded columns, at most 128 wide."""
     if config.hidden:
         return list(config.hidden)
-    narrow = rows is not None and rows < NARROW_BELOW and not conditioned
+    narrow = rows is not None and rows < NARROW_BELOW and not conditioned and dim <= NARROW_MOST_COLUMNS
     return [256 if dim > WIDE_ABOVE and not narrow else 128] * 4
 
 
@@ -196,5 +204,6 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
                           gaussian=GaussianPart.fit(train, share, measured) if share else None)
     return Trainer(net, objective, train, val, epochs=t.epochs, batch_size=t.batch_size,
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
-                   ema_decay=t.ema_decay, seed=t.seed, threads=t.threads, fast=t.fast,
+                   ema_decay=t.ema_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
+                   threads=t.threads, fast=t.fast,
                    keep_best=t.keep_best == "yes", device=device, ranks=ranks)

@@ -134,6 +134,11 @@ class TrainConfig:
     warmup_steps: int = 100
     ema_decay: float = 0.999
     """Exponential moving average of the weights used for sampling; 0 disables it."""
+    max_grad_norm: float = 1.0
+    """A step whose gradient is longer than this is scaled down to it (diffusers' training
+    scripts clip at 1.0 too); 0 never clips. Typical steps are far below it (moons' largest of
+    9,750: 0.61); the rare spikes above it (up to 119 on a table of 153 encoded columns) threw
+    such a network off for good on one split in three (BENCHMARKS.md, "Tables")."""
     timesteps: str = "continuous"
     """How training draws noise levels: ``discrete`` (whole t uniform in [t_min, t_max], as
     DDPM), ``continuous`` (real t uniform) or ``logsnr`` (log sigma uniform between the levels
@@ -231,6 +236,7 @@ def _seed() -> Config:
             lr_schedule="constant",
             warmup_steps=0,
             ema_decay=0.0,
+            max_grad_norm=0.0,
             timesteps="discrete",
             t_min=1,
             t_max=249,

@@ -110,8 +110,10 @@ class FlatAdam:
 
     def __init__(self, param: torch.Tensor, grad: torch.Tensor, lr: float,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 gradient_multiplier: float = 1.0):
+                 gradient_multiplier: float = 1.0, max_grad_norm: float = 0.0):
         self.param, self.grad = param, grad
+        self.longest = max_grad_norm * gradient_multiplier
+        """The longest ``grad`` a step takes as it is (0: any), in ``grad``'s units."""
         self.param_groups = [{"lr": lr}]  # as torch.optim names it, so callers set lr one way
         self.betas, self.eps = betas, eps * gradient_multiplier
         self.exp_avg = torch.zeros_like(param)
@@ -122,15 +124,21 @@ class FlatAdam:
         self._fused = fused_adam_available(param.device.type)
 
     def step(self) -> None:
+        # What a gradient longer than the limit is divided by: exactly 1 below it, so that
+        # unclipped steps are unchanged (the fused kernel divides as it reads, as for AMP).
+        shrink = (torch.linalg.vector_norm(self.grad).div_(self.longest).clamp_(min=1.0)
+                  if self.longest else None)
         self.step_count.add_(self._one)
         beta1, beta2 = self.betas
         if self._fused:
             torch._fused_adam_(
                 [self.param], [self.grad], [self.exp_avg], [self.exp_avg_sq], [],
                 [self.step_count], lr=self.param_groups[0]["lr"], beta1=beta1, beta2=beta2, weight_decay=0.0,
-                eps=self.eps, amsgrad=False, maximize=False,
+                eps=self.eps, amsgrad=False, maximize=False, grad_scale=shrink,
             )
             return
+        if shrink is not None:
+            self.grad.div_(shrink)
         step = float(self.step_count)
         self.exp_avg.lerp_(self.grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)

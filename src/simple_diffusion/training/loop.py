@@ -76,7 +76,8 @@ class Trainer:
 
     Adam with ``lr``, after ``warmup_steps`` either constant or (``lr_schedule="cosine"``)
     decaying to zero at the last step; an exponential moving average of the weights with
-    ``ema_decay`` (0: none) is what sampling uses. ``seed`` fixes batch order, noise levels and
+    ``ema_decay`` (0: none) is what sampling uses; a gradient longer than ``max_grad_norm`` (0:
+    any) is scaled down to it. ``seed`` fixes batch order, noise levels and
     noise; ``threads = 0`` chooses from the network size; ``fast`` uses the explicit engine for
     the built-in MLPs. With the objective's ``condition`` the network learns to use the condition columns
     (and, on the rows that hide them, to do without). ``keep_best`` keeps the weights of the
@@ -98,6 +99,7 @@ class Trainer:
         lr_schedule: str = "cosine",
         warmup_steps: int = 0,
         ema_decay: float = 0.0,
+        max_grad_norm: float = 0.0,
         seed: int = 0,
         threads: int = 0,
         fast: bool = True,
@@ -111,7 +113,7 @@ class Trainer:
         self._fixed_validation: tuple | None = None
         self.best: tuple[float, int, list[torch.Tensor]] | None = None
         """(validation loss, epoch, weights) of the best epoch so far, with ``keep_best``."""
-        self.epochs, self.lr, self.lr_schedule = epochs, lr, lr_schedule
+        self.epochs, self.lr, self.lr_schedule, self.max_grad_norm = epochs, lr, lr_schedule, max_grad_norm
         self.warmup_steps, self.ema_decay = warmup_steps, ema_decay
         self.dtype = next(net.parameters()).dtype
         self.train_data = train.to(self.dtype)
@@ -133,7 +135,8 @@ class Trainer:
             self.fast: engine.FastMLP | None = engine.FastMLP(net, flat, grad, self.local_batch)
             # The fast path passes d(loss)/d(output) unscaled: residual = (N / 2) * gradient.
             multiplier = self.batch_size * net.dim / 2
-            self.optimizer: Any = engine.FlatAdam(flat, grad, lr, gradient_multiplier=multiplier)
+            self.optimizer: Any = engine.FlatAdam(flat, grad, lr, gradient_multiplier=multiplier,
+                                                  max_grad_norm=max_grad_norm)
             self.params = [flat]
         else:
             self.fast = None
@@ -234,6 +237,8 @@ class Trainer:
                               None if weights is None else weights[batch], self.forward_net)
             loss.backward()  # DDP averages the ranks' gradients here
             losses[i] = loss.detach()
+            if self.max_grad_norm:
+                nn.utils.clip_grad_norm_(self.params, self.max_grad_norm)
             self.optimizer.step()
             self._update_ema(first_step + i + 1)
         return losses
