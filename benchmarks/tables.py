@@ -27,6 +27,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --widths              # the network's width on small tables
     .venv/bin/python benchmarks/tables.py --skewed              # heavy-tailed columns: preprocessing
     .venv/bin/python benchmarks/tables.py --encodings           # category encodings on randhie
+    .venv/bin/python benchmarks/tables.py --wide                # fertility: 51 years with gaps
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -83,6 +84,11 @@ def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
         import statsmodels.api as sm
 
         return getattr(sm.datasets, name).load_pandas().data, None, {}
+    if name == "fertility":  # World Bank fertility rates, 219 countries: the 51 years 1960-2010
+        import statsmodels.api as sm
+
+        years = [str(year) for year in range(1960, 2011)]
+        return sm.datasets.fertility.load_pandas().data[years], None, {}
     raise SystemExit(f"unknown table {name}")
 
 
@@ -277,6 +283,28 @@ def widths(results: dict, generations: int) -> None:
                  {str(width): {"model": {"hidden": [width] * 4}} for width in WIDTHS}, generations)
 
 
+WIDE_WIDTHS = (128, 256)
+
+
+def missing_cells(frames: list[pd.DataFrame], train: np.ndarray, test: np.ndarray, schema) -> dict:
+    """The share of missing cells and of rows with none, in the generated rows (mean over
+    generations) and in the training split."""
+    generated = [to_values(f, schema) for f in frames]
+    return {"missing_cells": float(np.mean([np.isnan(g).mean() for g in generated])),
+            "missing_cells_train": float(np.isnan(train).mean()),
+            "complete_rows": float(np.mean([(~np.isnan(g).any(1)).mean() for g in generated])),
+            "complete_rows_train": float((~np.isnan(train).any(1)).mean())}
+
+
+def wide(results: dict, generations: int) -> None:
+    """A wide table of few rows with gaps (fertility: 51 columns, 153 encoded, 175 training
+    rows) at the narrow and the wide network: what ``build.NARROW_MOST_COLUMNS`` was chosen
+    from."""
+    variant_runs(results, "wide", ["fertility"],
+                 {str(width): {"model": {"hidden": [width] * 4}} for width in WIDE_WIDTHS}, generations,
+                 measure=missing_cells)
+
+
 SKEWED_TABLES = ("anes96", "star98", "breast_cancer")
 PREPROCESSING = ("standardize", "auto")
 
@@ -442,6 +470,22 @@ def report(results: dict) -> str:
                          + " | ".join(f"{means['dcr_share', w]:.3f}" for w in WIDTHS)
                          + " | " + " | ".join(f"{means['train_seconds', w]:.1f}" for w in WIDTHS)
                          + f" | {len(runs[64])} |")
+    by_wide = grouped(results, "wide")
+    if by_wide:
+        lines += ["", "| table | network | ratio (each split) | DCR share | missing cells (training split) "
+                  "| rows without gaps (training split) | train s |",
+                  "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+        for width in WIDE_WIDTHS:
+            runs = by_wide.get(("fertility", str(width)), [])
+            if runs:
+                m = {f: np.mean([r[f] for r in runs]) for f in
+                     ("dcr_share", "missing_cells", "missing_cells_train", "complete_rows",
+                      "complete_rows_train", "train_seconds")}
+                lines.append(f"| fertility | 4 x {width} | {np.mean([r['ratio'] for r in runs]):.3f} ("
+                             + ", ".join(f"{r['ratio']:.3f}" for r in runs) + f") | {m['dcr_share']:.3f} | "
+                             f"{m['missing_cells']:.3f} ({m['missing_cells_train']:.3f}) | "
+                             f"{m['complete_rows']:.3f} ({m['complete_rows_train']:.3f}) | "
+                             f"{m['train_seconds']:.1f} |")
     by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
         lines += ["", "| table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) | ratio "
@@ -492,6 +536,7 @@ def main() -> None:
     parser.add_argument("--widths", action="store_true", help="the network's width on the small tables")
     parser.add_argument("--skewed", action="store_true", help="preprocessing of heavy-tailed columns")
     parser.add_argument("--encodings", action="store_true", help="category encodings on randhie")
+    parser.add_argument("--wide", action="store_true", help="a wide table with gaps: the network's width")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -504,6 +549,8 @@ def main() -> None:
         skewed(results, args.generations)
     elif args.encodings:
         encodings(results)
+    elif args.wide:
+        wide(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)
