@@ -28,6 +28,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --skewed              # heavy-tailed columns: preprocessing
     .venv/bin/python benchmarks/tables.py --encodings           # category encodings on randhie
     .venv/bin/python benchmarks/tables.py --wide                # fertility: 51 years with gaps
+    .venv/bin/python benchmarks/tables.py --memorising          # trained to the end: ratio vs copying
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -283,6 +284,18 @@ def widths(results: dict, generations: int) -> None:
                  {str(width): {"model": {"hidden": [width] * 4}} for width in WIDTHS}, generations)
 
 
+MEMORISING = {"to_the_end": {"train": {"keep_best": "no"}},
+              "all_rows_to_the_end": {"train": {"keep_best": "no"}, "data": {"val_fraction": 0.01}}}
+"""Ours without the early stop that guards against copying: the last weights rather than the
+best epoch's on the validation rows, and also with (almost) every row trained on."""
+MEMORISING_TABLES = ("iris", "wine", "penguins", "diabetes")
+
+
+def memorising(results: dict, generations: int) -> None:
+    """Fidelity against privacy: the ratio and DCR share of ours trained to the end."""
+    variant_runs(results, "memorising", MEMORISING_TABLES, MEMORISING, generations)
+
+
 WIDE_WIDTHS = (128, 256)
 
 
@@ -415,6 +428,16 @@ def grouped(results: dict, section: str) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def averages(runs: list[dict], *fields: str) -> dict[str, float]:
+    """Each field's mean over ``runs``."""
+    return {f: float(np.mean([r[f] for r in runs])) for f in fields}
+
+
+def each_split(runs: list[dict]) -> str:
+    """The mean ratio of ``runs`` and each one's: ``1.000 (0.990, 1.010)``."""
+    return f"{averages(runs, 'ratio')['ratio']:.3f} (" + ", ".join(f"{r['ratio']:.3f}" for r in runs) + ")"
+
+
 METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)"}
 
 
@@ -451,9 +474,9 @@ def report(results: dict) -> str:
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
         for (name, variant), runs in sorted(ablations.items()):
             excess = worst_tvd_excess(runs) or 0.0
-            lines.append(f"| {name} | {variant} | {np.mean([r['ratio'] for r in runs]):.3f} | "
-                         f"{np.mean([r['dcr_share'] for r in runs]):.3f} | {excess:+.3f} | "
-                         f"{np.mean([r['train_seconds'] for r in runs]):.1f} | {len(runs)} |")
+            m = averages(runs, "ratio", "dcr_share", "train_seconds")
+            lines.append(f"| {name} | {variant} | {m['ratio']:.3f} | {m['dcr_share']:.3f} | {excess:+.3f} | "
+                         f"{m['train_seconds']:.1f} | {len(runs)} |")
     by_width = grouped(results, "widths")
     if by_width:
         lines += ["", "| table | training split rows | ratio 4 x 64 | 4 x 128 | 4 x 256 | DCR share 4 x 64 "
@@ -470,6 +493,19 @@ def report(results: dict) -> str:
                          + " | ".join(f"{means['dcr_share', w]:.3f}" for w in WIDTHS)
                          + " | " + " | ".join(f"{means['train_seconds', w]:.1f}" for w in WIDTHS)
                          + f" | {len(runs[64])} |")
+    by_memorising = grouped(results, "memorising")
+    if by_memorising:
+        lines += ["", "| table | ours (best epoch): ratio / DCR share | trained to the end "
+                  "| also on all rows | ForestDiffusion |", "| --- | ---: | ---: | ---: | ---: |"]
+        for name in MEMORISING_TABLES:
+            cells = []
+            for runs in ([r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith("/ours")],
+                         *(by_memorising.get((name, v), []) for v in MEMORISING),
+                         [r for k, r in results.items()
+                          if k.startswith(f"{name}/") and k.endswith("/forest_diffusion")]):
+                m = averages(runs, "ratio", "dcr_share") if runs else None
+                cells.append(f"{m['ratio']:.3f} / {m['dcr_share']:.3f}" if m else "-")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     by_wide = grouped(results, "wide")
     if by_wide:
         lines += ["", "| table | network | ratio (each split) | DCR share | missing cells (training split) "
@@ -478,11 +514,9 @@ def report(results: dict) -> str:
         for width in WIDE_WIDTHS:
             runs = by_wide.get(("fertility", str(width)), [])
             if runs:
-                m = {f: np.mean([r[f] for r in runs]) for f in
-                     ("dcr_share", "missing_cells", "missing_cells_train", "complete_rows",
-                      "complete_rows_train", "train_seconds")}
-                lines.append(f"| fertility | 4 x {width} | {np.mean([r['ratio'] for r in runs]):.3f} ("
-                             + ", ".join(f"{r['ratio']:.3f}" for r in runs) + f") | {m['dcr_share']:.3f} | "
+                m = averages(runs, "dcr_share", "missing_cells", "missing_cells_train", "complete_rows",
+                             "complete_rows_train", "train_seconds")
+                lines.append(f"| fertility | 4 x {width} | {each_split(runs)} | {m['dcr_share']:.3f} | "
                              f"{m['missing_cells']:.3f} ({m['missing_cells_train']:.3f}) | "
                              f"{m['complete_rows']:.3f} ({m['complete_rows_train']:.3f}) | "
                              f"{m['train_seconds']:.1f} |")
@@ -496,8 +530,8 @@ def report(results: dict) -> str:
                 runs = by_preprocessing.get((name, preprocess))
                 if not runs:
                     continue
-                m = {f: np.mean([r[f] for r in runs]) for f in
-                     ("ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share", "outside_range")}
+                m = averages(runs, "ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share",
+                             "outside_range")
                 lines.append(
                     f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
                     f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
@@ -509,11 +543,9 @@ def report(results: dict) -> str:
         for encoding in ENCODINGS:
             runs = by_encoding.get(("randhie", encoding), [])
             if runs:
-                lines.append(f"| randhie | {encoding} | {np.mean([r['ratio'] for r in runs]):.3f} ("
-                             + ", ".join(f"{r['ratio']:.3f}" for r in runs) + f") | "
-                             f"{np.mean([r['c2st'] for r in runs]):.3f} | "
-                             f"{np.mean([r['dcr_share'] for r in runs]):.3f} | "
-                             f"{np.mean([r['train_seconds'] for r in runs]):.1f} |")
+                m = averages(runs, "c2st", "dcr_share", "train_seconds")
+                lines.append(f"| randhie | {encoding} | {each_split(runs)} | {m['c2st']:.3f} | "
+                             f"{m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
     if "large" in results:
         r = results["large"]
         lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
@@ -537,6 +569,8 @@ def main() -> None:
     parser.add_argument("--skewed", action="store_true", help="preprocessing of heavy-tailed columns")
     parser.add_argument("--encodings", action="store_true", help="category encodings on randhie")
     parser.add_argument("--wide", action="store_true", help="a wide table with gaps: the network's width")
+    parser.add_argument("--memorising", action="store_true",
+                        help="ours trained to the end: fidelity against privacy")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -551,6 +585,8 @@ def main() -> None:
         encodings(results)
     elif args.wide:
         wide(results, args.generations)
+    elif args.memorising:
+        memorising(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)
