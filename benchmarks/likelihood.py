@@ -13,7 +13,8 @@ ranked against the 1% quantile of the inliers' scores, and exact against Hutchin
     .venv/bin/python benchmarks/likelihood.py                      # every target, ~20 minutes
     .venv/bin/python benchmarks/likelihood.py --targets two_gaussians,moons
 
-Results go to BENCHMARKS.md (between this script's markers) and benchmarks/results/likelihood.json.
+Results go to BENCHMARKS.md (between this script's markers) and benchmarks/results/likelihood.json
+(a target measured again replaces its row; ``--no-divergence`` keeps the last divergence timing).
 """
 
 from __future__ import annotations
@@ -276,13 +277,16 @@ def main() -> None:
                    "shown), training seconds (two threads). Regenerate: "
                    + regenerate.format("--density-preset", "density_preset"))
         return
-    rows = [run_target(target) for target in args.targets.split(",")]
-    divergence = None if args.no_divergence else divergence_measurement()
+    saved_path = ROOT / "benchmarks" / "results" / "likelihood.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {"rows": [], "divergence": None}
+    measured = {row["target"]: row for row in (run_target(t) for t in args.targets.split(","))}
+    # Targets measured now replace their rows; the others' stay, in the targets' order.
+    rows = sorted([r for r in saved["rows"] if r["target"] not in measured] + list(measured.values()),
+                  key=lambda r: list(TARGETS).index(r["target"]))
+    divergence = saved["divergence"] if args.no_divergence else divergence_measurement()
     write_section("likelihood", table(rows, divergence))
-    results = ROOT / "benchmarks" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "likelihood.json").write_text(json.dumps({"rows": rows, "divergence": divergence},
-                                                        indent=2) + "\n")
+    saved_path.parent.mkdir(parents=True, exist_ok=True)
+    saved_path.write_text(json.dumps({"rows": rows, "divergence": divergence}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
