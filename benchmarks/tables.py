@@ -428,6 +428,11 @@ def grouped(results: dict, section: str) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def method_runs(results: dict, name: str, method: str) -> list[dict]:
+    """The runs of ``method`` on table ``name``, one per split (saved as ``name/split/method``)."""
+    return [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
+
+
 def averages(runs: list[dict], *fields: str) -> dict[str, float]:
     """Each field's mean over ``runs``."""
     return {f: float(np.mean([r[f] for r in runs])) for f in fields}
@@ -443,7 +448,7 @@ METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = le
 
 def report(results: dict) -> str:
     def mean(name: str, method: str, field: str):
-        values = [r[field] for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(method)]
+        values = [r[field] for r in method_runs(results, name, method)]
         return (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
 
     lines = ["| table | model | ratio W_test / oracle (+- sd over splits) | its standard error "
@@ -452,7 +457,7 @@ def report(results: dict) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name in ("iris", "wine", "penguins", "diabetes", "digits"):
         for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
-            runs = [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
+            runs = method_runs(results, name, method)
             if not runs:
                 continue
             ratio = mean(name, method, "ratio")
@@ -499,10 +504,9 @@ def report(results: dict) -> str:
                   "| also on all rows | ForestDiffusion |", "| --- | ---: | ---: | ---: | ---: |"]
         for name in MEMORISING_TABLES:
             cells = []
-            for runs in ([r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith("/ours")],
+            for runs in (method_runs(results, name, "ours"),
                          *(by_memorising.get((name, v), []) for v in MEMORISING),
-                         [r for k, r in results.items()
-                          if k.startswith(f"{name}/") and k.endswith("/forest_diffusion")]):
+                         method_runs(results, name, "forest_diffusion")):
                 m = averages(runs, "ratio", "dcr_share") if runs else None
                 cells.append(f"{m['ratio']:.3f} / {m['dcr_share']:.3f}" if m else "-")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
