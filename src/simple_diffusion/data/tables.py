@@ -28,8 +28,8 @@ ceil(log2 k) entries, the category's binary digits as ±1.
 ...           Column("kind", "categorical", "object", ["a", "b", "c"])]
 >>> x = torch.tensor([[1.0, 0.0], [float("nan"), 2.0], [3.0, 1.0], [2.0, 0.0]], dtype=torch.float64)
 >>> encoder = fit(x, schema, scaling="standardize")
->>> encoder.transformed_dim  # 1 numeric + 3 one-hot + 1 for mass present/missing
-5
+>>> encoder.transformed_dim  # 1 numeric + 3 one-hot + 2 for mass present/missing
+6
 >>> torch.equal(encoder.inverse(encoder.forward(x)).isnan(), x.isnan())
 True
 """
@@ -126,12 +126,10 @@ def point_masses(values: np.ndarray) -> list[float]:
 
 
 ONEHOT_MOST = 10
-"""``auto`` encodes a categorical column of at most this many categories one-hot, a larger one,
-every present/missing block and every point-mass block as analog bits (BENCHMARKS.md, "Tables":
-one-hot is better on penguins' columns of 2-4 categories and digits' label of 10; bits on the
-point masses of RAND's health-insurance table, blocks of 6-30 entries, and as good on diabetes'
-`s4`; bits on fertility's 51 present/missing blocks: missing cells within 0.6-1.5 points of the
-training splits' against 0.2-5.5 one-hot)."""
+"""``auto`` encodes a categorical column of at most this many categories one-hot, a larger one
+and every point-mass block as analog bits (BENCHMARKS.md, "Tables": one-hot is better on
+penguins' columns of 2-4 categories and digits' label of 10; bits on the point masses of RAND's
+health-insurance table, blocks of 6-30 entries, and as good on diabetes' `s4`)."""
 
 
 def patterns(size: int, encoding: str) -> torch.Tensor:
@@ -160,8 +158,7 @@ class TableEncoder:
     def __init__(self, schema: Sequence[Column], numeric: encoders.Pipeline, encoding: str,
                  sizes: list[int], seen: list[list[int]], fill: list[list[float]],
                  missing_numeric: list[int], missing_category: list[int],
-                 point_mass_columns: Sequence[int] = (), masses: Sequence[list[float]] = (),
-                 gaps_as_bits: bool = True):
+                 point_mass_columns: Sequence[int] = (), masses: Sequence[list[float]] = ()):
         self.schema = list(schema)
         self.numeric, self.encoding = numeric, encoding
         self.sizes, self.seen, self.fill = list(sizes), [list(s) for s in seen], [list(f) for f in fill]
@@ -169,11 +166,7 @@ class TableEncoder:
         self.point_mass_columns, self.masses = list(point_mass_columns), [list(m) for m in masses]
         self.numeric_columns = [j for j, c in enumerate(self.schema) if c.kind != "categorical"]
         self.categorical_columns = [j for j, c in enumerate(self.schema) if c.kind == "categorical"]
-        self.gaps_as_bits = gaps_as_bits
-        """Whether ``auto`` gives present/missing blocks one ±1 coordinate (one-hot before stop 33:
-        models saved then keep it)."""
-        first_bits = len(self.categorical_columns) if gaps_as_bits else self._first_mass
-        self.patterns = [patterns(size, "bits" if encoding == "auto" and block >= first_bits
+        self.patterns = [patterns(size, "bits" if encoding == "auto" and block >= self._first_mass
                                   else encoding) for block, size in enumerate(self.sizes)]
 
     @property
@@ -360,8 +353,7 @@ class TableEncoder:
                 "encoding": self.encoding, "sizes": self.sizes, "seen": self.seen,
                 "fill": self.fill, "missing_numeric": self.missing_numeric,
                 "missing_category": self.missing_category,
-                "point_mass_columns": self.point_mass_columns, "masses": self.masses,
-                "gaps_as_bits": self.gaps_as_bits}
+                "point_mass_columns": self.point_mass_columns, "masses": self.masses}
 
 
 def fit(
@@ -458,7 +450,6 @@ def from_state(state: dict[str, Any]) -> TableEncoder:
             from_states(state["schema"]), encoders.from_state(state["numeric"]), state["encoding"],
             state["sizes"], state["seen"], state["fill"], state["missing_numeric"],
             state["missing_category"], state.get("point_mass_columns", []), state.get("masses", []),
-            state.get("gaps_as_bits", False),
         )
     except (KeyError, TypeError) as exc:
         raise UserError(f"the model file's preprocessing is unreadable ({exc})") from None
