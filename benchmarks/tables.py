@@ -428,6 +428,12 @@ def grouped(results: dict, section: str) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def header(names: str, aligns: str) -> list[str]:
+    """A Markdown table's two header lines: the column ``names`` (separated by " | ") and their
+    alignment, one letter each in ``aligns`` (``l`` left, ``r`` right)."""
+    return [f"| {names} |", "| " + " | ".join("---" if a == "l" else "---:" for a in aligns) + " |"]
+
+
 def method_runs(results: dict, name: str, method: str) -> list[dict]:
     """The runs of ``method`` on table ``name``, one per split (saved as ``name/split/method``)."""
     return [r for k, r in results.items() if k.startswith(f"{name}/") and k.endswith(f"/{method}")]
@@ -451,10 +457,9 @@ def report(results: dict) -> str:
         values = [r[field] for r in method_runs(results, name, method)]
         return (float(np.mean(values)), float(np.std(values)), len(values)) if values else None
 
-    lines = ["| table | model | ratio W_test / oracle (+- sd over splits) | its standard error "
-             "| DCR share | TVD - oracle TVD, worst column "
-             "| missing rate vs training (points) | train s | sample s | splits |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = header("table | model | ratio W_test / oracle (+- sd over splits) | its standard error "
+                   "| DCR share | TVD - oracle TVD, worst column | missing rate vs training (points) "
+                   "| train s | sample s | splits", "llrrrrrrrr")
     for name in ("iris", "wine", "penguins", "diabetes", "digits"):
         for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
             runs = method_runs(results, name, method)
@@ -475,8 +480,8 @@ def report(results: dict) -> str:
                 f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")
     ablations = grouped(results, "ablation")
     if ablations:
-        lines += ["", "| table | variant | ratio | DCR share | worst TVD - oracle | train s | splits |",
-                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", *header("table | variant | ratio | DCR share | worst TVD - oracle | train s | splits",
+                              "llrrrrr")]
         for (name, variant), runs in sorted(ablations.items()):
             excess = worst_tvd_excess(runs) or 0.0
             m = averages(runs, "ratio", "dcr_share", "train_seconds")
@@ -484,9 +489,9 @@ def report(results: dict) -> str:
                          f"{m['train_seconds']:.1f} | {len(runs)} |")
     by_width = grouped(results, "widths")
     if by_width:
-        lines += ["", "| table | training split rows | ratio 4 x 64 | 4 x 128 | 4 x 256 | DCR share 4 x 64 "
-                  "| 4 x 128 | 4 x 256 | train s 4 x 64 | 4 x 128 | 4 x 256 | splits |",
-                  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", *header("table | training split rows | ratio 4 x 64 | 4 x 128 | 4 x 256 "
+                              "| DCR share 4 x 64 | 4 x 128 | 4 x 256 | train s 4 x 64 | 4 x 128 "
+                              "| 4 x 256 | splits", "l" + "r" * 11)]
         for name in WIDTH_TABLES:
             runs = {w: by_width[name, str(w)] for w in WIDTHS if (name, str(w)) in by_width}
             if set(runs) != set(WIDTHS):
@@ -500,8 +505,8 @@ def report(results: dict) -> str:
                          + f" | {len(runs[64])} |")
     by_memorising = grouped(results, "memorising")
     if by_memorising:
-        lines += ["", "| table | ours (best epoch): ratio / DCR share | trained to the end "
-                  "| also on all rows | ForestDiffusion |", "| --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", *header("table | ours (best epoch): ratio / DCR share | trained to the end "
+                              "| also on all rows | ForestDiffusion", "lrrrr")]
         for name in MEMORISING_TABLES:
             cells = []
             for runs in (method_runs(results, name, "ours"),
@@ -512,9 +517,9 @@ def report(results: dict) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
     by_wide = grouped(results, "wide")
     if by_wide:
-        lines += ["", "| table | network | ratio (each split) | DCR share | missing cells (training split) "
-                  "| rows without gaps (training split) | train s |",
-                  "| --- | --- | --- | ---: | ---: | ---: | ---: |"]
+        lines += ["", *header("table | network | ratio (each split) | DCR share "
+                              "| missing cells (training split) | rows without gaps (training split) "
+                              "| train s", "lllrrrr")]
         for width in WIDE_WIDTHS:
             runs = by_wide.get(("fertility", str(width)), [])
             if runs:
@@ -526,9 +531,8 @@ def report(results: dict) -> str:
                              f"{m['train_seconds']:.1f} |")
     by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
-        lines += ["", "| table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) | ratio "
-                  "| DCR share | cells outside the range | splits |",
-                  "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines += ["", *header("table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) "
+                              "| ratio | DCR share | cells outside the range | splits", "lrlrrrrrr")]
         for name in SKEWED_TABLES:
             for preprocess in PREPROCESSING:
                 runs = by_preprocessing.get((name, preprocess))
@@ -542,8 +546,8 @@ def report(results: dict) -> str:
                     f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
     by_encoding = grouped(results, "encodings")
     if by_encoding:
-        lines += ["", "| table | category encoding | ratio (each split) | C2ST | DCR share | train s |",
-                  "| --- | --- | --- | ---: | ---: | ---: |"]
+        lines += ["", *header("table | category encoding | ratio (each split) | C2ST | DCR share | train s",
+                              "lllrrr")]
         for encoding in ENCODINGS:
             runs = by_encoding.get(("randhie", encoding), [])
             if runs:
