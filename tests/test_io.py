@@ -208,6 +208,28 @@ def test_a_saved_row_index_is_refused_and_a_count_that_is_data_is_kept(tmp_path,
     assert [c.kind for c in io.read_table(str(path)).schema] == ["integer", "integer"]
 
 
+def test_a_group_id_of_long_format_rows_is_refused_and_a_sorted_count_that_is_data_is_kept(tmp_path):
+    """statsmodels' modechoice: four rows per traveller, numbered 1, 1, 1, 1, 2, ... A model of
+    one row at a time would pair travellers' rows at random."""
+    rng = np.random.default_rng(0)
+    rows = "".join(f"{person},{mode},{rng.normal():.3f}\n" for person in range(1, 31) for mode in range(1, 5))
+    path = tmp_path / "long.csv"
+    path.write_text("individual,mode,cost\n" + rows)
+    with pytest.raises(UserError) as error:
+        io.read_table(str(path))
+    message = str(error.value)
+    assert ("column 'individual' numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)"
+            in message)
+    assert "--columns mode,cost (or --integer individual to learn it)" in message
+    assert io.read_table(str(path), columns=["mode", "cost"]).values.shape == (120, 2)
+    assert io.read_table(str(path), kinds={"integer": ["individual"]}).schema[0].kind == "integer"
+    few = "".join(f"{label},{rng.normal():.3f}\n" for label in np.repeat(np.arange(19), 3))
+    path.write_text("label,x\n" + few)  # a sorted label of 19 values: too few runs for an ID
+    assert [c.kind for c in io.read_table(str(path)).schema] == ["integer", "numeric"]
+    path.write_text("year,x\n" + "".join(f"{1990 + k // 2},{rng.normal():.3f}\n" for k in range(60)))
+    assert io.read_table(str(path)).schema[0].kind == "integer"  # a sorted year: not from 0 or 1
+
+
 def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     path = tmp_path / "gaps.csv"
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")

@@ -129,9 +129,10 @@ class Finding:
     present: int = 0
     """Cells that are not missing."""
     forced: bool = False
-    row_numbers_from: float | None = None
-    """Where an undeclared column's cells count the rows (whole numbers, one more each row, no
-    gap, at least ``IDENTIFIER_ROWS`` of them), its first value: a saved index if 0 or 1."""
+    counts: tuple[str, float] | None = None
+    """Where an undeclared column's whole numbers count in row order (``_counting``): ``rows``
+    (one more each row) or ``groups`` (the same or one more), and its first value: a saved index
+    or a group ID if 0 or 1."""
 
     def merge(self, other: Finding) -> Finding:
         a, b = self.column, other.column
@@ -146,7 +147,10 @@ class Finding:
             kind = a.kind if a.kind == b.kind else "numeric"
             merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
                             nullable=a.nullable or b.nullable)
-        counting = self.row_numbers_from if other.row_numbers_from is not None else None
+        counting = None
+        if self.counts is not None and other.counts is not None:
+            rows = self.counts[0] == other.counts[0] == "rows"
+            counting = ("rows" if rows else "groups", self.counts[1])
         return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting)
 
 
@@ -169,7 +173,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
                                   nullable=bool(np.isnan(values).any())),
                            present=int((~np.isnan(values)).sum()),
-                           row_numbers_from=None if forced else _row_numbers_from(values))
+                           counts=None if forced else _counting(values))
     kind = forced
     if kind is None:
         if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
@@ -180,20 +184,28 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
             kind = "numeric"
     if kind != "categorical":
         values = _as_numbers(column, name, first_row)  # refuses a column that is not numbers
-        counting = _row_numbers_from(values) if forced is None and kind == "integer" else None
+        counting = _counting(values) if forced is None and kind == "integer" else None
         return Finding(Column(name, kind, "float64" if text else str(dtype),
                               nullable=bool(_missing(column).any())),
-                       present=int((~np.isnan(values)).sum()), row_numbers_from=counting)
+                       present=int((~np.isnan(values)).sum()), counts=counting)
     present = int((~_missing(column)).sum())
     return Finding(Column(name, "categorical", str(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
 
 
-def _row_numbers_from(values: np.ndarray) -> float | None:
-    """The first value if ``values`` count the rows (one more each row, no gap), else None."""
-    if len(values) < IDENTIFIER_ROWS or not np.isfinite(values).all() or not np.all(np.diff(values) == 1):
+def _counting(values: np.ndarray) -> tuple[str, float] | None:
+    """(``rows``, first value) if ``values`` count the rows (one more each row, no gap, at
+    least ``IDENTIFIER_ROWS`` rows); (``groups``, first value) if they count runs of rows (the
+    same or one more each row, at least ``IDENTIFIER_ROWS`` runs: long-format data's person or
+    group ID); else None."""
+    if len(values) < IDENTIFIER_ROWS or not np.isfinite(values).all():
         return None
-    return float(values[0])
+    steps = np.diff(values)
+    if np.all(steps == 1):
+        return "rows", float(values[0])
+    if np.all((steps == 0) | (steps == 1)) and np.count_nonzero(steps) + 1 >= IDENTIFIER_ROWS:
+        return "groups", float(values[0])
+    return None
 
 
 def finish(findings: Sequence[Finding]) -> list[Column]:
@@ -201,15 +213,19 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     from text as booleans or integers where all of them are."""
     identifiers = [f.column.name for f in findings if f.text and not f.forced
                    and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
-    counters = [f.column.name for f in findings if f.row_numbers_from in (0.0, 1.0)]
+    counters = [f.column.name for f in findings if f.counts in (("rows", 0.0), ("rows", 1.0))]
+    groups = [f.column.name for f in findings if f.counts in (("groups", 0.0), ("groups", 1.0))]
     # Refused together, so that the one --columns printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
-    refused = identifiers + counters + empty
+    refused = identifiers + counters + groups + empty
     if refused:
         kept = [f.column.name for f in findings if f.column.name not in refused]
         what = ("has a different value in every row (an identifier?)" if identifiers
-                else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters else "has no values")
-        keep = f" (or --integer {shlex.quote(refused[0])} to learn it)" if refused[0] in counters else ""
+                else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters
+                else "numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)" if groups
+                else "has no values")
+        keep = (f" (or --integer {shlex.quote(refused[0])} to learn it)" if refused[0] in counters + groups
+                else "")
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
             f"{shlex.quote(','.join(kept))}{keep}"
