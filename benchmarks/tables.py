@@ -29,6 +29,7 @@ the epoch whose weights are kept), so the test split is seen by nothing but the 
     .venv/bin/python benchmarks/tables.py --encodings           # category encodings on randhie
     .venv/bin/python benchmarks/tables.py --wide                # fertility: 51 years with gaps
     .venv/bin/python benchmarks/tables.py --memorising          # trained to the end: ratio vs copying
+    .venv/bin/python benchmarks/tables.py --categories          # many categorical columns: encodings
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -90,7 +91,24 @@ def load(name: str) -> tuple[pd.DataFrame, str | None, dict]:
 
         years = [str(year) for year in range(1960, 2011)]
         return sm.datasets.fertility.load_pandas().data[years], None, {}
+    if name.startswith("survey_"):
+        questions, answers = map(int, name.removeprefix("survey_").split("x"))
+        return survey(questions, answers), None, {}
     raise SystemExit(f"unknown table {name}")
+
+
+def survey(questions: int, answers: int, rows: int = 2000, classes: int = 4, seed: int = 0) -> pd.DataFrame:
+    """A synthetic survey: each row's answers are drawn independently given one of ``classes``
+    hidden respondent types, each type with its own answer frequencies per question (a latent
+    class model; frequencies from a Dirichlet(0.5), so some answers are rare)."""
+    rng = np.random.default_rng(seed)
+    frequencies = rng.dirichlet(np.full(answers, 0.5), size=(classes, questions))
+    kind = rng.integers(classes, size=rows)
+    cumulative = frequencies[kind].cumsum(-1)
+    codes = (rng.random((rows, questions, 1)) > cumulative).sum(-1).clip(max=answers - 1)
+    labels = [f"a{k + 1}" for k in range(answers)]
+    return pd.DataFrame({f"q{j + 1}": pd.Categorical.from_codes(codes[:, j], labels)
+                         for j in range(questions)})
 
 
 def splits(frame: pd.DataFrame, label: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -318,6 +336,18 @@ def wide(results: dict, generations: int) -> None:
                  measure=missing_cells)
 
 
+SURVEYS = ("survey_5x8", "survey_10x8", "survey_20x8", "survey_40x8", "survey_40x3")
+"""Synthetic surveys, ``survey_{questions}x{answers}``: 40 to 320 one-hot entries."""
+CATEGORY_ENCODINGS = ("onehot", "bits")
+
+
+def categories(results: dict, generations: int) -> None:
+    """Tables of many categorical columns (the synthetic surveys), one-hot against analog bits:
+    what ``tables.ONEHOT_MOST_ENTRIES`` was chosen from."""
+    variant_runs(results, "categories", SURVEYS,
+                 {e: {"data": {"categorical_encoding": e}} for e in CATEGORY_ENCODINGS}, generations)
+
+
 SKEWED_TABLES = ("anes96", "star98", "breast_cancer")
 PREPROCESSING = ("standardize", "auto")
 
@@ -529,6 +559,20 @@ def report(results: dict) -> str:
                              f"{m['missing_cells']:.3f} ({m['missing_cells_train']:.3f}) | "
                              f"{m['complete_rows']:.3f} ({m['complete_rows_train']:.3f}) | "
                              f"{m['train_seconds']:.1f} |")
+    by_categories = grouped(results, "categories")
+    if by_categories:
+        lines += ["", *header("table | one-hot entries | encoding | per-column TVD (training split's) "
+                              "| ratio (each split) | DCR share | train s", "lrlrlrr")]
+        for name in SURVEYS:
+            questions, answers = map(int, name.removeprefix("survey_").split("x"))
+            for encoding in CATEGORY_ENCODINGS:
+                runs = by_categories.get((name, encoding), [])
+                if runs:
+                    tvd = np.mean([np.mean(list(r["tvd"].values())) for r in runs])
+                    floor = np.mean([np.mean(list(r["tvd_oracle"].values())) for r in runs])
+                    m = averages(runs, "dcr_share", "train_seconds")
+                    lines.append(f"| {name} | {questions * answers} | {encoding} | {tvd:.3f} ({floor:.3f}) | "
+                                 f"{each_split(runs)} | {m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
     by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
         lines += ["", *header("table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) "
@@ -579,6 +623,8 @@ def main() -> None:
     parser.add_argument("--wide", action="store_true", help="a wide table with gaps: the network's width")
     parser.add_argument("--memorising", action="store_true",
                         help="ours trained to the end: fidelity against privacy")
+    parser.add_argument("--categories", action="store_true",
+                        help="many categorical columns (synthetic surveys): one-hot against bits")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -595,6 +641,8 @@ def main() -> None:
         wide(results, args.generations)
     elif args.memorising:
         memorising(results, args.generations)
+    elif args.categories:
+        categories(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)

@@ -107,6 +107,30 @@ def test_table_encoder_round_trip(encoding, scaling):
     assert torch.equal(restored.forward(x), y)
 
 
+@pytest.mark.parametrize("questions, encoded", [(8, 64 + 1), (9, 9 * 3 + 1)])
+def test_many_categorical_columns_are_encoded_as_bits(questions, encoded):
+    """Up to ``ONEHOT_MOST_ENTRIES`` one-hot entries (8 columns of 8 answers) the categories are
+    one-hot; beyond (9 columns) every categorical column is 3 analog bits, while the numeric
+    column's present/missing block stays one-hot. Saved and restored alike; a model saved before
+    the rule keeps one-hot."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({f"q{j}": rng.choice(list("abcdefgh"), 300) for j in range(questions)})
+    frame["x"] = np.where(rng.random(300) < 0.1, np.nan, rng.normal(size=300))
+    schema = detect(frame)
+    x = torch.as_tensor(to_values(frame, schema))
+    encoder = tables.fit(x, schema)
+    assert encoder.transformed_dim == encoded + 2
+    assert encoder.patterns[-1].shape == (2, 2)  # x's present/missing block stays one-hot
+    y = encoder.forward(x)
+    assert torch.equal(encoder.inverse(y).isnan(), x.isnan())
+    assert torch.equal(encoder.inverse(y)[:, :questions], x[:, :questions])
+    state = json.loads(json.dumps(encoder.state()))
+    assert torch.equal(tables.from_state(state).forward(x), y)
+    del state["categories_as_bits"]
+    assert tables.from_state(state).transformed_dim == 8 * questions + 3
+    assert tables.fit(x, schema, encoding="onehot").transformed_dim == 8 * questions + 3
+
+
 def test_decoding_gives_only_categories_seen_in_training_and_integers_in_their_range():
     schema = [Column("k", "categorical", "object", ["a", "b", "c"]), Column("n", "integer", "int64")]
     x = torch.tensor([[0.0, 2.0], [1.0, 5.0], [0.0, 3.0]], dtype=torch.float64)  # "c" never seen

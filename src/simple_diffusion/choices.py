@@ -72,7 +72,8 @@ TIMESTEPS = {
 }
 VARIANCES = {"beta": "DDPM's sigma_t^2 = beta_t", "posterior": "the posterior's variance"}
 CATEGORICAL_ENCODINGS = {
-    "auto": "one-hot up to 10 categories, analog bits beyond and for point masses",
+    "auto": ("one-hot up to 10 categories (and 64 one-hot entries in all), analog bits beyond and "
+             "for point masses"),
     "onehot": "+1 for the row's category, -1 for the others",
     "bits": "analog bits: the category's binary digits as +1/-1",
 }

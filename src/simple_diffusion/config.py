@@ -58,7 +58,8 @@ class DataConfig:
     categorical_encoding: str = "auto"
     """How categories (and missing-cell indicators, point masses) enter the Gaussian diffusion:
     ``onehot`` (+1/-1 per category), ``bits`` (analog bits: the category's binary digits as
-    +1/-1) or ``auto`` (one-hot up to 10 categories, bits beyond and for point masses)."""
+    +1/-1) or ``auto`` (one-hot up to 10 categories, bits beyond and for point masses; bits for
+    every category once the table's categorical columns would take over 64 one-hot entries)."""
     condition: list[str] = field(default_factory=list)
     """Columns the model learns to condition on (``sample --given``): it learns p(other
     columns | these) and, with ``train.condition_dropout``, the joint too."""
