@@ -345,6 +345,23 @@ def test_train_says_which_values_are_point_masses_and_how_to_keep_a_column_conti
     assert (tmp_path / "run2" / "samples.png").stat().st_size > 0  # panels with the spikes' shares
 
 
+def test_train_says_when_categories_are_bits_and_the_advice_keeps_one_hot(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "survey.csv"
+    pd.DataFrame({f"q{j}": rng.choice(list("abcdefgh"), 200) for j in range(9)}).to_csv(data, index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "0"]) == 0
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("categories:"))
+    assert line.startswith("categories: learnt as analog bits, their 72 one-hot entries being over 64")
+    advice = re.search(r"with `\[data\]` then `(.+)` keeps one-hot", line).group(1)
+    (tmp_path / "onehot.toml").write_text(f"[data]\n{advice}\n")
+    assert cli(["train", str(tmp_path / "run2"), "--data", str(data), "--steps", "20", "-n", "0",
+                "--config", str(tmp_path / "onehot.toml")]) == 0
+    assert "categories:" not in capsys.readouterr().err
+    assert sd.load(tmp_path / "run2").encoder.transformed_dim == 72
+    assert sd.load(tmp_path / "run").encoder.transformed_dim == 27
+
+
 # -- budget ---------------------------------------------------------------------------------
 
 def test_the_budget_follows_the_rows_and_is_recorded(tmp_path):

@@ -413,8 +413,13 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
 
     from .data.columns import describe
     from .data.encoders import YeoJohnson
+    from .data.tables import ONEHOT_MOST_ENTRIES
 
     print(f"columns: {describe(prepared.schema)}", file=sys.stderr)
+    if encoder.categories_as_bits:
+        print(f"categories: learnt as analog bits, their {encoder.onehot_entries} one-hot entries being "
+              f"over {ONEHOT_MOST_ENTRIES} (a --config file with `[data]` then "
+              '`categorical_encoding = "onehot"` keeps one-hot)', file=sys.stderr)
     for j, masses in zip(encoder.point_mass_columns, encoder.masses):
         cells = prepared.train[:, j][~np.isnan(prepared.train[:, j])]
         name = encoder.schema[j].name

@@ -140,6 +140,12 @@ questions of 8 answers (160 entries; held-out floor 0.055), 0.163 against 0.106 
 against 0.081, floor 0.053) for a ratio 0.02 higher; at 40 the two are equal."""
 
 
+def onehot_entries(sizes: Sequence[int], categorical: int) -> int:
+    """The one-hot entries of the first ``categorical`` blocks (the categorical columns') that
+    have at most ``ONEHOT_MOST`` categories."""
+    return sum(size for size in sizes[:categorical] if size <= ONEHOT_MOST)
+
+
 def patterns(size: int, encoding: str) -> torch.Tensor:
     """The ±1 pattern of each of ``size`` categories, shape (size, width).
 
@@ -178,6 +184,10 @@ class TableEncoder:
         self.categories_as_bits = categories_as_bits
         """``auto`` with more one-hot entries than ``ONEHOT_MOST_ENTRIES``: categories as bits."""
         self.patterns = [patterns(size, self._encoding(block)) for block, size in enumerate(self.sizes)]
+
+    @property
+    def onehot_entries(self) -> int:
+        return onehot_entries(self.sizes, len(self.categorical_columns))
 
     def _encoding(self, block: int) -> str:
         """The pattern code of one block: under ``auto``, bits for point masses (and for
@@ -436,11 +446,10 @@ def fit(
                 codes = _mass_codes(x[:, j][~x[:, j].isnan()], found)
                 sizes.append(len(found) + 1)
                 seen.append(torch.unique(codes).tolist())
-    categorical = sum(c.kind == "categorical" for c in schema)
-    onehot_entries = sum(size for size in sizes[:categorical] if size <= ONEHOT_MOST)
+    entries = onehot_entries(sizes, sum(c.kind == "categorical" for c in schema))
     encoder = TableEncoder(schema, encoders.Pipeline([], 0), encoding, sizes, seen, fill,
                            missing_numeric, missing_category, point_mass_columns, masses,
-                           categories_as_bits=encoding == "auto" and onehot_entries > ONEHOT_MOST_ENTRIES)
+                           categories_as_bits=encoding == "auto" and entries > ONEHOT_MOST_ENTRIES)
     numeric_names = [names[j] for j in numeric]
     # Places from the observed cells: a gap is filled for training with values between them.
     places = {names[j]: encoders.decimal_places(x[:, j][~x[:, j].isnan()], _storage(schema[j]))
