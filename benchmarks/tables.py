@@ -42,7 +42,7 @@ import json
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -458,6 +458,16 @@ def grouped(results: dict, section: str) -> dict[tuple[str, str], list[dict]]:
     return groups
 
 
+def present(groups: dict[tuple[str, str], list[dict]], names: Sequence[str], variants: Iterable[str]
+            ) -> Iterator[tuple[str, str, list[dict]]]:
+    """(table, variant, runs) of ``grouped``'s groups that have runs, tables then variants in order."""
+    variants = list(variants)
+    for name in names:
+        for variant in variants:
+            if groups.get((name, variant)):
+                yield name, variant, groups[name, variant]
+
+
 def header(names: str, aligns: str) -> list[str]:
     """A Markdown table's two header lines: the column ``names`` (separated by " | ") and their
     alignment, one letter each in ``aligns`` (``l`` left, ``r`` right)."""
@@ -550,54 +560,43 @@ def report(results: dict) -> str:
         lines += ["", *header("table | network | ratio (each split) | DCR share "
                               "| missing cells (training split) | rows without gaps (training split) "
                               "| train s", "lllrrrr")]
-        for width in WIDE_WIDTHS:
-            runs = by_wide.get(("fertility", str(width)), [])
-            if runs:
-                m = averages(runs, "dcr_share", "missing_cells", "missing_cells_train", "complete_rows",
-                             "complete_rows_train", "train_seconds")
-                lines.append(f"| fertility | 4 x {width} | {each_split(runs)} | {m['dcr_share']:.3f} | "
-                             f"{m['missing_cells']:.3f} ({m['missing_cells_train']:.3f}) | "
-                             f"{m['complete_rows']:.3f} ({m['complete_rows_train']:.3f}) | "
-                             f"{m['train_seconds']:.1f} |")
+        for _, width, runs in present(by_wide, ["fertility"], map(str, WIDE_WIDTHS)):
+            m = averages(runs, "dcr_share", "missing_cells", "missing_cells_train", "complete_rows",
+                         "complete_rows_train", "train_seconds")
+            lines.append(f"| fertility | 4 x {width} | {each_split(runs)} | {m['dcr_share']:.3f} | "
+                         f"{m['missing_cells']:.3f} ({m['missing_cells_train']:.3f}) | "
+                         f"{m['complete_rows']:.3f} ({m['complete_rows_train']:.3f}) | "
+                         f"{m['train_seconds']:.1f} |")
     by_categories = grouped(results, "categories")
     if by_categories:
         lines += ["", *header("table | one-hot entries | encoding | per-column TVD (training split's) "
                               "| ratio (each split) | DCR share | train s", "lrlrlrr")]
-        for name in SURVEYS:
+        for name, encoding, runs in present(by_categories, SURVEYS, CATEGORY_ENCODINGS):
             questions, answers = map(int, name.removeprefix("survey_").split("x"))
-            for encoding in CATEGORY_ENCODINGS:
-                runs = by_categories.get((name, encoding), [])
-                if runs:
-                    tvd = np.mean([np.mean(list(r["tvd"].values())) for r in runs])
-                    floor = np.mean([np.mean(list(r["tvd_oracle"].values())) for r in runs])
-                    m = averages(runs, "dcr_share", "train_seconds")
-                    lines.append(f"| {name} | {questions * answers} | {encoding} | {tvd:.3f} ({floor:.3f}) | "
-                                 f"{each_split(runs)} | {m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
+            tvd = np.mean([np.mean(list(r["tvd"].values())) for r in runs])
+            floor = np.mean([np.mean(list(r["tvd_oracle"].values())) for r in runs])
+            m = averages(runs, "dcr_share", "train_seconds")
+            lines.append(f"| {name} | {questions * answers} | {encoding} | {tvd:.3f} ({floor:.3f}) | "
+                         f"{each_split(runs)} | {m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
     by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
         lines += ["", *header("table | skewed columns | preprocessing | KS (floor) | W1 / sd (floor) "
                               "| ratio | DCR share | cells outside the range | splits", "lrlrrrrrr")]
-        for name in SKEWED_TABLES:
-            for preprocess in PREPROCESSING:
-                runs = by_preprocessing.get((name, preprocess))
-                if not runs:
-                    continue
-                m = averages(runs, "ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share",
-                             "outside_range")
-                lines.append(
-                    f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
-                    f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
-                    f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
+        for name, preprocess, runs in present(by_preprocessing, SKEWED_TABLES, PREPROCESSING):
+            m = averages(runs, "ks", "ks_floor", "w1_sd", "w1_sd_floor", "ratio", "dcr_share",
+                         "outside_range")
+            lines.append(
+                f"| {name} | {runs[0]['skewed_columns']} | {preprocess} | {m['ks']:.3f} "
+                f"({m['ks_floor']:.3f}) | {m['w1_sd']:.3f} ({m['w1_sd_floor']:.3f}) | {m['ratio']:.3f} | "
+                f"{m['dcr_share']:.3f} | {m['outside_range']:.4f} | {len(runs)} |")
     by_encoding = grouped(results, "encodings")
     if by_encoding:
         lines += ["", *header("table | category encoding | ratio (each split) | C2ST | DCR share | train s",
                               "lllrrr")]
-        for encoding in ENCODINGS:
-            runs = by_encoding.get(("randhie", encoding), [])
-            if runs:
-                m = averages(runs, "c2st", "dcr_share", "train_seconds")
-                lines.append(f"| randhie | {encoding} | {each_split(runs)} | {m['c2st']:.3f} | "
-                             f"{m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
+        for _, encoding, runs in present(by_encoding, ["randhie"], ENCODINGS):
+            m = averages(runs, "c2st", "dcr_share", "train_seconds")
+            lines.append(f"| randhie | {encoding} | {each_split(runs)} | {m['c2st']:.3f} | "
+                         f"{m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
     if "large" in results:
         r = results["large"]
         lines += ["", f"10^6 x 20 mixed table: {r['rows']:,} training rows, {r['steps']:,} steps at batch "
