@@ -204,7 +204,7 @@ def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, sche
     encode = lambda rows: tabular.encode(rows, schema, train)[0]  # noqa: E731
     train_x, test_x = encode(train), encode(test)
     oracle = tabular.wasserstein_l1(train_x, test_x)
-    ratios, shares, tvd, missing = [], [], [], []
+    ratios, shares, tvd, missing, pairs = [], [], [], [], []
     for rows in generated:
         x = encode(rows)
         ratios.append(tabular.wasserstein_l1(x, test_x) / oracle)
@@ -212,6 +212,7 @@ def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, sche
         table = tabular.table_metrics(rows, test, train, schema)
         tvd.append({c["column"]: (c["tvd"], c["tvd_floor"]) for c in table["categories"]})
         missing.append({m["column"]: (m["rate"], m["train_rate"]) for m in table["missing"]})
+        pairs.append((table.get("pair_trend_error"), table.get("pair_trend_error_floor")))
     columns = tvd[0].keys()
     return {
         "ratio": float(np.mean(ratios)), "ratios": ratios, "oracle_w1": oracle,
@@ -220,7 +221,8 @@ def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, sche
         "tvd_oracle": {c: tvd[0][c][1] for c in columns},
         "missing": {c: float(np.mean([m[c][0] for m in missing])) for c in missing[0]},
         "missing_train": {c: missing[0][c][1] for c in missing[0]},
-    }
+    } | ({"pair_trend_error": float(np.mean([p[0] for p in pairs])), "pair_trend_error_floor": pairs[0][1]}
+         if pairs[0][0] is not None else {})
 
 
 PEER_DUPLICATES = {"digits": 10}
@@ -570,13 +572,15 @@ def report(results: dict) -> str:
     by_categories = grouped(results, "categories")
     if by_categories:
         lines += ["", *header("table | one-hot entries | encoding | per-column TVD (training split's) "
-                              "| ratio (each split) | DCR share | train s", "lrlrlrr")]
+                              "| pair trend error (training split's) | ratio (each split) | DCR share "
+                              "| train s", "lrlrrlrr")]
         for name, encoding, runs in present(by_categories, SURVEYS, CATEGORY_ENCODINGS):
             questions, answers = map(int, name.removeprefix("survey_").split("x"))
             tvd = np.mean([np.mean(list(r["tvd"].values())) for r in runs])
             floor = np.mean([np.mean(list(r["tvd_oracle"].values())) for r in runs])
-            m = averages(runs, "dcr_share", "train_seconds")
+            m = averages(runs, "dcr_share", "train_seconds", "pair_trend_error", "pair_trend_error_floor")
             lines.append(f"| {name} | {questions * answers} | {encoding} | {tvd:.3f} ({floor:.3f}) | "
+                         f"{m['pair_trend_error']:.3f} ({m['pair_trend_error_floor']:.3f}) | "
                          f"{each_split(runs)} | {m['dcr_share']:.3f} | {m['train_seconds']:.1f} |")
     by_preprocessing = grouped(results, "skewed")
     if by_preprocessing:
