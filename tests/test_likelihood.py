@@ -166,6 +166,18 @@ def test_evaluation_reports_the_held_out_nll_beside_the_truth(two_gaussians_run)
     assert "held-out NLL" in (two_gaussians_run / "report.html").read_text()
 
 
+def test_denoise_takes_float64_rows_as_float32_ones(two_gaussians_run):
+    """``model.denoise`` is public: rows from NumPy come as float64, the network is float32."""
+    model = sd.load(two_gaussians_run)
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)[:, None]
+    for sigma in (0.05, 1.0):
+        denoised = model.denoise(x, torch.tensor(sigma, dtype=torch.float64))
+        assert denoised.dtype == torch.float64
+        expected = model.denoise(x.float(), torch.tensor(sigma))
+        assert torch.allclose(denoised, expected.double(), atol=1e-5)
+        assert not torch.allclose(denoised, x, atol=1e-3)  # it denoised
+
+
 def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_path, capsys):
     """Points 6 standard deviations beyond the outer modes, and in the gap between the modes,
     score below 99% of the target's own draws; an empty cell is not scored (nor listed)."""

@@ -157,17 +157,19 @@ class DiffusionModel:
         """``denoise`` with ``net``; ``known`` = (mask, values): the coordinates that
         ``condition`` shows the network, on which the Gaussian part is conditioned too;
         ``bounded``: within ``denoised_bounds`` (a sampler's denoiser)."""
-        home, device, given_dtype = x.device, next(net.parameters()).device, x.dtype
+        weight = next(net.parameters())
+        home, device, given_dtype = x.device, weight.device, x.dtype
         sigma = torch.as_tensor(sigma)
         if device.type == "mps":  # Apple's GPU has no float64: log_prob's rows run there in float32
             x, sigma = x.float(), sigma.float()
         x, sigma = x.to(device), sigma.to(device)
-        condition = None if condition is None else condition.to(device)
+        condition = None if condition is None else condition.to(device, weight.dtype)
         alpha, sigma_vp = vp_scales(sigma, x.dtype)
         x_t = x * alpha
-        t = self.schedule.sigma_to_t(sigma.cpu()).to(device, x.dtype)
-        with precision.autocast(bfloat16, device.type):
-            output = net(x_t, t) if condition is None else net(x_t, t, condition)
+        t = self.schedule.sigma_to_t(sigma.cpu()).to(device, weight.dtype)
+        with precision.autocast(bfloat16, device.type):  # the network in its own precision
+            inputs = x_t.to(weight.dtype)
+            output = net(inputs, t) if condition is None else net(inputs, t, condition)
         output = output.to(x.dtype)
         if self.gaussian is not None:
             if condition is not None and known is None:
