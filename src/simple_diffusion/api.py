@@ -306,6 +306,8 @@ def fit(
         else:
             config = cfg.merge(config or {}, {"data": {"condition": names}})
     folder = RunFolder(out) if out is not None else None
+    if folder is not None and not resume:  # before the data are read, so that a refusal comes alone
+        folder.check_claimable(overwrite)
     if resume:
         if folder is None:
             raise UserError("resuming needs the run folder (out=...)")

@@ -75,6 +75,35 @@ class RunFolder:
         return self.path / name
 
     # -- starting a run ----------------------------------------------------------------------
+    def check_claimable(self, overwrite: bool = False, resume: bool = False) -> None:
+        """Refuse, changing nothing, a folder that training could not claim: not a folder,
+        another's files, a run without ``overwrite`` (or without a checkpoint for ``resume``).
+
+        Asked before the data are read, so that a refusal comes first and alone.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{self.path} exists and is not a folder")
+        present = sorted(p.name for p in self.path.iterdir() if not p.name.startswith(".")) \
+            if self.path.exists() else []
+        if resume:
+            if not self.file(CHECKPOINT).exists():
+                raise UserError(
+                    f"{self.path} has no checkpoint to resume from (training stopped before its "
+                    "first checkpoint): start it again with --overwrite"
+                )
+        elif present:
+            if not self.file(MARKER).exists():
+                raise UserError(
+                    f"{self.path} is not empty and is not a simple-diffusion run folder "
+                    f"(it holds {', '.join(present[:3])}{', ...' if len(present) > 3 else ''}); "
+                    "choose a new or empty folder"
+                )
+            if not overwrite:
+                raise UserError(
+                    f"{self.path} holds a run; pass --overwrite to replace it or `--resume` to "
+                    f"continue its training ({resume_command(self.path)})"
+                )
+
     def open_for_training(self, overwrite: bool = False, resume: bool = False) -> None:
         """Create or claim the folder and lock it; refuse one that holds anything but a run.
 
@@ -82,34 +111,16 @@ class RunFolder:
         ``overwrite`` when it carries the marker a run writes, and then only the run's own
         files are deleted: a folder of the user's is never emptied.
         """
-        if self.path.exists() and not self.path.is_dir():
-            raise UserError(f"{self.path} exists and is not a folder")
+        self.check_claimable(overwrite, resume)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path / ".lock"))
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
             raise UserError(f"another training is writing to {self.path}") from None
-        present = sorted(p.name for p in self.path.iterdir() if not p.name.startswith("."))
         try:
-            if resume:
-                if not self.file(CHECKPOINT).exists():
-                    raise UserError(
-                        f"{self.path} has no checkpoint to resume from (training stopped before its "
-                        "first checkpoint): start it again with --overwrite"
-                    )
-            elif present:
-                if not self.file(MARKER).exists():
-                    raise UserError(
-                        f"{self.path} is not empty and is not a simple-diffusion run folder "
-                        f"(it holds {', '.join(present[:3])}{', ...' if len(present) > 3 else ''}); "
-                        "choose a new or empty folder"
-                    )
-                if not overwrite:
-                    raise UserError(
-                        f"{self.path} holds a run; pass --overwrite to replace it or `--resume` to "
-                        f"continue its training ({resume_command(self.path)})"
-                    )
+            self.check_claimable(overwrite, resume)  # again, now that no other process can change it
+            if not resume:
                 for name in RUN_FILES:
                     self.file(name).unlink(missing_ok=True)
         except UserError:
