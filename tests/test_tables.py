@@ -70,11 +70,19 @@ def test_a_column_of_numbers_with_a_word_names_the_cell(tmp_path):
     assert io.read_table(str(path), kinds={"categorical": ["b"]}).schema[1].kind == "categorical"
 
 
-@pytest.mark.parametrize("dtype", ["object", "category", "bool", "boolean", "Int64", "float32", "int64"])
+FRAME_DTYPES = {"object": ["x", None, "y", "x"], "category": ["x", "y", None, "x"],
+                "bool": [True, False, True, True], "boolean": [True, None, False, True],
+                "Int64": [1, None, 3, 4], "float32": [1.5, np.nan, 2.5, 3.0], "int64": [3, 1, 2, 2],
+                "Float64": [1.5, None, 2.5, 3.0], "double[pyarrow]": [1.5, None, 2.5, 3.0],
+                "int64[pyarrow]": [3, 1, 2, 2], "bool[pyarrow]": [True, False, True, True],
+                "string[pyarrow]": ["x", "y", None, "x"]}
+"""A column of each dtype a DataFrame brings (pandas' nullable ones and pyarrow's, as
+``read_parquet`` gives them), with a missing cell where the dtype allows one."""
+
+
+@pytest.mark.parametrize("dtype", FRAME_DTYPES)
 def test_frames_round_trip_with_their_dtypes(dtype):
-    values = {"object": ["x", None, "y", "x"], "category": ["x", "y", None, "x"],
-              "bool": [True, False, True, True], "boolean": [True, None, False, True],
-              "Int64": [1, None, 3, 4], "float32": [1.5, np.nan, 2.5, 3.0], "int64": [3, 1, 2, 2]}
+    values = FRAME_DTYPES
     frame = pd.DataFrame({"c": pd.Series(values[dtype], dtype=dtype), "z": [0.1, 0.2, 0.3, 0.4]})
     schema = detect(frame)
     back = to_frame(to_values(frame, schema), schema)

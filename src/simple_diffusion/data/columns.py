@@ -185,11 +185,11 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if kind != "categorical":
         values = _as_numbers(column, name, first_row)  # refuses a column that is not numbers
         counting = _counting(values) if forced is None and kind == "integer" else None
-        return Finding(Column(name, kind, "float64" if text else str(dtype),
+        return Finding(Column(name, kind, "float64" if text else _dtype_name(dtype),
                               nullable=bool(_missing(column).any())),
                        present=int((~np.isnan(values)).sum()), counts=counting)
     present = int((~_missing(column)).sum())
-    return Finding(Column(name, "categorical", str(dtype), _labels(column), present < len(column)),
+    return Finding(Column(name, "categorical", _dtype_name(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
 
 
@@ -453,12 +453,29 @@ def _labelled(codes: np.ndarray, missing: np.ndarray, column: Column):
     return series
 
 
+def _dtype_name(dtype: Any) -> str:
+    """The name that gives ``dtype`` back: pandas writes its pyarrow-backed strings as plain
+    ``string``, which would come back stored in Python objects."""
+    import pandas as pd
+
+    if isinstance(dtype, pd.StringDtype) and dtype.storage != "python":
+        return f"string[{dtype.storage}]"
+    return str(dtype)
+
+
 def _is_int_dtype(dtype: str) -> bool:
     return dtype.lower().lstrip("u").startswith("int")
 
 
 def _float_dtype(dtype: str) -> str:
-    return dtype if dtype.startswith("float") else "float64"
+    """``dtype`` where it is a float type pandas knows here (float32, its nullable ``Float64``,
+    pyarrow's ``double[pyarrow]``), else float64 (an integer column learnt as numbers)."""
+    import pandas as pd
+
+    try:
+        return dtype if pd.api.types.is_float_dtype(pd.api.types.pandas_dtype(dtype)) else "float64"
+    except (TypeError, ImportError):  # a dtype of a library this machine lacks
+        return "float64"
 
 
 def from_states(states: Sequence[dict[str, Any]]) -> list[Column]:
