@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -182,6 +183,24 @@ def test_given_a_numeric_cell_in_paints_the_category(kinds_run):
     rows = model.sample(1000, given={"value": [2.1, -1.9]}, seed=0)
     assert (rows["value"][:1000] == 2.1).all() and (rows["value"][1000:] == -1.9).all()
     assert (rows["kind"][:1000] == "b").mean() > 0.97 and (rows["kind"][1000:] == "a").mean() > 0.97
+
+
+def test_given_cells_beyond_the_training_range_are_drawn_with_a_warning(kinds_run, capsys):
+    """The training rows' values run from about -3.5 to 3.2: a condition at 10 is a guess."""
+    model = sd.load(kinds_run / "run")
+    with warnings.catch_warnings():  # inside the range: no warning
+        warnings.simplefilter("error")
+        model.sample(5, given={"value": [-1.0, 3.0]}, seed=0)
+    with pytest.warns(UserWarning, match=r"given: value=10 lies outside the training rows' range "
+                                         r"\(value runs from -\d\.\d+ to \d\.\d+ in the training rows\)"):
+        rows = model.sample(5, given={"value": 10.0}, seed=0)
+    assert (rows["value"] == 10.0).all()  # still drawn, as given
+    with pytest.warns(UserWarning, match=r"given: 2 of 3 conditions .* \(the first: value=-9;"):
+        model.sample(5, given={"value": [-9.0, 0.0, 12.0]}, seed=0)
+    assert cli(["sample", str(kinds_run / "run"), "-n", "3", "-o", str(kinds_run / "far.csv"),
+                "--given", "kind=a,value=10", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("warning: given: value=10 lies outside") and err.count("warning") == 1
 
 
 def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
@@ -317,18 +318,44 @@ class DiffusionModel:
                                 f"{', '.join(self.columns)})")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
             full.attrs = given.attrs  # a file's line numbers, for messages
-            return self.rows(full, "given")
+            return self._within_range(self.rows(full, "given"))
         array = np.asarray(given, dtype=np.float64)
         array = array[None] if array.ndim == 1 else array
         names = self.condition_columns
         if array.ndim == 2 and names and array.shape[1] == len(names) != self.dim:
             rows = np.full((len(array), self.dim), np.nan)
             rows[:, [self.columns.index(c) for c in names]] = array
-            return rows
+            return self._within_range(rows)
         if array.ndim != 2 or array.shape[1] != self.dim:
             wanted = f"{len(names)} (the condition columns) or {self.dim}" if names else str(self.dim)
             raise UserError(f"given: rows need {wanted} columns, got shape {array.shape}")
-        return array
+        return self._within_range(array)
+
+    def _within_range(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` of given cells, after a warning if some lie outside the training rows'
+        range: the model has seen no such rows, so what it draws beside them is a guess (it
+        still draws them: a user may want to see that guess)."""
+        if "encoded_min" not in self.info or not len(rows):
+            return rows
+        z, known = self.encoder.known(torch.as_tensor(rows, dtype=torch.float64))
+        low, high = (torch.tensor(self.info[k], dtype=torch.float64) for k in ("encoded_min", "encoded_max"))
+        outside = known & ((z < low) | (z > high))
+        if not bool(outside.any()):
+            return rows
+        where = self.encoder.coordinates()
+        j = next(j for j in range(self.dim) if bool(outside[:, where[j]].any()))  # a number column
+        row = int(outside[:, where[j]].any(1).nonzero()[0])
+        split, k = self.encoder.numeric.transformed_dim, self.encoder.numeric_columns.index(j)
+        data_low, data_high = self.encoder.numeric.inverse(torch.stack([low, high])[:, :split])[:, k].tolist()
+        count = int(outside.any(1).sum())
+        cell = f"{self.columns[j]}={rows[row, j]:g}"
+        span = f"{self.columns[j]} runs from {data_low:g} to {data_high:g} in the training rows"
+        warnings.warn(
+            (f"given: {cell} lies outside the training rows' range ({span})" if len(rows) == 1 else
+             f"given: {count} of {len(rows)} conditions lie outside the training rows' range (the first: "
+             f"{cell}; {span})") + ": the model has seen no such rows, so what it draws there is a guess",
+            stacklevel=3)
+        return rows
 
     @torch.inference_mode()
     def impute(self, rows: Any, *, draws: int = 1, seed: int = 0, progress: bool = False,
