@@ -218,6 +218,8 @@ def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):
     (["--given", "kind"], "kind"),
     (["--given", "kind=a,kind=b"], "column 'kind' is given twice"),
     (["--given", "value=abc"], "given: column 'value' has a non-numeric value 'abc' at row 0, where"),
+    (["--given", "kind=a,value="], "column 'value' has no value (an empty or missing cell"),
+    (["--given", "kind=NA"], "column 'kind' has no value"),
 ])
 def test_bad_conditions_are_refused_in_one_line(kinds_run, capsys, bad, message):
     code = cli(["sample", str(kinds_run / "run"), "-n", "5", "-o", str(kinds_run / "x.csv"), *bad, "--quiet"])

@@ -402,6 +402,12 @@ def _given_frame(given: str):
     if twice is not None:
         raise UserError(f"--given {given!r}: column {twice!r} is given twice (one value per column; "
                         "several conditions go in a file, one per row)")
+    from .data.columns import MISSING_TOKENS
+
+    empty = next((name.strip() for name, value in pairs if value.strip().lower() in MISSING_TOKENS), None)
+    if empty is not None:  # it would read as a missing cell, which means "not given": ignored
+        raise UserError(f"--given {given!r}: column {empty!r} has no value (an empty or missing "
+                        "cell conditions nothing); give it a value or leave it out")
     return pd.DataFrame({name.strip(): [value.strip()] for name, value in pairs})
 
 
