@@ -203,6 +203,16 @@ def test_given_cells_beyond_the_training_range_are_drawn_with_a_warning(kinds_ru
     assert err.startswith("warning: given: value=10 lies outside") and err.count("warning") == 1
 
 
+@pytest.mark.parametrize("nothing", [None, np.nan])
+def test_a_given_column_without_a_value_is_refused(kinds_run, nothing):
+    """A missing value means "not given": the rows came back not conditioned on it."""
+    model = sd.load(kinds_run / "run")
+    with pytest.raises(UserError, match=r"given: column 'value' has no value \((None|nan) conditions"):
+        model.sample(5, given={"kind": "a", "value": nothing})
+    rows = model.sample(4, given={"value": [1.5, None]}, seed=0)  # in a list: that row has none
+    assert rows["value"].iloc[0] == 1.5 and rows["value"].iloc[4:].notna().all()
+
+
 def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):
     metrics = json.loads((kinds_run / "run" / "metrics.json").read_text())
     result = metrics["calibration"]

@@ -300,6 +300,10 @@ class DiffusionModel:
         import pandas as pd
 
         if isinstance(given, dict):
+            empty = next((k for k, v in given.items() if np.ndim(v) == 0 and pd.isna(v)), None)
+            if empty is not None:  # NaN means "not given": a single condition would be ignored
+                raise UserError(f"given: column {empty!r} has no value ({given[empty]!r} conditions "
+                                "nothing); give it a value or leave it out")
             values = {k: v if isinstance(v, (list, tuple, np.ndarray)) else [v] for k, v in given.items()}
             lengths = {len(v) for v in values.values()}
             if len(lengths) > 1:
