@@ -177,6 +177,42 @@ def test_given_a_file_of_conditions_draws_n_rows_for_each(kinds_run):
     assert means[0] < -1.8 and means[1] > 1.8 and means[2] < -1.8
 
 
+@pytest.fixture(scope="module")
+def tagged_model():
+    """A joint model of ``kinds_table`` plus a label ``tag`` equal to ``kind`` nine times in ten:
+    given tag = b, kind is b with probability 0.27 / 0.34 = 0.794 and value's mean 1.18."""
+    table = kinds_table()
+    flip = np.random.default_rng(1).random(len(table)) < 0.1
+    table["tag"] = np.where(flip, np.where(table["kind"] == "a", "b", "a"), table["kind"])
+    return sd.fit(table, steps=2500, progress=False, num_samples=0)
+
+
+def test_given_labels_are_met_by_reject_sampling(tagged_model):
+    """Whole rows drawn and those with the label kept: the model's own conditional, where
+    in-painting the label left kind nearer its marginal of 0.3."""
+    rows = tagged_model.sample(2000, given={"tag": "b"}, seed=0)
+    assert (rows["tag"] == "b").all()
+    share = (rows["kind"] == "b").mean()
+    assert abs(share - 0.794) < 0.05 + 4 * math.sqrt(0.794 * 0.206 / 2000), share
+    assert abs(rows["value"].mean() - (0.794 * 2 - 0.206 * 2)) < 0.25
+    again = tagged_model.sample(2000, given={"tag": "b"}, seed=0, chunk_size=4096)
+    pd.testing.assert_frame_equal(rows, again)  # the same rows, however chunked
+    two = tagged_model.sample(1000, given={"tag": ["a", "b"]}, seed=0)
+    assert two["tag"].tolist() == ["a"] * 1000 + ["b"] * 1000
+    assert (two["kind"][:1000] == "a").mean() > 0.9 and (two["kind"][1000:] == "b").mean() > 0.7
+
+
+def test_labels_the_model_rarely_draws_are_in_painted_with_a_warning(tagged_model):
+    with pytest.warns(UserWarning, match=r"given: the model drew tag=b in 1,[34]\d\d of 4,096 rows \(at "
+                                         r"most sample.reject_tries = 1 per row asked for\); the other"):
+        rows = tagged_model.sample(3000, given={"tag": "b"}, seed=0, reject_tries=1)
+    assert len(rows) == 3000 and (rows["tag"] == "b").all()
+    with warnings.catch_warnings():  # a number given beside the label: in-painted, as before
+        warnings.simplefilter("error")
+        rows = tagged_model.sample(200, given={"tag": "b", "value": 2.0}, seed=0)
+    assert (rows["value"] == 2.0).all() and (rows["tag"] == "b").all()
+
+
 def test_given_a_numeric_cell_in_paints_the_category(kinds_run):
     """``value`` is not a condition column: it is in-painted, and the label follows it."""
     model = sd.load(kinds_run / "run")

@@ -330,9 +330,10 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
 
     With --given, -n rows for each condition (a file of conditions, or col=value,...), written
     with the given cells as given: columns the model was trained to condition on (train
-    --condition) are used as its condition, guided by --guidance; any other given cell is
-    in-painted (RePaint, --resample; a model trained with --inpainting learnt completes the row
-    itself).
+    --condition) are used as its condition, guided by --guidance; labels of other columns are
+    met by reject sampling (whole rows drawn, those with the labels kept; sample.reject_tries);
+    any other given cell is in-painted (RePaint, --resample; a model trained with --inpainting
+    learnt completes the row itself).
 
     With --nproc (or under torchrun) each process draws a share of the rows; the output is the
     same file, bit for bit, whatever the number of processes.

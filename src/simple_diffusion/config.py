@@ -202,6 +202,13 @@ class SampleConfig:
     """Given cells that the model did not learn to condition on (filling gaps, ``--given`` on
     other columns) are in-painted with RePaint (Lugmayr et al. 2022): each step is redone this
     many times, noising back in between, so the rest of the row agrees with them."""
+    reject_tries: int = 200
+    """Given cells that are all labels of categorical columns the network does not take as its
+    condition (``--given species=Adelie`` on a joint model) are met by reject sampling, as SDV's
+    conditional sampling does: whole rows are drawn and those with the given labels kept, which
+    is exact for the model, where in-painting a label leaves the rest of the row nearer its
+    marginal (BENCHMARKS.md, "Conditioning"). At most this many rows are drawn per row asked
+    for; rows still missing then are in-painted, with a warning. 0: always in-paint."""
     precision: str = "auto"
     """Matrix products of the sampler's network: ``auto`` uses bfloat16 for the distilled sampler
     where the CPU runs it natively (measured at run time), float32 for the solvers, whose ratios
@@ -418,6 +425,7 @@ def validate(config: Config) -> Config:
         (t.inpainting == "repaint" or not d.condition,
          "train.inpainting = learnt conditions on any columns: leave data.condition (--condition) empty"),
         (smp.resample >= 1, "sample.resample must be at least 1"),
+        (smp.reject_tries >= 0, "sample.reject_tries must be 0 (never) or positive"),
         (smp.num_steps >= 0, "sample.num_steps must not be negative"),
         (smp.sigma_max >= 0 and smp.sigma_min >= 0, "sample.sigma_min and sigma_max must not be negative"),
         (smp.sigma_max == 0 or smp.sigma_min < smp.sigma_max, "sample.sigma_min must be below sigma_max"),

@@ -487,6 +487,9 @@ class DiffusionModel:
         rows = range(total) if rows is None else rows
         if rows.start % BLOCK or rows.step != 1 or rows.stop > total:
             raise ValueError(f"rows must be a range of the {total} rows from a multiple of {BLOCK}")
+        if given is not None and not fill and self._rejects(given, settings):
+            yield from self._rejection_chunks(n, given, seed, rows, progress, preprocessed, changes)
+            return
         with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
             for first_block in range(rows.start // BLOCK, -(-rows.stop // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
@@ -510,6 +513,63 @@ class DiffusionModel:
                         x = torch.where(known.isnan(), x, known)
                 yield start, x
                 bar.update(count)
+
+    def _rejects(self, given: np.ndarray, settings: SampleConfig) -> bool:
+        """Whether ``given`` rows are met by reject sampling (``sample.reject_tries``): every
+        given cell a label of a categorical column that the network does not take as its
+        condition, on a model that in-paints with RePaint."""
+        if not settings.reject_tries or self.config.train.inpainting != "repaint":
+            return False
+        labels = np.array([c.kind == "categorical" and c.name not in self.condition_columns
+                           for c in self.schema])
+        shown = ~np.isnan(given)
+        return bool(shown.any()) and not bool(shown[:, ~labels].any())
+
+    def _rejection_chunks(self, n: int, given: np.ndarray, seed: int, rows: range, progress: bool,
+                          preprocessed: bool, changes: dict[str, Any]):
+        """``sample_chunks`` for rows whose given cells are labels: each condition's rows are
+        the first whole rows, drawn in blocks of ``BLOCK`` from a stream of its own (seeded by
+        ``seed`` and the condition's index, so the rows do not depend on chunking), that carry
+        its labels. After ``reject_tries`` draws per row asked for, the rows still missing are
+        in-painted instead, and a warning says how often the model draws those labels."""
+        tries = self.sampling_settings(**changes).reject_tries
+        short: list[tuple[int, int, int, int]] = []  # (condition, rows found, in-painted, drawn)
+        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
+            for c in range(rows.start // n, -(-rows.stop // n)) if n else ():
+                first, last = max(rows.start, c * n) - c * n, min(rows.stop, (c + 1) * n) - c * n
+                cells = ~np.isnan(given[c])
+                wanted = torch.as_tensor(given[c][cells])
+                kept, drawn, block = [], 0, 0
+                while sum(len(k) for k in kept) < last and drawn < max(tries * last, BLOCK):
+                    stream = int(np.random.SeedSequence([seed, c, block, 1]).generate_state(1)[0])
+                    (_, encoded), = self.sample_chunks(BLOCK, seed=stream, chunk_size=BLOCK,
+                                                      preprocessed=True, **changes)
+                    decoded = self.encoder.inverse(encoded)
+                    match = (decoded[:, cells] == wanted).all(1)
+                    kept.append(encoded[match] if preprocessed else decoded[match])
+                    drawn, block = drawn + BLOCK, block + 1
+                out = torch.cat(kept)[:last]
+                if len(out) < last:
+                    short.append((c, len(out), last - len(out), drawn))
+                    stream = int(np.random.SeedSequence([seed, c, block, 2]).generate_state(1)[0])
+                    (_, rest), = self.sample_chunks(last - len(out), given=given[c : c + 1], seed=stream,
+                                                    chunk_size=last, preprocessed=preprocessed,
+                                                    **{**changes, "reject_tries": 0})
+                    out = torch.cat([out, rest])
+                # Pieces that do not cross a block boundary: the writers group chunks by part.
+                for start in range(c * n + first, c * n + last, BLOCK):
+                    stop = min(c * n + last, (start // BLOCK + 1) * BLOCK)
+                    yield start, out[start - c * n : stop - c * n]
+                    bar.update(stop - start)
+        if short:
+            c, found, missing, drawn = short[0]
+            cells = ", ".join(f"{self.columns[j]}={self.schema[j].categories[int(v)]}"
+                              for j, v in enumerate(given[c]) if not np.isnan(v))
+            warnings.warn(f"given: the model drew {cells} in {found:,} of {drawn:,} rows (at most "
+                          f"sample.reject_tries = {tries} per row asked for); the other {missing:,} rows are "
+                          "in-painted, which keeps the labels but leaves the rest of each row nearer "
+                          "its marginal" + (f" ({len(short)} conditions so)" if len(short) > 1 else ""),
+                          stacklevel=3)
 
     def _given_denoiser(self, known: torch.Tensor, fill: bool, settings: SampleConfig,
                         dtype: torch.dtype, base: Callable) -> tuple[Callable, bool]:
