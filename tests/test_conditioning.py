@@ -207,6 +207,15 @@ def test_labels_the_model_rarely_draws_are_in_painted_with_a_warning(tagged_mode
                                          r"most sample.reject_tries = 1 per row asked for\); the other"):
         rows = tagged_model.sample(3000, given={"tag": "b"}, seed=0, reject_tries=1)
     assert len(rows) == 3000 and (rows["tag"] == "b").all()
+    given = tagged_model.given_rows({"tag": ["b", "a"]})
+    with warnings.catch_warnings():  # found rows and in-painted ones: shards write the same rows
+        warnings.simplefilter("ignore")
+        whole = dict(tagged_model.sample_chunks(3000, given=given, seed=3, reject_tries=1))
+        shards = {}
+        for share in (range(0, 4096), range(4096, 6000)):  # the second condition split between two
+            shards |= dict(tagged_model.sample_chunks(3000, given=given, seed=3, rows=share, reject_tries=1))
+    assert sorted(whole) == sorted(shards)
+    assert all(torch.equal(whole[k], shards[k]) for k in whole)
     with warnings.catch_warnings():  # a number given beside the label: in-painted, as before
         warnings.simplefilter("error")
         rows = tagged_model.sample(200, given={"tag": "b", "value": 2.0}, seed=0)

@@ -530,8 +530,9 @@ class DiffusionModel:
         """``sample_chunks`` for rows whose given cells are labels: each condition's rows are
         the first whole rows, drawn in blocks of ``BLOCK`` from a stream of its own (seeded by
         ``seed`` and the condition's index, so the rows do not depend on chunking), that carry
-        its labels. After ``reject_tries`` draws per row asked for, the rows still missing are
-        in-painted instead, and a warning says how often the model draws those labels."""
+        its labels; they are passed on block by block as they are found, so memory follows the
+        block, not ``n``. After ``reject_tries`` draws per row asked for, the rows still missing
+        are in-painted instead, and a warning says how often the model drew those labels."""
         tries = self.sampling_settings(**changes).reject_tries
         short: list[tuple[int, int, int, int]] = []  # (condition, rows found, in-painted, drawn)
         with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
@@ -539,28 +540,36 @@ class DiffusionModel:
                 first, last = max(rows.start, c * n) - c * n, min(rows.stop, (c + 1) * n) - c * n
                 cells = ~np.isnan(given[c])
                 wanted = torch.as_tensor(given[c][cells])
-                kept, drawn, block = [], 0, 0
-                while sum(len(k) for k in kept) < last and drawn < max(tries * last, BLOCK):
-                    stream = int(np.random.SeedSequence([seed, c, block, 1]).generate_state(1)[0])
-                    (_, encoded), = self.sample_chunks(BLOCK, seed=stream, chunk_size=BLOCK,
-                                                      preprocessed=True, **changes)
-                    decoded = self.encoder.inverse(encoded)
-                    match = (decoded[:, cells] == wanted).all(1)
-                    kept.append(encoded[match] if preprocessed else decoded[match])
-                    drawn, block = drawn + BLOCK, block + 1
-                out = torch.cat(kept)[:last]
-                if len(out) < last:
-                    short.append((c, len(out), last - len(out), drawn))
-                    stream = int(np.random.SeedSequence([seed, c, block, 2]).generate_state(1)[0])
-                    (_, rest), = self.sample_chunks(last - len(out), given=given[c : c + 1], seed=stream,
-                                                    chunk_size=last, preprocessed=preprocessed,
-                                                    **{**changes, "reject_tries": 0})
-                    out = torch.cat([out, rest])
-                # Pieces that do not cross a block boundary: the writers group chunks by part.
-                for start in range(c * n + first, c * n + last, BLOCK):
-                    stop = min(c * n + last, (start // BLOCK + 1) * BLOCK)
-                    yield start, out[start - c * n : stop - c * n]
-                    bar.update(stop - start)
+                made, drawn, block = 0, 0, 0  # the condition's rows found, the rows drawn
+                pending = torch.empty(0, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
+                while made < last:
+                    if drawn >= max(tries * n, BLOCK):  # in-paint the rest (at the same row in every process)
+                        short.append((c, made, last - made, drawn))
+                        stream = int(np.random.SeedSequence([seed, c, block, 2]).generate_state(1)[0])
+                        # All n - made of them, whatever this process writes: the same rows in each.
+                        (_, found), = self.sample_chunks(n - made, given=given[c : c + 1], seed=stream,
+                                                         chunk_size=n - made, preprocessed=preprocessed,
+                                                         **{**changes, "reject_tries": 0})
+                        found = found[: last - made]
+                    else:
+                        stream = int(np.random.SeedSequence([seed, c, block, 1]).generate_state(1)[0])
+                        (_, encoded), = self.sample_chunks(BLOCK, seed=stream, chunk_size=BLOCK,
+                                                          preprocessed=True, **changes)
+                        decoded = self.encoder.inverse(encoded)
+                        match = (decoded[:, cells] == wanted).all(1)
+                        found = (encoded if preprocessed else decoded)[match][: last - made]
+                        drawn, block = drawn + BLOCK, block + 1
+                    # Rows before ``first`` are another process's; pieces end at block boundaries,
+                    # as the writers group chunks by part.
+                    skip = min(len(found), max(0, first - made))
+                    pending, made = torch.cat([pending, found[skip:]]), made + len(found)
+                    at = c * n + made - len(pending)  # the output row of pending's first
+                    end = c * n + made if made == last else (c * n + made) // BLOCK * BLOCK
+                    while at < end:
+                        stop = min(end, (at // BLOCK + 1) * BLOCK)
+                        yield at, pending[: stop - at]
+                        bar.update(stop - at)
+                        pending, at = pending[stop - at :], stop
         if short:
             c, found, missing, drawn = short[0]
             cells = ", ".join(f"{self.columns[j]}={self.schema[j].categories[int(v)]}"
