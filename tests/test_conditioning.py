@@ -206,14 +206,15 @@ def test_labels_the_model_rarely_draws_are_in_painted_with_a_warning(tagged_mode
     given, tag = tagged_model.given_rows({"tag": "b"}), tagged_model.columns.index("tag")
     with pytest.warns(UserWarning, match=r"given: the model drew tag=b in 2,[5-9]\d\d of 8,192 rows \(at "
                                          r"most sample.reject_tries = 1 per row asked for\); the other"):
-        whole = dict(tagged_model.sample_chunks(4500, given=given, seed=3, reject_tries=1))
+        whole = dict(tagged_model.sample_chunks(4500, given=given, seed=3, reject_tries=1, num_steps=20))
     assert sum(len(x) for x in whole.values()) == 4500
     assert all((x[:, tag] == tagged_model.schema[tag].categories.index("b")).all() for x in whole.values())
     shards = {}
     with warnings.catch_warnings():  # split between two processes inside the in-painted rows
         warnings.simplefilter("ignore")
         for share in (range(0, 4096), range(4096, 4500)):
-            shards |= dict(tagged_model.sample_chunks(4500, given=given, seed=3, rows=share, reject_tries=1))
+            shards |= dict(tagged_model.sample_chunks(4500, given=given, seed=3, rows=share, reject_tries=1,
+                                                      num_steps=20))
     assert sorted(whole) == sorted(shards)  # and they write the same rows as one process
     assert all(torch.equal(whole[k], shards[k]) for k in whole)
     with warnings.catch_warnings():  # a number given beside the label: in-painted, as before
