@@ -203,12 +203,14 @@ class SampleConfig:
     other columns) are in-painted with RePaint (Lugmayr et al. 2022): each step is redone this
     many times, noising back in between, so the rest of the row agrees with them."""
     reject_tries: int = 200
-    """Given cells that are all labels of categorical columns the network does not take as its
-    condition (``--given species=Adelie`` on a joint model) are met by reject sampling, as SDV's
-    conditional sampling does: whole rows are drawn and those with the given labels kept, which
-    is exact for the model, where in-painting a label leaves the rest of the row nearer its
-    marginal (BENCHMARKS.md, "Conditioning"). At most this many rows are drawn per row asked
-    for; rows still missing then are in-painted, with a warning. 0: always in-paint."""
+    """Given labels of categorical columns the network does not take as its condition
+    (``--given island=Dream``, alone or beside the condition columns' cells) are met by reject
+    sampling, as SDV's conditional sampling does: whole rows are drawn (given the condition
+    columns) and those with the given labels kept, which is exact for the model, where
+    in-painting a label leaves the rest of the row nearer its marginal (BENCHMARKS.md,
+    "Conditioning"). Not with numbers given beside them, nor for learnt in-painting. At most
+    this many rows are drawn per row asked for; rows still missing then are in-painted, with a
+    warning. 0: always in-paint."""
     precision: str = "auto"
     """Matrix products of the sampler's network: ``auto`` uses bfloat16 for the distilled sampler
     where the CPU runs it natively (measured at run time), float32 for the solvers, whose ratios

@@ -515,25 +515,30 @@ class DiffusionModel:
                 bar.update(count)
 
     def _rejects(self, given: np.ndarray, settings: SampleConfig) -> bool:
-        """Whether ``given`` rows are met by reject sampling (``sample.reject_tries``): every
-        given cell a label of a categorical column that the network does not take as its
-        condition, on a model that in-paints with RePaint."""
+        """Whether ``given`` rows are met by reject sampling (``sample.reject_tries``), on a
+        model that in-paints with RePaint: some given cells are labels of columns that the
+        network does not take as its condition, and every other given cell is a condition
+        column's (the network's input while the rows are drawn)."""
         if not settings.reject_tries or self.config.train.inpainting != "repaint":
             return False
-        labels = np.array([c.kind == "categorical" and c.name not in self.condition_columns
-                           for c in self.schema])
+        conditions = np.array([c.name in self.condition_columns for c in self.schema])
+        labels = np.array([c.kind == "categorical" for c in self.schema]) & ~conditions
         shown = ~np.isnan(given)
-        return bool(shown.any()) and not bool(shown[:, ~labels].any())
+        return bool(shown[:, labels].any()) and not bool(shown[:, ~labels & ~conditions].any())
 
     def _rejection_chunks(self, n: int, given: np.ndarray, seed: int, rows: range, progress: bool,
                           preprocessed: bool, changes: dict[str, Any]):
-        """``sample_chunks`` for rows whose given cells are labels: each condition's rows are
-        the first whole rows, drawn in blocks of ``BLOCK`` from a stream of its own (seeded by
+        """``sample_chunks`` for rows given labels (and condition columns): each condition's rows
+        are the first whole rows, drawn in blocks of ``BLOCK`` from a stream of its own (seeded by
         ``seed`` and the condition's index, so the rows do not depend on chunking), that carry
         its labels; they are passed on block by block as they are found, so memory follows the
         block, not ``n``. After ``reject_tries`` draws per row asked for, the rows still missing
         are in-painted instead, and a warning says how often the model drew those labels."""
         tries = self.sampling_settings(**changes).reject_tries
+        # The candidates are drawn given the condition columns' cells, the network's input.
+        conditioned = given.copy()
+        others = [j for j, name in enumerate(self.columns) if name not in self.condition_columns]
+        conditioned[:, others] = np.nan
         short: list[tuple[int, int, int, int]] = []  # (condition, rows found, in-painted, drawn)
         with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
             for c in range(rows.start // n, -(-rows.stop // n)) if n else ():
@@ -553,8 +558,9 @@ class DiffusionModel:
                         found = found[: last - made]
                     else:
                         stream = int(np.random.SeedSequence([seed, c, block, 1]).generate_state(1)[0])
-                        (_, encoded), = self.sample_chunks(BLOCK, seed=stream, chunk_size=BLOCK,
-                                                          preprocessed=True, **changes)
+                        network_given = None if np.isnan(conditioned[c]).all() else conditioned[c : c + 1]
+                        (_, encoded), = self.sample_chunks(BLOCK, given=network_given, seed=stream,
+                                                          chunk_size=BLOCK, preprocessed=True, **changes)
                         decoded = self.encoder.inverse(encoded)
                         match = (decoded[:, cells] == wanted).all(1)
                         found = (encoded if preprocessed else decoded)[match][: last - made]
