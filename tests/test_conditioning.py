@@ -228,19 +228,19 @@ def test_a_label_beside_the_condition_is_met_by_reject_sampling_given_it():
     """A model conditioned on ``group``, with eight yes/no answers that each repeat a hidden
     coin four times in five: given group and q1 = yes, rows are the conditional model's own
     rows with q1 = yes (q2's share of yes that of rows drawn given group alone, then
-    filtered), where in-painting q1 had left q2 nearer its marginal (0.624 against 0.676:
-    4 standard errors). Slow (25 s): a weaker setting did not tell the two apart surely."""
+    filtered), where in-painting q1 had left q2 nearer its marginal (0.62-0.63 against
+    0.68). Slow (about 40 s): a smaller setting did not tell the two apart surely."""
     rng = np.random.default_rng(0)
     coin = rng.random(3000) < 0.5
     answers = {f"q{k}": np.where((rng.random(3000) < 0.8) == coin, "yes", "no") for k in range(1, 9)}
     table = pd.DataFrame({"group": rng.choice(["u", "v"], 3000)} | answers)
     model = sd.fit(table, condition=["group"], steps=2500, progress=False, num_samples=0)
-    reference = model.sample(8000, given={"group": "u"}, seed=1)
+    reference = model.sample(16_000, given={"group": "u"}, seed=1)
     reference = (reference["q2"][reference["q1"] == "yes"] == "yes")
-    rows = model.sample(2000, given={"group": "u", "q1": "yes"}, seed=0)
+    rows = model.sample(4000, given={"group": "u", "q1": "yes"}, seed=0)
     assert (rows["group"] == "u").all() and (rows["q1"] == "yes").all()
     share, p = (rows["q2"] == "yes").mean(), reference.mean()
-    assert abs(share - p) < 3 * math.sqrt(p * (1 - p) * (1 / len(rows) + 1 / len(reference))), (share, p)
+    assert abs(share - p) < 4 * math.sqrt(p * (1 - p) * (1 / len(rows) + 1 / len(reference))), (share, p)
 
 
 def test_given_a_numeric_cell_in_paints_the_category(kinds_run):
