@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -200,6 +201,30 @@ def test_given_labels_are_met_by_reject_sampling(tagged_model):
     two = tagged_model.sample(1000, given={"tag": ["a", "b"]}, seed=0)
     assert two["tag"].tolist() == ["a"] * 1000 + ["b"] * 1000
     assert (two["kind"][:1000] == "a").mean() > 0.9 and (two["kind"][1000:] == "b").mean() > 0.7
+
+
+def test_many_label_conditions_share_one_stream_of_rows(tagged_model):
+    """A file of 60 label conditions drew a block of 4,096 rows for each (100 conditions of 5 rows
+    of penguins: 114 s against RePaint's 0.8); one stream now deals its rows to them all."""
+    labels = ["a", "b"] * 30
+    calls = []
+    draw = tagged_model.sample_chunks
+
+    def counted(*args, **kwargs):
+        calls.append(args[0] if args else kwargs.get("n"))
+        return draw(*args, **kwargs)
+
+    with mock.patch.object(tagged_model, "sample_chunks", side_effect=counted):
+        rows = tagged_model.sample(20, given={"tag": labels}, seed=0, num_steps=20)
+    assert rows["tag"].tolist() == [label for label in labels for _ in range(20)]
+    assert len(calls) <= 3, calls  # the call itself and one or two blocks of 4,096
+    assert not rows["value"][:20].reset_index(drop=True).equals(rows["value"][40:60].reset_index(drop=True))
+    given = tagged_model.given_rows({"tag": labels[:30]})  # 30 x 200 rows: condition 20 is split
+    whole = dict(tagged_model.sample_chunks(200, given=given, seed=3, num_steps=20))
+    shards = {}
+    for share in (range(0, 4096), range(4096, 6000)):
+        shards |= dict(tagged_model.sample_chunks(200, given=given, seed=3, rows=share, num_steps=20))
+    assert sorted(whole) == sorted(shards) and all(torch.equal(whole[k], shards[k]) for k in whole)
 
 
 def test_labels_the_model_rarely_draws_are_in_painted_with_a_warning(tagged_model):

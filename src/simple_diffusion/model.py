@@ -528,54 +528,54 @@ class DiffusionModel:
 
     def _rejection_chunks(self, n: int, given: np.ndarray, seed: int, rows: range, progress: bool,
                           preprocessed: bool, changes: dict[str, Any]):
-        """``sample_chunks`` for rows given labels (and condition columns): each condition's rows
-        are the first whole rows, drawn in blocks of ``BLOCK`` from a stream of its own (seeded by
-        ``seed`` and the condition's index, so the rows do not depend on chunking), that carry
-        its labels; they are passed on block by block as they are found, so memory follows the
-        block, not ``n``. After ``reject_tries`` draws per row asked for, the rows still missing
-        are in-painted instead, and a warning says how often the model drew those labels."""
+        """``sample_chunks`` for rows given labels (and condition columns).
+
+        Conditions that give the network the same cells (all of them, on a joint model) share
+        one stream of whole rows, drawn in blocks of ``BLOCK`` (seeded by ``seed`` and the
+        group's first condition, so the rows do not depend on chunking); each row of it goes to
+        the first condition, in order, that still needs rows and whose labels it carries. Rows
+        are passed on in order as they are found, so memory follows the block, not ``n``. After
+        ``reject_tries`` draws per row a group asks for, its missing rows are in-painted
+        instead, and a warning says how often the model drew those labels."""
         tries = self.sampling_settings(**changes).reject_tries
         # The candidates are drawn given the condition columns' cells, the network's input.
         conditioned = given.copy()
         others = [j for j, name in enumerate(self.columns) if name not in self.condition_columns]
         conditioned[:, others] = np.nan
+        last_condition = -(-rows.stop // n) if n else 0
+        keys = [np.nan_to_num(row, nan=np.inf).tobytes() for row in conditioned]
+        sizes = {key: keys.count(key) for key in set(keys)}  # of the whole request: the same everywhere
+        groups: dict[bytes, list[int]] = {}
+        for c in range(last_condition):  # the members this process needs, in order
+            groups.setdefault(keys[c], []).append(c)
+        streams = {key: _RejectionStream(members, n, rows) for key, members in groups.items()}
         short: list[tuple[int, int, int, int]] = []  # (condition, rows found, in-painted, drawn)
         with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
-            for c in range(rows.start // n, -(-rows.stop // n)) if n else ():
-                first, last = max(rows.start, c * n) - c * n, min(rows.stop, (c + 1) * n) - c * n
-                cells = ~np.isnan(given[c])
-                wanted = torch.as_tensor(given[c][cells])
-                made, drawn, block = 0, 0, 0  # the condition's rows found, the rows drawn
-                pending = torch.empty(0, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
-                while made < last:
-                    if drawn >= max(tries * n, BLOCK):  # in-paint the rest (at the same row in every process)
-                        short.append((c, made, last - made, drawn))
-                        stream = int(np.random.SeedSequence([seed, c, block, 2]).generate_state(1)[0])
+            for c in range(rows.start // n, last_condition) if n else ():
+                stream = streams[keys[c]]
+                while True:
+                    for start, piece in stream.pieces(c):
+                        yield start, piece
+                        bar.update(len(piece))
+                    if not stream.missing(c):
+                        break
+                    if stream.drawn >= max(tries * n * sizes[keys[c]], BLOCK):  # in-paint the rest
+                        made = stream.made[c]
+                        short.append((c, made, stream.missing(c), stream.drawn))
+                        seed_c = int(np.random.SeedSequence([seed, c, 2]).generate_state(1)[0])
                         # All n - made of them, whatever this process writes: the same rows in each.
-                        (_, found), = self.sample_chunks(n - made, given=given[c : c + 1], seed=stream,
+                        (_, found), = self.sample_chunks(n - made, given=given[c : c + 1], seed=seed_c,
                                                          chunk_size=n - made, preprocessed=preprocessed,
                                                          **{**changes, "reject_tries": 0})
-                        found = found[: last - made]
-                    else:
-                        stream = int(np.random.SeedSequence([seed, c, block, 1]).generate_state(1)[0])
-                        network_given = None if np.isnan(conditioned[c]).all() else conditioned[c : c + 1]
-                        (_, encoded), = self.sample_chunks(BLOCK, given=network_given, seed=stream,
-                                                          chunk_size=BLOCK, preprocessed=True, **changes)
-                        decoded = self.encoder.inverse(encoded)
-                        match = (decoded[:, cells] == wanted).all(1)
-                        found = (encoded if preprocessed else decoded)[match][: last - made]
-                        drawn, block = drawn + BLOCK, block + 1
-                    # Rows before ``first`` are another process's; pieces end at block boundaries,
-                    # as the writers group chunks by part.
-                    skip = min(len(found), max(0, first - made))
-                    pending, made = torch.cat([pending, found[skip:]]), made + len(found)
-                    at = c * n + made - len(pending)  # the output row of pending's first
-                    end = c * n + made if made == last else (c * n + made) // BLOCK * BLOCK
-                    while at < end:
-                        stop = min(end, (at // BLOCK + 1) * BLOCK)
-                        yield at, pending[: stop - at]
-                        bar.update(stop - at)
-                        pending, at = pending[stop - at :], stop
+                        stream.take(c, found)
+                        continue
+                    seed_b = int(np.random.SeedSequence([seed, stream.members[0], stream.blocks, 1])
+                                 .generate_state(1)[0])
+                    network_given = None if np.isnan(conditioned[c]).all() else conditioned[c : c + 1]
+                    (_, encoded), = self.sample_chunks(BLOCK, given=network_given, seed=seed_b,
+                                                      chunk_size=BLOCK, preprocessed=True, **changes)
+                    decoded = self.encoder.inverse(encoded)
+                    stream.deal(encoded if preprocessed else decoded, decoded, given)
         if short:
             c, found, missing, drawn = short[0]
             cells = ", ".join(f"{self.columns[j]}={self.schema[j].categories[int(v)]}"
@@ -620,6 +620,59 @@ class DiffusionModel:
             return torch.where(mask, z, out)
 
         return denoise, inpaints
+
+
+class _RejectionStream:
+    """The rows one stream of whole rows has dealt to its conditions (``members``, in order),
+    for ``sample_chunks``' reject sampling of ``n`` rows each: each process needs every member
+    up to its range's end, and writes only the rows in ``rows``."""
+
+    def __init__(self, members: list[int], n: int, rows: range):
+        self.members, self.n, self.rows = members, n, rows
+        self.needed = {c: min(n, rows.stop - c * n) for c in members}
+        self.made = dict.fromkeys(members, 0)
+        self.kept: dict[int, list[torch.Tensor]] = {c: [] for c in members}
+        self.written: dict[int, int] = {}
+        self.drawn = self.blocks = 0
+
+    def missing(self, c: int) -> int:
+        return self.needed[c] - self.made[c]
+
+    def take(self, c: int, found: torch.Tensor) -> None:
+        """Give condition ``c`` the first of ``found`` that it still needs (rows before the range
+        are counted, not kept: another process writes them)."""
+        found = found[: self.missing(c)]
+        skip = min(len(found), max(0, self.rows.start - c * self.n - self.made[c]))
+        self.kept[c].append(found[skip:])
+        self.made[c] += len(found)
+
+    def deal(self, out: torch.Tensor, decoded: torch.Tensor, given: np.ndarray) -> None:
+        """Deal a block of rows (``out``; ``decoded`` in the data's units) to the members, each
+        row to the first that still needs rows and whose given labels it carries."""
+        free = torch.ones(len(decoded), dtype=torch.bool)
+        for c in self.members:
+            if not self.missing(c):
+                continue
+            cells = ~np.isnan(given[c])
+            match = free & (decoded[:, cells] == torch.as_tensor(given[c][cells])).all(1)
+            chosen = match.nonzero().flatten()[: self.missing(c)]
+            free[chosen] = False
+            self.take(c, out[chosen])
+        self.drawn, self.blocks = self.drawn + len(decoded), self.blocks + 1
+
+    def pieces(self, c: int):
+        """Condition ``c``'s rows kept so far for this process, in pieces that end at block
+        boundaries (the writers group chunks by part); the last, shorter piece only once the
+        condition has all its rows."""
+        rows = torch.cat(self.kept[c]) if self.kept[c] else torch.empty(0)
+        at = max(self.rows.start, c * self.n) + self.written.get(c, 0)
+        end = at + len(rows) if not self.missing(c) else (at + len(rows)) // BLOCK * BLOCK
+        self.kept[c] = [rows[max(0, end - at):]] if len(rows) else []
+        while at < end:
+            stop = min(end, (at // BLOCK + 1) * BLOCK)
+            yield at, rows[: stop - at]
+            self.written[c] = self.written.get(c, 0) + stop - at
+            rows, at = rows[stop - at :], stop
 
 
 class _BlockNoise:
