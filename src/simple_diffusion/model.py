@@ -17,6 +17,7 @@ torch.Size([1000, 1])
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import warnings
@@ -544,7 +545,7 @@ class DiffusionModel:
         conditioned[:, others] = np.nan
         last_condition = -(-rows.stop // n) if n else 0
         keys = [np.nan_to_num(row, nan=np.inf).tobytes() for row in conditioned]
-        sizes = {key: keys.count(key) for key in set(keys)}  # of the whole request: the same everywhere
+        sizes = collections.Counter(keys)  # of the whole request: the same in every process
         groups: dict[bytes, list[int]] = {}
         for c in range(last_condition):  # the members this process needs, in order
             groups.setdefault(keys[c], []).append(c)
