@@ -268,6 +268,17 @@ def test_a_label_beside_the_condition_is_met_by_reject_sampling_given_it():
     assert abs(share - p) < 4 * math.sqrt(p * (1 - p) * (1 / len(rows) + 1 / len(reference))), (share, p)
 
 
+def test_the_warning_names_a_numeric_condition_beside_the_label():
+    """The warning wrote every given cell as a label, and a number given as the network's
+    condition beside the label raised an IndexError instead."""
+    table = kinds_table()
+    table["tag"] = np.where(table["value"] > 0, "hi", "lo")
+    model = sd.fit(table, condition=["value"], steps=300, progress=False, num_samples=0)
+    with pytest.warns(UserWarning, match=r"given: the model drew value=1\.5, tag=lo in \d+ of 4,096 rows"):
+        rows = model.sample(1000, given={"value": 1.5, "tag": "lo"}, seed=0, reject_tries=1, num_steps=10)
+    assert (rows["tag"] == "lo").all() and (rows["value"] == 1.5).all()
+
+
 def test_given_a_numeric_cell_in_paints_the_category(kinds_run):
     """``value`` is not a condition column: it is in-painted, and the label follows it."""
     model = sd.load(kinds_run / "run")

@@ -580,7 +580,8 @@ class DiffusionModel:
         if short:
             c, found, missing, drawn = short[0]
             cells = ", ".join(f"{self.columns[j]}={self.schema[j].categories[int(v)]}"
-                              for j, v in enumerate(given[c]) if not np.isnan(v))
+                              if self.schema[j].kind == "categorical" else f"{self.columns[j]}={v:g}"
+                              for j, v in enumerate(given[c]) if not np.isnan(v))  # a number: a condition's
             warnings.warn(f"given: the model drew {cells} in {found:,} of {drawn:,} rows (at most "
                           f"sample.reject_tries = {tries} per row asked for); the other {missing:,} rows are "
                           "in-painted, which keeps the labels but leaves the rest of each row nearer "
