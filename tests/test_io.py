@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ def table():
     return rng.normal(size=(50, 3)) * [1, 10, 100]
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -26,6 +27,8 @@ def test_write_then_read_round_trip(tmp_path, table, suffix):
     assert np.allclose(read.values, table, rtol=1e-8)
     if suffix != ".npy":
         assert read.columns == ["a", "b", "c"]
+    if suffix == ".tsv":  # separated by tabs
+        assert Path(path).read_text().startswith("a\tb\tc\n")
 
 
 def test_npy_one_dimensional_becomes_one_column(tmp_path):
@@ -304,6 +307,9 @@ def _mixed_parquet(path, rows_per_group=40, groups=3):
         "flag_with_gaps": pa.array(list(nullable_flags), type=pa.bool_()),
         "answer": pa.array(["true" if f else "false" for f in flags]),
         "code": pa.array([str(1 + i % 2) for i in range(n)]),
+        # Whole days in the first row group, hours after it: the table counts hours.
+        "when": pa.array(pd.Timestamp("2024-01-01", tz="UTC")
+                         + pd.to_timedelta(np.where(gap_in_first, 24, 1) * rng.integers(0, 99, n), "h")),
     })
     pq.write_table(table, path, row_group_size=rows_per_group)
 
@@ -324,6 +330,7 @@ def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_pa
     kinds_found = {c.name: (c.kind, c.dtype, c.categories) for c in grouped.schema}
     assert kinds_found["answer"] == ("categorical", "bool", [False, True])
     assert kinds_found["code"] == ("categorical", "int64", [1, 2])
+    assert grouped.schema[-1].time_unit == "h" and grouped.schema[-1].dtype == "datetime64[ns, UTC]"
     selected = io.read_table(str(path), columns=["species", "x"])
     assert selected.columns == ["species", "x"]
     np.testing.assert_array_equal(selected.values, whole.values[:, [3, 0]])

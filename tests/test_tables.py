@@ -16,7 +16,7 @@ import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
 from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
-from simple_diffusion.data.columns import Column, detect, to_frame, to_values
+from simple_diffusion.data.columns import Column, describe, detect, find, to_frame, to_values
 from simple_diffusion.evaluation import tabular
 from simple_diffusion.training import budget
 
@@ -52,14 +52,101 @@ def test_kinds_follow_dtypes_and_overrides():
         detect(frame, categorical=["nope"])
 
 
-def test_dates_are_refused_by_name_with_the_columns_that_leave_them_out(tmp_path):
-    frame = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=5), "x": range(5),
-                          "took": pd.to_timedelta(range(5), "s"), "y": np.arange(5.0)})
-    with pytest.raises(UserError, match=r"column 'when' holds dates .* --columns x,y$"):
-        detect(frame)
-    frame.to_parquet(tmp_path / "t.parquet")  # the advice works as printed
-    assert cli(["train", str(tmp_path / "run"), "--data", str(tmp_path / "t.parquet"),
-                "--columns", "x,y", "--epochs", "1", "-n", "0", "--quiet"]) == 0
+TIME_COLUMNS = {
+    "day": (pd.Series(pd.to_datetime(["2021-03-01", None, "2020-12-30", "2021-01-02"])), "datetime in days"),
+    "hour": (pd.Series(pd.to_datetime(["2023-03-25 22:00", "2023-03-26 03:00", "2023-03-26 01:00",
+                                       "2023-03-27 00:00"]).tz_localize("Europe/Paris")),
+             "datetime in hours"),
+    "second": (pd.Series(pd.to_datetime(["2020-01-01 10:00:01", "2020-01-01 10:00:00", None,
+                                         "1960-05-01 00:00:07"]).astype("datetime64[s]")),
+               "datetime in seconds"),
+    "took": (pd.Series(pd.to_timedelta(["1.5s", "2s", None, "0s"])), "duration in milliseconds"),
+    "written": (pd.Series(["25/12/2020", "01/02/2021", None, "13/01/2021"], dtype=object),
+                "datetime in days (%d/%m/%Y)"),
+    "month": (pd.Series(["2020-01", "2021-11", "2020-03", "2020-01"], dtype="string"),
+              "datetime in days (%Y-%m)"),
+}
+"""Date, time and duration columns: each counts the coarsest unit in which all its values are
+whole (a time zone's midnights are not whole days in UTC, and two around its clock change are
+23 hours apart); dates written as text, day first where a day past 12 says so, keep their format."""
+
+
+@pytest.mark.parametrize("name", TIME_COLUMNS)
+def test_dates_times_and_durations_round_trip_counting_their_unit(name):
+    column, described = TIME_COLUMNS[name]
+    frame = pd.DataFrame({name: column, "z": [0.1, 0.2, 0.3, 0.4]})
+    schema = detect(frame)
+    assert describe(schema[:1]) == f"{name} {described}" and schema[0].kind == "integer"
+    values = to_values(frame, schema)
+    assert np.nanmin(values[:, 0]) == 0 or name == "took"  # counted from the earliest
+    assert np.array_equal(values[:, 0], np.round(values[:, 0]), equal_nan=True)
+    back = to_frame(values, schema)
+    expected = frame.fillna({name: np.nan}) if column.dtype == object else frame  # missing text: NaN
+    pd.testing.assert_frame_equal(back, expected)
+    # Samples between the grid's points come back on it, in the column's dtype.
+    between = to_frame(values + 0.3, schema)
+    pd.testing.assert_series_equal(between[name], expected[name])
+
+
+def test_text_dates_are_read_from_a_csv_and_a_given_date_is_read_in_the_columns_zone(tmp_path):
+    path = tmp_path / "t.csv"
+    days = pd.date_range("2020-01-01", periods=40, freq="3D")  # a different date in every row
+    frame = pd.DataFrame({"when": days.strftime("%d.%m.%Y"), "x": np.linspace(0, 1, 40) ** 2})
+    frame.to_csv(path, index=False)
+    table = io.read_table(str(path))
+    assert table.schema[0].time_format == "%d.%m.%Y" and table.values[:, 0].tolist() == list(range(0, 120, 3))
+    with pytest.raises(UserError, match=r"t.csv: column 'when' has '2020-02-30' at line 2, which is not a "
+                                        r"date written as %d.%m.%Y"):
+        to_values(_with_first_row(pd.DataFrame({"when": ["2020-02-30"], "x": [1.0]})), table.schema, "t.csv")
+    zoned = detect(pd.DataFrame({"t": TIME_COLUMNS["hour"][0]}))
+    given = to_values(pd.DataFrame({"t": ["2023-03-26 03:00", "26 March 2023 4:00"]}), zoned)
+    assert given[:, 0].tolist() == [4.0, 5.0]  # 03:00 in Paris (summer time): 4 hours after 22:00
+    given = to_values(pd.DataFrame({"t": ["2023-03-25T21:00:00Z", "2023-03-26 03:00+02:00"]}), zoned)
+    assert given[:, 0].tolist() == [0.0, 4.0]
+    with pytest.raises(UserError, match="column 't' has 'banana' at row 0, which is not a duration"):
+        to_values(pd.DataFrame({"t": ["banana"]}), detect(pd.DataFrame({"t": TIME_COLUMNS["took"][0]})))
+    with pytest.raises(UserError, match="column 't' holds float64 values, where the model takes dates"):
+        to_values(pd.DataFrame({"t": [1.5]}), zoned)
+
+
+def _with_first_row(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs["first_row"] = 2
+    return frame
+
+
+def test_row_groups_of_different_units_merge_to_the_finer_from_the_earlier_origin():
+    days = pd.Series(pd.to_datetime(["2021-01-05", "2021-01-07"]))
+    hours = pd.Series(pd.to_datetime(["2021-01-03 05:00", "2021-01-04 00:00"]))
+    merged = find(days, "t").merge(find(hours, "t")).column
+    assert (merged.time_unit, merged.time_origin) == ("h", "2021-01-03T05:00:00")
+
+
+def test_a_date_column_is_learnt_sampled_on_its_grid_and_given(tmp_path, capsys):
+    """Dates written day first in a CSV (a different one in every row: not an identifier) come
+    back in that format, whole days within the training range, with the seasonal swing of
+    the column that follows them; a date outside that range is named as a date."""
+    rng = np.random.default_rng(0)
+    day = rng.integers(0, 730, 600)
+    when = pd.Timestamp("2020-01-01") + pd.to_timedelta(day, "D")
+    frame = pd.DataFrame({"when": when.strftime("%d/%m/%Y"),
+                          "warm": (day % 365 > 182) * 4.0 + rng.normal(0, 1, 600)})
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    run = tmp_path / "run"
+    assert cli(["train", str(run), "--data", str(tmp_path / "d.csv"), "--steps", "1500", "-n", "0",
+                "--likelihood-rows", "0", "--quiet"]) == 0
+    assert "columns: when datetime in days (%d/%m/%Y), warm numeric" in capsys.readouterr().err
+    assert cli(["sample", str(run), "-n", "2000", "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    text = pd.read_csv(tmp_path / "s.csv")["when"]
+    when = pd.to_datetime(text, format="%d/%m/%Y")  # every cell in the format, or this raises
+    assert when.min() >= pd.Timestamp("2020-01-01") and when.max() <= pd.Timestamp("2021-12-30")
+    warm = pd.read_csv(tmp_path / "s.csv")["warm"][((when - pd.Timestamp("2020-01-01")).dt.days % 365) > 182]
+    cold = pd.read_csv(tmp_path / "s.csv")["warm"][((when - pd.Timestamp("2020-01-01")).dt.days % 365) <= 182]
+    assert warm.mean() - cold.mean() > 2  # the data's 4; 0 if the date were learnt apart from warm
+    with pytest.warns(UserWarning, match=r"when=2025-01-01 00:00:00 lies outside .* from 2020-01-0\d "
+                                         r"00:00:00 to 2021-12-\d\d 00:00:00"):
+        sd.load(run).sample(1, given={"when": "01/01/2025"}, seed=0)
+    assert cli(["sample", str(run), "-n", "10", "-o", str(tmp_path / "s.npy"), "--quiet"]) == 1
+    assert "column 'when' holds dates or times; write .csv or .parquet" in capsys.readouterr().err
 
 
 def test_a_column_of_numbers_with_a_word_names_the_cell(tmp_path):

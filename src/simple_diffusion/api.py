@@ -146,7 +146,7 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
         if not os.path.splitext(path)[1]:
             raise UserError(
                 f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
-                "nor a .npy, .csv or .parquet file"
+                "nor a .npy, .csv, .tsv or .parquet file"
             )
         table = io.read_table(str(data), columns=columns, header=_header(config), kinds=kinds,
                               drop_missing=config.drop_missing)
@@ -659,7 +659,7 @@ def evaluate_run(
     else:
         density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
         figure = plots.distribution_plot(
-            samples, data.train, model.columns, density=density,
+            samples, data.train, [c.axis_label for c in model.schema], density=density,
             reference=data.reference() if density is None else None, title=Path(path).name,
         )
     folder.save_bytes("samples.png", figure)

@@ -167,8 +167,8 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
-              ".npy, .csv (comma-, tab-, semicolon- or bar-separated) or .parquet table, one row per "
-              "sample: numbers, categories (text, booleans) and empty cells.")
+              ".npy, .csv (comma-, tab-, semicolon- or bar-separated), .tsv or .parquet table, one row "
+              "per sample: numbers, categories (text, booleans), dates and times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"
@@ -301,7 +301,7 @@ def _summary(result: dict) -> str:
 @run_argument
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
-              help="Output file: .csv (with a header), .parquet (keeping the training table's "
+              help="Output file: .csv or .tsv (with a header), .parquet (keeping the training table's "
               "dtypes) or .npy (numbers only, shape (n, d)); a new folder (written with a "
               "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
               "standard output.")
@@ -491,7 +491,7 @@ def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
     seconds = model.student.info["seconds"]
     trained = model.info.get("train_seconds")
     against = f" (the model trained in {trained:.1f} s)" if trained else ""
-    labelled = any(c.kind == "categorical" for c in model.schema)  # .npy holds numbers only
+    labelled = not all(c.numbers_only for c in model.schema)  # .npy holds numbers only
     click.echo(f"distilled a sampler of {_count(num_steps, 'network evaluation')} in {seconds:.1f} s"
                f"{against}: sample with `simple-diffusion sample {shlex.quote(str(run))} -n 100000 "
                f"-o samples.{'parquet' if labelled else 'npy'} --sampler distilled`", err=True)

@@ -31,6 +31,7 @@ from torch import nn
 
 from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
+from .data.columns import format_value
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
@@ -353,8 +354,10 @@ class DiffusionModel:
         split, k = self.encoder.numeric.transformed_dim, self.encoder.numeric_columns.index(j)
         data_low, data_high = self.encoder.numeric.inverse(torch.stack([low, high])[:, :split])[:, k].tolist()
         count = int(outside.any(1).sum())
-        cell = f"{self.columns[j]}={rows[row, j]:g}"
-        span = f"{self.columns[j]} runs from {data_low:g} to {data_high:g} in the training rows"
+        column = self.schema[j]
+        cell = f"{column.name}={format_value(column, rows[row, j])}"
+        span = (f"{column.name} runs from {format_value(column, data_low)} to "
+                f"{format_value(column, data_high)} in the training rows")
         warnings.warn(
             (f"given: {cell} lies outside the training rows' range ({span})" if len(rows) == 1 else
              f"given: {count} of {len(rows)} conditions lie outside the training rows' range (the first: "
@@ -579,9 +582,8 @@ class DiffusionModel:
                     stream.deal(encoded if preprocessed else decoded, decoded, given)
         if short:
             c, found, missing, drawn = short[0]
-            cells = ", ".join(f"{self.columns[j]}={self.schema[j].categories[int(v)]}"
-                              if self.schema[j].kind == "categorical" else f"{self.columns[j]}={v:g}"
-                              for j, v in enumerate(given[c]) if not np.isnan(v))  # a number: a condition's
+            cells = ", ".join(f"{self.columns[j]}={format_value(self.schema[j], v)}"
+                              for j, v in enumerate(given[c]) if not np.isnan(v))
             warnings.warn(f"given: the model drew {cells} in {found:,} of {drawn:,} rows (at most "
                           f"sample.reject_tries = {tries} per row asked for); the other {missing:,} rows are "
                           "in-painted, which keeps the labels but leaves the rest of each row nearer "

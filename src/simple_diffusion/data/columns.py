@@ -2,8 +2,11 @@
 and the conversion between a pandas DataFrame and the float matrix the encoders read.
 
 In that matrix a numeric or integer column holds its values, a categorical column the index of
-its label in ``Column.categories``, and a missing cell is NaN in either. ``to_frame`` turns such
-a matrix back into a DataFrame with the original labels and dtypes.
+its label in ``Column.categories``, and a missing cell is NaN in either. Dates, times and
+durations (pandas' datetime and timedelta dtypes, and text written as dates) are integer columns
+counting whole units (days, hours, ... : ``Column.time_unit``) from the data's earliest one, so
+that samples land on the data's grid. ``to_frame`` turns such a matrix back into a DataFrame
+with the original labels and dtypes (dates read from text written back in their format).
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"mass": [3.5, None, 4.0], "n": [1, 2, 3], "kind": ["a", "b", "a"]})
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,12 @@ MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "#n/
                             "-nan", "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan", "?"})
 """Cells of a text column that mean 'missing' (compared in lower case, stripped): pandas' own
 markers, and the UCI repository's "?"."""
+TIME_UNITS = {"D": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9, "ms": 10**6,
+              "us": 10**3}
+"""The units a date, time or duration column may count in (their length in nanoseconds),
+coarsest first: a column counts in the coarsest in which every value of the data is whole."""
+UNIT_NAMES = {"D": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+              "us": "microseconds"}
 IDENTIFIER_ROWS = 20
 """A text column with a different value in each of at least this many rows is an identifier."""
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
@@ -53,15 +63,44 @@ class Column:
     nullable: bool = False
     """Whether the table has missing cells here: its output dtype then holds missing values in
     every chunk of samples alike (``Int64``, ``boolean``), whether or not a chunk has any."""
+    time_unit: str = ""
+    """A date, time or duration column (kind integer): the ``TIME_UNITS`` unit its values count."""
+    time_origin: str = ""
+    """What a date or time column's values count from: the data's earliest value (ISO 8601, in
+    UTC for a column with a time zone); empty for a duration (counted from zero)."""
+    time_format: str = ""
+    """The ``strftime`` format of dates read from text, in which samples are written back."""
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def kind_name(self) -> str:
+        """The kind as ``train`` prints it: ``datetime`` or ``duration`` for time columns."""
+        if not self.time_unit:
+            return self.kind
+        what = "duration" if self.dtype.startswith("timedelta") else "datetime"
+        return f"{what} in {UNIT_NAMES[self.time_unit]}"
+
+    @property
+    def axis_label(self) -> str:
+        """The name, with what a time column's numbers count: ``when (hours from 2023-03-01)``."""
+        if not self.time_unit:
+            return self.name
+        origin = f" from {self.time_origin}{' UTC' if ', ' in self.dtype else ''}" if self.time_origin else ''
+        return f"{self.name} ({UNIT_NAMES[self.time_unit]}{origin})"
+
+    @property
+    def numbers_only(self) -> bool:
+        """Whether the column's cells are plain numbers (what a .npy file can hold)."""
+        return self.kind != "categorical" and not self.time_unit
 
 
 def describe(schema: Sequence[Column]) -> str:
     """``"mass numeric, n integer, kind categorical (2)"``, for train's printout."""
     return ", ".join(
-        f"{c.name} {c.kind}" + (f" ({len(c.categories)})" if c.kind == "categorical" else "")
+        f"{c.name} {c.kind_name}" + (f" ({len(c.categories)})" if c.kind == "categorical" else "")
+        + (f" ({c.time_format})" if c.time_format else "")
         for c in schema
     )
 
@@ -79,28 +118,15 @@ def detect(
     not read twice (parsing is most of reading a large CSV).
 
     Booleans, pandas categories and text are categorical; whole-number dtypes (and text columns
-    whose every cell is a whole number) are integer; other numbers are numeric. A text column
+    whose every cell is a whole number) are integer; dates, times and durations (and text whose
+    every cell is a date in one format) are time columns; other numbers are numeric. A text column
     with a different value in every row is refused as an identifier, and one mixing numbers with
     a few words is refused as a typo, naming the cell (its line, for a CSV read as text with
     ``first_row`` the line of its first row).
     """
     forced = forced_kinds(list(frame.columns), categorical, integer, numeric)
-    refuse_dates(frame)
     return finish([find(frame[name], str(name), forced.get(name), first_row, parsed)
                    for name in frame.columns])
-
-
-def refuse_dates(frame: pd.DataFrame) -> None:
-    """Refuse a table with date or time columns, naming the ``--columns`` that leave them out."""
-    import pandas as pd
-
-    kinds = (pd.api.types.is_datetime64_any_dtype, pd.api.types.is_timedelta64_dtype)
-    dates = [str(name) for name, dtype in frame.dtypes.items() if any(k(dtype) for k in kinds)]
-    if dates:
-        kept = [str(name) for name in frame.columns if str(name) not in dates]
-        raise UserError(f"column {dates[0]!r} holds dates or times ({frame[dates[0]].dtype}), which are "
-                        "not modelled: convert them to numbers, or leave them out with --columns "
-                        + shlex.quote(",".join(kept)))
 
 
 def forced_kinds(columns: Sequence[str], categorical: Sequence[str] = (), integer: Sequence[str] = (),
@@ -143,6 +169,10 @@ class Finding:
             labels = {str(v).strip() if text else v for v in (*a.categories, *b.categories)}
             merged = Column(a.name, "categorical", (a if self.text else b).dtype, _ordered(labels),
                             a.nullable or b.nullable)
+        elif a.time_unit:  # the finer unit of the two, from the earlier origin
+            unit = max(a.time_unit, b.time_unit, key=list(TIME_UNITS).index)
+            origin = min(a.time_origin, b.time_origin) if a.time_origin and b.time_origin else ""
+            merged = replace(a, nullable=a.nullable or b.nullable, time_unit=unit, time_origin=origin)
         else:  # a whole-number dtype where a row group has no gap, floats where one has
             kind = a.kind if a.kind == b.kind else "numeric"
             merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
@@ -164,8 +194,12 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if pd.api.types.is_complex_dtype(dtype):
         raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
     text = _is_text(column)
+    if _is_time(dtype):
+        return _time_finding(column, name, forced, "")
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         values = _numbers_of_text(column, name, forced, first_row)
+        if values is None and forced != "categorical" and (written := date_format(column)):
+            return _time_finding(column, name, forced, written)
         if values is not None:
             if parsed is not None:
                 parsed[name] = values
@@ -174,6 +208,8 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
                                   nullable=bool(np.isnan(values).any())),
                            present=int((~np.isnan(values)).sum()),
                            counts=None if forced else _counting(values))
+    if text and forced is None and (written := date_format(column)):
+        return _time_finding(column, name, forced, written)
     kind = forced
     if kind is None:
         if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
@@ -191,6 +227,96 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     present = int((~_missing(column)).sum())
     return Finding(Column(name, "categorical", _dtype_name(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
+
+
+def _is_time(dtype: Any) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+
+
+def date_format(column: pd.Series) -> str | None:
+    """The ``strftime`` format in which every present cell of a text column is written, if they
+    are calendar dates (a year and a month at least: "2024-03-01", "01/03/2024 10:30",
+    "2024-03"), else None. Day-first formats are tried where month-first ones fail."""
+    import pandas as pd
+    from pandas.tseries.api import guess_datetime_format
+
+    # The first present cell guesses a format, so that a column of labels costs one guess.
+    head = column.head(1000)
+    first = next((str(cell).strip() for cell, gap in zip(head, _missing(head)) if not gap), None)
+    if first is None:
+        return None
+    present = None
+    for day_first in (False, True):
+        with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
+            warnings.simplefilter("ignore", UserWarning)
+            written = guess_datetime_format(first, dayfirst=day_first)
+        if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
+            continue
+        present = column[~_missing(column)].astype(str).str.strip() if present is None else present
+        if pd.to_datetime(present, format=written, errors="coerce", utc=True).notna().all():
+            return written
+    return None
+
+
+def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, source: str | None = None,
+                 first_row: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A time column's values as int64 nanoseconds (since 1970-01-01 UTC, or of a duration) and
+    its missing cells. Text is read as the time column ``like`` (durations, or dates in its
+    format and, without an offset, its time zone), else as dates of any one format; a cell that
+    is not one is an error naming it."""
+    import pandas as pd
+
+    duration = (pd.api.types.is_timedelta64_dtype(column.dtype) if _is_time(column.dtype)
+                else bool(like and like.dtype.startswith("timedelta")))
+    if _is_time(column.dtype):
+        times = column
+    else:
+        missing = _missing(column)
+        text = column.astype(str).str.strip().where(~missing)
+        written = like.time_format if like else ""
+        with warnings.catch_warnings():  # pandas' notes on guessed formats and mixed offsets
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            if duration:
+                times = pd.to_timedelta(text, errors="coerce")
+            else:
+                times = pd.to_datetime(text, format=written or "mixed", errors="coerce")
+                if not pd.api.types.is_datetime64_any_dtype(times.dtype):  # offsets that differ
+                    times = pd.to_datetime(text, format=written or "mixed", errors="coerce", utc=True)
+        bad = np.flatnonzero(times.isna().to_numpy() & ~missing)
+        if len(bad):
+            where = f"line {bad[0] + first_row}" if first_row is not None else f"row {bad[0]}"
+            what = "a duration" if duration else "a date" + (f" written as {written}" if written else "")
+            raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
+                            f"which is not {what}")
+        zone = getattr(pd.api.types.pandas_dtype(like.dtype), "tz", None) if like and not duration else None
+        if zone is not None and times.dt.tz is None:  # a time without an offset: the column's zone
+            times = times.dt.tz_localize(zone)
+    if not duration and times.dt.tz is not None:
+        times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    nanoseconds = times.to_numpy("timedelta64[ns]" if duration else "datetime64[ns]").view(np.int64)
+    return nanoseconds, times.isna().to_numpy()
+
+
+def _time_finding(column: pd.Series, name: str, forced: str | None, time_format: str) -> Finding:
+    """The ``Finding`` of a date, time or duration column: integer, counting the coarsest unit
+    in which every value is whole, from the earliest date (or, for a duration, from zero)."""
+    import pandas as pd
+
+    if forced == "categorical":
+        raise UserError(f"column {name!r} holds dates or times, which are learnt as such; leave it "
+                        "out of --categorical")
+    nanoseconds, missing = _nanoseconds(column, name, Column(name, "integer", time_format=time_format)
+                                        if time_format else None)
+    present = nanoseconds[~missing]
+    unit = next((u for u, size in TIME_UNITS.items() if np.all(present % size == 0)), "us")
+    duration = pd.api.types.is_timedelta64_dtype(column.dtype)
+    origin = "" if duration or not len(present) else pd.Timestamp(int(present.min())).isoformat()
+    return Finding(Column(name, "integer", _dtype_name(column.dtype), nullable=bool(missing.any()),
+                          time_unit=unit, time_origin=origin, time_format=time_format),
+                   present=len(present))
 
 
 def _counting(values: np.ndarray) -> tuple[str, float] | None:
@@ -375,6 +501,9 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
         if column.name not in frame.columns:
             raise UserError(f"{source}: no column {column.name!r}")
         series = frame[column.name]
+        if column.time_unit:
+            out[:, j] = _time_counts(series, column, source, frame.attrs.get("first_row"))
+            continue
         if column.kind != "categorical":
             known = (parsed or {}).get(column.name)
             out[:, j] = (known if known is not None
@@ -402,6 +531,67 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
     return out
 
 
+def _time_counts(series: pd.Series, column: Column, source: str, first_row: int | None) -> np.ndarray:
+    """A time column's cells as the units they count from its origin (NaN where missing)."""
+    import pandas as pd
+
+    if series.isna().all():  # not given (a condition), or a column of gaps
+        return np.full(len(series), np.nan)
+    duration = column.dtype.startswith("timedelta")
+    if not _is_text(series) and (not _is_time(series.dtype)
+                                 or pd.api.types.is_timedelta64_dtype(series.dtype) != duration):
+        what = "durations" if duration else "dates"
+        raise UserError(f"{source}: column {column.name!r} holds {series.dtype} values, where the model "
+                        f"takes {what}")
+    nanoseconds, missing = _nanoseconds(series, column.name, column, source, first_row)
+    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    counts = (nanoseconds - origin) / TIME_UNITS[column.time_unit]
+    return np.where(missing, np.nan, counts)
+
+
+def _times(values: np.ndarray, column: Column) -> pd.Series:
+    """Counts of a time column's unit from its origin as its dates, times or durations, in its
+    dtype (text in its format for dates read from text); NaN gives a missing cell."""
+    import pandas as pd
+
+    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    # Within what 64-bit nanoseconds hold (years 1677-2262): a sample is kept in the training
+    # range anyway, and the bound only keeps a stray one from overflowing.
+    limit = float(np.iinfo(np.int64).max) * 0.99
+    nanoseconds = np.clip(origin + np.round(values) * TIME_UNITS[column.time_unit], -limit, limit)
+    missing = np.isnan(values)
+    whole = np.where(missing, 0, nanoseconds).astype(np.int64)
+    if column.dtype.startswith("timedelta"):
+        times = pd.Series(whole.view("timedelta64[ns]")).mask(missing)
+        return times.astype(column.dtype)
+    times = pd.Series(whole.view("datetime64[ns]")).mask(missing)
+    if column.time_format:
+        text = times.dt.strftime(column.time_format).astype(object).where(~missing, np.nan)
+        return text if column.dtype in ("object", "O") else text.astype(column.dtype)
+    zone = getattr(pd.api.types.pandas_dtype(column.dtype), "tz", None)
+    if zone is not None:
+        times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
+    return times.astype(column.dtype)
+
+
+def format_value(column: Column, value: float) -> str:
+    """One value of a column's matrix as a person reads it: a label, a number, or a date or
+    duration."""
+    if column.kind == "categorical":
+        return str(column.categories[int(value)])
+    if not column.time_unit:
+        return f"{value + 0.0:g}"  # no "-0"
+    return str(_times(np.array([value]), Column(**{**column.state(), "time_format": ""})).iloc[0])
+
+
+def days_since_1970(column: Column, values: np.ndarray) -> np.ndarray:
+    """A date or time column's values as days since 1970-01-01 (matplotlib's dates)."""
+    import pandas as pd
+
+    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    return (origin + values * TIME_UNITS[column.time_unit]) / TIME_UNITS["D"]
+
+
 def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
     """The DataFrame of a matrix from ``to_values`` (or the model): labels and dtypes restored.
 
@@ -414,7 +604,9 @@ def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
     for j, column in enumerate(schema):
         v = values[:, j]
         missing = np.isnan(v)
-        if column.kind == "numeric":
+        if column.time_unit:
+            data[column.name] = _times(v, column)
+        elif column.kind == "numeric":
             data[column.name] = pd.Series(v).astype(_float_dtype(column.dtype))
         elif column.kind == "integer":
             whole = np.round(v)

@@ -24,12 +24,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from .columns import Column, detect, find, finish, forced_kinds, is_number, refuse_dates, to_values
+from .columns import Column, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
-FORMATS = (".npy", ".csv", ".parquet")
+FORMATS = (".npy", ".csv", ".tsv", ".parquet")
+SEPARATED = {".csv": ",", ".tsv": "\t"}
+"""Text formats and the separator they are written with (a .csv is read with the one its first
+line uses)."""
 MANY_COLUMNS = 64
 READ_WHOLE_BYTES = 1 << 28
 """A Parquet table of more values than this (256 MiB as float64: 1.7 million rows of 20 columns)
@@ -151,9 +154,7 @@ def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dic
             frame.columns = [str(c) for c in frame.columns]
             yield _select(frame, columns, path) if columns else frame
 
-    first = next(groups())
-    refuse_dates(first)
-    names = list(first.columns)
+    names = list(next(groups()).columns)
     kinds = kinds or {}
     forced = forced_kinds(names, kinds.get("categorical", ()), kinds.get("integer", ()),
                           kinds.get("numeric", ()))
@@ -179,7 +180,7 @@ def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
         raise UserError(f"{path} is a folder, not a data file")
     if suffix == ".npy":
         return _read_npy(path)
-    if suffix == ".csv":
+    if suffix in SEPARATED:
         return _read_csv(path, header)
     return _read_parquet(path)
 
@@ -247,7 +248,8 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
 
     def read(encoding: str) -> pd.DataFrame:
         return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True, keep_default_na=False,
-                           sep=_delimiter(path), encoding=encoding)
+                           sep="\t" if file_format(path) == ".tsv" else _delimiter(path),
+                           encoding=encoding)
 
     try:
         try:
@@ -357,10 +359,11 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
 def check_writable(path: str, schema: list[Column]) -> None:
     """Refuse, before any work, a format that cannot hold these columns (.npy holds numbers)."""
     if file_format(path) == ".npy":
-        labelled = [c.name for c in schema if c.kind == "categorical"]
+        labelled = [c for c in schema if not c.numbers_only]
         if labelled:
-            raise UserError(f"{path}: .npy holds numbers only, and column {labelled[0]!r} is "
-                            "categorical; write .csv or .parquet")
+            what = "is categorical" if labelled[0].kind == "categorical" else "holds dates or times"
+            raise UserError(f"{path}: .npy holds numbers only, and column {labelled[0].name!r} "
+                            f"{what}; write .csv or .parquet")
 
 
 def write_table(path: str, values: np.ndarray | pd.DataFrame, columns: list[str] | None = None) -> None:
@@ -399,10 +402,11 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                 return
             array.flush()
             del array
-        elif suffix == ".csv":
+        elif suffix in SEPARATED:
             with open(temporary, "w", newline="") as handle:
                 for i, chunk in enumerate(chunks):
-                    chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g")
+                    chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g",
+                                 sep=SEPARATED[suffix])
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -437,7 +441,7 @@ def concatenate(parts: list[Path], path: str) -> None:
                     start += len(piece)
             out.flush()
             del out
-        elif suffix == ".csv":
+        elif suffix in SEPARATED:
             with open(temporary, "wb") as handle:
                 headed = False
                 for part in parts:

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..data.columns import days_since_1970, format_value
 from .tabular import frequencies
 
 GENERATED, DATA, TRUTH = "tab:blue", "tab:orange", "black"
@@ -196,12 +197,17 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
                 labels = [str(label)[:12] for label in column.categories] + ["(missing)"]
                 shares = [frequencies(v, len(column.categories)) for v in (generated, training)]
             else:
-                labels = [f"{level:g}" for level in levels] + ["(missing)"]
+                labels = [format_value(column, level) for level in levels] + ["(missing)"]
                 shares = [frequencies(np.where(np.isnan(v), np.nan, np.searchsorted(levels, v)), len(levels))
                           for v in (generated, training)]
             _category_panel(ax, labels, shares)
         else:
             present = [v[~np.isnan(v)] for v in (generated, training)]
+            dated = column.time_unit and column.time_origin  # on a calendar axis
+            if dated:
+                present = [days_since_1970(column, v) for v in present]
+                ax.xaxis_date()
+                ax.tick_params(axis="x", labelrotation=30, labelsize=7)
             low, high = _limits(present[0][:, None], present[1][:, None])
             bins = np.linspace(low[0], high[0], 40)
             for values, color, label in zip(present, (GENERATED, DATA), ("generated", "training")):
@@ -214,7 +220,7 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
             if notes:
                 ax.text(0.98, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
                         fontsize=7)
-        ax.set_title(f"{column.name} ({column.kind})", fontsize=9)
+        ax.set_title(f"{column.name} ({column.kind_name})", fontsize=9)
         ax.grid(alpha=0.3)
     legend = next((ax for ax in axes.flat if "generated" in ax.get_legend_handles_labels()[1]), None)
     if legend is not None:

@@ -197,6 +197,16 @@ def lines(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def _sdtype(column: Column) -> dict[str, str]:
+    """SDMetrics' description of a column: its kind, and the format of dates written as text."""
+    if column.kind == "categorical":
+        return {"sdtype": "categorical"}
+    if column.time_unit and column.time_origin:
+        written = {"datetime_format": column.time_format} if column.time_format else {}
+        return {"sdtype": "datetime"} | written
+    return {"sdtype": "numerical"}
+
+
 def sdmetrics_quality(samples, reference, schema: Sequence[Column]) -> float | None:
     """SDMetrics' Quality Report score (column shapes and pair trends, 0-1) of two DataFrames,
     if the optional ``sdmetrics`` package is installed (``pip install simple-diffusion[tables]``)."""
@@ -204,8 +214,7 @@ def sdmetrics_quality(samples, reference, schema: Sequence[Column]) -> float | N
         from sdmetrics.reports import QualityReport
     except ImportError:
         return None
-    columns = {c.name: {"sdtype": "categorical" if c.kind == "categorical" else "numerical"}
-               for c in schema}
+    columns = {c.name: _sdtype(c) for c in schema}
     report = QualityReport()
     with warnings.catch_warnings():  # its pandas deprecation notices are not the user's concern
         warnings.simplefilter("ignore")
