@@ -195,11 +195,11 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
     text = _is_text(column)
     if _is_time(dtype):
-        return _time_finding(column, name, forced, "")
+        return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         values = _numbers_of_text(column, name, forced, first_row)
-        if values is None and forced != "categorical" and (written := date_format(column)):
-            return _time_finding(column, name, forced, written)
+        if values is None and forced != "categorical" and (written := _written_dates(column)):
+            return _time_finding(column, name, forced, written, parsed)
         if values is not None:
             if parsed is not None:
                 parsed[name] = values
@@ -208,8 +208,8 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
                                   nullable=bool(np.isnan(values).any())),
                            present=int((~np.isnan(values)).sum()),
                            counts=None if forced else _counting(values))
-    if text and forced is None and (written := date_format(column)):
-        return _time_finding(column, name, forced, written)
+    if text and forced is None and (written := _written_dates(column)):
+        return _time_finding(column, name, forced, written, parsed)
     kind = forced
     if kind is None:
         if text or isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_bool_dtype(dtype):
@@ -235,10 +235,11 @@ def _is_time(dtype: Any) -> bool:
     return pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
 
 
-def date_format(column: pd.Series) -> str | None:
-    """The ``strftime`` format in which every present cell of a text column is written, if they
-    are calendar dates (a year and a month at least: "2024-03-01", "01/03/2024 10:30",
-    "2024-03"), else None. Day-first formats are tried where month-first ones fail."""
+def _written_dates(column: pd.Series) -> tuple[str, pd.Series] | None:
+    """The ``strftime`` format in which every present cell of a text column is written and the
+    cells read in it (UTC, NaT where missing), if they are calendar dates (a year and a month at
+    least: "2024-03-01", "01/03/2024 10:30", "2024-03"), else None. Day-first formats are tried
+    where month-first ones fail."""
     import pandas as pd
     from pandas.tseries.api import guess_datetime_format
 
@@ -247,16 +248,19 @@ def date_format(column: pd.Series) -> str | None:
     first = next((str(cell).strip() for cell, gap in zip(head, _missing(head)) if not gap), None)
     if first is None:
         return None
-    present = None
+    text = None
     for day_first in (False, True):
         with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
             warnings.simplefilter("ignore", UserWarning)
             written = guess_datetime_format(first, dayfirst=day_first)
         if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
             continue
-        present = column[~_missing(column)].astype(str).str.strip() if present is None else present
-        if pd.to_datetime(present, format=written, errors="coerce", utc=True).notna().all():
-            return written
+        if text is None:
+            missing = _missing(column)
+            text = column.astype(str).str.strip().where(~missing)
+        times = pd.to_datetime(text, format=written, errors="coerce", utc=True)
+        if not (times.isna().to_numpy() & ~missing).any():
+            return written, times.dt.tz_localize(None)
     return None
 
 
@@ -300,22 +304,26 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
     return nanoseconds, times.isna().to_numpy()
 
 
-def _time_finding(column: pd.Series, name: str, forced: str | None, time_format: str) -> Finding:
-    """The ``Finding`` of a date, time or duration column: integer, counting the coarsest unit
-    in which every value is whole, from the earliest date (or, for a duration, from zero)."""
+def _time_finding(column: pd.Series, name: str, forced: str | None, written: tuple[str, pd.Series] | None,
+                  parsed: dict[str, np.ndarray] | None) -> Finding:
+    """The ``Finding`` of a date, time or duration column (``written``: dates read from text, in
+    their format): integer, counting the coarsest unit in which every value is whole, from the
+    earliest date (or, for a duration, from zero); ``parsed`` receives the counts (see ``detect``)."""
     import pandas as pd
 
     if forced == "categorical":
         raise UserError(f"column {name!r} holds dates or times, which are learnt as such; leave it "
                         "out of --categorical")
-    nanoseconds, missing = _nanoseconds(column, name, Column(name, "integer", time_format=time_format)
-                                        if time_format else None)
+    nanoseconds, missing = _nanoseconds(column if written is None else written[1], name)
     present = nanoseconds[~missing]
     unit = next((u for u, size in TIME_UNITS.items() if np.all(present % size == 0)), "us")
     duration = pd.api.types.is_timedelta64_dtype(column.dtype)
-    origin = "" if duration or not len(present) else pd.Timestamp(int(present.min())).isoformat()
+    origin = int(present.min()) if len(present) and not duration else 0
+    if parsed is not None:
+        parsed[name] = np.where(missing, np.nan, (nanoseconds - origin) / TIME_UNITS[unit])
     return Finding(Column(name, "integer", _dtype_name(column.dtype), nullable=bool(missing.any()),
-                          time_unit=unit, time_origin=origin, time_format=time_format),
+                          time_unit=unit, time_origin="" if duration else pd.Timestamp(origin).isoformat(),
+                          time_format=written[0] if written else ""),
                    present=len(present))
 
 
@@ -501,11 +509,12 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
         if column.name not in frame.columns:
             raise UserError(f"{source}: no column {column.name!r}")
         series = frame[column.name]
+        known = (parsed or {}).get(column.name)
         if column.time_unit:
-            out[:, j] = _time_counts(series, column, source, frame.attrs.get("first_row"))
+            out[:, j] = (known if known is not None
+                         else _time_counts(series, column, source, frame.attrs.get("first_row")))
             continue
         if column.kind != "categorical":
-            known = (parsed or {}).get(column.name)
             out[:, j] = (known if known is not None
                          else _as_numbers(series, column.name, frame.attrs.get("first_row"), source))
             continue
@@ -544,9 +553,16 @@ def _time_counts(series: pd.Series, column: Column, source: str, first_row: int 
         raise UserError(f"{source}: column {column.name!r} holds {series.dtype} values, where the model "
                         f"takes {what}")
     nanoseconds, missing = _nanoseconds(series, column.name, column, source, first_row)
-    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    origin = _origin(column)
     counts = (nanoseconds - origin) / TIME_UNITS[column.time_unit]
     return np.where(missing, np.nan, counts)
+
+
+def _origin(column: Column) -> int:
+    """The nanoseconds (since 1970-01-01 UTC) a time column's values count from."""
+    import pandas as pd
+
+    return pd.Timestamp(column.time_origin).value if column.time_origin else 0
 
 
 def _times(values: np.ndarray, column: Column) -> pd.Series:
@@ -554,7 +570,7 @@ def _times(values: np.ndarray, column: Column) -> pd.Series:
     dtype (text in its format for dates read from text); NaN gives a missing cell."""
     import pandas as pd
 
-    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    origin = _origin(column)
     # Within what 64-bit nanoseconds hold (years 1677-2262): a sample is kept in the training
     # range anyway, and the bound only keeps a stray one from overflowing.
     limit = float(np.iinfo(np.int64).max) * 0.99
@@ -586,9 +602,8 @@ def format_value(column: Column, value: float) -> str:
 
 def days_since_1970(column: Column, values: np.ndarray) -> np.ndarray:
     """A date or time column's values as days since 1970-01-01 (matplotlib's dates)."""
-    import pandas as pd
 
-    origin = pd.Timestamp(column.time_origin).value if column.time_origin else 0
+    origin = _origin(column)
     return (origin + values * TIME_UNITS[column.time_unit]) / TIME_UNITS["D"]
 
 
