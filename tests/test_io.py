@@ -369,3 +369,14 @@ def test_a_csv_column_of_numbers_is_parsed_once(tmp_path, monkeypatch):
     table = io.read_table(str(path))
     assert sorted(calls) == ["a", "b", "name"]  # the text column is tried once too
     np.testing.assert_array_equal(table.values[:, :2], [[1.5, 2], [2.5, 3], [3.5, np.nan]])
+
+
+def test_a_table_that_repeats_a_column_name_is_refused_by_name(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,b\n1,2,3\n4,5,6\n")
+    with pytest.raises(UserError, match=r"t\.csv: the column name 'b' appears twice"):
+        io.read_table(str(tmp_path / "t.csv"))
+    frame = pd.DataFrame(np.ones((5, 3)), columns=["a", "b", "a"])
+    with pytest.raises(UserError, match="DataFrame: the column name 'a' appears twice"):
+        io.from_frame(frame)
+    with pytest.raises(UserError, match="the column name '1' appears twice"):  # 1 and "1" both read "1"
+        io.from_frame(pd.DataFrame(np.ones((5, 2)), columns=[1, "1"]))

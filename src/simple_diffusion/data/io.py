@@ -196,12 +196,22 @@ def from_frame(
     if frame.shape[1] == 0:
         raise UserError(f"{source}: no columns of data")
     frame = frame.rename(columns=str)
+    _refuse_repeated(list(frame.columns), source)
     kinds = kinds or {}
     parsed: dict[str, np.ndarray] = {}
     schema = detect(frame, kinds.get("categorical", ()), kinds.get("integer", ()),
                     kinds.get("numeric", ()), first_row=frame.attrs.get("first_row"), parsed=parsed)
     values = to_values(frame, schema, source, parsed)
     return _validate(values, schema, source, frame.attrs.get("first_row"), drop_missing)
+
+
+def _refuse_repeated(names: list[str], source: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"{source}: the column name {name!r} appears twice (each column needs its own "
+                            "name)")
+        seen.add(name)
 
 
 def _read_npy(path: str) -> pd.DataFrame:
@@ -267,8 +277,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
         header = not all(is_number(cell) for cell in raw.iloc[0])
     if header:
         names = [str(c).strip() or f"column {i}" for i, c in enumerate(raw.iloc[0])]
-        if len(set(names)) != len(names):
-            raise UserError(f"{path}: the header repeats a column name")
+        _refuse_repeated(names, path)
         frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
     else:
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
