@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from simple_diffusion.cli import main
+from simple_diffusion.cli import Count, main
 
 
 def invoke(capsys, *args):
@@ -340,3 +340,15 @@ def test_sampling_to_npy_loads_torch_but_no_evaluation_or_table_packages(trained
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stderr
     assert np.load(tmp_path / "s.npy").shape == (100, 1)
+
+
+@pytest.mark.parametrize("written, count", [("1e3", 1000), ("2.5e3", 2500), ("1_000", 1000), ("1,000", 1000),
+                                            ("300", 300), ("1.5", None), ("1e", None), ("-1e3", None)])
+def test_counts_are_read_as_people_write_large_numbers(written, count):
+    import click
+
+    if count is None:
+        with pytest.raises(click.BadParameter):
+            Count(min=0).convert(written, None, None)
+    else:
+        assert Count(min=0).convert(written, None, None) == count

@@ -50,6 +50,25 @@ def _renamed(old: str, new: str, **options):
                         callback=note, **options)
 
 
+class Count(click.IntRange):
+    """A whole number as people write large ones: ``1000000``, ``1e6``, ``1_000_000``, ``1,000,000``."""
+
+    name = "count"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str):
+            written = value.strip().replace("_", "").replace(",", "")
+            try:
+                number = float(written)
+            except ValueError:
+                number = None
+            if number is not None and number.is_integer() and not written.lstrip("+-").isdigit():
+                value = str(int(number))
+            elif written.lstrip("+-").isdigit():
+                value = written
+        return super().convert(value, param, ctx)
+
+
 def _either(value, legacy, default=None):
     return value if value is not None else legacy if legacy is not None else default
 
@@ -61,16 +80,16 @@ def _columns(value: str | None) -> list[str] | None:
 run_argument = click.argument("run", type=click.Path(file_okay=False), required=False,
                               metavar="RUN")
 num_samples_option = click.option(
-    "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
-    help=f"Samples to draw. [default: {DEFAULT_SAMPLES:,}]",
+    "-n", "--num-samples", "count", type=Count(min=0), default=None,
+    help=f"Samples to draw (1000000, 1e6 and 1_000_000 alike). [default: {DEFAULT_SAMPLES:,}]",
 )
 evaluation_samples_option = click.option(
-    "-n", "--num-samples", "count", type=click.IntRange(min=0), default=None,
+    "-n", "--num-samples", "count", type=Count(min=0), default=None,
     help="Samples drawn for the evaluation; 0 skips it. [default: 10 per training or held-out "
     "row, whichever are fewer, within 10,000-100,000]",
 )
 likelihood_rows_option = click.option(
-    "--likelihood-rows", type=click.IntRange(min=0), default=1000, show_default=True,
+    "--likelihood-rows", type=Count(min=0), default=1000, show_default=True,
     help="Held-out rows scored by the model's log-likelihood (an ODE solve each; 0 skips).",
 )
 num_steps_option = click.option(
@@ -175,7 +194,7 @@ def cli() -> None:
                           for name in cfg.PRESETS) + ".")
 @click.option("--seed", type=int, default=None, help="Training seed (init, batches, noise). "
               "[default: the preset's]")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
+@click.option("--steps", type=Count(min=1), default=None,
               help=f"Optimiser steps. [default: from the data's size: {budget.PASSES} passes, "
               f"within {budget.MIN_STEPS:,}-{budget.MAX_STEPS:,}; below {budget.SMALL_BELOW:,} "
               f"rows {budget.MAX_STEPS:,}, keeping the epoch of lowest validation loss]")
@@ -317,7 +336,7 @@ def _summary(result: dict) -> str:
               help="The network's matrix products: " + choices.describe(choices.PRECISIONS)
               + ". [default: the run's, auto]")
 @given_options
-@click.option("--chunk-size", type=click.IntRange(min=1), default=cfg.SAMPLING_CHUNK,
+@click.option("--chunk-size", type=Count(min=1), default=cfg.SAMPLING_CHUNK,
               show_default=True, help="Samples generated at once; memory grows with this, not "
               "with -n.")
 @device_option
@@ -459,9 +478,9 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
 @run_argument
 @click.option("--num-steps", type=click.IntRange(min=1), default=1, show_default=True,
               help="Network evaluations of the student's sampler.")
-@click.option("--pairs", type=click.IntRange(min=8192), default=65_536, show_default=True,
+@click.option("--pairs", type=Count(min=8192), default=65_536, show_default=True,
               help="Teacher samples (with their starting noise) the student learns from.")
-@click.option("--train-steps", type=click.IntRange(min=1), default=4_000, show_default=True,
+@click.option("--train-steps", type=Count(min=1), default=4_000, show_default=True,
               help="Adam steps of the student (batch 256), starting from the teacher's weights.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the pairs and batches.")
 @device_option
@@ -541,7 +560,7 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True, help="Output .gif file.")
-@click.option("-n", "--num-samples", "count", type=click.IntRange(min=10, max=200_000), default=3000,
+@click.option("-n", "--num-samples", "count", type=Count(min=10, max=200_000), default=3000,
               show_default=True, help="Samples to follow.")
 @click.option("--num-steps", "num_steps", type=click.IntRange(min=2), default=None,
               help="Sampler steps, one frame each. [default: the run's, or 60 for every-timestep runs]")
