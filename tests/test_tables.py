@@ -511,6 +511,34 @@ def test_total_variation_and_associations_against_known_values():
     assert a[0, 3] == pytest.approx(1.0, abs=1e-3) and a[2, 3] < 0.05  # correlation ratio
 
 
+def test_evaluate_compares_dataframes_with_categories_and_gaps_in_any_column_order():
+    """``sd.evaluate`` on DataFrames: the same numbers whatever the samples' column order, the
+    category's TVD and the missing rates as counted by hand, floors only with training rows."""
+    reference = mixed_frame(400, seed=1)
+    train, holdout = mixed_frame(400, seed=2), mixed_frame(400, seed=3)
+    samples = mixed_frame(300, seed=4)
+    samples.loc[samples["kind"] == "c", "kind"] = "a"  # no "c" at all: TVD = the reference's share of c
+    result = sd.evaluate(samples, against=reference, train=train, holdout=holdout, two_sample_tests=False)
+    shuffled = sd.evaluate(samples[samples.columns[::-1]], against=reference, train=train, holdout=holdout,
+                           two_sample_tests=False)
+    assert json.dumps(result, sort_keys=True) == json.dumps(shuffled, sort_keys=True)
+    kind = next(row for row in result["table"]["categories"] if row["column"] == "kind")
+    shares = [reference["kind"].eq(k).mean() for k in "abc"] + [reference["kind"].isna().mean()]
+    made = [samples["kind"].eq(k).mean() for k in "abc"] + [samples["kind"].isna().mean()]
+    assert kind["tvd"] == pytest.approx(0.5 * np.abs(np.subtract(shares, made)).sum())
+    gaps = next(row for row in result["table"]["missing"] if row["column"] == "mass")
+    assert (gaps["rate"], gaps["reference_rate"], gaps["train_rate"]) == pytest.approx(
+        (samples["mass"].isna().mean(), reference["mass"].isna().mean(), train["mass"].isna().mean()))
+    assert 0.4 < result["memorisation"]["share"] < 0.6 and result["ratio"] > 0  # fresh rows: nothing copied
+    alone = sd.evaluate(samples, against=reference, two_sample_tests=False)
+    assert "ratio" not in alone and "tvd_floor" not in alone["table"]["categories"][0]
+    assert alone["table"]["categories"][0]["tvd"] == result["table"]["categories"][0]["tvd"]
+    with pytest.raises(UserError, match="samples has no column 'grade'"):
+        sd.evaluate(samples.drop(columns="grade"), against=reference)
+    with pytest.raises(UserError, match="alike, as DataFrames or as arrays"):
+        sd.evaluate(samples, against=reference.to_numpy())
+
+
 def test_exact_w1_with_l1_cost_against_a_known_shift():
     a = np.zeros((50, 2))
     assert tabular.wasserstein_l1(a, a + np.array([0.3, 0.4])) == pytest.approx(0.7)

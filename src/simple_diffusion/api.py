@@ -554,18 +554,33 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
 
 
 def evaluate(
-    samples: np.ndarray | torch.Tensor,
-    against: str | np.ndarray,
-    train: np.ndarray | None = None,
+    samples: np.ndarray | torch.Tensor | pd.DataFrame,
+    against: str | np.ndarray | pd.DataFrame,
+    train: np.ndarray | pd.DataFrame | None = None,
     columns: list[str] | None = None,
     two_sample_tests: bool = True,
-    holdout: np.ndarray | None = None,
+    holdout: np.ndarray | pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``samples`` against a built-in target (fresh draws) or reference rows.
 
     With ``train``, the same distances of the training data give the floor and the ratio; with
-    ``holdout`` too (rows the model never saw), the share of copied-looking rows.
+    ``holdout`` too (rows the model never saw), the share of copied-looking rows. DataFrames
+    (with categories, gaps, dates) are compared as ``evaluate`` compares a run's table: in the
+    metric encoding, with each category's total variation distance, missing rates, column-pair
+    associations and, where installed, SDMetrics' quality score (under ``"table"``).
+
+    >>> import pandas as pd
+    >>> test = pd.DataFrame({"size": [1.0, 2.0, 3.0, 2.5], "kind": ["a", "b", "a", "b"]})
+    >>> made = pd.DataFrame({"kind": ["a", "a", "b", "a"], "size": [1.1, 2.9, 2.0, 1.0]})
+    >>> result = evaluate(made, against=test, two_sample_tests=False)
+    >>> result["table"]["categories"][0]["tvd"]
+    0.25
     """
+    if any(_is_frame(x) for x in (samples, against, train, holdout)):
+        schema, (samples, against, train, holdout) = _table_rows(samples, against, train, holdout)
+        if any(c.kind == "categorical" or c.nullable for c in schema):
+            return _evaluate_rows(schema, samples, against, train, holdout, two_sample_tests)
+        columns = columns or [c.name for c in schema]
     samples = np.asarray(samples, dtype=np.float64)
     samples = samples[:, None] if samples.ndim == 1 else samples
     target = against if isinstance(against, str) else None
@@ -584,6 +599,62 @@ def evaluate(
 
     return metrics.evaluate(samples, reference, names, train=train, target=target,
                             two_sample_tests=two_sample_tests, holdout=holdout)
+
+
+def _is_frame(x: Any) -> bool:
+    return hasattr(x, "columns") and hasattr(x, "iloc")
+
+
+def _table_rows(*tables: Any) -> tuple[list[Column], list[np.ndarray | None]]:
+    """DataFrames (None where not given) as rows of one schema, its kinds and labels found on
+    all of them together: the columns of the reference (or of the samples against a target),
+    in its order."""
+    import pandas as pd
+
+    from .data.columns import detect, to_values
+
+    given = [(name, t) for name, t in zip(("samples", "against", "train", "holdout"), tables)
+             if t is not None and not isinstance(t, str)]
+    if not all(_is_frame(t) for _, t in given):
+        raise UserError("evaluate: give samples, against, train and holdout alike, as DataFrames or as "
+                        "arrays")
+    frames = [(name, t.rename(columns=str)) for name, t in given]
+    names = list(dict(frames).get("against", frames[0][1]).columns)
+    for name, frame in frames:
+        lacking = [c for c in names if c not in frame.columns]
+        if lacking:
+            raise UserError(f"evaluate: {name} has no column {lacking[0]!r} (the reference's columns: "
+                            f"{', '.join(names)})")
+    together = pd.concat([frame[names] for _, frame in frames], ignore_index=True)
+    schema = detect(together)
+    rows = {name: to_values(frame[names], schema, name) for name, frame in frames}
+    return schema, [rows.get(name, table) for name, table in zip(("samples", "against", "train", "holdout"),
+                                                                  tables)]
+
+
+def _evaluate_rows(schema: list[Column], samples: np.ndarray, reference: np.ndarray, train: np.ndarray | None,
+                   holdout: np.ndarray | None, two_sample_tests: bool = True) -> dict[str, Any]:
+    """Rows of a table with categories or gaps compared: distances, floor and memorisation in
+    the metric encoding (scaled by the training rows, else the reference), plus the per-column
+    and pairwise comparisons and SDMetrics' score, where it is installed."""
+    from .data.columns import to_frame
+    from .evaluation import tabular
+
+    scale = reference if train is None else train
+    encoded = {name: None if rows is None else tabular.encode(rows, schema, scale)[0]
+               for name, rows in (("samples", samples), ("reference", reference), ("train", train),
+                                  ("holdout", holdout))}
+    result = evaluate(encoded["samples"], encoded["reference"], train=encoded["train"],
+                      columns=tabular.encode(scale[:1], schema, scale)[1], holdout=encoded["holdout"],
+                      two_sample_tests=two_sample_tests)
+    result["table"] = tabular.table_metrics(samples, reference, train, schema)
+    quality = tabular.sdmetrics_quality(to_frame(samples, schema), to_frame(reference, schema), schema)
+    if quality is not None:
+        result["table"]["sdmetrics_quality"] = quality
+        if train is not None:
+            result["table"]["sdmetrics_quality_floor"] = tabular.sdmetrics_quality(
+                to_frame(train, schema), to_frame(reference, schema), schema)
+    return result
 
 
 def evaluate_run(
@@ -725,23 +796,7 @@ def _mixed(schema: list[Column], data: TrainingData) -> bool:
 
 def _evaluate_table(model: DiffusionModel, samples: np.ndarray, reference: np.ndarray,
                     data: TrainingData) -> dict[str, Any]:
-    """Distances, floor and memorisation in the metric encoding, plus the per-column and
-    pairwise comparisons (and SDMetrics' score, where it is installed)."""
-    from .evaluation import tabular
-
-    encoded = {name: tabular.encode(rows, model.schema, data.train)
-               for name, rows in (("samples", samples), ("reference", reference),
-                                  ("train", data.train), ("holdout", data.val))}
-    names = encoded["train"][1]
-    result = evaluate(encoded["samples"][0], encoded["reference"][0], train=encoded["train"][0],
-                      columns=names, holdout=encoded["holdout"][0])
-    result["table"] = tabular.table_metrics(samples, reference, data.train, model.schema)
-    quality = tabular.sdmetrics_quality(model.to_frame(samples), model.to_frame(reference), model.schema)
-    if quality is not None:
-        result["table"]["sdmetrics_quality"] = quality
-        result["table"]["sdmetrics_quality_floor"] = tabular.sdmetrics_quality(
-            model.to_frame(data.train), model.to_frame(reference), model.schema)
-    return result
+    return _evaluate_rows(model.schema, samples, reference, data.train, data.val)
 
 
 def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,

@@ -136,45 +136,45 @@ def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
     return float(association(table, method="cramer"))
 
 
-def table_metrics(samples: np.ndarray, reference: np.ndarray, train: np.ndarray,
+def table_metrics(samples: np.ndarray, reference: np.ndarray, train: np.ndarray | None,
                   schema: Sequence[Column]) -> dict[str, Any]:
-    """Per-column and pairwise comparisons of ``samples`` and of the training rows (the oracle)
-    with the ``reference`` rows, plus the exact W1 of the metric encoding and its floor."""
-    model_x, _ = encode(samples, schema, train)
-    reference_x, _ = encode(reference, schema, train)
-    train_x, _ = encode(train, schema, train)
-    w1, floor = wasserstein_l1(model_x, reference_x), wasserstein_l1(train_x, reference_x)
-    result: dict[str, Any] = {
-        "wasserstein_l1": w1, "wasserstein_l1_floor": floor,
-        "wasserstein_l1_ratio": w1 / floor if floor > 0 else None,
-        "categories": [], "missing": [],
-    }
+    """Per-column and pairwise comparisons of ``samples`` and of the training rows (the oracle;
+    the ``_floor`` entries, left out without ``train``) with the ``reference`` rows, plus the
+    exact W1 of the metric encoding (scaled by the training rows, else the reference)."""
+    scale = reference if train is None else train
+    model_x, _ = encode(samples, schema, scale)
+    reference_x, _ = encode(reference, schema, scale)
+    w1 = wasserstein_l1(model_x, reference_x)
+    result: dict[str, Any] = {"wasserstein_l1": w1, "categories": [], "missing": []}
+    if train is not None:
+        floor = wasserstein_l1(encode(train, schema, train)[0], reference_x)
+        result |= {"wasserstein_l1_floor": floor, "wasserstein_l1_ratio": w1 / floor if floor > 0 else None}
     for j, column in enumerate(schema):
         if column.kind == "categorical":
             size = len(column.categories)
             truth = frequencies(reference[:, j], size)
-            result["categories"].append({
-                "column": column.name,
-                "tvd": total_variation(frequencies(samples[:, j], size), truth),
-                "tvd_floor": total_variation(frequencies(train[:, j], size), truth),
-                "unseen": int(np.setdiff1d(np.unique(samples[~np.isnan(samples[:, j]), j]),
-                                           np.unique(train[~np.isnan(train[:, j]), j])).size),
-            })
+            row = {"column": column.name, "tvd": total_variation(frequencies(samples[:, j], size), truth)}
+            if train is not None:
+                row["tvd_floor"] = total_variation(frequencies(train[:, j], size), truth)
+                row["unseen"] = int(np.setdiff1d(np.unique(samples[~np.isnan(samples[:, j]), j]),
+                                                 np.unique(train[~np.isnan(train[:, j]), j])).size)
+            result["categories"].append(row)
         if column.nullable:
-            result["missing"].append({
-                "column": column.name,
-                "rate": float(np.isnan(samples[:, j]).mean()),
-                "train_rate": float(np.isnan(train[:, j]).mean()),
-            })
+            row = {"column": column.name, "rate": float(np.isnan(samples[:, j]).mean()),
+                   "reference_rate": float(np.isnan(reference[:, j]).mean())}
+            if train is not None:
+                row["train_rate"] = float(np.isnan(train[:, j]).mean())
+            result["missing"].append(row)
     pairs = np.triu_indices(len(schema), 1)
     if len(pairs[0]):
         truth = associations(reference, schema)[pairs]
         model_error = np.abs(associations(samples, schema)[pairs] - truth)
-        train_error = np.abs(associations(train, schema)[pairs] - truth)
+        train_error = model_error if train is None else np.abs(associations(train, schema)[pairs] - truth)
         keep = ~np.isnan(model_error) & ~np.isnan(train_error)
         if keep.any():
             result["pair_trend_error"] = float(model_error[keep].mean())
-            result["pair_trend_error_floor"] = float(train_error[keep].mean())
+            if train is not None:
+                result["pair_trend_error_floor"] = float(train_error[keep].mean())
     return result
 
 
