@@ -352,3 +352,36 @@ def test_counts_are_read_as_people_write_large_numbers(written, count):
             Count(min=0).convert(written, None, None)
     else:
         assert Count(min=0).convert(written, None, None) == count
+
+
+def test_no_output_replaces_an_input_the_training_data_or_a_file_of_the_run(tmp_path, capsys):
+    """A slip of -o (the --data file, the run's own training data, a file the run folder keeps,
+    the --given file; score's histogram beside its output) is refused before any work, and the
+    file is as it was."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "table.csv"
+    rows = rng.normal(size=(300, 2))
+    rows[::10, 1] = np.nan
+    np.savetxt(data, rows, delimiter=",", header="a,b", comments="")
+    run = tmp_path / "run"
+    assert invoke(capsys, "train", run, "--data", data, "--steps", 50, "-n", 500, "--likelihood-rows", 0,
+                  "--quiet")[0] == 0
+    given = tmp_path / "given.csv"
+    given.write_text("a\n0.5\n")
+    before = {path: path.read_bytes() for path in (data, given, run / "losses.csv", run / "samples.png")}
+    commands = {
+        "the --data file": ["impute", run, "--data", data, "-o", tmp_path / "." / "table.csv"],
+        "the run's training data": ["sample", run, "-n", 5, "-o", data],
+        "a file of the run folder (losses.csv)": ["sample", run, "-n", 5, "-o", run / "losses.csv"],
+        "the --given file": ["sample", run, "-n", 5, "-o", given, "--given", given],
+        "a file of the run folder (samples.png)": ["score", run, "--data", given, "-o", run / "samples.csv"],
+    }
+    for what, command in commands.items():
+        code, _, err = invoke(capsys, *command)
+        assert code == 1 and f"is {what}, which is kept: write to another file" in err, err
+    assert all(path.read_bytes() == content for path, content in before.items())
+    import simple_diffusion as sd
+
+    with pytest.raises(sd.UserError, match="the run's training data"):
+        sd.write_samples(sd.load(run), str(data), 5)
+    assert invoke(capsys, "impute", run, "--data", data, "-o", tmp_path / "filled.csv", "--quiet")[0] == 0

@@ -470,6 +470,21 @@ PART_ROWS = 1 << 20
 """Rows per Parquet part when samples go to a folder of parts (rounded up to whole chunks)."""
 
 
+def kept_files(model: DiffusionModel, run: str | os.PathLike | None = None, **inputs: str | None
+               ) -> dict[str, str]:
+    """The files an output must not replace: the model's training data, the files of its run
+    folder ``run``, and the command's ``inputs`` (``{option: path}``, e.g. ``data=...``)."""
+    from .runs import RUN_FILES
+
+    kept = {}
+    data = model.info.get("data")
+    if isinstance(data, str) and os.path.isfile(data):
+        kept[data] = "the run's training data"
+    if run is not None:
+        kept |= {str(Path(run) / name): f"a file of the run folder ({name})" for name in RUN_FILES}
+    return kept | {path: f"the --{option} file" for option, path in inputs.items() if path}
+
+
 def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarray | None = None,
                   seed: int = 0, chunk_size: int = cfg.SAMPLING_CHUNK, progress: bool = False,
                   ranks: Ranks | None = None, **settings: Any) -> int:
@@ -488,6 +503,7 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     to_folder = io.is_parts_folder(output)
     model.noise_levels(**settings)  # a sampler the model lacks: said before anything is written
     ranks.on_main(io.check_output, output, model.schema)
+    io.refuse_overwriting(output, kept_files(model))
     as_table = to_folder or io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
     chunk_rows = -(-chunk_size // BLOCK) * BLOCK
     span = -(-PART_ROWS // chunk_rows) * chunk_rows if to_folder else chunk_rows

@@ -378,6 +378,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
                                        precision=precision)
     model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
     io.check_output(output, model.schema)
+    io.refuse_overwriting(output, api.kept_files(
+        model, run, given=given if given is not None and os.path.isfile(given) else None))
     io.check_stdout_writers(output, nproc or 1)
     if _launched(nproc, device):
         return
@@ -464,6 +466,7 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
         raise UserError("write `simple-diffusion impute RUN --data FILE -o OUT`")
     model = api.load(run).to(resolve_device(device or "auto"))
     io.check_writable(output, model.schema)
+    io.refuse_overwriting(output, api.kept_files(model, run, data=data_file))
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     gaps = int(np.isnan(rows).sum())
@@ -635,6 +638,9 @@ def score(run, data_file, output, lowest, tolerance, device) -> None:
         raise UserError("-o -: score writes a histogram beside its output; name a file, e.g. -o scored.csv")
     io.file_format(output)  # before the work, not after it
     model = api.load(run).to(resolve_device(device or "auto"))
+    kept = api.kept_files(model, run, data=data_file)
+    for written in (output, str(Path(output).with_suffix(".png"))):
+        io.refuse_overwriting(written, kept)
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()

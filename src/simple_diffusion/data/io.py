@@ -483,6 +483,17 @@ def is_parts_folder(path: str) -> bool:
     return path.endswith(("/", os.sep)) or os.path.isdir(path)
 
 
+def refuse_overwriting(path: str, kept: dict[str, str]) -> None:
+    """Refuse an output ``path`` that is one of the ``kept`` files (``{path: what it is}``): the
+    command's own inputs, a run's training data or files; nothing the user keeps is replaced."""
+    if path == STDOUT:
+        return
+    target = os.path.realpath(path)
+    for other, what in kept.items():
+        if other and os.path.realpath(other) == target:
+            raise UserError(f"{path} is {what}, which is kept: write to another file")
+
+
 def check_output(path: str, schema: list[Column]) -> None:
     """Refuse, before any work, an output that cannot be written: a format that cannot hold
     these columns (.npy holds numbers), or a folder for Parquet parts that holds anything
