@@ -109,6 +109,18 @@ def test_text_dates_are_read_from_a_csv_and_a_given_date_is_read_in_the_columns_
         to_values(pd.DataFrame({"t": [1.5]}), zoned)
 
 
+def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_labels(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("when,x\n2020-01-03,1.5\n2020-02-30,2.5\n2020-01-05,0.5\n")
+    with pytest.raises(UserError, match=r"column 'when' holds dates written as %Y-%m-%d, but not "
+                                        r"'2020-02-30' at line 3: fix the cell, or declare the column "
+                                        r"with --categorical"):
+        io.read_table(str(path))
+    assert io.read_table(str(path), kinds={"categorical": ["when"]}).schema[0].kind == "categorical"
+    labels = pd.DataFrame({"wave": ["2020-01", "later", "never", "2020-01"], "x": [1.0, 2.0, 3.0, 4.0]})
+    assert detect(labels)[0].categories == ["2020-01", "later", "never"]  # one date among words: labels
+
+
 def _with_first_row(frame: pd.DataFrame) -> pd.DataFrame:
     frame.attrs["first_row"] = 2
     return frame

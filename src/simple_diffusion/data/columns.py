@@ -198,7 +198,9 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         values = _numbers_of_text(column, name, forced, first_row)
-        if values is None and forced != "categorical" and (written := _written_dates(column)):
+        written = None if values is not None or forced == "categorical" else _written_dates(column, name,
+                                                                                            first_row)
+        if written:
             return _time_finding(column, name, forced, written, parsed)
         if values is not None:
             if parsed is not None:
@@ -208,7 +210,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
                                   nullable=bool(np.isnan(values).any())),
                            present=int((~np.isnan(values)).sum()),
                            counts=None if forced else _counting(values))
-    if text and forced is None and (written := _written_dates(column)):
+    if text and forced is None and (written := _written_dates(column, name, first_row)):
         return _time_finding(column, name, forced, written, parsed)
     kind = forced
     if kind is None:
@@ -235,11 +237,13 @@ def _is_time(dtype: Any) -> bool:
     return pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
 
 
-def _written_dates(column: pd.Series) -> tuple[str, pd.Series] | None:
+def _written_dates(column: pd.Series, name: str, first_row: int | None = None
+                   ) -> tuple[str, pd.Series] | None:
     """The ``strftime`` format in which every present cell of a text column is written and the
     cells read in it (UTC, NaT where missing), if they are calendar dates (a year and a month at
     least: "2024-03-01", "01/03/2024 10:30", "2024-03"), else None. Day-first formats are tried
-    where month-first ones fail."""
+    where month-first ones fail. A column whose cells are mostly dates in one format, but not
+    all, is an error naming the first that is not (a typo, or dates in two formats)."""
     import pandas as pd
     from pandas.tseries.api import guess_datetime_format
 
@@ -248,7 +252,7 @@ def _written_dates(column: pd.Series) -> tuple[str, pd.Series] | None:
     first = next((str(cell).strip() for cell, gap in zip(head, _missing(head)) if not gap), None)
     if first is None:
         return None
-    text = None
+    text, nearest = None, None
     for day_first in (False, True):
         with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
             warnings.simplefilter("ignore", UserWarning)
@@ -259,8 +263,18 @@ def _written_dates(column: pd.Series) -> tuple[str, pd.Series] | None:
             missing = _missing(column)
             text = column.astype(str).str.strip().where(~missing)
         times = pd.to_datetime(text, format=written, errors="coerce", utc=True)
-        if not (times.isna().to_numpy() & ~missing).any():
+        bad = times.isna().to_numpy() & ~missing
+        if not bad.any():
             return written, times.dt.tz_localize(None)
+        if nearest is None or bad.sum() < nearest[1].sum():
+            nearest = written, bad
+    # Mostly dates, as a column of numbers with a few words is mostly numbers: by distinct cells.
+    if nearest is not None and text[nearest[1]].nunique() < 0.5 * text.nunique():
+        written, bad = nearest
+        row = int(np.flatnonzero(bad)[0])
+        where = f"line {row + first_row}" if first_row is not None else f"row {row}"
+        raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
+                        f"{where}: fix the cell, or declare the column with --categorical")
     return None
 
 
