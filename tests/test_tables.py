@@ -60,6 +60,9 @@ TIME_COLUMNS = {
     "second": (pd.Series(pd.to_datetime(["2020-01-01 10:00:01", "2020-01-01 10:00:00", None,
                                          "1960-05-01 00:00:07"]).astype("datetime64[s]")),
                "datetime in seconds"),
+    "micro": (pd.Series(pd.to_datetime(["2024-01-05 13:45:10.000001", "2024-06-01 00:00:00", None,
+                                        "2024-01-05 13:45:10.000003"], format="ISO8601")),
+              "datetime in microseconds"),  # whole microseconds near 2024: beyond float64 nanoseconds
     "took": (pd.Series(pd.to_timedelta(["1.5s", "2s", None, "0s"])), "duration in milliseconds"),
     "written": (pd.Series(["25/12/2020", "01/02/2021", None, "13/01/2021"], dtype=object),
                 "datetime in days (%d/%m/%Y)"),

@@ -584,13 +584,14 @@ def _times(values: np.ndarray, column: Column) -> pd.Series:
     dtype (text in its format for dates read from text); NaN gives a missing cell."""
     import pandas as pd
 
-    origin = _origin(column)
-    # Within what 64-bit nanoseconds hold (years 1677-2262): a sample is kept in the training
-    # range anyway, and the bound only keeps a stray one from overflowing.
-    limit = float(np.iinfo(np.int64).max) * 0.99
-    nanoseconds = np.clip(origin + np.round(values) * TIME_UNITS[column.time_unit], -limit, limit)
+    origin, unit = _origin(column), TIME_UNITS[column.time_unit]
+    # Whole units in 64-bit integers (float64 nanoseconds near 2024 are 256 ns apart), within
+    # what they hold (years 1677-2262): a sample is kept in the training range anyway, and the
+    # bound only keeps a stray one from overflowing.
+    reach = (np.iinfo(np.int64).max - abs(origin)) // unit
     missing = np.isnan(values)
-    whole = np.where(missing, 0, nanoseconds).astype(np.int64)
+    counts = np.clip(np.round(np.where(missing, 0, values)), -reach, reach).astype(np.int64)
+    whole = origin + counts * unit
     if column.dtype.startswith("timedelta"):
         times = pd.Series(whole.view("timedelta64[ns]")).mask(missing)
         return times.astype(column.dtype)
