@@ -324,7 +324,7 @@ def fit(
         # Said once the columns are known to fit, so that a refusal is the only line printed;
         # by rank 0 alone among torchrun's processes.
         if (progress if verbose is None else verbose) and prepared.target is None and not is_follower():
-            _describe(prepared, parts.encoder)
+            _describe(prepared, parts.encoder, resolved.data.condition)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train_rows = torch.as_tensor(prepared.train)
@@ -409,12 +409,12 @@ class _NamedArray(np.ndarray):
         return array
 
 
-def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
-    """Say on stderr what the columns were taken to be, which values are point masses, and what
-    was dropped."""
+def _describe(prepared: TrainingData, encoder: TableEncoder, condition: list[str] | tuple = ()) -> None:
+    """Say on stderr what the columns were taken to be, which values are point masses, what the
+    network is shown of the dates among the ``condition`` columns, and what was dropped."""
     import sys
 
-    from .data.columns import describe
+    from .data.columns import CYCLE_NAMES, describe
     from .data.encoders import YeoJohnson
     from .data.tables import ONEHOT_MOST_ENTRIES
 
@@ -438,6 +438,11 @@ def _describe(prepared: TrainingData, encoder: TableEncoder) -> None:
                 name = encoder.schema[encoder.numeric_columns[k]].name
                 print(f"{name}: skewed, learnt through a Yeo-Johnson transform (exponent {exponent:.2g}; "
                       "--preprocess standardize, or data.preprocess, leaves it as it is)", file=sys.stderr)
+    for column in encoder.schema:
+        if column.cycles and column.name in condition:
+            cycles = " and ".join(f"a {CYCLE_NAMES[period]}" for period in column.cycles)
+            print(f"{column.name}: a condition date, shown to the network with its phase in {cycles} "
+                  "(the cycles its dates cover)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "

@@ -18,15 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import Config, DataConfig, ModelConfig, SampleConfig, ScheduleConfig
 from .data import encoders, tables
-from .data.columns import Column
+from .data.columns import TIME_UNITS, Column, days_since_1970
 from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
 from .diffusion.gaussian import GaussianPart
-from .diffusion.objective import CellMasks, ColumnCondition, Condition, Objective
+from .diffusion.objective import CalendarTerms, CellMasks, ColumnCondition, Condition, Objective
 from .errors import UserError
 from .training import budget
 from .training.distributed import Ranks
@@ -112,7 +113,19 @@ def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
         raise UserError("data.condition names every column: at least one must be left to generate")
     where = encoder.coordinates()
     coordinates = sorted(k for name in names for k in where[columns.index(name)])
-    return ColumnCondition(coordinates, config.train.condition_dropout)
+    calendars = [calendar_terms(encoder, j, coordinates.index(where[j][0]))
+                 for j, column in enumerate(encoder.schema)
+                 if column.name in names and column.cycles and where[j]]
+    return ColumnCondition(coordinates, config.train.condition_dropout, calendars)
+
+
+def calendar_terms(encoder: tables.TableEncoder, j: int, position: int) -> CalendarTerms:
+    """The calendar terms of date column ``j`` of a condition, at ``position`` among its
+    coordinates: the cycles (a year, a week, a day) whose phases its dates cover."""
+    column = encoder.schema[j]
+    origin = days_since_1970(column, np.zeros(1))[0]
+    per_unit = TIME_UNITS[column.time_unit] / TIME_UNITS["D"]
+    return CalendarTerms(position, lambda z: origin + encoder.values_of(j, z) * per_unit, column.cycles)
 
 
 def encoder(config: DataConfig, rows: torch.Tensor, schema: Sequence[Column]) -> tables.TableEncoder:

@@ -46,6 +46,11 @@ TIME_UNITS = {"D": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 1
 coarsest first: a column counts in the coarsest in which every value of the data is whole."""
 UNIT_NAMES = {"D": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
               "us": "microseconds"}
+CYCLE_NAMES = {365.2425: "year", 7.0: "week", 1.0: "day"}
+"""The cycles a date may follow (``Column.cycles``), by their lengths in days."""
+CYCLE_PHASES = 4
+"""Of a cycle's 24 equal parts, how many a column's dates must fall in for the cycle to count:
+weekly readings (all on a Saturday) do not say where in the week other days fall."""
 IDENTIFIER_ROWS = 20
 """A text column with a different value in each of at least this many rows is an identifier."""
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
@@ -70,6 +75,9 @@ class Column:
     UTC for a column with a time zone); empty for a duration (counted from zero)."""
     time_format: str = ""
     """The ``strftime`` format of dates read from text, in which samples are written back."""
+    cycles: list[float] = field(default_factory=list)
+    """The cycles (``CYCLE_NAMES``) whose phases a date column's values cover (``CYCLE_PHASES``): what
+    a network given such a date as its condition is shown of it (``CalendarTerms``)."""
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,9 +167,12 @@ class Finding:
     """Where an undeclared column's whole numbers count in row order (``_counting``): ``rows``
     (one more each row) or ``groups`` (the same or one more), and its first value: a saved index
     or a group ID if 0 or 1."""
+    phases: dict[float, set[int]] = field(default_factory=dict)
+    """For a date column: which of each cycle's 24 parts its dates fall in (``Column.cycles``)."""
 
     def merge(self, other: Finding) -> Finding:
         a, b = self.column, other.column
+        phases: dict[float, set[int]] = {}
         if a.kind == "categorical" or b.kind == "categorical":
             if a.kind != b.kind:
                 raise UserError(f"column {a.name!r} holds categories in some rows and numbers in others")
@@ -172,7 +183,10 @@ class Finding:
         elif a.time_unit:  # the finer unit of the two, from the earlier origin
             unit = max(a.time_unit, b.time_unit, key=list(TIME_UNITS).index)
             origin = min(a.time_origin, b.time_origin) if a.time_origin and b.time_origin else ""
-            merged = replace(a, nullable=a.nullable or b.nullable, time_unit=unit, time_origin=origin)
+            phases = {period: self.phases.get(period, set()) | other.phases.get(period, set())
+                      for period in CYCLE_NAMES}
+            merged = replace(a, nullable=a.nullable or b.nullable, time_unit=unit, time_origin=origin,
+                             cycles=_covered(phases))
         else:  # a whole-number dtype where a row group has no gap, floats where one has
             kind = a.kind if a.kind == b.kind else "numeric"
             merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
@@ -181,7 +195,8 @@ class Finding:
         if self.counts is not None and other.counts is not None:
             rows = self.counts[0] == other.counts[0] == "rows"
             counting = ("rows" if rows else "groups", self.counts[1])
-        return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting)
+        return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting,
+                       phases)
 
 
 def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None,
@@ -335,10 +350,18 @@ def _time_finding(column: pd.Series, name: str, forced: str | None, written: tup
     origin = int(present.min()) if len(present) and not duration else 0
     if parsed is not None:
         parsed[name] = np.where(missing, np.nan, (nanoseconds - origin) / TIME_UNITS[unit])
+    days = present / TIME_UNITS["D"]
+    phases = {} if duration else {period: set(np.floor(days % period / period * 24).astype(int).tolist())
+                                  for period in CYCLE_NAMES}
     return Finding(Column(name, "integer", _dtype_name(column.dtype), nullable=bool(missing.any()),
                           time_unit=unit, time_origin="" if duration else pd.Timestamp(origin).isoformat(),
-                          time_format=written[0] if written else ""),
-                   present=len(present))
+                          time_format=written[0] if written else "", cycles=_covered(phases)),
+                   present=len(present), phases=phases)
+
+
+def _covered(phases: dict[float, set[int]]) -> list[float]:
+    """The cycles whose phases a date column covers (at least ``CYCLE_PHASES`` of 24 parts)."""
+    return [period for period, parts in phases.items() if len(parts) >= CYCLE_PHASES]
 
 
 def _counting(values: np.ndarray) -> tuple[str, float] | None:

@@ -285,6 +285,13 @@ class TableEncoder:
                 x[:, j] = torch.where(codes[len(self.categorical_columns) + k] == 1, math.nan, x[:, j])
         return x
 
+    def values_of(self, j: int, z: torch.Tensor) -> torch.Tensor:
+        """Numeric column ``j``'s values in the data's units from its encoded value coordinate
+        ``z`` (one per row), the other columns left aside."""
+        full = z.new_zeros(len(z), self.numeric.transformed_dim, dtype=torch.float64)
+        full[:, self.coordinates()[j][0]] = z
+        return self.numeric.inverse(full)[:, self.numeric_columns.index(j)]
+
     def coordinates(self) -> list[list[int]]:
         """The encoded coordinates of each column: a numeric column's value (none if constant),
         its present/missing block and its point-mass block, a categorical column's pattern block."""

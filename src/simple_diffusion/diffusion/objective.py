@@ -15,6 +15,7 @@ lives in ``training/loop.py``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -77,6 +78,32 @@ class Objective:
         return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp, known), shown
 
 
+class CalendarTerms:
+    """The sine and cosine of a date's phase in calendar cycles (a year, a week, a day), as
+    Prophet's Fourier terms (Taylor & Letham 2018): beside a date given as one number, a network
+    sees where it falls in each cycle, which an MLP of that number alone cannot resolve over
+    many cycles (its spectral bias: Tancik et al. 2020). One pair per cycle: the network makes
+    the cycle's shape from the point on the circle (more harmonics measured no better).
+
+    ``position`` is the date's place among the condition's coordinates, ``to_days`` maps its
+    encoded value to days since 1970-01-01, ``periods`` are the cycles' lengths in days.
+
+    >>> terms = CalendarTerms(0, lambda z: z, [7.0])
+    >>> [round(v, 6) + 0.0 for v in terms(torch.tensor([[7.0], [1.75]]))[:, 0].tolist()]  # sin(2 pi d / 7)
+    [0.0, 1.0]
+    """
+
+    def __init__(self, position: int, to_days: Callable[[torch.Tensor], torch.Tensor], periods: list[float]):
+        self.position, self.to_days = position, to_days
+        self.frequencies = 2 * math.pi / torch.tensor(periods, dtype=torch.float64)
+        self.size = 2 * len(periods)
+
+    def __call__(self, values: torch.Tensor) -> torch.Tensor:
+        """The terms of the dates whose encoded values are ``values[:, position]``."""
+        angles = self.to_days(values[:, self.position].double()).unsqueeze(-1) * self.frequencies
+        return torch.cat([angles.sin(), angles.cos()], dim=-1).to(values.dtype)
+
+
 class ColumnCondition:
     """Condition columns of a joint model: the network sees their clean values beside x_t.
 
@@ -94,9 +121,9 @@ class ColumnCondition:
     [[1.0, 0.0], [1.0, 1.0]]
     """
 
-    def __init__(self, coordinates: list[int], dropout: float):
-        self.coordinates, self.dropout = list(coordinates), dropout
-        self.size = len(self.coordinates) + 1
+    def __init__(self, coordinates: list[int], dropout: float, calendars: list[CalendarTerms] = ()):
+        self.coordinates, self.dropout, self.calendars = list(coordinates), dropout, list(calendars)
+        self.size = len(self.coordinates) + 1 + sum(c.size for c in self.calendars)
 
     def draw_shown(self, rows: int, generator: torch.Generator) -> torch.Tensor:
         """Which of ``rows`` training rows show their condition."""
@@ -112,10 +139,11 @@ class ColumnCondition:
         return known[:, self.coordinates].all(1)
 
     def inputs(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
-        """The network's condition input: the condition coordinates and a 1 where ``shown``,
-        zeros elsewhere."""
+        """The network's condition input: the condition coordinates, a 1, and the calendar
+        terms of condition dates where ``shown``; zeros elsewhere."""
         flag = shown.to(z.dtype).unsqueeze(-1)
-        return torch.cat([z[:, self.coordinates] * flag, flag], dim=-1)
+        values = z[:, self.coordinates]
+        return torch.cat([values * flag, flag, *(terms(values) * flag for terms in self.calendars)], dim=-1)
 
     def loss_weights(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
         """1 for each coordinate the network must denoise, 0 for the shown condition's."""
