@@ -324,7 +324,7 @@ def fit(
         # Said once the columns are known to fit, so that a refusal is the only line printed;
         # by rank 0 alone among torchrun's processes.
         if (progress if verbose is None else verbose) and prepared.target is None and not is_follower():
-            _describe(prepared, parts.encoder, resolved.data.condition)
+            _describe(prepared, parts.encoder, resolved)
         steps_set = isinstance(config, cfg.Config) or "num_steps" in (config or {}).get("sample", {})
         resolved = build.follow_data(resolved, len(prepared.train), parts.encoder, steps_set)
     train_rows = torch.as_tensor(prepared.train)
@@ -409,9 +409,9 @@ class _NamedArray(np.ndarray):
         return array
 
 
-def _describe(prepared: TrainingData, encoder: TableEncoder, condition: list[str] | tuple = ()) -> None:
+def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config) -> None:
     """Say on stderr what the columns were taken to be, which values are point masses, what the
-    network is shown of the dates among the ``condition`` columns, and what was dropped."""
+    network is shown of dates (and how to show it more), and what was dropped."""
     import sys
 
     from .data.columns import CYCLE_NAMES, describe
@@ -439,10 +439,17 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, condition: list[str
                 print(f"{name}: skewed, learnt through a Yeo-Johnson transform (exponent {exponent:.2g}; "
                       "--preprocess standardize, or data.preprocess, leaves it as it is)", file=sys.stderr)
     for column in encoder.schema:
-        if column.cycles and column.name in condition:
-            cycles = " and ".join(f"a {CYCLE_NAMES[period]}" for period in column.cycles)
-            print(f"{column.name}: a condition date, shown to the network with its phase in {cycles} "
-                  "(the cycles its dates cover)", file=sys.stderr)
+        if not column.cycles:
+            continue
+        cycles = " and ".join(f"a {CYCLE_NAMES[period]}" for period in column.cycles)
+        if column.name in config.data.condition or config.train.inpainting == "learnt":
+            where = "" if column.name in config.data.condition else " where given"
+            print(f"{column.name}: a date, shown to the network{where} with its phase in {cycles} (the "
+                  "cycles its dates cover)", file=sys.stderr)
+        else:
+            print(f"{column.name}: a date, drawn with the rest; for rows by its phase in {cycles} (seasons, "
+                  f"weekdays) train with --condition {shlex.quote(column.name)} (rows given it) or "
+                  "--inpainting learnt (gaps filled given it)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "

@@ -99,8 +99,11 @@ def denoiser(config: ModelConfig, dim: int, num_timesteps: int, condition_size: 
 def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
     """What the network is shown: random cells (``train.inpainting = learnt``), or the
     condition columns of ``data.condition`` as the encoded coordinates they occupy."""
+    where = encoder.coordinates()
+    dated = [j for j, column in enumerate(encoder.schema) if column.cycles and where[j]]
     if config.train.inpainting == "learnt":
-        return CellMasks(encoder.cell_groups(), encoder.transformed_dim, config.train.condition_dropout)
+        return CellMasks(encoder.cell_groups(), encoder.transformed_dim, config.train.condition_dropout,
+                         [calendar_terms(encoder, j, where[j][0]) for j in dated])
     names = list(config.data.condition)
     if not names:
         return None
@@ -111,11 +114,9 @@ def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
                             f"(columns: {', '.join(columns)})")
     if set(names) >= set(columns):
         raise UserError("data.condition names every column: at least one must be left to generate")
-    where = encoder.coordinates()
     coordinates = sorted(k for name in names for k in where[columns.index(name)])
     calendars = [calendar_terms(encoder, j, coordinates.index(where[j][0]))
-                 for j, column in enumerate(encoder.schema)
-                 if column.name in names and column.cycles and where[j]]
+                 for j in dated if columns[j] in names]
     return ColumnCondition(coordinates, config.train.condition_dropout, calendars)
 
 

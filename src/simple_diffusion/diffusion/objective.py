@@ -173,9 +173,11 @@ class CellMasks:
     (True, True)
     """
 
-    def __init__(self, groups: list[list[int]], dim: int, dropout: float):
+    def __init__(self, groups: list[list[int]], dim: int, dropout: float,
+                 calendars: list[CalendarTerms] = ()):
         self.groups, self.dim, self.dropout = [list(g) for g in groups], dim, dropout
-        self.size = 2 * dim
+        self.calendars = list(calendars)
+        self.size = 2 * dim + sum(c.size for c in self.calendars)
         self._group_of = torch.empty(dim, dtype=torch.long)
         for k, group in enumerate(self.groups):
             self._group_of[group] = k
@@ -195,9 +197,11 @@ class CellMasks:
         return known
 
     def inputs(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
-        """The network's condition input: shown coordinates (zeros elsewhere), then the flags."""
+        """The network's condition input: shown coordinates (zeros elsewhere), the flags, and the
+        calendar terms of shown dates."""
         flags = shown.to(z.dtype)
-        return torch.cat([z * flags, flags], dim=-1)
+        dates = [terms(z) * flags[:, terms.position, None] for terms in self.calendars]
+        return torch.cat([z * flags, flags, *dates], dim=-1)
 
     def loss_weights(self, z: torch.Tensor, shown: torch.Tensor) -> torch.Tensor:
         """1 for each hidden coordinate, 0 for the shown ones."""
