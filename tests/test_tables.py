@@ -757,3 +757,17 @@ def test_a_category_panel_has_bars_or_for_many_categories_a_dot_each(categories,
     assert (len(ax.patches) == 2 * (categories + 1)) == bars
     assert bars or ax.collections[0].get_offsets().shape == (categories + 1, 2)
     plt.close(fig)
+
+
+def test_a_date_given_beyond_the_training_range_keeps_its_place_in_the_cycles():
+    """The calendar terms of dates beyond the training rows' last one are those of their own
+    day (a date clipped into the range would fall on the last day's phases)."""
+    model = sd.fit(weekend_sales(100), condition=["day"], steps=1, num_samples=0, likelihood_rows=0,
+                   progress=False)
+    days = pd.Series(pd.to_datetime(["2022-02-01", "2025-06-07", "2019-12-25"]))
+    z, _ = model.encoder.known(torch.as_tensor(model.rows(pd.DataFrame({"day": days, "sales": np.nan}))))
+    terms = model.condition.calendars[0]
+    assert model.schema[0].cycles == [365.2425, 7.0]  # 100 days: a fair part of a year's phases
+    angles = np.outer((days - pd.Timestamp("1970-01-01")).dt.days, 2 * np.pi / np.array([365.2425, 7.0]))
+    np.testing.assert_allclose(terms(z[:, model.condition.coordinates]).numpy(),
+                               np.c_[np.sin(angles), np.cos(angles)], atol=1e-9)

@@ -433,6 +433,10 @@ STEPS = {cls.kind: cls for cls in (Round, Clip, Decimals, Bounded, YeoJohnson, D
                                    Quantile)}
 
 
+WRITING_STEPS = ("round", "decimals", "clip")
+"""Steps that only shape how a sample is written (``Pipeline.inverse``)."""
+
+
 class Pipeline:
     """The fitted steps; ``forward`` runs them in order, ``inverse`` backwards."""
 
@@ -451,9 +455,13 @@ class Pipeline:
             x = step.forward(x)
         return x
 
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, written: bool = True) -> torch.Tensor:
+        """The data's values of encoded rows ``y``; ``written=False`` leaves out the steps that
+        shape how a sample is written (rounding, decimals, the training range): the value itself,
+        which may lie beyond the training range."""
         for step in reversed(self.steps):
-            y = step.inverse(y)
+            if written or step.kind not in WRITING_STEPS:
+                y = step.inverse(y)
         return y
 
     def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

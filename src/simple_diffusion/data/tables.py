@@ -287,10 +287,11 @@ class TableEncoder:
 
     def values_of(self, j: int, z: torch.Tensor) -> torch.Tensor:
         """Numeric column ``j``'s values in the data's units from its encoded value coordinate
-        ``z`` (one per row), the other columns left aside."""
+        ``z`` (one per row), the other columns left aside; neither rounded nor kept within the
+        training range (a date given beyond it keeps its place in the year)."""
         full = z.new_zeros(len(z), self.numeric.transformed_dim, dtype=torch.float64)
         full[:, self.coordinates()[j][0]] = z
-        return self.numeric.inverse(full)[:, self.numeric_columns.index(j)]
+        return self.numeric.inverse(full, written=False)[:, self.numeric_columns.index(j)]
 
     def coordinates(self) -> list[list[int]]:
         """The encoded coordinates of each column: a numeric column's value (none if constant),
