@@ -441,7 +441,8 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
     for column in encoder.schema:
         if not column.cycles:
             continue
-        cycles = " and ".join(f"a {CYCLE_NAMES[period]}" for period in column.cycles)
+        names = [f"a {CYCLE_NAMES[period]}" for period in column.cycles]
+        cycles = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
         if column.name in config.data.condition or config.train.inpainting == "learnt":
             where = "" if column.name in config.data.condition else " where given"
             print(f"{column.name}: a date, shown to the network{where} with its phase in {cycles} (the "
