@@ -202,8 +202,7 @@ def test_a_date_column_is_learnt_sampled_on_its_grid_and_given(tmp_path, capsys)
     warm = pd.read_csv(tmp_path / "s.csv")["warm"][((when - pd.Timestamp("2020-01-01")).dt.days % 365) > 182]
     cold = pd.read_csv(tmp_path / "s.csv")["warm"][((when - pd.Timestamp("2020-01-01")).dt.days % 365) <= 182]
     assert warm.mean() - cold.mean() > 2  # the data's 4; 0 if the date were learnt apart from warm
-    with pytest.warns(UserWarning, match=r"when=2025-01-01 00:00:00 lies outside .* from 2020-01-0\d "
-                                         r"00:00:00 to 2021-12-\d\d 00:00:00"):
+    with pytest.warns(UserWarning, match=r"when=01/01/2025 lies outside .* from 0\d/01/2020 to \d\d/12/2021"):
         sd.load(run).sample(1, given={"when": "01/01/2025"}, seed=0)
     assert cli(["sample", str(run), "-n", "10", "-o", str(tmp_path / "s.npy"), "--quiet"]) == 1
     assert "column 'when' holds dates or times; write .csv or .parquet" in capsys.readouterr().err

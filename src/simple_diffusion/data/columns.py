@@ -635,7 +635,9 @@ def format_value(column: Column, value: float) -> str:
         return str(column.categories[int(value)])
     if not column.time_unit:
         return f"{value + 0.0:g}"  # no "-0"
-    return str(_times(np.array([value]), Column(**{**column.state(), "time_format": ""})).iloc[0])
+    time = _times(np.array([value]), column).iloc[0]  # dates read from text: in their format
+    whole_days = column.time_unit == "D" and not column.time_format and "," not in column.dtype
+    return str(time.date()) if whole_days and column.time_origin else str(time)
 
 
 def days_since_1970(column: Column, values: np.ndarray) -> np.ndarray:
