@@ -87,6 +87,8 @@ def test_distilled_sampler_refuses_given_cells_and_conditional_teachers(gaussian
     conditional = sd.fit(theta, condition=theta + rng.normal(size=(500, 1)), epochs=1, progress=False)
     with pytest.raises(UserError, match="conditional"):
         sd.distill(conditional, progress=False)
+    with pytest.raises(UserError, match="are not distilled; sample with its own samplers"):  # no advice
+        conditional.sample(10, sampler="distilled")  # to run distill, which would refuse
     inpainting = sd.fit(theta, config={"train": {"inpainting": "learnt"}}, epochs=1, progress=False)
     with pytest.raises(UserError, match="trained to in-paint"):
         sd.distill(inpainting, progress=False)

@@ -438,6 +438,10 @@ class DiffusionModel:
         """The sampler function with its options bound, its noise levels and its denoiser
         (``distilled``: DDIM with the student on the student's levels)."""
         if settings.sampler == "distilled":
+            if self.student is None and self.condition is not None:
+                raise UserError("this model has no distilled sampler: models with a condition input "
+                                "(conditional, or trained to in-paint) are not distilled; sample with "
+                                "its own samplers (--sampler, or the default)")
             if self.student is None:
                 raise UserError("this model has no distilled sampler: make one with "
                                 "`simple-diffusion distill RUN` (Python: sd.distill)")
