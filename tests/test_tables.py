@@ -98,9 +98,11 @@ def test_text_dates_are_read_from_a_csv_and_a_given_date_is_read_in_the_columns_
     frame.to_csv(path, index=False)
     table = io.read_table(str(path))
     assert table.schema[0].time_format == "%d.%m.%Y" and table.values[:, 0].tolist() == list(range(0, 120, 3))
-    with pytest.raises(UserError, match=r"t.csv: column 'when' has '2020-02-30' at line 2, which is not a "
-                                        r"date written as %d.%m.%Y"):
-        to_values(_with_first_row(pd.DataFrame({"when": ["2020-02-30"], "x": [1.0]})), table.schema, "t.csv")
+    with pytest.raises(UserError, match=r"t.csv: column 'when' has '30.02.2020' at line 2, which is not a "
+                                        r"date written as %d.%m.%Y \(or as 2024-03-01\)"):
+        to_values(_with_first_row(pd.DataFrame({"when": ["30.02.2020"], "x": [1.0]})), table.schema, "t.csv")
+    iso = to_values(pd.DataFrame({"when": ["2020-01-04", "04.01.2020"], "x": [1.0, 1.0]}), table.schema)
+    assert iso[:, 0].tolist() == [3.0, 3.0]  # ISO 8601 beside the column's own format
     zoned = detect(pd.DataFrame({"t": TIME_COLUMNS["hour"][0]}))
     given = to_values(pd.DataFrame({"t": ["2023-03-26 03:00", "26 March 2023 4:00"]}), zoned)
     assert given[:, 0].tolist() == [4.0, 5.0]  # 03:00 in Paris (summer time): 4 hours after 22:00

@@ -318,10 +318,15 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
                 times = pd.to_datetime(text, format=written or "mixed", errors="coerce")
                 if not pd.api.types.is_datetime64_any_dtype(times.dtype):  # offsets that differ
                     times = pd.to_datetime(text, format=written or "mixed", errors="coerce", utc=True)
+                unread = times.isna().to_numpy() & ~missing
+                if written and unread.any() and times.dt.tz is None:  # ISO 8601 is never ambiguous
+                    iso = pd.to_datetime(text.where(unread), format="ISO8601", errors="coerce", utc=True)
+                    times = times.fillna(iso.dt.tz_localize(None))
         bad = np.flatnonzero(times.isna().to_numpy() & ~missing)
         if len(bad):
             where = f"line {bad[0] + first_row}" if first_row is not None else f"row {bad[0]}"
-            what = "a duration" if duration else "a date" + (f" written as {written}" if written else "")
+            what = "a duration" if duration else "a date" + (f" written as {written} (or as 2024-03-01)"
+                                                             if written else "")
             raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
                             f"which is not {what}")
         zone = getattr(pd.api.types.pandas_dtype(like.dtype), "tz", None) if like and not duration else None
