@@ -620,6 +620,8 @@ def test_cli_trains_on_a_table_with_gaps_and_writes_typed_samples(tmp_path, caps
     metrics = json.loads((run / "metrics.json").read_text())
     assert {c["column"] for c in metrics["table"]["categories"]} == {"kind", "flag", "grade"}
     assert "The table: categories" in (run / "report.html").read_text()
+    assert (run / "pairs.png").read_bytes().startswith(b"\x89PNG")
+    assert "Column pairs: the training rows' strongest associations" in (run / "report.html").read_text()
     for name in ("s.csv", "s.parquet"):
         assert cli(["sample", str(run), "-n", "300", "-o", str(tmp_path / name), "--quiet"]) == 0
     parquet = pd.read_parquet(tmp_path / "s.parquet")
@@ -772,3 +774,19 @@ def test_a_date_given_beyond_the_training_range_keeps_its_place_in_the_cycles():
     angles = np.outer((days - pd.Timestamp("1970-01-01")).dt.days, 2 * np.pi / np.array([365.2425, 7.0]))
     np.testing.assert_allclose(terms(z[:, model.condition.coordinates]).numpy(),
                                np.c_[np.sin(angles), np.cos(angles)], atol=1e-9)
+
+
+def test_the_pairs_drawn_are_the_most_associated_in_the_training_rows():
+    """mass follows kind (b is 3 higher: a correlation ratio near 0.8), the other pairs are
+    independent: that pair is drawn first; a table of one column has no pair to draw."""
+    from simple_diffusion.evaluation import plots
+
+    frame = mixed_frame(400)
+    schema = detect(frame)
+    values = to_values(frame, schema)
+    names = [c.name for c in schema]
+    first = plots.strongest_pairs(values, schema)[0]
+    assert {names[first[0]], names[first[1]]} == {"mass", "kind"}
+    assert len(plots.strongest_pairs(values, schema, count=100)) == 10  # every pair of 5 columns
+    assert plots.pairs_plot(values[:50], values, schema).startswith(b"\x89PNG")
+    assert plots.pairs_plot(values[:, :1], values[:, :1], schema[:1]) is None

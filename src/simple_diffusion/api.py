@@ -756,6 +756,10 @@ def evaluate_run(
         masses = dict(zip(model.encoder.point_mass_columns, model.encoder.masses))
         figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name,
                                   point_masses=masses)
+        pairs = plots.pairs_plot(samples, data.train, model.schema,
+                                 title=f"{Path(path).name}: the most associated column pairs")
+        if pairs is not None:
+            folder.save_bytes("pairs.png", pairs)
     else:
         density = None if true_log_density is None else (lambda x: np.exp(true_log_density(x)))
         figure = plots.distribution_plot(

@@ -9,7 +9,7 @@ DIR/split.safetensors    which rows were trained on and held out (and the data f
 DIR/losses.csv           epoch, train_loss, val_loss, seconds
 DIR/metrics.json         distances, floors, ratios, memorisation
 DIR/student.safetensors  the few-step sampler of `distill` (its network and noise levels), if made
-DIR/loss.png  DIR/samples.png  DIR/density.png  DIR/report.html
+DIR/loss.png  DIR/samples.png  DIR/pairs.png  DIR/density.png  DIR/report.html
 DIR/.simple-diffusion-run  the marker that makes --overwrite possible; .lock while training
 ```
 Weights are read only from safetensors and metadata only from JSON and TOML: nothing is unpickled.
@@ -54,7 +54,7 @@ CONFIG, MODEL, CHECKPOINT = "config.toml", "model.safetensors", "checkpoint.safe
 LOSSES, METRICS, SPLIT = "losses.csv", "metrics.json", "split.safetensors"
 STUDENT = "student.safetensors"
 RUN_FILES = (CONFIG, MODEL, CHECKPOINT, SPLIT, LOSSES, METRICS, STUDENT, "loss.png", "samples.png",
-             "density.png", "calibration.png", "report.html")
+             "pairs.png", "density.png", "calibration.png", "report.html")
 """Every file a run writes: all that ``--overwrite`` may delete."""
 MARKER = ".simple-diffusion-run"
 

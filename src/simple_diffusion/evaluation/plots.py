@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..data.columns import days_since_1970, format_value
-from .tabular import frequencies
+from .tabular import associations, frequencies
 
 GENERATED, DATA, TRUTH = "tab:blue", "tab:orange", "black"
 
@@ -203,11 +203,7 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
             _category_panel(ax, labels, shares)
         else:
             present = [v[~np.isnan(v)] for v in (generated, training)]
-            dated = column.time_unit and column.time_origin  # on a calendar axis
-            if dated:
-                present = [days_since_1970(column, v) for v in present]
-                ax.xaxis_date()
-                ax.tick_params(axis="x", labelrotation=30, labelsize=7)
+            present = [_on_calendar(ax, "x", column, v) for v in present]
             low, high = _limits(present[0][:, None], present[1][:, None])
             bins = np.linspace(low[0], high[0], 40)
             for values, color, label in zip(present, (GENERATED, DATA), ("generated", "training")):
@@ -228,6 +224,81 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
     fig.suptitle(title or "generated vs training, per column")
     fig.tight_layout()
     return _png(fig)
+
+
+PAIRS = 4
+"""Column pairs drawn by ``pairs_plot``: the most associated in the training rows."""
+
+
+def strongest_pairs(data: np.ndarray, schema: Sequence, count: int = PAIRS) -> list[tuple[int, int]]:
+    """The ``count`` pairs of columns most associated in ``data`` (Pearson correlation, the
+    correlation ratio or Cramer's V by their kinds, in absolute value), strongest first."""
+    strength = np.abs(associations(data, schema))
+    pairs = [(i, j) for i in range(len(schema)) for j in range(i + 1, len(schema))
+             if np.isfinite(strength[i, j])]
+    return sorted(pairs, key=lambda pair: -strength[pair])[:count]
+
+
+def pairs_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: str = "") -> bytes | None:
+    """The table's most associated column pairs (``strongest_pairs``), the training rows beside
+    the generated ones, as PNG bytes (None for a table of one column): a scatter for two numbers,
+    boxes per category for a number and a category, the joint shares for two categories; rows
+    with a missing cell in the pair are left out."""
+    pairs = strongest_pairs(data, schema)
+    if not pairs:
+        return None
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(7.4, 2.9 * len(pairs)), squeeze=False)
+    for (i, j), row in zip(pairs, axes):
+        if schema[i].kind != "categorical" and schema[j].kind == "categorical":
+            i, j = j, i  # the category first: on the x axis of its boxes
+        both = [rows[~np.isnan(rows[:, i]) & ~np.isnan(rows[:, j])] for rows in (data, samples)]
+        both[1] = both[1][: len(both[0])]  # as many points as the training rows: scatters read alike
+        for ax, rows, name, color in zip(row, both, ("training", "generated"), (DATA, GENERATED)):
+            _pair_panel(ax, rows[:, i], rows[:, j], schema[i], schema[j], color)
+            ax.set_title(f"{name}: {schema[i].name} and {schema[j].name}", fontsize=9)
+        numbers = sum(schema[k].kind != "categorical" for k in (i, j))
+        for axis in ("x", "y")[2 - numbers:]:  # the two sides on the same scale: the numbers' axes
+            limits = [getattr(ax, f"get_{axis}lim")() for ax in row]
+            for ax in row:
+                getattr(ax, f"set_{axis}lim")(min(low for low, _ in limits), max(high for _, high in limits))
+    fig.suptitle(title or "most associated column pairs, training vs generated")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _pair_panel(ax, a: np.ndarray, b: np.ndarray, first, second, color: str) -> None:
+    a, b = (_on_calendar(ax, axis, column, v) for axis, column, v in (("x", first, a), ("y", second, b)))
+    if first.kind == "categorical" and second.kind == "categorical":
+        shares = np.zeros((len(second.categories), len(first.categories)))
+        np.add.at(shares, (b.astype(int), a.astype(int)), 1.0 / max(len(a), 1))
+        ax.imshow(shares, cmap="Blues" if color == GENERATED else "Oranges", origin="lower", aspect="auto")
+        ax.set_xticks(range(len(first.categories)), [str(c)[:10] for c in first.categories], rotation=30,
+                      ha="right", fontsize=7)
+        ax.set_yticks(range(len(second.categories)), [str(c)[:10] for c in second.categories], fontsize=7)
+    elif first.kind == "categorical":
+        groups = [b[a == k] for k in range(len(first.categories))]
+        ax.boxplot([g if len(g) else [np.nan] for g in groups], patch_artist=True, showfliers=False,
+                   boxprops={"facecolor": color, "alpha": 0.5}, medianprops={"color": TRUTH})
+        ax.set_xticks(range(1, len(groups) + 1), [str(c)[:10] for c in first.categories], rotation=30,
+                      ha="right", fontsize=7)
+    else:
+        ax.scatter(a, b, s=4, alpha=0.4, color=color)
+        ax.grid(alpha=0.3)
+    ax.set_xlabel(first.axis_label if not _dated(first) else first.name, fontsize=8)
+    ax.set_ylabel(second.axis_label if not _dated(second) else second.name, fontsize=8)
+
+
+def _dated(column) -> bool:
+    return bool(column.time_unit and column.time_origin)
+
+
+def _on_calendar(ax, axis: str, column, values: np.ndarray) -> np.ndarray:
+    """A date column's values as matplotlib's dates, its axis made a calendar; others as they are."""
+    if not _dated(column):
+        return values
+    getattr(ax, f"{axis}axis_date")()
+    ax.tick_params(axis=axis, labelrotation=30 if axis == "x" else 0, labelsize=7)
+    return days_since_1970(column, values)
 
 
 def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float], columns: Sequence[str],

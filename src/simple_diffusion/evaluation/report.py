@@ -107,6 +107,10 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
                      + '<pre id="calibration">'
                      + html.escape("\n".join(calibration_lines(result["calibration"]))) + "</pre>")
     modes = "\n".join(notes)
+    pairs = ""
+    if (folder / "pairs.png").exists():
+        pairs = ("<h3>Column pairs: the training rows' strongest associations, generated beside them</h3>\n"
+                 + _image(folder / "pairs.png", "column pairs, training vs generated") + "\n")
     density = ""
     if (folder / "density.png").exists():
         density = ("<h2>The model's density against the truth</h2>\n"
@@ -126,7 +130,7 @@ training rows scores about 1, which the memorisation check tells apart.</p>
 {modes}
 <h2>Generated against the target</h2>
 {_image(folder / "samples.png", "generated vs target")}
-{density}<h2>Training loss</h2>
+{pairs}{density}<h2>Training loss</h2>
 {_image(folder / "loss.png", "training loss")}
 <h2>Configuration</h2>
 <pre>{html.escape(config_text)}</pre>
