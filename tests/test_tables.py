@@ -790,3 +790,19 @@ def test_the_pairs_drawn_are_the_most_associated_in_the_training_rows():
     assert len(plots.strongest_pairs(values, schema, count=100)) == 10  # every pair of 5 columns
     assert plots.pairs_plot(values[:50], values, schema).startswith(b"\x89PNG")
     assert plots.pairs_plot(values[:, :1], values[:, :1], schema[:1]) is None
+
+
+def test_a_relation_that_is_not_a_line_is_among_the_pairs_drawn():
+    """A reading that swings three times over the dates has a Pearson correlation near 0 with
+    them; the deciles of the dates explain most of it, so that pair comes first."""
+    from simple_diffusion.evaluation import plots
+
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0, 1, 600)
+    wave = np.cos(6 * np.pi * t) + 0.2 * rng.normal(size=600)
+    frame = pd.DataFrame({"t": t, "noise": rng.normal(size=600), "wave": wave,
+                          "kind": rng.choice(["a", "b"], 600)})
+    schema = detect(frame)
+    values = to_values(frame, schema)
+    assert abs(np.corrcoef(t, frame["wave"])[0, 1]) < 0.2
+    assert plots.strongest_pairs(values, schema)[0] == (0, 2)

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..data.columns import days_since_1970, format_value
-from .tabular import associations, frequencies
+from .tabular import associations, correlation_ratio, frequencies
 
 GENERATED, DATA, TRUTH = "tab:blue", "tab:orange", "black"
 
@@ -232,11 +232,25 @@ PAIRS = 4
 
 def strongest_pairs(data: np.ndarray, schema: Sequence, count: int = PAIRS) -> list[tuple[int, int]]:
     """The ``count`` pairs of columns most associated in ``data`` (Pearson correlation, the
-    correlation ratio or Cramer's V by their kinds, in absolute value), strongest first."""
+    correlation ratio or Cramer's V by their kinds, in absolute value; for two numbers also the
+    correlation ratio of either's deciles, which sees a relation that is not a line: a season
+    over the dates), strongest first."""
     strength = np.abs(associations(data, schema))
+    for i, j in zip(*np.triu_indices(len(schema), 1)):
+        if schema[i].kind != "categorical" and schema[j].kind != "categorical":
+            rows = data[~np.isnan(data[:, i]) & ~np.isnan(data[:, j])]
+            if len(rows) >= 20:
+                strength[i, j] = np.nanmax([strength[i, j], _decile_ratio(rows[:, i], rows[:, j]),
+                                            _decile_ratio(rows[:, j], rows[:, i])])
     pairs = [(i, j) for i in range(len(schema)) for j in range(i + 1, len(schema))
              if np.isfinite(strength[i, j])]
     return sorted(pairs, key=lambda pair: -strength[pair])[:count]
+
+
+def _decile_ratio(by: np.ndarray, numbers: np.ndarray) -> float:
+    """How much of ``numbers``' spread the deciles of ``by`` explain (a correlation ratio)."""
+    deciles = np.searchsorted(np.quantile(by, np.linspace(0.1, 0.9, 9)), by, side="right")
+    return correlation_ratio(deciles, numbers)
 
 
 def pairs_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: str = "") -> bytes | None:

@@ -105,7 +105,7 @@ def associations(values: np.ndarray, schema: Sequence[Column]) -> np.ndarray:
                 value = _cramers_v(a, b)
             else:
                 codes, numbers = (a, b) if kinds[0] else (b, a)
-                value = _correlation_ratio(codes, numbers)
+                value = correlation_ratio(codes, numbers)
             out[i, j] = out[j, i] = value
     return out
 
@@ -116,7 +116,7 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _correlation_ratio(codes: np.ndarray, numbers: np.ndarray) -> float:
+def correlation_ratio(codes: np.ndarray, numbers: np.ndarray) -> float:
     """eta: the share of the numbers' spread explained by the category means (its square root)."""
     total = ((numbers - numbers.mean()) ** 2).sum()
     if total == 0:
