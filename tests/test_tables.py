@@ -806,3 +806,6 @@ def test_a_relation_that_is_not_a_line_is_among_the_pairs_drawn():
     values = to_values(frame, schema)
     assert abs(np.corrcoef(t, frame["wave"])[0, 1]) < 0.2
     assert plots.strongest_pairs(values, schema)[0] == (0, 2)
+    deciles = np.searchsorted(np.quantile(t, np.linspace(0.1, 0.9, 9)), t, side="right")
+    assert plots._decile_ratios(values[:, :3])[0, 2] == pytest.approx(
+        tabular.correlation_ratio(deciles, wave), abs=1e-9)  # the matrix form, against one pair's
