@@ -809,3 +809,17 @@ def test_a_relation_that_is_not_a_line_is_among_the_pairs_drawn():
     deciles = np.searchsorted(np.quantile(t, np.linspace(0.1, 0.9, 9)), t, side="right")
     assert plots._decile_ratios(values[:, :3])[0, 2] == pytest.approx(
         tabular.correlation_ratio(deciles, wave), abs=1e-9)  # the matrix form, against one pair's
+
+
+def test_the_pairs_of_a_large_table_are_ranked_and_drawn_on_a_subset(monkeypatch):
+    from simple_diffusion.evaluation import plots
+
+    frame = mixed_frame(3000)
+    schema = detect(frame)
+    values = to_values(frame, schema)
+    seen = []
+    ranked = plots.strongest_pairs
+    monkeypatch.setattr(plots, "strongest_pairs",
+                        lambda rows, *args: seen.append(len(rows)) or ranked(rows, *args))
+    monkeypatch.setattr(plots, "PAIR_ROWS", 500)
+    assert plots.pairs_plot(values, values, schema).startswith(b"\x89PNG") and seen == [500]

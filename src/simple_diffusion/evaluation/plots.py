@@ -228,6 +228,9 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
 
 PAIRS = 4
 """Column pairs drawn by ``pairs_plot``: the most associated in the training rows."""
+PAIR_ROWS = 5000
+"""Rows of each side that ``pairs_plot`` ranks and draws at most (a random subset of more): a
+million points would take longer to draw than to sample, and show no more."""
 
 
 def strongest_pairs(data: np.ndarray, schema: Sequence, count: int = PAIRS) -> list[tuple[int, int]]:
@@ -277,6 +280,9 @@ def pairs_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
     the generated ones, as PNG bytes (None for a table of one column): a scatter for two numbers,
     boxes per category for a number and a category, the joint shares for two categories; rows
     with a missing cell in the pair are left out."""
+    rng = np.random.default_rng(0)
+    data, samples = (rows[rng.permutation(len(rows))[:PAIR_ROWS]] if len(rows) > PAIR_ROWS else rows
+                     for rows in (data, samples))
     pairs = strongest_pairs(data, schema)
     if not pairs:
         return None
