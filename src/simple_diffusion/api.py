@@ -775,7 +775,7 @@ def evaluate_run(
 def _evaluate_samples(model: DiffusionModel, samples: np.ndarray, reference: str | np.ndarray,
                       data: TrainingData) -> dict[str, Any]:
     if _mixed(model.schema, data):
-        return _evaluate_table(model, samples, reference, data)
+        return _evaluate_rows(model.schema, samples, reference, data.train, data.val)
     return evaluate(samples, reference, train=data.train, columns=model.columns, holdout=data.val)
 
 
@@ -825,11 +825,6 @@ def _mixed(schema: list[Column], data: TrainingData) -> bool:
     """Whether the table has categorical columns or missing cells (the tabular metrics)."""
     return any(c.kind == "categorical" or c.nullable for c in schema) or bool(
         np.isnan(data.train).any() or np.isnan(data.val).any())
-
-
-def _evaluate_table(model: DiffusionModel, samples: np.ndarray, reference: np.ndarray,
-                    data: TrainingData) -> dict[str, Any]:
-    return _evaluate_rows(model.schema, samples, reference, data.train, data.val)
 
 
 def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,

@@ -14,6 +14,7 @@ neither torch nor matplotlib.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -57,15 +58,9 @@ class Count(click.IntRange):
 
     def convert(self, value, param, ctx):
         if isinstance(value, str):
-            written = value.strip().replace("_", "").replace(",", "")
-            try:
-                number = float(written)
-            except ValueError:
-                number = None
-            if number is not None and number.is_integer() and not written.lstrip("+-").isdigit():
-                value = str(int(number))
-            elif written.lstrip("+-").isdigit():
-                value = written
+            with contextlib.suppress(ValueError):  # not a number: IntRange says so
+                number = float(value.strip().replace("_", "").replace(",", ""))
+                value = str(int(number)) if number.is_integer() else value
         return super().convert(value, param, ctx)
 
 
