@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -385,3 +386,23 @@ def test_no_output_replaces_an_input_the_training_data_or_a_file_of_the_run(tmp_
     with pytest.raises(sd.UserError, match="the run's training data"):
         sd.write_samples(sd.load(run), str(data), 5)
     assert invoke(capsys, "impute", run, "--data", data, "-o", tmp_path / "filled.csv", "--quiet")[0] == 0
+
+
+def test_a_spreadsheet_export_with_decimal_commas_and_currency_trains_and_samples_as_it_came(tmp_path, capsys):
+    """A European export (semicolons, decimal commas) and amounts in dollars were refused or learnt
+    as hundreds of labels; `--given height=171,3` split at its comma."""
+    rng = np.random.default_rng(0)
+    height = 170 + 10 * rng.normal(size=200)
+    data = tmp_path / "people.csv"
+    data.write_text("height;income\n" + "".join(
+        f"{h:.1f};${1000 * (h - 100):,.2f}\n".replace(".", ",", 1) for h in height))
+    run = tmp_path / "run"
+    code, out, err = invoke(capsys, "train", run, "--data", data, "--steps", 50, "-n", 200,
+                            "--likelihood-rows", 0)
+    assert code == 0, err
+    assert "columns: height numeric (as 12,5), income numeric (as $1,234.50)" in err
+    out = tmp_path / "s.csv"
+    assert invoke(capsys, "sample", run, "-n", 3, "-o", out, "--given", "height=171,3", "--quiet")[0] == 0
+    lines = out.read_text().splitlines()
+    assert lines[0] == "height;income" and len(lines) == 4
+    assert all(re.fullmatch(r"171,3;-?\$[\d,]+\.\d\d", line) for line in lines[1:]), lines

@@ -10,6 +10,7 @@ import pytest
 
 from simple_diffusion import UserError
 from simple_diffusion.data import io
+from simple_diffusion.data.columns import to_frame, to_values
 
 
 @pytest.fixture
@@ -85,12 +86,12 @@ def bad(tmp_path, name, content):
          "cannot read|not a plain"),
         ("corrupt.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
         ("data.txt", "1\n2\n", "unsupported file type .txt"),
-        ("decimal_commas.csv", "a;b\n1,5;2\n2,5;3\n3,1;4\n",
+        # Numbers in two ways (a decimal comma, a decimal point): which is meant is for the user.
+        ("decimal_commas.csv", "a;b\n1,5;2\n2.5;3\n3,1;4\n",
          r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),
-        # Unique amounts were an identifier, repeated ones labels: numbers to fix, said so.
-        ("thousands.csv", 'a,b\n"1,234.50",2\n"2,345.00",3\n"12,000.25",4\n',
+        ("thousands.csv", 'a,b\n"1,234.50",2\n"2,345.00",3\n"12.000,25",4\n',
          r"column 'a' has a non-numeric value '1,234.50' at line 2 \(a thousands separator\?"),
-        ("european.csv", "a;b\n1.234,5;2\n2.345,5;3\n1.234,5;4\n",
+        ("european.csv", "a;b\n1.234,5;2\n2.345,5;3\n1,234.5;4\n",
          r"'1.234,5' at line 2 \(a decimal comma or thousands separators\?"),
     ],
 )
@@ -127,6 +128,43 @@ def test_a_column_is_integer_when_its_numbers_are_written_as_whole_numbers(tmp_p
     path.write_text("a,b\n" + "".join(f"{cell},{k}.5\n" for k, cell in enumerate(cells)))
     schema = io.read_table(str(path)).schema
     assert schema[0].kind == kind and schema[1].kind == "numeric"
+
+
+@pytest.mark.parametrize("cells, values, kind, separator", [
+    (["$258.04", '"$2,331.78"', "-$5.00", ""], [258.04, 2331.78, -5.0, np.nan], "numeric", ","),
+    (["12.5%", "3.0%", "100.0%"], [12.5, 3.0, 100.0], "numeric", ","),
+    (["EUR 1.234,50", "EUR 17,00"], [1234.5, 17.0], "numeric", ";"),  # a decimal comma: ; as written
+    (["171,3", "-0,5", "NA"], [171.3, -0.5, np.nan], "numeric", ";"),
+    (["12 kg", "3 kg", "-20 kg"], [12, 3, -20], "integer", ","),
+    (['"1,234"', "999", '"1,000,000"'], [1234, 999, 1e6], "integer", ","),
+    (["01234", "98765", "00501"], [1234, 98765, 501], "integer", ","),  # postcodes keep their zeros
+])
+def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_written_back_so(
+        tmp_path, cells, values, kind, separator):
+    """Spreadsheet exports write numbers as people read them: such a column was refused (decimal
+    commas, thousands separators), or learnt as hundreds of labels ("$2,331.78"), or written
+    back without its leading zeros. Now numbers, and samples are written as the data was."""
+    text = f"a{separator}b\n" + "".join(f"{cell}{separator}{k}\n" for k, cell in enumerate(cells))
+    path = tmp_path / "t.csv"
+    path.write_text(text)
+    table = io.read_table(str(path))
+    assert table.schema[0].kind == kind
+    np.testing.assert_allclose(table.values[:, 0], values)
+    out = tmp_path / "out.csv"
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    assert out.read_text() == text.replace("NA", "")
+    # New rows (a condition, rows to fill) are read in the column's way, or as plain numbers.
+    new = pd.DataFrame({"a": [cells[0].strip('"'), "7"], "b": ["1", "2"]})
+    np.testing.assert_allclose(to_values(new, table.schema)[:, 0], [values[0], 7])
+
+
+def test_a_cell_written_another_way_is_named_with_the_way_the_column_is_written(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text('price,b\n$5.00,1\n"$1,250.00",2\n')
+    schema = io.read_table(str(path)).schema
+    with pytest.raises(UserError, match=r"given: column 'price' has a non-numeric value '5 EUR' at row 0 "
+                                        r"\(its numbers are written as \$1,234.50\)"):
+        to_values(pd.DataFrame({"price": ["5 EUR"], "b": ["1"]}), schema, "given")
 
 
 def test_missing_file(tmp_path):
@@ -334,6 +372,33 @@ def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_pa
     selected = io.read_table(str(path), columns=["species", "x"])
     assert selected.columns == ["species", "x"]
     np.testing.assert_array_equal(selected.values, whole.values[:, [3, 0]])
+
+
+@pytest.mark.parametrize("levels", [15, 16])
+def test_a_text_column_of_mostly_different_values_is_refused_unless_declared_categorical(tmp_path, levels):
+    """A label seen in one row or two cannot be learnt: 299 prices as text in 300 rows were 299
+    categories, which the model could only copy. More labels than half the rows: refused."""
+    path = tmp_path / "t.csv"
+    path.write_text("name,x\n" + "".join(f"n{k % levels},{k}.5\n" for k in range(30)))
+    if levels == 15:
+        assert len(io.read_table(str(path)).schema[0].categories) == 15
+        return
+    with pytest.raises(UserError) as error:
+        io.read_table(str(path))
+    assert str(error.value) == ("column 'name' has 16 different values in 30 rows (an identifier, or "
+                                "free text?), which cannot be learnt: leave it out with --columns x "
+                                "(or --categorical name to learn it as labels)")
+    table = io.read_table(str(path), kinds={"categorical": ["name"]})
+    assert len(table.schema[0].categories) == 16
+
+
+def test_labels_written_with_leading_zeros_keep_them(tmp_path):
+    """Codes such as "007" were read as the integer 7 when every label was a whole number."""
+    path = tmp_path / "t.csv"
+    path.write_text("code,x\n007,1.5\n010,2.5\n007,3.5\n")
+    table = io.read_table(str(path), kinds={"categorical": ["code"]})
+    assert table.schema[0].categories == ["007", "010"]
+    assert to_frame(table.values, table.schema)["code"].tolist() == ["007", "010", "007"]
 
 
 def test_identifiers_are_judged_on_the_whole_column_not_a_row_group(tmp_path, monkeypatch):

@@ -528,17 +528,18 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     if to_folder:
         for part, pieces in itertools.groupby(tables, key=lambda item: item[0] // span):
             size = min(span, total - part * span)
-            io.write_chunks(str(Path(output) / io.part_name(part)), (t for _, t in pieces), size)
+            io.write_chunks(str(Path(output) / io.part_name(part)), (t for _, t in pieces), size,
+                            model.schema)
         ranks.barrier()
         return total
     if not ranks.distributed:
-        io.write_chunks(output, (t for _, t in tables), total)
+        io.write_chunks(output, (t for _, t in tables), total, model.schema)
         return total
     target = Path(output)
     parts = [target.parent / f".{target.name}.rank-{r:05d}-of-{ranks.world_size:05d}{target.suffix}"
              for r in range(ranks.world_size)]
     try:
-        io.write_chunks(str(parts[ranks.rank]), (t for _, t in tables), len(rows))
+        io.write_chunks(str(parts[ranks.rank]), (t for _, t in tables), len(rows), model.schema)
         ranks.barrier()
         if ranks.is_main:
             io.concatenate(parts, output)
@@ -677,12 +678,15 @@ def _evaluate_rows(schema: list[Column], samples: np.ndarray, reference: np.ndar
                       columns=tabular.encode(scale[:1], schema, scale)[1], holdout=encoded["holdout"],
                       two_sample_tests=two_sample_tests)
     result["table"] = tabular.table_metrics(samples, reference, train, schema)
-    quality = tabular.sdmetrics_quality(to_frame(samples, schema), to_frame(reference, schema), schema)
+    frames = {name: to_frame(rows, schema, written=False)  # numbers as numbers for SDMetrics
+              for name, rows in (("samples", samples), ("reference", reference), ("train", train))
+              if rows is not None}
+    quality = tabular.sdmetrics_quality(frames["samples"], frames["reference"], schema)
     if quality is not None:
         result["table"]["sdmetrics_quality"] = quality
         if train is not None:
             result["table"]["sdmetrics_quality_floor"] = tabular.sdmetrics_quality(
-                to_frame(train, schema), to_frame(reference, schema), schema)
+                frames["train"], frames["reference"], schema)
     return result
 
 

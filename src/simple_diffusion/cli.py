@@ -411,9 +411,16 @@ def _given_frame(given: str):
 
     if os.path.exists(given) or "=" not in given:
         return io.read_frame(given)
-    pairs = [part.split("=", 1) for part in given.split(",") if part.strip()]
-    if any(len(pair) != 2 for pair in pairs):
-        raise UserError(f"--given {given!r}: write col=value,... or name a file of conditions")
+    pairs: list[list[str]] = []
+    for part in given.split(","):
+        if not part.strip():
+            continue
+        if "=" in part:
+            pairs.append(part.split("=", 1))
+        elif pairs:  # a comma inside a value: "price=$1,000.00", "height=171,3", "name=Smith, Jo"
+            pairs[-1][1] += "," + part
+        else:
+            raise UserError(f"--given {given!r}: write col=value,... or name a file of conditions")
     names = [name.strip() for name, _ in pairs]
     twice = next((name for name in names if names.count(name) > 1), None)
     if twice is not None:
@@ -467,7 +474,7 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
     gaps = int(np.isnan(rows).sum())
     filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
                           progress=not quiet, resample=resample)
-    io.write_table(output, filled)
+    io.write_table(output, filled, schema=model.schema)
     click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
                f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
 
@@ -639,7 +646,8 @@ def score(run, data_file, output, lowest, tolerance, device) -> None:
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()
-    io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p))
+    io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p),
+                   schema=model.schema)
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
     click.echo(f"wrote {len(rows):,} scored rows to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)

@@ -78,6 +78,13 @@ class Column:
     cycles: list[float] = field(default_factory=list)
     """The cycles (``CYCLE_NAMES``) whose phases a date column's values cover (``CYCLE_PHASES``): what
     a network given such a date as its condition is shown of it (``CalendarTerms``)."""
+    number_format: str = ""
+    """How numbers read from text were written, as a ``str.format`` template of one number with a
+    point for its decimal mark and commas for thousands: a currency sign or unit, thousands
+    separators, the decimal places, zero padding (``"${:,.2f}"``, ``"{:.1f}%"``, ``"{:05.0f}"``).
+    Samples are written the same way; empty for plain numbers."""
+    decimal_comma: bool = False
+    """Whether those numbers were written with a decimal comma (and points for thousands)."""
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,8 +116,14 @@ def describe(schema: Sequence[Column]) -> str:
     return ", ".join(
         f"{c.name} {c.kind_name}" + (f" ({len(c.categories)})" if c.kind == "categorical" else "")
         + (f" ({c.time_format})" if c.time_format else "")
+        + (f" (as {_example(c)})" if c.number_format else "")
         for c in schema
     )
+
+
+def _example(column: Column) -> str:
+    """A number written as the column's numbers are: ``$1,234.50``, ``12.5%``, ``00012``."""
+    return str(written_numbers(np.array([1234.5 if "," in column.number_format else 12.5]), column)[0])
 
 
 def detect(
@@ -212,17 +225,22 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if _is_time(dtype):
         return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
-        values = _numbers_of_text(column, name, forced, first_row)
-        written = None if values is not None or forced == "categorical" else _written_dates(column, name,
-                                                                                            first_row)
+        numbers = _numbers_of_text(column, name, forced, first_row)
+        written = None if numbers is not None or forced == "categorical" else _written_dates(column, name,
+                                                                                             first_row)
         if written:
             return _time_finding(column, name, forced, written, parsed)
-        if values is not None:
+        if numbers is not None:
+            values = numbers.values
             if parsed is not None:
                 parsed[name] = values
-            kind = forced or ("integer" if _written_whole(column, values) else "numeric")
+            padded = None if numbers.number_format else _padded(column, values)
+            whole = ".0f}" in numbers.number_format if numbers.number_format else padded is not None
+            kind = forced or ("integer" if whole else "numeric")
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
-                                  nullable=bool(np.isnan(values).any())),
+                                  nullable=bool(np.isnan(values).any()),
+                                  number_format=numbers.number_format or padded or "",
+                                  decimal_comma=numbers.decimal_comma),
                            present=int((~np.isnan(values)).sum()),
                            counts=None if forced else _counting(values))
     if text and forced is None and (written := _written_dates(column, name, first_row)):
@@ -387,8 +405,10 @@ def _counting(values: np.ndarray) -> tuple[str, float] | None:
 def finish(findings: Sequence[Finding]) -> list[Column]:
     """The schema of a table's findings: identifiers and saved row numbers refused, labels read
     from text as booleans or integers where all of them are."""
+    # A label seen in one row or two cannot be learnt as a category: where more than half the
+    # cells hold different values the column is an identifier or free text.
     identifiers = [f.column.name for f in findings if f.text and not f.forced
-                   and f.present >= IDENTIFIER_ROWS and len(f.column.categories) == f.present]
+                   and f.present >= IDENTIFIER_ROWS and 2 * len(f.column.categories) > f.present]
     counters = [f.column.name for f in findings if f.counts in (("rows", 0.0), ("rows", 1.0))]
     groups = [f.column.name for f in findings if f.counts in (("groups", 0.0), ("groups", 1.0))]
     # Refused together, so that the one --columns printed leaves every one of them out.
@@ -396,12 +416,18 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     refused = identifiers + counters + groups + empty
     if refused:
         kept = [f.column.name for f in findings if f.column.name not in refused]
-        what = ("has a different value in every row (an identifier?)" if identifiers
+        first = next((f for f in findings if f.column.name == refused[0]), findings[0])
+        levels = len(first.column.categories)
+        what = ("has a different value in every row (an identifier?)"
+                if identifiers and levels == first.present
+                else f"has {levels:,} different values in {first.present:,} rows (an identifier, or free text?)"
+                if identifiers
                 else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters
                 else "numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)" if groups
                 else "has no values")
         keep = (f" (or --integer {shlex.quote(refused[0])} to learn it)" if refused[0] in counters + groups
-                else "")
+                else f" (or --categorical {shlex.quote(refused[0])} to learn it as labels)"
+                if identifiers and levels < first.present else "")
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
             f"{shlex.quote(','.join(kept))}{keep}"
@@ -413,7 +439,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         if finding.text and labels and {str(label).lower() for label in labels} <= {"true", "false"}:
             column = replace(column, categories=sorted({str(v).lower() == "true" for v in labels}),
                              dtype="bool")
-        elif finding.text and labels and all(_INTEGER_TEXT.match(str(label)) for label in labels):
+        elif (finding.text and labels and all(_INTEGER_TEXT.match(str(label)) for label in labels)
+              and not any(re.match(r"[+-]?0\d", str(label)) for label in labels)):  # "007" stays text
             column = replace(column, categories=sorted({int(v) for v in labels}), dtype="int64")
         schema.append(column)
     return schema
@@ -448,11 +475,13 @@ def _separator_hint(cell: str) -> str | None:
 
 
 def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
-                     source: str | None = None) -> np.ndarray | None:
-    """A text column as numbers if every present cell is one (None if it is text); a column of
-    numbers with a few words, or one declared numeric, is an error naming the first bad cell (by
-    its line in a file whose first row is on line ``first_row``, else by row); ``source`` names
-    rows read for a trained model, whose column kinds are settled."""
+                     source: str | None = None, like: Column | None = None) -> _Numbers | None:
+    """A text column as numbers if every present cell is one, plain or written one way with a
+    currency sign or unit, thousands separators or a decimal comma (``_written``); None if it is
+    text. A column of numbers with a few words, or one declared numeric, is an error naming the
+    first bad cell (by its line in a file whose first row is on line ``first_row``, else by row);
+    ``source`` names rows read for the trained column ``like``, whose way of writing them is taken
+    beside plain numbers."""
     import pandas as pd
 
     # Parsed as a whole first (pandas skips the spaces around a number), so that only the cells
@@ -463,20 +492,35 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     odd = text.iloc[unparsed].str.strip()
     words = ~odd.str.lower().isin(MISSING_TOKENS).to_numpy()
     if not words.any():
-        return None if forced == "categorical" else values
+        return None if forced == "categorical" else _Numbers(values)
     if forced == "categorical":
         return None
+    # Written numbers: every present cell in one way (a trained column's way, or plain); the first
+    # word decides for a column of labels, that it pays for no more.
+    written = None
+    if _WRITTEN_NUMBER.match(odd[words].iloc[0]):
+        cells = text.str.strip() if like is None else odd[words]
+        codes, distinct = pd.factorize(cells.where(~cells.str.lower().isin(MISSING_TOKENS)))
+        written = _written(list(distinct), like)
+    if written is not None:
+        read = np.append(written.values, np.nan)[codes]  # code -1 (a missing cell): NaN
+        if like is None:
+            return replace(written, values=read)
+        values[unparsed[words]] = read
+        return _Numbers(values)
     numbers = pd.unique(text.to_numpy()[~np.isnan(values)])
     distinct = set(odd[words].unique()) | {str(cell).strip() for cell in numbers}
-    # Numbers written with a decimal comma or thousands separators count as numbers: such a
-    # column is an error to fix, not a column of labels (nor, every value distinct, an identifier).
+    # Numbers written with a decimal comma or thousands separators in more than one way count as
+    # numbers: such a column is an error to fix, not a column of labels (nor an identifier).
     looks_numeric = [is_number(cell) or _separator_hint(cell) is not None for cell in distinct]
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row, cell = int(unparsed[words][0]), odd[words].iloc[0]
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         found = f"column {name!r} has a non-numeric value {cell!r} at {where}"
-        if _separator_hint(cell):
+        if like is not None and like.number_format:
+            found += f" (its numbers are written as {_example(like)})"
+        elif _separator_hint(cell):
             found += f" ({_separator_hint(cell)})"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
@@ -484,23 +528,126 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     return None
 
 
-def _written_whole(column: pd.Series, values: np.ndarray) -> bool:
-    """Whether a text column's numbers are all written as whole numbers ("7", not "7.0" or
-    "1e3"): their values first, then the text of each distinct one."""
+@dataclass
+class _Numbers:
+    """A text column read as numbers, and how they were written (``Column.number_format``)."""
+
+    values: np.ndarray
+    number_format: str = ""
+    decimal_comma: bool = False
+
+
+_CURRENCIES = "$€£¥₹₩₽¢"
+_WRITTEN_NUMBER = re.compile(
+    rf"^(?P<sign>[-+]?)(?P<prefix>(?:[A-Z]{{0,3}}[{_CURRENCIES}]|[A-Z]{{3}}) ?)?(?P<inner>[-+]?)"
+    r"(?P<body>\d[\d.,]*)(?P<suffix> ?[^\d\s.,+-][^\d\s]{0,7})?$")
+"""A number with a currency sign or code before it (``$``, ``US$``, ``EUR ``) or a unit after it
+(``%``, `` kg``, ``°C``), its digits grouped or not, its decimal mark a point or a comma."""
+
+
+def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
+    """The distinct ``cells`` of a column as numbers, if all are written one way (the trained
+    column ``like``'s, where given, or plain): with the same currency sign or unit, one decimal
+    mark (the one a cell shows unambiguously: ``1,5``, ``1,234.5``; else a point), and groups of
+    three digits between thousands separators. None if they are not."""
+    matches = []
+    for cell in cells:
+        if not (match := _WRITTEN_NUMBER.match(cell)):
+            return None
+        matches.append(match)
+    affixes = {(m["prefix"] or "", m["suffix"] or "") for m in matches}
+    if like is None:
+        if len(affixes) > 1:
+            return None
+        mark = _decimal_mark([m["body"] for m in matches])
+    else:  # the trained column's way, or plain numbers
+        prefix, _, suffix = _template_parts(like)
+        if not affixes <= {("", ""), (prefix, suffix)}:
+            return None
+        mark = "," if like.decimal_comma else "."
+    if mark is None:
+        return None
+    separator = "." if mark == "," else ","
+    values, places, grouped = [], 0, False
+    for m in matches:
+        whole, _, fraction = m["body"].partition(mark)
+        if separator in whole and not re.fullmatch(rf"\d{{1,3}}(\{separator}\d{{3}})+", whole):
+            return None
+        if not (fraction.isdigit() or mark not in m["body"]) or separator in fraction:
+            return None
+        grouped |= separator in whole
+        places = max(places, len(fraction))
+        sign = -1.0 if "-" in m["sign"] + m["inner"] else 1.0
+        values.append(sign * float(f"{whole.replace(separator, '')}.{fraction or 0}"))
+    prefix, suffix = affixes.pop() if like is None else ("", "")
+    template = f"{prefix}{{:{',' if grouped else ''}.{places}f}}{suffix}"
+    return _Numbers(np.array(values), template, mark == ",")
+
+
+def _decimal_mark(bodies: list[str]) -> str | None:
+    """The decimal mark of numbers written with points or commas: the one every body that shows
+    it agrees on (the last of two kinds of mark, or a single mark not followed by three digits;
+    "1,234,567" says points), a point where none does (English "1,234"); None if bodies disagree."""
+    votes = set()
+    for body in bodies:
+        commas, points = body.count(","), body.count(".")
+        if commas and points:
+            votes.add(body[max(body.rfind(","), body.rfind("."))])
+        elif commas > 1 or points > 1:
+            votes.add("." if commas else ",")
+        elif commas or points:
+            mark = "," if commas else "."
+            if len(body) - body.index(mark) - 1 != 3:
+                votes.add(mark)
+    return (votes.pop() if votes else ".") if len(votes) <= 1 else None
+
+
+def _template_parts(column: Column) -> tuple[str, str, str]:
+    """A number format's text before the number, its ``format`` spec, and its text after."""
+    prefix, _, rest = column.number_format.partition("{")
+    spec, _, suffix = rest.partition("}")
+    return prefix, spec.removeprefix(":"), suffix
+
+
+def written_numbers(values: np.ndarray, column: Column) -> np.ndarray:
+    """``values`` written as the column's numbers were (``Column.number_format``; the sign before
+    a currency sign: ``-$5.00``), NaN as a missing cell (None)."""
+    prefix, spec, suffix = _template_parts(column)
+    out = np.full(len(values), None, dtype=object)
+    swap = str.maketrans(",.", ".,") if column.decimal_comma else None
+    for i in np.flatnonzero(~np.isnan(values)):
+        number = format(abs(values[i]), spec)
+        negative = values[i] < 0 and float(number.replace(",", "")) != 0  # no "-0.00"
+        out[i] = f"{'-' if negative else ''}{prefix}{number.translate(swap) if swap else number}{suffix}"
+    return out
+
+
+def _padded(column: pd.Series, values: np.ndarray) -> str | None:
+    """How a text column of whole numbers is written: ``""`` plainly, ``"{:05.0f}"`` zero-padded
+    to five digits (postcodes, "07" hours: every cell as wide, some with a leading zero); None if
+    its numbers are not all written whole ("7", not "7.0" or "1e3"): their values first, then the
+    text of each distinct one."""
     import pandas as pd
 
     present = ~np.isnan(values)
     if not np.all(np.isfinite(values[present]) & (values[present] == np.round(values[present]))):
-        return False
-    return all(_INTEGER_TEXT.match(str(cell).strip()) for cell in pd.unique(column.to_numpy()[present]))
+        return None
+    cells = {str(cell).strip() for cell in pd.unique(column.to_numpy()[present])}
+    if not all(_INTEGER_TEXT.match(cell) for cell in cells):
+        return None
+    widths = {len(cell) for cell in cells}
+    if len(widths) == 1 and min(widths) > 1 and any(cell.startswith("0") for cell in cells):
+        return f"{{:0{widths.pop()}.0f}}"
+    return ""
 
 
-def _as_numbers(column: pd.Series, name: str, first_row: int | None, source: str | None = None) -> np.ndarray:
+def _as_numbers(column: pd.Series, name: str, first_row: int | None, source: str | None = None,
+                like: Column | None = None) -> np.ndarray:
     import pandas as pd
 
     if _is_text(column):
-        values = _numbers_of_text(column, name, "numeric", first_row, source)
-        return values if values is not None else np.full(len(column), np.nan)
+        numbers = _numbers_of_text(column, name, "numeric", first_row, source, like)
+        return numbers.values if numbers is not None else np.full(len(column), np.nan)
     if pd.api.types.is_bool_dtype(column.dtype) or isinstance(column.dtype, pd.CategoricalDtype):
         raise UserError(f"column {name!r} ({column.dtype}) cannot be read as numbers; "
                         "leave it categorical")
@@ -558,7 +705,7 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
             continue
         if column.kind != "categorical":
             out[:, j] = (known if known is not None
-                         else _as_numbers(series, column.name, frame.attrs.get("first_row"), source))
+                         else _as_numbers(series, column.name, frame.attrs.get("first_row"), source, column))
             continue
         missing = _missing(series)
         present = series[~missing]
@@ -638,6 +785,8 @@ def format_value(column: Column, value: float) -> str:
     duration."""
     if column.kind == "categorical":
         return str(column.categories[int(value)])
+    if column.number_format:
+        return str(written_numbers(np.array([value]), column)[0])
     if not column.time_unit:
         return f"{value + 0.0:g}"  # no "-0"
     time = _times(np.array([value]), column).iloc[0]  # dates read from text: in their format
@@ -652,11 +801,13 @@ def days_since_1970(column: Column, values: np.ndarray) -> np.ndarray:
     return (origin + values * TIME_UNITS[column.time_unit]) / TIME_UNITS["D"]
 
 
-def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
+def to_frame(values: np.ndarray, schema: Sequence[Column], written: bool = True) -> pd.DataFrame:
     """The DataFrame of a matrix from ``to_values`` (or the model): labels and dtypes restored.
 
     Integer columns come back as whole numbers (pandas' nullable ``Int64`` where cells are
-    missing), categorical ones with their labels (a pandas category keeps its category list).
+    missing), categorical ones with their labels (a pandas category keeps its category list),
+    numbers read from text as written there (``Column.number_format``; ``written=False``: as
+    numbers).
     """
     import pandas as pd
 
@@ -664,7 +815,9 @@ def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
     for j, column in enumerate(schema):
         v = values[:, j]
         missing = np.isnan(v)
-        if column.time_unit:
+        if column.number_format and written:
+            data[column.name] = written_numbers(v, column)
+        elif column.time_unit:
             data[column.name] = _times(v, column)
         elif column.kind == "numeric":
             data[column.name] = pd.Series(v).astype(_float_dtype(column.dtype))

@@ -16,7 +16,7 @@ import os
 import secrets
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +30,9 @@ if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples ne
     import pandas as pd
 
 FORMATS = (".npy", ".csv", ".tsv", ".parquet")
-SEPARATED = {".csv": ",", ".tsv": "\t"}
-"""Text formats and the separator they are written with (a .csv is read with the one its first
-line uses)."""
+SEPARATED = (".csv", ".tsv")
+"""Text formats (a .csv is read with the separator its first line uses, and written with
+``csv_separator``'s)."""
 MANY_COLUMNS = 64
 READ_WHOLE_BYTES = 1 << 28
 """A Parquet table of more values than this (256 MiB as float64: 1.7 million rows of 20 columns)
@@ -375,23 +375,35 @@ def check_writable(path: str, schema: list[Column]) -> None:
                             f"{what}; write .csv or .parquet")
 
 
-def write_table(path: str, values: np.ndarray | pd.DataFrame, columns: list[str] | None = None) -> None:
-    """Write a table (a DataFrame, or an array with ``columns``) in the format of the extension."""
+def write_table(path: str, values: np.ndarray | pd.DataFrame, columns: list[str] | None = None,
+                schema: Sequence[Column] = ()) -> None:
+    """Write a table (a DataFrame, or an array with ``columns``) in the format of the extension
+    (``schema``: the columns' kinds, which choose a CSV's separator: ``csv_separator``)."""
     import pandas as pd
 
     frame = values if isinstance(values, pd.DataFrame) else pd.DataFrame(
         np.asarray(values, dtype=np.float64), columns=columns)
-    write_chunks(path, [frame], len(frame))
+    write_chunks(path, [frame], len(frame), schema)
 
 
-def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: int) -> None:
+def csv_separator(path: str, schema: Sequence[Column] = ()) -> str:
+    """The separator of a CSV (or .tsv) written at ``path``: a semicolon where numbers are written
+    with a decimal comma, as spreadsheets in such locales write and read them, else a comma."""
+    if file_format(path) == ".tsv":
+        return "\t"
+    return ";" if any(column.decimal_comma for column in schema) else ","
+
+
+def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: int,
+                 schema: Sequence[Column] = ()) -> None:
     """Write ``rows`` rows arriving as DataFrames (or, for .npy, arrays), never holding more than
     one in memory; the dtypes and labels of the frames are kept (Parquet) or written as text
-    (CSV, missing cells empty)."""
+    (CSV, missing cells empty, separated by ``csv_separator``)."""
     suffix = file_format(path)
     if path == STDOUT:
         for i, chunk in enumerate(chunks):
-            chunk.to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g")
+            chunk.to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g",
+                         sep=csv_separator(path, schema))
         sys.stdout.flush()
         return
     with atomic_path(path) as temporary:
@@ -415,7 +427,7 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             with open(temporary, "w", newline="") as handle:
                 for i, chunk in enumerate(chunks):
                     chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g",
-                                 sep=SEPARATED[suffix])
+                                 sep=csv_separator(path, schema))
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
