@@ -388,7 +388,8 @@ def test_no_output_replaces_an_input_the_training_data_or_a_file_of_the_run(tmp_
     assert invoke(capsys, "impute", run, "--data", data, "-o", tmp_path / "filled.csv", "--quiet")[0] == 0
 
 
-def test_a_spreadsheet_export_with_decimal_commas_and_currency_trains_and_samples_as_it_came(tmp_path, capsys):
+def test_a_spreadsheet_export_with_decimal_commas_and_currency_trains_and_samples_as_it_came(
+        tmp_path, capsys):
     """A European export (semicolons, decimal commas) and amounts in dollars were refused or learnt
     as hundreds of labels; `--given height=171,3` split at its comma."""
     rng = np.random.default_rng(0)

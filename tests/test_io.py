@@ -10,7 +10,7 @@ import pytest
 
 from simple_diffusion import UserError
 from simple_diffusion.data import io
-from simple_diffusion.data.columns import to_frame, to_values
+from simple_diffusion.data.columns import Column, to_frame, to_values
 
 
 @pytest.fixture
@@ -19,7 +19,7 @@ def table():
     return rng.normal(size=(50, 3)) * [1, 10, 100]
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -30,6 +30,43 @@ def test_write_then_read_round_trip(tmp_path, table, suffix):
         assert read.columns == ["a", "b", "c"]
     if suffix == ".tsv":  # separated by tabs
         assert Path(path).read_text().startswith("a\tb\tc\n")
+
+
+def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp_path):
+    """Spreadsheets are where many tables live: the first sheet is read (a warning names the
+    others), cells keep Excel's types (dates as dates, whole numbers with gaps as integers), and a
+    stray word among numbers is named by its row of the sheet."""
+    frame = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=6, freq="D"),
+                          "mass": [1.5, 2.25, 3.0, 4.5, 5.0, 6.0], "count": [1, None, 3, 4, None, 6],
+                          "ok": [True, False, True, True, False, True], "kind": list("abcabc")})
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        frame.to_excel(writer, index=False, sheet_name="Data")
+        frame.to_excel(writer, index=False, sheet_name="Notes")
+    with pytest.warns(UserWarning, match=r"book.xlsx has 2 sheets: read the first, 'Data' \(not 'Notes'\)"):
+        table = io.read_table(str(path))
+    assert [c.kind_name for c in table.schema] == ["datetime in days", "numeric", "integer", "categorical",
+                                                   "categorical"]
+    out = tmp_path / "out.xlsx"
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    back = pd.read_excel(out)
+    pd.testing.assert_frame_equal(back, frame.astype({"count": "float64"}), check_dtype=False)
+    assert back["when"].dtype.kind == "M"  # dates written as Excel dates, not text
+    frame["mass"] = frame["mass"].astype(object)
+    frame.loc[3, "mass"] = "n.a."
+    frame.to_excel(path, index=False)
+    with pytest.raises(UserError, match=r"column 'mass' has a non-numeric value 'n\.a\.' at line 5"):
+        io.read_table(str(path))
+
+
+def test_what_an_excel_sheet_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch):
+    zoned = Column("t", "integer", "datetime64[ns, Europe/Paris]", time_unit="h", time_origin="2024-01-01")
+    with pytest.raises(UserError, match="Excel holds no time zones, and column 't' has one"):
+        io.check_output(str(tmp_path / "s.xlsx"), [zoned], 10)
+    monkeypatch.setattr(io, "EXCEL_ROWS", 100)
+    with pytest.raises(UserError, match=r"an Excel sheet holds 99 rows below its header, not 100; write"):
+        io.check_output(str(tmp_path / "s.xlsx"), [Column("x", "numeric")], 100)
+    io.check_output(str(tmp_path / "s.xlsx"), [Column("x", "numeric")], 99)
 
 
 def test_npy_one_dimensional_becomes_one_column(tmp_path):

@@ -515,7 +515,7 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     total = n * (1 if given is None else len(given))
     to_folder = io.is_parts_folder(output)
     model.noise_levels(**settings)  # a sampler the model lacks: said before anything is written
-    ranks.on_main(io.check_output, output, model.schema)
+    ranks.on_main(io.check_output, output, model.schema, total)
     io.refuse_overwriting(output, kept_files(model))
     as_table = to_folder or io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
     chunk_rows = -(-chunk_size // BLOCK) * BLOCK

@@ -147,7 +147,7 @@ def given_options(command):
     """``--given``, ``--guidance`` and ``--resample``: sampling with some cells set."""
     options = [
         click.option("--given", default=None, metavar="FILE|COL=VALUE,...", help="Draw -n rows for "
-                     "each condition: each row of a .csv/.parquet/.npy file (its columns some of "
+                     "each condition: each row of a .csv/.parquet/.xlsx/.npy file (its columns some of "
                      "the run's), or one condition written col=value,..."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None, help="Classifier-free "
                      "guidance of the learnt condition: 0 ignores it, 1 is the conditional model, "
@@ -181,7 +181,8 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
-              ".npy, .csv (comma-, tab-, semicolon- or bar-separated), .tsv or .parquet table, one row "
+              ".npy, .csv (comma-, tab-, semicolon- or bar-separated), .tsv, .parquet or .xlsx (its first "
+              "sheet) table, one row "
               "per sample: numbers, categories (text, booleans), dates and times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
@@ -316,7 +317,7 @@ def _summary(result: dict) -> str:
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
               help="Output file: .csv or .tsv (with a header), .parquet (keeping the training table's "
-              "dtypes) or .npy (numbers only, shape (n, d)); a new folder (written with a "
+              "dtypes), .xlsx (one sheet) or .npy (numbers only, shape (n, d)); a new folder (written with a "
               "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
               "standard output.")
 @click.option("--seed", type=int, default=0, show_default=True,
@@ -438,7 +439,7 @@ def _given_frame(given: str):
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
-              help="The table with gaps: .csv (empty cells), .parquet or .npy (NaN), with the "
+              help="The table with gaps: .csv or .xlsx (empty cells), .parquet or .npy (NaN), with the "
               "run's columns; other columns (an identifier) are written back as they are.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
               help="The filled table, in the format of the extension (- : CSV on standard "
@@ -608,7 +609,7 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
-              help="Rows to score: .npy, .csv or .parquet with the run's columns (by name, or the "
+              help="Rows to score: .npy, .csv, .parquet or .xlsx with the run's columns (by name, or the "
               "same number of columns); other columns (an identifier) are written back beside them.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
               help="The rows with a log_density column added, in the format of the extension; a "

@@ -420,8 +420,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         levels = len(first.column.categories)
         what = ("has a different value in every row (an identifier?)"
                 if identifiers and levels == first.present
-                else f"has {levels:,} different values in {first.present:,} rows (an identifier, or free text?)"
-                if identifiers
+                else f"has {levels:,} different values in {first.present:,} rows (an identifier, or free "
+                "text?)" if identifiers
                 else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters
                 else "numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)" if groups
                 else "has no values")

@@ -29,7 +29,7 @@ from .columns import Column, detect, find, finish, forced_kinds, is_number, to_v
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
-FORMATS = (".npy", ".csv", ".tsv", ".parquet")
+FORMATS = (".npy", ".csv", ".tsv", ".parquet", ".xlsx")
 SEPARATED = (".csv", ".tsv")
 """Text formats (a .csv is read with the separator its first line uses, and written with
 ``csv_separator``'s)."""
@@ -182,6 +182,8 @@ def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
         return _read_npy(path)
     if suffix in SEPARATED:
         return _read_csv(path, header)
+    if suffix == ".xlsx":
+        return _read_excel(path, header)
     return _read_parquet(path)
 
 
@@ -286,6 +288,43 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     return frame
 
 
+EXCEL_ROWS = 1_048_576
+"""The rows an Excel sheet holds, its header row among them."""
+
+
+def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
+    """The first sheet of an Excel workbook, its cells typed as Excel typed them (numbers, dates,
+    booleans, text; whole numbers with gaps as pandas' nullable integers); a column mixing
+    numbers with a stray word is read as a CSV's text is, so that the word is named by its row."""
+    import pandas as pd
+
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+        sheets = book.sheet_names
+        raw = book.parse(sheets[0], header=None)
+    except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
+        raise UserError(f"{path}: not a readable Excel workbook ({type(exc).__name__})") from None
+    if len(sheets) > 1:
+        others = ", ".join(map(repr, sheets[1:4])) + (", ..." if len(sheets) > 4 else "")
+        warnings.warn(f"{path} has {len(sheets)} sheets: read the first, {sheets[0]!r} (not {others})",
+                      stacklevel=3)
+    if raw.empty:
+        raise UserError(f"{path}: the first sheet is empty")
+    if header is None:
+        header = not all(is_number(str(cell)) for cell in raw.iloc[0] if not pd.isna(cell))
+    if header:
+        names = [f"column {i}" if pd.isna(c) or not str(c).strip() else str(c).strip()
+                 for i, c in enumerate(raw.iloc[0])]
+        _refuse_repeated(names, path)
+        frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
+    else:
+        names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
+    frame.columns = names
+    frame = frame.infer_objects().convert_dtypes(convert_string=False, convert_floating=False)
+    frame.attrs["first_row"] = first_row
+    return frame
+
+
 def _read_parquet(path: str) -> pd.DataFrame:
     import pandas as pd
     try:
@@ -365,8 +404,16 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
     return from_frame(pd.DataFrame(array.astype(np.float64), columns=names), source, kinds, drop_missing)
 
 
-def check_writable(path: str, schema: list[Column]) -> None:
-    """Refuse, before any work, a format that cannot hold these columns (.npy holds numbers)."""
+def check_writable(path: str, schema: list[Column], rows: int | None = None) -> None:
+    """Refuse, before any work, a format that cannot hold these columns (.npy holds numbers,
+    Excel no time zones) or ``rows`` rows (an Excel sheet, ``EXCEL_ROWS``)."""
+    if file_format(path) == ".xlsx":
+        zoned = next((c.name for c in schema if ", " in c.dtype), None)
+        if zoned is not None:
+            raise UserError(f"{path}: Excel holds no time zones, and column {zoned!r} has one; write .csv "
+                            "or .parquet")
+        if rows is not None:
+            _refuse_excel_rows(path, rows)
     if file_format(path) == ".npy":
         labelled = [c for c in schema if not c.numbers_only]
         if labelled:
@@ -428,6 +475,8 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                 for i, chunk in enumerate(chunks):
                     chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g",
                                  sep=csv_separator(path, schema))
+        elif suffix == ".xlsx":
+            _write_excel(temporary, chunks, rows)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -442,6 +491,27 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             finally:
                 if writer is not None:
                     writer.close()
+
+
+def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame], rows: int) -> None:
+    """``rows`` rows arriving as DataFrames, as one Excel sheet (openpyxl holds a workbook in memory
+    until it is saved: a sheet's million rows at most, ``check_writable``)."""
+    import pandas as pd
+
+    _refuse_excel_rows(str(path), rows)
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        start = 0
+        for chunk in chunks:
+            chunk.to_excel(writer, index=False, header=start == 0, startrow=start + (start > 0))
+            start += len(chunk)
+        if not writer.sheets:  # no rows (a process without any): a workbook holds a sheet
+            pd.DataFrame().to_excel(writer, index=False)
+
+
+def _refuse_excel_rows(path: str, rows: int) -> None:
+    if rows >= EXCEL_ROWS:
+        raise UserError(f"{path}: an Excel sheet holds {EXCEL_ROWS - 1:,} rows below its header, not "
+                        f"{rows:,}; write .csv or .parquet")
 
 
 def concatenate(parts: list[Path], path: str) -> None:
@@ -462,6 +532,11 @@ def concatenate(parts: list[Path], path: str) -> None:
                     start += len(piece)
             out.flush()
             del out
+        elif suffix == ".xlsx":
+            import pandas as pd
+
+            frames = [pd.read_excel(part, engine="openpyxl") for part in parts if part.stat().st_size]
+            _write_excel(temporary, frames, sum(map(len, frames)))
         elif suffix in SEPARATED:
             with open(temporary, "wb") as handle:
                 headed = False
@@ -506,12 +581,12 @@ def refuse_overwriting(path: str, kept: dict[str, str]) -> None:
             raise UserError(f"{path} is {what}, which is kept: write to another file")
 
 
-def check_output(path: str, schema: list[Column]) -> None:
+def check_output(path: str, schema: list[Column], rows: int | None = None) -> None:
     """Refuse, before any work, an output that cannot be written: a format that cannot hold
-    these columns (.npy holds numbers), or a folder for Parquet parts that holds anything
-    (parts of an earlier, larger output would be mistaken for this one's)."""
+    these columns or ``rows`` rows (``check_writable``), or a folder for Parquet parts that holds
+    anything (parts of an earlier, larger output would be mistaken for this one's)."""
     if not is_parts_folder(path):
-        check_writable(path, schema)
+        check_writable(path, schema, rows)
     elif os.path.isdir(path) and any(Path(path).iterdir()):
         raise UserError(f"{path} is not empty: write the parts to a new or empty folder")
 
