@@ -125,6 +125,26 @@ def test_fresh_rows_against_three_held_out_rows_are_rarely_called_copied():
     assert check["noise_margin"] == pytest.approx(4.303, abs=1e-3)
 
 
+def test_a_few_generated_rows_all_nearer_training_rows_are_not_called_copied():
+    """`evaluate --samples-file` of 4 fresh rows all nearer a training row (one chance in 16) read
+    1.000 +- 0.000 and a WARNING: the held-out rows' jackknife alone sees no noise in them."""
+    rng = np.random.default_rng(0)
+    train, holdout = rng.normal(size=(300, 2)), rng.normal(size=(30, 2))
+    check = metrics.memorisation(train[:4] + 0.01, train, holdout)
+    assert check["share"] == 1.0 and not check["copied"]
+    assert ("above 0.6, but 4 generated rows cannot tell copying from chance (which gives as many one "
+            "time in 16)") in metrics.memorisation_line(check)
+    assert metrics.memorisation(train[:6] + 0.01, train, holdout)["copied"]  # one time in 64: copied
+
+
+def test_two_sample_tests_say_when_the_samples_are_too_few():
+    """`evaluate --samples-file` of 4 rows ended in scikit-learn's traceback (5 folds of 4 rows)."""
+    rng = np.random.default_rng(0)
+    result = metrics.evaluate(rng.normal(size=(4, 2)), rng.normal(size=(50, 2)), ["a", "b"])
+    assert result["two_sample_skipped"] == "4 samples to compare; they need 10" and "c2st" not in result
+    assert "c2st" in metrics.evaluate(rng.normal(size=(10, 2)), rng.normal(size=(50, 2)), ["a", "b"])
+
+
 def test_one_held_out_row_never_calls_rows_copied():
     rows = np.random.default_rng(0).normal(size=(500, 2))
     check = metrics.memorisation(rows[:5] + 1e-6, rows[:50], rows[50:51])  # copies, but who can tell

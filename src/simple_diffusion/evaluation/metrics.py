@@ -148,10 +148,12 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
     ``standard_error`` is the grouped jackknife's over the held-out rows (``JACKKNIFE_GROUPS``),
     which set most of the share's noise: with 18 of them (a 178-row table's tenth) fresh rows
     score 0.5 +- 0.05, so a share of 0.6 there is not yet evidence of copying. ``copied`` asks
-    for both: above ``MEMORISATION_WARNING`` and beyond 0.5 by ``noise_margin`` standard errors,
+    for all of: above ``MEMORISATION_WARNING``; beyond 0.5 by ``noise_margin`` standard errors,
     Student's t at 97.5% with the groups' degrees of freedom (2.09 for 20 groups; 4.30 for the 3
     held-out rows of a 32-row table, where two standard errors had called rows copied on a spread
-    known from three values).
+    known from three values); and a share of the generated rows that chance gives less than one
+    time in 40 (``chance``, a binomial test at 0.5: 4 fresh rows of `evaluate --samples-file`, all
+    nearer a training row one time in 16, were called copies).
     """
     rng = np.random.default_rng(0)
     scale = _scale(train)
@@ -165,9 +167,11 @@ def memorisation(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray) ->
         error = float(np.sqrt((len(groups) - 1) / len(groups) * np.sum((left_out - left_out.mean()) ** 2)))
         margin = float(stats.t.ppf(0.975, len(groups) - 1))
     beyond_noise = share - margin * error > 0.5  # one held-out row (no error): never beyond
+    by_chance = float(stats.binom.sf(round(share * len(samples)) - 1, len(samples), 0.5))
     return {"share": share, "standard_error": error, "noise_margin": margin, "raw_share": raw,
             "rows": len(samples), "train_rows": len(train), "holdout_rows": len(holdout),
-            "copied": bool(share > MEMORISATION_WARNING and beyond_noise)}
+            "chance": by_chance,
+            "copied": bool(share > MEMORISATION_WARNING and beyond_noise and by_chance < 0.025)}
 
 
 class _NearestRows:
@@ -286,9 +290,10 @@ def evaluate(
             row["wasserstein_ratio"] = ratio(row["wasserstein"], row["wasserstein_floor"])
         result["columns"].append(row)
     if samples.shape[1] > 1 and two_sample_tests:
-        if len(reference) < TWO_SAMPLE_ROWS:
-            result["two_sample_skipped"] = (f"{_rows(len(reference))} to compare with; they need "
-                                            f"{TWO_SAMPLE_ROWS}")
+        if min(len(samples), len(reference)) < TWO_SAMPLE_ROWS:
+            fewest = (f"{_rows(len(reference))} to compare with" if len(reference) <= len(samples)
+                      else f"{len(samples):,} sample{'' if len(samples) == 1 else 's'} to compare")
+            result["two_sample_skipped"] = f"{fewest}; they need {TWO_SAMPLE_ROWS}"
         else:
             result["energy"] = energy_distance(samples / scale, reference / scale)
             result["c2st"] = c2st(samples, reference)
@@ -455,6 +460,9 @@ def memorisation_line(check: dict[str, Any]) -> str:
         line += f"; WARNING: above {MEMORISATION_WARNING}, the model reproduces its training rows"
     elif check["share"] > MEMORISATION_WARNING and not np.isfinite(error):
         line += f"; above {MEMORISATION_WARNING}, but one held-out row cannot tell copying from chance"
+    elif check["share"] > MEMORISATION_WARNING and check.get("chance", 0.0) >= 0.025:
+        line += (f"; above {MEMORISATION_WARNING}, but {check['rows']:,} generated rows cannot tell copying "
+                 f"from chance (which gives as many one time in {1 / check['chance']:.0f})")
     elif check["share"] > MEMORISATION_WARNING:
         margin = check.get("noise_margin", 2.0)  # metrics.json of runs before stop 32: two errors
         line += (f"; above {MEMORISATION_WARNING} but within {margin:.2f} standard errors of 0.5, the "
