@@ -306,6 +306,12 @@ def test_a_group_id_of_long_format_rows_is_refused_and_a_sorted_count_that_is_da
     assert [c.kind for c in io.read_table(str(path)).schema] == ["integer", "numeric"]
     path.write_text("year,x\n" + "".join(f"{1990 + k // 2},{rng.normal():.3f}\n" for k in range(60)))
     assert io.read_table(str(path)).schema[0].kind == "integer"  # a sorted year: not from 0 or 1
+    # statsmodels' anes96 is sorted by income (1 to 24, 10 to 103 rows each): data, with a warning.
+    levels = np.repeat(np.arange(1, 25), rng.integers(10, 104, 24))
+    path.write_text("income,x\n" + "".join(f"{level},{rng.normal():.3f}\n" for level in levels))
+    with pytest.warns(UserWarning, match=r"column 'income' counts up in runs of rows of unequal length .* "
+                                         r"leave it out with --columns x$"):
+        assert io.read_table(str(path)).schema[0].kind == "integer"
 
 
 def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):

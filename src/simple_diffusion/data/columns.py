@@ -178,8 +178,9 @@ class Finding:
     forced: bool = False
     counts: tuple[str, float] | None = None
     """Where an undeclared column's whole numbers count in row order (``_counting``): ``rows``
-    (one more each row) or ``groups`` (the same or one more), and its first value: a saved index
-    or a group ID if 0 or 1."""
+    (one more each row), ``groups`` (the same or one more, in runs of about equal length) or
+    ``sorted`` (runs of unequal length), and its first value: a saved index, a group ID or a
+    sorted column (maybe a group ID) if 0 or 1."""
     phases: dict[float, set[int]] = field(default_factory=dict)
     """For a date column: which of each cycle's 24 parts its dates fall in (``Column.cycles``)."""
 
@@ -206,8 +207,9 @@ class Finding:
                             nullable=a.nullable or b.nullable)
         counting = None
         if self.counts is not None and other.counts is not None:
-            rows = self.counts[0] == other.counts[0] == "rows"
-            counting = ("rows" if rows else "groups", self.counts[1])
+            kinds = {self.counts[0], other.counts[0]}
+            kind = "rows" if kinds == {"rows"} else "sorted" if "sorted" in kinds else "groups"
+            counting = (kind, self.counts[1])
         return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting,
                        phases)
 
@@ -387,18 +389,28 @@ def _covered(phases: dict[float, set[int]]) -> list[float]:
     return [period for period, parts in phases.items() if len(parts) >= CYCLE_PHASES]
 
 
+GROUP_RUNS_SPREAD = 0.25
+"""How unequal (the coefficient of variation of their lengths) the runs of a column counting
+runs of rows may be for it to be taken as a group ID: long-format data has about as many rows
+per person or group (statsmodels' modechoice: 4 each, spread 0), a table sorted by an ordinal
+column has as many rows per value as the data gives it (anes96's income: 10 to 103 rows per
+level, spread 0.69), and is data."""
+
+
 def _counting(values: np.ndarray) -> tuple[str, float] | None:
     """(``rows``, first value) if ``values`` count the rows (one more each row, no gap, at
-    least ``IDENTIFIER_ROWS`` rows); (``groups``, first value) if they count runs of rows (the
-    same or one more each row, at least ``IDENTIFIER_ROWS`` runs: long-format data's person or
-    group ID); else None."""
+    least ``IDENTIFIER_ROWS`` rows); (``groups``, first value) if they count runs of rows of
+    about equal length (the same or one more each row, at least ``IDENTIFIER_ROWS`` runs,
+    ``GROUP_RUNS_SPREAD``: long-format data's person or group ID); (``sorted``, first value) if
+    they count runs of unequal length (a column the table is sorted by); else None."""
     if len(values) < IDENTIFIER_ROWS or not np.isfinite(values).all():
         return None
     steps = np.diff(values)
     if np.all(steps == 1):
         return "rows", float(values[0])
     if np.all((steps == 0) | (steps == 1)) and np.count_nonzero(steps) + 1 >= IDENTIFIER_ROWS:
-        return "groups", float(values[0])
+        runs = np.diff(np.flatnonzero(np.r_[True, steps == 1, True]))
+        return "groups" if runs.std() <= GROUP_RUNS_SPREAD * runs.mean() else "sorted", float(values[0])
     return None
 
 
@@ -411,6 +423,11 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
                    and f.present >= IDENTIFIER_ROWS and 2 * len(f.column.categories) > f.present]
     counters = [f.column.name for f in findings if f.counts in (("rows", 0.0), ("rows", 1.0))]
     groups = [f.column.name for f in findings if f.counts in (("groups", 0.0), ("groups", 1.0))]
+    for name in (f.column.name for f in findings if f.counts in (("sorted", 0.0), ("sorted", 1.0))):
+        others = ",".join(f.column.name for f in findings if f.column.name != name)
+        warnings.warn(f"column {name!r} counts up in runs of rows of unequal length (1, 1, 2, 2, 2, ...: "
+                      f"the table is sorted by it?), learnt as data; if it is the ID of a person or "
+                      f"group, leave it out with --columns {shlex.quote(others)}", stacklevel=2)
     # Refused together, so that the one --columns printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
     refused = identifiers + counters + groups + empty
