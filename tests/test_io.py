@@ -187,8 +187,10 @@ def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_wr
     table = io.read_table(str(path))
     assert table.schema[0].kind == kind
     np.testing.assert_allclose(table.values[:, 0], values)
+    frame = to_frame(table.values, table.schema)  # in Python, numbers
+    assert pd.api.types.is_numeric_dtype(frame["a"].dtype)
     out = tmp_path / "out.csv"
-    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    io.write_table(str(out), frame, schema=table.schema)
     assert out.read_text() == text.replace("NA", "")
     # New rows (a condition, rows to fill) are read in the column's way, or as plain numbers.
     new = pd.DataFrame({"a": [cells[0].strip('"'), "7"], "b": ["1", "2"]})

@@ -678,15 +678,12 @@ def _evaluate_rows(schema: list[Column], samples: np.ndarray, reference: np.ndar
                       columns=tabular.encode(scale[:1], schema, scale)[1], holdout=encoded["holdout"],
                       two_sample_tests=two_sample_tests)
     result["table"] = tabular.table_metrics(samples, reference, train, schema)
-    frames = {name: to_frame(rows, schema, written=False)  # numbers as numbers for SDMetrics
-              for name, rows in (("samples", samples), ("reference", reference), ("train", train))
-              if rows is not None}
-    quality = tabular.sdmetrics_quality(frames["samples"], frames["reference"], schema)
+    quality = tabular.sdmetrics_quality(to_frame(samples, schema), to_frame(reference, schema), schema)
     if quality is not None:
         result["table"]["sdmetrics_quality"] = quality
         if train is not None:
             result["table"]["sdmetrics_quality_floor"] = tabular.sdmetrics_quality(
-                frames["train"], frames["reference"], schema)
+                to_frame(train, schema), to_frame(reference, schema), schema)
     return result
 
 

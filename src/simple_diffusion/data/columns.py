@@ -639,6 +639,17 @@ def written_numbers(values: np.ndarray, column: Column) -> np.ndarray:
     return out
 
 
+def as_written(frame: pd.DataFrame, schema: Sequence[Column]) -> pd.DataFrame:
+    """``frame`` with the numbers of columns read from text in a way of their own
+    (``Column.number_format``) written that way, for a text file."""
+    import pandas as pd
+
+    written = {column.name: written_numbers(frame[column.name].to_numpy(np.float64, na_value=np.nan), column)
+               for column in schema if column.number_format and column.name in frame.columns
+               and pd.api.types.is_numeric_dtype(frame[column.name].dtype)}
+    return frame.assign(**written) if written else frame
+
+
 def _padded(column: pd.Series, values: np.ndarray) -> str | None:
     """How a text column of whole numbers is written: ``""`` plainly, ``"{:05.0f}"`` zero-padded
     to five digits (postcodes, "07" hours: every cell as wide, some with a leading zero); None if
@@ -818,13 +829,13 @@ def days_since_1970(column: Column, values: np.ndarray) -> np.ndarray:
     return (origin + values * TIME_UNITS[column.time_unit]) / TIME_UNITS["D"]
 
 
-def to_frame(values: np.ndarray, schema: Sequence[Column], written: bool = True) -> pd.DataFrame:
+def to_frame(values: np.ndarray, schema: Sequence[Column]) -> pd.DataFrame:
     """The DataFrame of a matrix from ``to_values`` (or the model): labels and dtypes restored.
 
     Integer columns come back as whole numbers (pandas' nullable ``Int64`` where cells are
-    missing), categorical ones with their labels (a pandas category keeps its category list),
-    numbers read from text as written there (``Column.number_format``; ``written=False``: as
-    numbers).
+    missing), categorical ones with their labels (a pandas category keeps its category list);
+    numbers read from text written with a currency sign, separators or zeros are numbers here,
+    and written so in a text file (``as_written``).
     """
     import pandas as pd
 
@@ -832,9 +843,7 @@ def to_frame(values: np.ndarray, schema: Sequence[Column], written: bool = True)
     for j, column in enumerate(schema):
         v = values[:, j]
         missing = np.isnan(v)
-        if column.number_format and written:
-            data[column.name] = written_numbers(v, column)
-        elif column.time_unit:
+        if column.time_unit:
             data[column.name] = _times(v, column)
         elif column.kind == "numeric":
             data[column.name] = pd.Series(v).astype(_float_dtype(column.dtype))

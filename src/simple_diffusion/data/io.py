@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import UserError
-from .columns import Column, detect, find, finish, forced_kinds, is_number, to_values
+from .columns import Column, as_written, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
@@ -444,13 +444,14 @@ def csv_separator(path: str, schema: Sequence[Column] = ()) -> str:
 def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: int,
                  schema: Sequence[Column] = ()) -> None:
     """Write ``rows`` rows arriving as DataFrames (or, for .npy, arrays), never holding more than
-    one in memory; the dtypes and labels of the frames are kept (Parquet) or written as text
-    (CSV, missing cells empty, separated by ``csv_separator``)."""
+    one in memory; the dtypes and labels of the frames are kept (Parquet, Excel) or written as
+    text (CSV: missing cells empty, separated by ``csv_separator``, the numbers of the ``schema``'s
+    columns read from text written as they were, ``as_written``)."""
     suffix = file_format(path)
     if path == STDOUT:
         for i, chunk in enumerate(chunks):
-            chunk.to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g",
-                         sep=csv_separator(path, schema))
+            as_written(chunk, schema).to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g",
+                                             sep=csv_separator(path, schema))
         sys.stdout.flush()
         return
     with atomic_path(path) as temporary:
@@ -473,8 +474,8 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
         elif suffix in SEPARATED:
             with open(temporary, "w", newline="") as handle:
                 for i, chunk in enumerate(chunks):
-                    chunk.to_csv(handle, header=i == 0, index=False, float_format="%.9g",
-                                 sep=csv_separator(path, schema))
+                    as_written(chunk, schema).to_csv(handle, header=i == 0, index=False, float_format="%.9g",
+                                                     sep=csv_separator(path, schema))
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks, rows)
         else:
