@@ -3,10 +3,12 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from simple_diffusion.cli import Count, main
@@ -184,8 +186,8 @@ def test_sample_from_a_missing_run(tmp_path, capsys):
 
 
 def test_sample_to_an_unknown_format(trained, tmp_path, capsys):
-    code, _, err = invoke(capsys, "sample", trained, "-n", 10, "-o", tmp_path / "x.xlsx", "--quiet")
-    assert code == 1 and "unsupported file type .xlsx" in err
+    code, _, err = invoke(capsys, "sample", trained, "-n", 10, "-o", tmp_path / "x.json", "--quiet")
+    assert code == 1 and "unsupported file type .json; use .npy, .csv, .tsv, .parquet, .xlsx" in err
 
 
 def test_installed_command_exits_non_zero_without_traceback(tmp_path):
@@ -407,3 +409,20 @@ def test_a_spreadsheet_export_with_decimal_commas_and_currency_trains_and_sample
     lines = out.read_text().splitlines()
     assert lines[0] == "height;income" and len(lines) == 4
     assert all(re.fullmatch(r"171,3;-?\$[\d,]+\.\d\d", line) for line in lines[1:]), lines
+
+
+def test_a_column_name_with_a_comma_is_quoted_in_the_advice_and_taken_back_quoted(tmp_path, capsys):
+    """`--columns` printed `'weight, kg,height'`, which split at the name's own comma."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "people.csv"
+    data.write_text('id,"weight, kg",height\n' + "".join(
+        f"p{k},{70 + 5 * rng.normal():.1f},{170 + 8 * rng.normal():.1f}\n" for k in range(100)))
+    code, _, err = invoke(capsys, "train", tmp_path / "run", "--data", data, "--steps", 50)
+    assert code == 1 and err.strip().endswith("""leave it out with --columns '"weight, kg",height'""")
+    advice = shlex.split(err.strip().rsplit("--columns ", 1)[1])
+    assert invoke(capsys, "train", tmp_path / "run", "--data", data, "--steps", 50, "-n", 100,
+                  "--likelihood-rows", 0, "--quiet", "--columns", *advice)[0] == 0
+    out = tmp_path / "s.csv"
+    assert invoke(capsys, "sample", tmp_path / "run", "-n", 3, "-o", out, "--given", '"weight, kg"=70',
+                  "--quiet")[0] == 0
+    assert pd.read_csv(out)["weight, kg"].tolist() == [70, 70, 70]

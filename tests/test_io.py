@@ -214,7 +214,7 @@ def test_missing_file(tmp_path):
 def test_unknown_column(tmp_path, table):
     path = str(tmp_path / "x.csv")
     io.write_table(path, table, ["a", "b", "c"])
-    with pytest.raises(UserError, match="no column 'z'; columns are a, b, c"):
+    with pytest.raises(UserError, match="no column 'z'; columns are 'a', 'b', 'c'"):
         io.read_table(path, columns=["z"])
 
 

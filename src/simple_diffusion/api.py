@@ -28,7 +28,7 @@ from . import __version__, build
 from . import config as cfg
 from .data import io
 from .data import targets as builtin
-from .data.columns import Column, from_states, to_frame
+from .data.columns import Column, from_states, option_list, to_frame
 from .errors import UserError, is_follower
 from .model import BLOCK, DiffusionModel
 from .runs import RunFolder, file_digest
@@ -449,7 +449,7 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
                   "cycles its dates cover)", file=sys.stderr)
         else:
             print(f"{column.name}: a date, drawn with the rest; for rows by its phase in {cycles} (seasons, "
-                  f"weekdays) train with --condition {shlex.quote(column.name)} (rows given it) or "
+                  f"weekdays) train with --condition {option_list([column.name])} (rows given it) or "
                   "--inpainting learnt (gaps filled given it)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:

@@ -69,7 +69,9 @@ def _either(value, legacy, default=None):
 
 
 def _columns(value: str | None) -> list[str] | None:
-    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+    from .data.columns import parse_option_list
+
+    return parse_option_list(value) if value else None
 
 
 run_argument = click.argument("run", type=click.Path(file_okay=False), required=False,
@@ -412,13 +414,17 @@ def _given_frame(given: str):
 
     if os.path.exists(given) or "=" not in given:
         return io.read_frame(given)
+    import csv
+
     pairs: list[list[str]] = []
-    for part in given.split(","):
+    # Cells as a CSV row (a name with a comma in it quoted: '"weight, kg"=70'); a cell without "="
+    # is the rest of a value with a comma in it: "price=$1,000.00", "height=171,3".
+    for part in next(csv.reader([given]), []):
         if not part.strip():
             continue
         if "=" in part:
             pairs.append(part.split("=", 1))
-        elif pairs:  # a comma inside a value: "price=$1,000.00", "height=171,3", "name=Smith, Jo"
+        elif pairs:
             pairs[-1][1] += "," + part
         else:
             raise UserError(f"--given {given!r}: write col=value,... or name a file of conditions")

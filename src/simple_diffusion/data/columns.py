@@ -121,6 +121,23 @@ def describe(schema: Sequence[Column]) -> str:
     )
 
 
+def option_list(names: Sequence[str]) -> str:
+    """Column names as an option's comma-separated list, ready to paste into a shell: a name
+    with a comma or a quote in it quoted as a CSV cell (``'"weight, kg",height'``), which is how
+    ``parse_option_list`` reads it back."""
+    cells = ['"' + name.replace('"', '""') + '"' if re.search('[,"]', name) else name
+             for name in map(str, names)]
+    return shlex.quote(",".join(cells))
+
+
+def parse_option_list(value: str) -> list[str]:
+    """The names of an option's comma-separated list (``option_list``: CSV quoting for a name with
+    a comma in it), spaces around each dropped."""
+    import csv
+
+    return [name.strip() for name in next(csv.reader([value], skipinitialspace=True), []) if name.strip()]
+
+
 def _example(column: Column) -> str:
     """A number written as the column's numbers are: ``$1,234.50``, ``12.5%``, ``00012``."""
     return str(written_numbers(np.array([1234.5 if "," in column.number_format else 12.5]), column)[0])
@@ -424,10 +441,10 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     counters = [f.column.name for f in findings if f.counts in (("rows", 0.0), ("rows", 1.0))]
     groups = [f.column.name for f in findings if f.counts in (("groups", 0.0), ("groups", 1.0))]
     for name in (f.column.name for f in findings if f.counts in (("sorted", 0.0), ("sorted", 1.0))):
-        others = ",".join(f.column.name for f in findings if f.column.name != name)
+        others = [f.column.name for f in findings if f.column.name != name]
         warnings.warn(f"column {name!r} counts up in runs of rows of unequal length (1, 1, 2, 2, 2, ...: "
                       f"the table is sorted by it?), learnt as data; if it is the ID of a person or "
-                      f"group, leave it out with --columns {shlex.quote(others)}", stacklevel=2)
+                      f"group, leave it out with --columns {option_list(others)}", stacklevel=2)
     # Refused together, so that the one --columns printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
     refused = identifiers + counters + groups + empty
@@ -442,12 +459,12 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
                 else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters
                 else "numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)" if groups
                 else "has no values")
-        keep = (f" (or --integer {shlex.quote(refused[0])} to learn it)" if refused[0] in counters + groups
-                else f" (or --categorical {shlex.quote(refused[0])} to learn it as labels)"
+        keep = (f" (or --integer {option_list(refused[:1])} to learn it)" if refused[0] in counters + groups
+                else f" (or --categorical {option_list(refused[:1])} to learn it as labels)"
                 if identifiers and levels < first.present else "")
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
-            f"{shlex.quote(','.join(kept))}{keep}"
+            f"{option_list(kept)}{keep}"
             + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
         )
     schema = []

@@ -351,7 +351,7 @@ def _select(frame: pd.DataFrame, columns: list[str], path: str) -> pd.DataFrame:
         elif name.lstrip("-").isdigit() and -frame.shape[1] <= int(name) < frame.shape[1]:
             picked.append(frame.columns[int(name)])
         else:
-            raise UserError(f"{path}: no column {name!r}; columns are {', '.join(frame.columns)}")
+            raise UserError(f"{path}: no column {name!r}; columns are {', '.join(map(repr, frame.columns))}")
     selected = frame[picked]
     selected.attrs = frame.attrs
     return selected

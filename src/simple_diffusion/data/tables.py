@@ -46,7 +46,7 @@ import torch
 
 from ..errors import UserError
 from . import encoders
-from .columns import Column, from_states
+from .columns import Column, from_states, option_list
 from .encoders import NoDensity
 
 FILL_QUANTILES = 257
@@ -378,12 +378,11 @@ class TableEncoder:
             return "; only numeric columns have one"
         options = []
         if len(continuous) < len(self.schema):
-            options.append(f"--columns {shlex.quote(','.join(continuous))}")
+            options.append(f"--columns {option_list(continuous)}")
         if self.missing_numeric:
             options.append("--drop-missing")
         if self.point_mass_columns:
-            spiked = ",".join(self.schema[j].name for j in self.point_mass_columns)
-            options.append(f"--numeric {shlex.quote(spiked)}")
+            options.append(f"--numeric {option_list([self.schema[j].name for j in self.point_mass_columns])}")
         return f"; a model trained with {' '.join(options)} has one"
 
     def state(self) -> dict[str, Any]:
