@@ -83,6 +83,7 @@ def test_bad_options(table, kwargs, message):
 @pytest.mark.parametrize(("text", "parsed"), [
     ("mass=0:", {"mass": (0.0, None)}),
     ("a=0:1, b=:5", {"a": (0.0, 1.0), "b": (None, 5.0)}),
+    ('"weight, kg"=0:,b=:5', {"weight, kg": (0.0, None), "b": (None, 5.0)}),  # a name with a comma
 ])
 def test_parse_bounds(text, parsed):
     assert encoders.parse_bounds(text) == parsed

@@ -595,9 +595,12 @@ def from_state(state: dict[str, Any]) -> Pipeline:
 
 
 def parse_bounds(text: str) -> dict[str, tuple[float | None, float | None]]:
-    """``"mass=0:,fraction=0:1,depth=:100"`` to ``{"mass": (0, None), ...}``."""
+    """``"mass=0:,fraction=0:1,depth=:100"`` to ``{"mass": (0, None), ...}`` (a name with a
+    comma in it quoted as a CSV cell: ``'"weight, kg"=0:'``)."""
+    import csv
+
     bounds: dict[str, tuple[float | None, float | None]] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    for item in filter(None, (part.strip() for part in next(csv.reader([text]), []))):
         name, _, spec = item.rpartition("=")
         low, sep, high = spec.partition(":")
         if not name or not sep:
