@@ -112,7 +112,9 @@ def bad(tmp_path, name, content):
         ("empty_column.csv", "a,b\n1,\n3,\n", r"column 'b' has no values"),
         ("one_row.csv", "a,b\n1,2\n", "at least 2 rows"),
         ("header_only.csv", "a,b\n", "at least 2 rows"),
-        ("ragged.csv", "1,2\n3,4,5\n", "not a readable CSV"),
+        ("ragged.csv", "1,2\n3,4,5\n", r"line 2 has 3 cells where the lines above have 2 \(a stray"),
+        ("titled.csv", "Heights of 2024\n\na,b\n1,2\n", r"line 3 has 2 cells where the lines above have 1 "
+                                                      r"\(a title or a note above the header\?"),
         ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric|at least 2 rows"),
         ("inf.npy", np.array([1.0, np.inf, 3.0]), r"1 infinite values, the first at row 1"),
         ("cube.npy", np.zeros((2, 2, 2)), r"expected shape \(n,\) or \(n, d\)"),
@@ -136,6 +138,17 @@ def bad(tmp_path, name, content):
 def test_bad_input_is_one_clear_error(tmp_path, name, content, message):
     with pytest.raises(UserError, match=message):
         io.read_table(bad(tmp_path, name, content))
+
+
+def test_comment_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_path):
+    """Instruments and NumPy's savetxt open a file with "#" lines: the header was read from them."""
+    path = tmp_path / "t.csv"
+    path.write_text("# sensor 12\n# units: K, Pa\ntemp;pressure\n300.5;101\n301.5;99\n")
+    table = io.read_table(str(path))
+    assert table.columns == ["temp", "pressure"] and table.values.tolist() == [[300.5, 101], [301.5, 99]]
+    path.write_text("# sensor 12\ntemp,pressure\n300.5,101\n301.5,x\n302.5,98\n")
+    with pytest.raises(UserError, match="column 'pressure' has a non-numeric value 'x' at line 4"):
+        io.read_table(str(path))
 
 
 def test_a_csv_in_windows_1252_reads_with_its_labels_and_a_warning(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import sys
 import warnings
@@ -238,16 +239,29 @@ OTHER_DELIMITERS = ("\t", ";", "|")
 """Separators a CSV may use instead of commas: taken when its first line has one and no comma."""
 
 
-def _delimiter(path: str) -> str:
-    """The file's separator, read off its first line (a comma unless that line has none)."""
+def _preamble(path: str) -> tuple[int, str]:
+    """How many lines open the file before its first row (comment lines starting with "#", as
+    instruments and NumPy's ``savetxt`` write them, and blank ones), and that row."""
+    skipped = 0
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
-            first = next((line for line in file if line.strip()), "")
+            for line in file:
+                if line.strip() and not line.lstrip().startswith("#"):
+                    return skipped, line
+                skipped += 1
     except OSError:
-        return ","
+        pass
+    return skipped, ""
+
+
+def _delimiter(first: str) -> str:
+    """The separator of a file whose first row is ``first`` (a comma unless it has none)."""
     if "," in first:
         return ","
     return next((d for d in OTHER_DELIMITERS if d in first), ",")
+
+
+_RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
 LEGACY_ENCODING = "cp1252"
@@ -258,10 +272,12 @@ tools export (Latin-1 with printable characters where Latin-1 has control codes)
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
 
+    skipped, first = _preamble(path)
+
     def read(encoding: str) -> pd.DataFrame:
         return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True, keep_default_na=False,
-                           sep="\t" if file_format(path) == ".tsv" else _delimiter(path),
-                           encoding=encoding)
+                           sep="\t" if file_format(path) == ".tsv" else _delimiter(first),
+                           encoding=encoding, skiprows=skipped)
 
     try:
         try:
@@ -274,6 +290,12 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
         raise UserError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if ragged := _RAGGED.search(message):
+            expected, line, saw = map(int, ragged.groups())
+            why = ("a title or a note above the header? the file should start at its header row"
+                   if expected == 1 else "a stray separator, or a cell with one that is not quoted?")
+            raise UserError(f"{path}: line {line} has {saw} cells where the lines above have "
+                            f"{expected} ({why})") from None
         raise UserError(f"{path}: not a readable CSV ({message})") from None
     if header is None:
         header = not all(is_number(cell) for cell in raw.iloc[0])
@@ -284,7 +306,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     else:
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
     frame.columns = names
-    frame.attrs["first_row"] = first_row
+    frame.attrs["first_row"] = first_row + skipped
     return frame
 
 
