@@ -4,6 +4,7 @@ another process count, and samples are the same whatever the number of processes
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -156,11 +157,12 @@ def test_row_ranges_of_a_sample_are_the_rows_of_the_whole_sample(trained):
 
 
 @pytest.mark.parametrize("output", ["samples.csv", "samples.npy", "samples.parquet", "parts/",
-                                    "samples.xlsx"])
+                                    "samples.xlsx", "samples.csv.gz"])
 def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path, output):
     """1 process against 2 (torchrun), 20,000 rows in chunks of 4,096 (rank 0 draws two chunks,
     rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts (an
-    Excel workbook: the same cells; it records when it was written)."""
+    Excel workbook: the same cells, it records when it was written; a compressed CSV: the same
+    text, compressed as it was fed)."""
     args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--quiet"]
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
@@ -172,6 +174,8 @@ def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp
     for name in names:
         if output.endswith(".xlsx"):
             pd.testing.assert_frame_equal(pd.read_excel(one / name), pd.read_excel(two / name))
+        elif output.endswith(".gz"):
+            assert gzip.decompress((one / name).read_bytes()) == gzip.decompress((two / name).read_bytes())
         elif (one / name).is_file():
             assert (one / name).read_bytes() == (two / name).read_bytes(), name
     rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
@@ -188,7 +192,7 @@ def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, 
 
 def test_concatenate_joins_parts_of_each_format_skipping_empty_ones(tmp_path):
     blocks = [np.arange(6.0).reshape(3, 2), np.empty((0, 2)), np.arange(6.0, 10.0).reshape(2, 2)]
-    for suffix in (".csv", ".npy", ".parquet", ".xlsx"):
+    for suffix in (".csv", ".npy", ".parquet", ".xlsx", ".csv.gz"):
         parts = []
         for i, block in enumerate(blocks):
             part = tmp_path / f"part{i}{suffix}"

@@ -19,7 +19,8 @@ def table():
     return rng.normal(size=(50, 3)) * [1, 10, 100]
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx", ".csv.gz", ".tsv.bz2",
+                                    ".csv.xz"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -67,6 +68,30 @@ def test_what_an_excel_sheet_cannot_hold_is_refused_before_any_work(tmp_path, mo
     with pytest.raises(UserError, match=r"an Excel sheet holds 99 rows below its header, not 100; write"):
         io.check_output(str(tmp_path / "s.xlsx"), [Column("x", "numeric")], 100)
     io.check_output(str(tmp_path / "s.xlsx"), [Column("x", "numeric")], 99)
+
+
+def test_compressed_csv_is_read_and_written_as_its_extension_says(tmp_path):
+    """Downloads come as .csv.gz or .zip: refused before as "unsupported file type .gz"."""
+    import gzip
+    import zipfile
+
+    text = "# from a logger\nmass,kind\n1.5,a\n2.5,b\n3.5,a\n"
+    with zipfile.ZipFile(tmp_path / "t.csv.zip", "w") as archive:
+        archive.writestr("t.csv", text)
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(text.encode()))
+    for name in ("t.csv.zip", "t.csv.gz"):
+        table = io.read_table(str(tmp_path / name))
+        assert table.columns == ["mass", "kind"] and table.values.tolist() == [[1.5, 0], [2.5, 1], [3.5, 0]]
+    frame = to_frame(table.values, table.schema)
+    io.write_table(str(tmp_path / "out.csv.gz"), frame)
+    first = (tmp_path / "out.csv.gz").read_bytes()
+    assert gzip.decompress(first).decode() == "mass,kind\n1.5,a\n2.5,b\n3.5,a\n"
+    io.write_table(str(tmp_path / "out.csv.gz"), frame)  # the same rows, the same bytes
+    assert (tmp_path / "out.csv.gz").read_bytes() == first
+    with pytest.raises(UserError, match=r"out.csv.zip: a .zip is read, not written; write out.csv.gz"):
+        io.check_writable(str(tmp_path / "out.csv.zip"), table.schema)
+    with pytest.raises(UserError, match=r"unsupported file type .gz; .* \(.csv and .tsv also compressed"):
+        io.read_table(str(tmp_path / "x.npy.gz"))
 
 
 def test_npy_one_dimensional_becomes_one_column(tmp_path):

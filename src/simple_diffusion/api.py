@@ -536,7 +536,7 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
         io.write_chunks(output, (t for _, t in tables), total, model.schema)
         return total
     target = Path(output)
-    parts = [target.parent / f".{target.name}.rank-{r:05d}-of-{ranks.world_size:05d}{target.suffix}"
+    parts = [target.parent / f".{target.name}.rank-{r:05d}-of-{ranks.world_size:05d}{io.full_suffix(output)}"
              for r in range(ranks.world_size)]
     try:
         io.write_chunks(str(parts[ranks.rank]), (t for _, t in tables), len(rows), model.schema)

@@ -11,16 +11,22 @@ samples back in the same format, atomically.
 
 from __future__ import annotations
 
+import builtins
+import bz2
 import contextlib
+import gzip
+import lzma
 import os
 import re
 import secrets
 import sys
 import warnings
+import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from io import TextIOWrapper
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -99,15 +105,55 @@ def check_stdout_writers(path: str, processes: int) -> None:
         raise UserError("-o - (standard output) takes one process: write to a file with --nproc")
 
 
+COMPRESSIONS = {".gz": gzip, ".bz2": bz2, ".xz": lzma, ".zip": zipfile}
+"""What a .csv or .tsv may be compressed with (``table.csv.gz``), and the module that opens it (a
+.zip, holding the table as its one file, is read and not written)."""
+
+
 def file_format(path: str) -> str:
-    """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``; ``STDOUT`` is CSV),
-    or a clear error."""
+    """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``; a compressed
+    ``.csv.gz`` is ``.csv``; ``STDOUT`` is CSV), or a clear error."""
     if path == STDOUT:
         return ".csv"
     suffix = Path(path).suffix.lower()
+    if suffix in COMPRESSIONS and Path(path).with_suffix("").suffix.lower() in SEPARATED:
+        return Path(path).with_suffix("").suffix.lower()
     if suffix not in FORMATS:
-        raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)}")
+        raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)} "
+                        f"(.csv and .tsv also compressed: {', '.join('.csv' + c for c in COMPRESSIONS)})")
     return suffix
+
+
+def full_suffix(path: str) -> str:
+    """The extension that says a file's format: ``.csv.gz`` for a compressed CSV, else its last."""
+    suffix = Path(path).suffix
+    return Path(path).with_suffix("").suffix + suffix if _compression(path) else suffix
+
+
+def _compression(path: str) -> Any:
+    """The module that opens a compressed .csv or .tsv (``COMPRESSIONS``), else None."""
+    suffix = Path(path).suffix.lower()
+    return COMPRESSIONS[suffix] if suffix in COMPRESSIONS and file_format(path) in SEPARATED else None
+
+
+@contextlib.contextmanager
+def _open_binary(path: str | os.PathLike, mode: str, compression: Any) -> Iterator[IO[bytes]]:
+    """A file's bytes, through its compression's module (``_compression``): ``mode`` "r" or "w"."""
+    with contextlib.ExitStack() as stack:
+        if compression is zipfile:  # the table is the archive's one file
+            archive = stack.enter_context(zipfile.ZipFile(path))
+            yield stack.enter_context(archive.open(archive.namelist()[0]))
+        elif compression is gzip and mode == "w":  # no name or time in the header: same rows, same bytes
+            raw = stack.enter_context(open(path, "wb"))
+            yield stack.enter_context(gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0))
+        else:
+            yield stack.enter_context((compression or builtins).open(path, mode + "b"))
+
+
+@contextlib.contextmanager
+def _open_text(path: str | os.PathLike, mode: str, compression: Any, **options: Any) -> Iterator[IO[str]]:
+    with _open_binary(path, mode, compression) as binary, TextIOWrapper(binary, **options) as text:
+        yield text
 
 
 def read_table(
@@ -244,12 +290,12 @@ def _preamble(path: str) -> tuple[int, str]:
     instruments and NumPy's ``savetxt`` write them, and blank ones), and that row."""
     skipped = 0
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
+        with _open_text(path, "r", _compression(path), encoding="utf-8", errors="replace") as file:
             for line in file:
                 if line.strip() and not line.lstrip().startswith("#"):
                     return skipped, line
                 skipped += 1
-    except OSError:
+    except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):  # pandas names what is wrong
         pass
     return skipped, ""
 
@@ -428,14 +474,18 @@ def from_array(values: np.ndarray, columns: list[str] | None = None, source: str
 
 def check_writable(path: str, schema: list[Column], rows: int | None = None) -> None:
     """Refuse, before any work, a format that cannot hold these columns (.npy holds numbers,
-    Excel no time zones) or ``rows`` rows (an Excel sheet, ``EXCEL_ROWS``)."""
+    Excel no time zones), ``rows`` rows (an Excel sheet, ``EXCEL_ROWS``) or that is not written
+    (a .zip)."""
+    if path != STDOUT and _compression(path) is zipfile:
+        raise UserError(f"{path}: a .zip is read, not written; write {Path(path).with_suffix('.gz').name}")
     if file_format(path) == ".xlsx":
         zoned = next((c.name for c in schema if ", " in c.dtype), None)
         if zoned is not None:
             raise UserError(f"{path}: Excel holds no time zones, and column {zoned!r} has one; write .csv "
                             "or .parquet")
-        if rows is not None:
-            _refuse_excel_rows(path, rows)
+        if rows is not None and rows >= EXCEL_ROWS:
+            raise UserError(f"{path}: an Excel sheet holds {EXCEL_ROWS - 1:,} rows below its header, not "
+                            f"{rows:,}; write .csv or .parquet")
     if file_format(path) == ".npy":
         labelled = [c for c in schema if not c.numbers_only]
         if labelled:
@@ -476,6 +526,7 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                                              sep=csv_separator(path, schema))
         sys.stdout.flush()
         return
+    check_writable(path, schema, rows)
     with atomic_path(path) as temporary:
         if suffix == ".npy":
             array = None
@@ -494,12 +545,12 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             array.flush()
             del array
         elif suffix in SEPARATED:
-            with open(temporary, "w", newline="") as handle:
+            with _open_text(temporary, "w", _compression(path), newline="", encoding="utf-8") as handle:
                 for i, chunk in enumerate(chunks):
                     as_written(chunk, schema).to_csv(handle, header=i == 0, index=False, float_format="%.9g",
                                                      sep=csv_separator(path, schema))
         elif suffix == ".xlsx":
-            _write_excel(temporary, chunks, rows)
+            _write_excel(temporary, chunks)
         else:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -516,12 +567,11 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                     writer.close()
 
 
-def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame], rows: int) -> None:
-    """``rows`` rows arriving as DataFrames, as one Excel sheet (openpyxl holds a workbook in memory
-    until it is saved: a sheet's million rows at most, ``check_writable``)."""
+def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame]) -> None:
+    """Rows arriving as DataFrames, as one Excel sheet (openpyxl holds a workbook in memory until
+    it is saved: a sheet's million rows at most, ``check_writable``)."""
     import pandas as pd
 
-    _refuse_excel_rows(str(path), rows)
     with pd.ExcelWriter(path, engine="openpyxl") as writer:
         start = 0
         for chunk in chunks:
@@ -529,12 +579,6 @@ def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame], rows: 
             start += len(chunk)
         if not writer.sheets:  # no rows (a process without any): a workbook holds a sheet
             pd.DataFrame().to_excel(writer, index=False)
-
-
-def _refuse_excel_rows(path: str, rows: int) -> None:
-    if rows >= EXCEL_ROWS:
-        raise UserError(f"{path}: an Excel sheet holds {EXCEL_ROWS - 1:,} rows below its header, not "
-                        f"{rows:,}; write .csv or .parquet")
 
 
 def concatenate(parts: list[Path], path: str) -> None:
@@ -558,13 +602,12 @@ def concatenate(parts: list[Path], path: str) -> None:
         elif suffix == ".xlsx":
             import pandas as pd
 
-            frames = [pd.read_excel(part, engine="openpyxl") for part in parts if part.stat().st_size]
-            _write_excel(temporary, frames, sum(map(len, frames)))
+            _write_excel(temporary, (pd.read_excel(part, engine="openpyxl") for part in parts))
         elif suffix in SEPARATED:
-            with open(temporary, "wb") as handle:
+            with _open_binary(temporary, "w", _compression(path)) as handle:
                 headed = False
                 for part in parts:
-                    with open(part, "rb") as source:
+                    with _open_binary(part, "r", _compression(path)) as source:
                         header = source.readline()  # each part's; the first kept
                         if header and not headed:
                             handle.write(header)
