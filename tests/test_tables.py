@@ -414,6 +414,22 @@ def test_point_masses_are_the_spikes_not_a_grid_of_readings():
     assert steps == {"amount": build.TABLE_SAMPLER_STEPS, "noise": config.SampleConfig().num_steps}
 
 
+def test_a_column_of_one_value_and_gaps_is_learnt_by_its_gaps_and_one_without_gaps_refused():
+    """A survey's ticked boxes ("1" or empty) were refused as constant; only --keep-constant took
+    them. Their gaps are the information: learnt, the values passed through."""
+    rng = np.random.default_rng(0)
+    ticked = np.where(rng.random(200) < 0.3, np.nan, 1.0)
+    frame = pd.DataFrame({"x": rng.normal(size=200), "ticked": ticked})
+    schema = detect(frame)
+    x = torch.as_tensor(to_values(frame, schema))
+    encoder = tables.fit(x, schema)
+    back = encoder.inverse(encoder.forward(x))
+    assert torch.equal(back.isnan(), x.isnan()) and (back[:, 1][~back[:, 1].isnan()] == 1).all()
+    frame["ticked"] = 1.0
+    with pytest.raises(UserError, match="column 'ticked' is constant"):
+        tables.fit(torch.as_tensor(to_values(frame, detect(frame))), detect(frame))
+
+
 def test_point_masses_round_trip_with_gaps_and_restore():
     frame = spiked_frame(600)
     frame.loc[frame.index[::9], "amount"] = np.nan

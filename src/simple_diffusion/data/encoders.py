@@ -484,7 +484,7 @@ def fit(
     scaling: str = "auto",
     bounds: dict[str, tuple[float | None, float | None]] | None = None,
     integer: Sequence[str] = (),
-    keep_constant: bool = False,
+    keep_constant: bool | Sequence[str] = False,
     decimals: dict[str, int] | None = None,
     clip: bool = False,
 ) -> Pipeline:
@@ -492,7 +492,8 @@ def fit(
     columns named in ``decimals`` are rounded to so many decimal places on the way out and, with
     ``clip``, the columns that are not integer (which always are) kept within their training
     range. ``scaling``: ``auto`` standardises, after a Yeo-Johnson transform of the columns skewed
-    beyond ``SKEWED``; ``standardize``, ``quantile`` or ``none``."""
+    beyond ``SKEWED``; ``standardize``, ``quantile`` or ``none``. A constant column is refused
+    unless ``keep_constant`` is True or names it: it is then passed through unchanged."""
     index = {name: j for j, name in enumerate(columns)}
 
     def position(name: str, option: str) -> int:
@@ -531,13 +532,15 @@ def fit(
             power = YeoJohnson.fit(x, skewed)
             steps.append(power)
             x = power.forward(x)
-    if constant and scaling != "none" and not keep_constant:
+    kept = constant if keep_constant is True else [j for j in constant if columns[j] in (keep_constant or ())]
+    refused = [j for j in constant if j not in kept]
+    if refused and scaling != "none":
         raise UserError(
-            f"column {columns[constant[0]]!r} is constant: it cannot be standardised "
+            f"column {columns[refused[0]]!r} is constant: it cannot be standardised "
             "(pass --keep-constant to pass it through unchanged)"
         )
-    if constant and keep_constant:
-        drop = DropConstant(constant, x[0, constant].tolist(), x.shape[1])
+    if kept:
+        drop = DropConstant(kept, x[0, kept].tolist(), x.shape[1])
         steps.append(drop)
         x = drop.forward(x)
     if not x.shape[1]:  # every column constant: nothing left to scale

@@ -464,7 +464,10 @@ def fit(
               for j in numeric if round_to_data and schema[j].kind == "numeric"}
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
-        integer=[c.name for c in schema if c.kind == "integer"], keep_constant=keep_constant,
+        integer=[c.name for c in schema if c.kind == "integer"],
+        # A column of one value and gaps ("1" or empty: a ticked box) says what it says by its gaps,
+        # which the missing block learns: its values are passed through, never refused.
+        keep_constant=keep_constant or [names[j] for j in missing_numeric],
         decimals={name: p for name, p in places.items() if p is not None}, clip=clip_to_range,
     ) if numeric else encoders.Pipeline([], 0)
     return encoder
