@@ -475,6 +475,15 @@ def test_a_text_column_of_mostly_different_values_is_refused_unless_declared_cat
     assert len(table.schema[0].categories) == 16
 
 
+def test_a_frames_text_column_of_numbers_is_refused_with_the_conversion_that_reads_it():
+    """An object column of numbers and a marker pandas kept ("n/a") was called free text."""
+    values = [f"{k / 7:.3f}" for k in range(40)]
+    values[3] = "n/a?"
+    with pytest.raises(UserError, match=r"column 'x' holds numbers as text \(40 different values in 40 "
+                                        r"rows\), which cannot be learnt as labels: convert it to numbers"):
+        io.from_frame(pd.DataFrame({"x": values, "k": ["a", "b"] * 20}))
+
+
 def test_labels_written_with_leading_zeros_keep_them(tmp_path):
     """Codes such as "007" were read as the integer 7 when every label was a whole number."""
     path = tmp_path / "t.csv"

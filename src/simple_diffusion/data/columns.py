@@ -452,6 +452,13 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         kept = [f.column.name for f in findings if f.column.name not in refused]
         first = next((f for f in findings if f.column.name == refused[0]), findings[0])
         levels = len(first.column.categories)
+        if identifiers and np.mean([is_number(str(label)) for label in first.column.categories]) >= 0.5:
+            # A DataFrame's (or Parquet file's) text column of numbers with a word pandas did not
+            # read as missing: a CSV's would have been read as numbers.
+            raise UserError(f"column {refused[0]!r} holds numbers as text ({levels:,} different values "
+                            f"in {first.present:,} rows), which cannot be learnt as labels: convert it to "
+                            "numbers (pandas' to_numeric with errors='coerce' makes its words missing "
+                            f"cells), or leave it out with --columns {option_list(kept)}")
         what = ("has a different value in every row (an identifier?)"
                 if identifiers and levels == first.present
                 else f"has {levels:,} different values in {first.present:,} rows (an identifier, or free "
