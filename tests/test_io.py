@@ -138,8 +138,8 @@ def bad(tmp_path, name, content):
         ("one_row.csv", "a,b\n1,2\n", "at least 2 rows"),
         ("header_only.csv", "a,b\n", "at least 2 rows"),
         ("ragged.csv", "1,2\n3,4,5\n", r"line 2 has 3 cells where the lines above have 2 \(a stray"),
-        ("titled.csv", "Heights of 2024\n\na,b\n1,2\n", r"line 3 has 2 cells where the lines above have 1 "
-                                                      r"\(a title or a note above the header\?"),
+        ("titled.csv", "Heights, 2024\n\na,b,c\n1,2,3\n", r"line 3 has 3 cells where the lines above have 2 "
+                                                      r"\(a stray separator.* or a title above the header\?"),
         ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric|at least 2 rows"),
         ("inf.npy", np.array([1.0, np.inf, 3.0]), r"1 infinite values, the first at row 1"),
         ("cube.npy", np.zeros((2, 2, 2)), r"expected shape \(n,\) or \(n, d\)"),

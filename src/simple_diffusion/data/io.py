@@ -15,6 +15,7 @@ import builtins
 import bz2
 import contextlib
 import gzip
+import itertools
 import lzma
 import os
 import re
@@ -285,19 +286,29 @@ OTHER_DELIMITERS = ("\t", ";", "|")
 """Separators a CSV may use instead of commas: taken when its first line has one and no comma."""
 
 
-def _preamble(path: str) -> tuple[int, str]:
-    """How many lines open the file before its first row (comment lines starting with "#", as
-    instruments and NumPy's ``savetxt`` write them, and blank ones), and that row."""
-    skipped = 0
+PREAMBLE_LINES = 20
+"""How far down a file its first row of cells is looked for, past comments and titles."""
+
+
+def _preamble(path: str) -> tuple[int, str, list[str]]:
+    """How many lines open the file before its first row, that row, and the titles among them.
+    Skipped: comment lines starting with "#" (as instruments and NumPy's ``savetxt`` write them),
+    blank lines, and lines of one cell above the first line of several (a spreadsheet export's
+    title: "Heights of 2024"); a table of one column has none of those."""
+    lines: list[str] = []
     try:
         with _open_text(path, "r", _compression(path), encoding="utf-8", errors="replace") as file:
-            for line in file:
-                if line.strip() and not line.lstrip().startswith("#"):
-                    return skipped, line
-                skipped += 1
+            for line in itertools.islice(file, PREAMBLE_LINES):
+                lines.append(line)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):  # pandas names what is wrong
-        pass
-    return skipped, ""
+        return 0, "", []
+    content = [k for k, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
+    if not content:
+        return len(lines), "", []
+    several = next((k for k in content if any(d in lines[k] for d in (",", *OTHER_DELIMITERS))), None)
+    first = content[0] if several is None else several
+    titles = [lines[k].strip() for k in content if k < first]
+    return first, lines[first], titles
 
 
 def _delimiter(first: str) -> str:
@@ -305,6 +316,10 @@ def _delimiter(first: str) -> str:
     if "," in first:
         return ","
     return next((d for d in OTHER_DELIMITERS if d in first), ",")
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
@@ -318,7 +333,10 @@ tools export (Latin-1 with printable characters where Latin-1 has control codes)
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
 
-    skipped, first = _preamble(path)
+    skipped, first, titles = _preamble(path)
+    if titles:
+        warnings.warn(f"{path}: skipped {_count(len(titles), 'line')} of one cell above the header (a "
+                      f"title?): {titles[0]!r}", stacklevel=3)
 
     def read(encoding: str) -> pd.DataFrame:
         return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True, keep_default_na=False,
@@ -338,10 +356,9 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         if ragged := _RAGGED.search(message):
             expected, line, saw = map(int, ragged.groups())
-            why = ("a title or a note above the header? the file should start at its header row"
-                   if expected == 1 else "a stray separator, or a cell with one that is not quoted?")
-            raise UserError(f"{path}: line {line} has {saw} cells where the lines above have "
-                            f"{expected} ({why})") from None
+            raise UserError(f"{path}: line {line} has {saw} cells where the lines above have {expected} (a "
+                            "stray separator, a cell with one that is not quoted, or a title above the "
+                            "header?)") from None
         raise UserError(f"{path}: not a readable CSV ({message})") from None
     if header is None:
         header = not all(is_number(cell) for cell in raw.iloc[0])
@@ -378,6 +395,15 @@ def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
                       stacklevel=3)
     if raw.empty:
         raise UserError(f"{path}: the first sheet is empty")
+    # Rows of one cell above the first of several (a title, a blank row), as in a CSV's preamble.
+    cells = raw.notna().sum(axis=1).to_numpy()
+    several = np.flatnonzero(cells > 1)
+    skipped = int(several[0]) if len(several) else 0
+    titles = [str(value) for value in raw.iloc[:skipped].stack()]
+    if titles:
+        warnings.warn(f"{path}: skipped {_count(len(titles), 'row')} of one cell above the "
+                      f"header (a title?): {titles[0]!r}", stacklevel=3)
+    raw = raw.iloc[skipped:].reset_index(drop=True)
     if header is None:
         header = not all(is_number(str(cell)) for cell in raw.iloc[0] if not pd.isna(cell))
     if header:
@@ -389,7 +415,7 @@ def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
     frame.columns = names
     frame = frame.infer_objects().convert_dtypes(convert_string=False, convert_floating=False)
-    frame.attrs["first_row"] = first_row
+    frame.attrs["first_row"] = first_row + skipped
     return frame
 
 

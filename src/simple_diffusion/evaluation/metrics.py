@@ -291,8 +291,8 @@ def evaluate(
         result["columns"].append(row)
     if samples.shape[1] > 1 and two_sample_tests:
         if min(len(samples), len(reference)) < TWO_SAMPLE_ROWS:
-            fewest = (f"{_rows(len(reference))} to compare with" if len(reference) <= len(samples)
-                      else f"{len(samples):,} sample{'' if len(samples) == 1 else 's'} to compare")
+            fewest = (f"{_count(len(reference), 'reference row')} to compare with"
+                      if len(reference) <= len(samples) else f"{_count(len(samples), 'sample')} to compare")
             result["two_sample_skipped"] = f"{fewest}; they need {TWO_SAMPLE_ROWS}"
         else:
             result["energy"] = energy_distance(samples / scale, reference / scale)
@@ -345,7 +345,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``evaluate``'s result."""
     lines = []
     name = result["distance_name"].replace("_", " ")
-    head = f"{name} to {_rows(result['reference'])}: {result['distance']:.4f}"
+    head = f"{name} to {_count(result['reference'], 'reference row')}: {result['distance']:.4f}"
     if "ratio" in result:
         head += (f"   floor (training data): {result['floor']:.4f}   ratio: {_fmt(result['ratio'])}"
                  f" (exact samples: about {result['perfect_ratio']:.2f} at these sizes)")
@@ -437,17 +437,17 @@ def likelihood_line(summary: dict[str, Any]) -> str:
     if summary.get("rows", 0) == 0:
         return "log-likelihood: no held-out row has density under the model"
     line = (f"held-out NLL: {summary['nll_per_row']:.4f} nats per row "
-            f"({summary['nll_per_dim']:.4f} per dimension, {summary['rows']:,} rows)")
+            f"({summary['nll_per_dim']:.4f} per dimension, {_count(summary['rows'], 'row')})")
     if "kl_estimate" in summary:
         line += (f"; true NLL {summary['true_nll_per_row']:.4f}, so KL to the truth "
                  f"{summary['kl_estimate']:.4f} +- {summary['kl_standard_error']:.4f}")
     if summary["rows_without_density"]:
-        line += f"; {summary['rows_without_density']} rows outside the model's support"
+        line += f"; {_count(summary['rows_without_density'], 'row')} outside the model's support"
     return line
 
 
-def _rows(count: int) -> str:
-    return f"{count:,} reference row{'' if count == 1 else 's'}"
+def _count(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def memorisation_line(check: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io as _bytes_io
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -49,6 +50,14 @@ def _limits(*arrays: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return low - pad, high + pad
 
 
+def _density_histogram(ax, values: np.ndarray, bins: np.ndarray, **style: Any) -> None:
+    """A histogram scaled to unit area of the values inside the bins (the plot's range: a few rows
+    outside it, or none inside, as one held-out row of a tiny table, would divide by zero)."""
+    inside = values[(values >= bins[0]) & (values <= bins[-1])]  # NaN (a missing cell) is neither
+    if inside.size:
+        ax.hist(inside, bins=bins, density=True, **style)
+
+
 def distribution_plot(
     samples: np.ndarray,
     data: np.ndarray,
@@ -80,11 +89,11 @@ def _one_dimensional(samples, data, column, density, reference, title) -> bytes:
         (axes[0], samples, f"generated ({len(samples):,})", GENERATED),
         (axes[1], data, f"training data ({len(data):,})", DATA),
     ):
-        ax.hist(values, bins=bins, density=True, color=color, alpha=0.55, label=label)
+        _density_histogram(ax, values, bins, color=color, alpha=0.55, label=label)
         if density is not None:
             ax.plot(grid, density(grid[:, None]), color=TRUTH, lw=1.6, label="true density")
         elif reference is not None:
-            ax.hist(reference[:, 0], bins=bins, density=True, histtype="step", color=TRUTH,
+            _density_histogram(ax, reference[:, 0], bins, histtype="step", color=TRUTH,
                     lw=1.4, label="held-out data")
         ax.set_xlabel(column)
         ax.legend(loc="upper left", fontsize=8)
@@ -129,8 +138,8 @@ def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[st
                 continue
             if i == j:
                 bins = np.linspace(low[i], high[i], 50)
-                ax.hist(reference[:, i], bins=bins, density=True, color=DATA, alpha=0.5)
-                ax.hist(samples[:, i], bins=bins, density=True, histtype="step", color=GENERATED)
+                _density_histogram(ax, reference[:, i], bins, color=DATA, alpha=0.5)
+                _density_histogram(ax, samples[:, i], bins, histtype="step", color=GENERATED)
                 ax.set_yticks([])
             else:
                 ax.scatter(shown_r[:, j], shown_r[:, i], s=1, alpha=0.3, color=DATA, linewidths=0)
@@ -207,7 +216,7 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
             low, high = _limits(present[0][:, None], present[1][:, None])
             bins = np.linspace(low[0], high[0], 40)
             for values, color, label in zip(present, (GENERATED, DATA), ("generated", "training")):
-                ax.hist(values, bins=bins, density=True, color=color, alpha=0.5, label=label)
+                _density_histogram(ax, values, bins, color=color, alpha=0.5, label=label)
             notes = [f"missing {100 * np.isnan(generated).mean():.1f}% "
                      f"(training {100 * np.isnan(training).mean():.1f}%)"] if column.nullable else []
             notes += [f"at {mass:g}: {100 * np.mean(generated == mass):.1f}% "
