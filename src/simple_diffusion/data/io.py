@@ -307,6 +307,8 @@ def _preamble(path: str) -> tuple[int, str, list[str]]:
         return len(lines), "", []
     several = next((k for k in content if any(d in lines[k] for d in (",", *OTHER_DELIMITERS))), None)
     first = content[0] if several is None else several
+    if any(is_number(lines[k].strip()) for k in content if k < first):  # a table's first row
+        first = content[0]
     titles = [lines[k].strip() for k in content if k < first]
     return first, lines[first], titles
 
