@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,32 @@ def test_comment_lines_above_the_header_are_skipped_and_lines_still_counted(tmp_
     path.write_text("# sensor 12\ntemp,pressure\n300.5,101\n301.5,x\n302.5,98\n")
     with pytest.raises(UserError, match="column 'pressure' has a non-numeric value 'x' at line 4"):
         io.read_table(str(path))
+
+
+def test_a_title_above_the_header_is_skipped_with_a_warning(tmp_path):
+    """Spreadsheet exports put a title above the table: its header was read as a row of data."""
+    import openpyxl
+
+    path = tmp_path / "t.csv"
+    path.write_text("Heights of 2024\n\nname,height\na,170.5\nb,x\n")
+    with pytest.warns(UserWarning, match=r"skipped 1 line of one cell above the header \(a title\?\): "
+                                         r"'Heights of 2024'"), \
+            pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at line 5"):
+        io.read_table(str(path))
+    path.write_text("height\n170.5\n160.5\n")  # one column: its header is no title
+    assert io.read_table(str(path)).columns == ["height"]
+    path.write_text("5\n1,2\n3,4\n")  # a number is a row, not a title
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(UserError, match="line 2 has 2 cells where the lines above have 1"):
+            io.read_table(str(path))
+    book = openpyxl.Workbook()
+    for row in (["Heights, 2024"], [], ["name", "height"], ["a", 170.5], ["b", 160.5], ["c", "x"]):
+        book.active.append(row)
+    book.save(tmp_path / "t.xlsx")
+    with pytest.warns(UserWarning, match="skipped 1 row of one cell above the header"), \
+            pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at line 6"):
+        io.read_table(str(tmp_path / "t.xlsx"))
 
 
 def test_a_csv_in_windows_1252_reads_with_its_labels_and_a_warning(tmp_path):
