@@ -237,6 +237,8 @@ def test_a_column_is_integer_when_its_numbers_are_written_as_whole_numbers(tmp_p
     (["12.5%", "3.0%", "100.0%"], [12.5, 3.0, 100.0], "numeric", ","),
     (["EUR 1.234,50", "EUR 17,00"], [1234.5, 17.0], "numeric", ";"),  # a decimal comma: ; as written
     (["171,3", "-0,5", "NA"], [171.3, -0.5, np.nan], "numeric", ";"),
+    (["1 234,50 €", "17,00 €"], [1234.5, 17.0], "numeric", ";"),  # French: spaces group thousands
+    (["1'234.5", "17.0"], [1234.5, 17.0], "numeric", ","),  # Swiss: apostrophes
     (["12 kg", "3 kg", "-20 kg"], [12, 3, -20], "integer", ","),
     (['"1,234"', "999", '"1,000,000"'], [1234, 999, 1e6], "integer", ","),
     (["01234", "98765", "00501"], [1234, 98765, 501], "integer", ","),  # postcodes keep their zeros

@@ -83,8 +83,9 @@ class Column:
     point for its decimal mark and commas for thousands: a currency sign or unit, thousands
     separators, the decimal places, zero padding (``"${:,.2f}"``, ``"{:.1f}%"``, ``"{:05.0f}"``).
     Samples are written the same way; empty for plain numbers."""
-    decimal_comma: bool = False
-    """Whether those numbers were written with a decimal comma (and points for thousands)."""
+    number_marks: str = ""
+    """The thousands separator and the decimal mark those numbers were written with, where not a
+    comma and a point: ``".,"`` (1.234,5), ``" ,"`` (1 234,5), ``"'."`` (1'234.5)."""
 
     def state(self) -> dict[str, Any]:
         return asdict(self)
@@ -259,7 +260,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
             return Finding(Column(name, kind, "int64" if kind == "integer" else "float64",
                                   nullable=bool(np.isnan(values).any()),
                                   number_format=numbers.number_format or padded or "",
-                                  decimal_comma=numbers.decimal_comma),
+                                  number_marks=numbers.number_marks),
                            present=int((~np.isnan(values)).sum()),
                            counts=None if forced else _counting(values))
     if text and forced is None and (written := _written_dates(column, name, first_row)):
@@ -575,13 +576,16 @@ class _Numbers:
 
     values: np.ndarray
     number_format: str = ""
-    decimal_comma: bool = False
+    number_marks: str = ""
 
 
 _CURRENCIES = "$€£¥₹₩₽¢"
+_SEPARATORS = ",. '\u00a0\u202f"
+"""Thousands separators: a comma or a point (whichever is not the decimal mark), a space (French,
+also the no-break ones spreadsheets write) or an apostrophe (Swiss)."""
 _WRITTEN_NUMBER = re.compile(
     rf"^(?P<sign>[-+]?)(?P<prefix>(?:[A-Z]{{0,3}}[{_CURRENCIES}]|[A-Z]{{3}}) ?)?(?P<inner>[-+]?)"
-    r"(?P<body>\d[\d.,]*)(?P<suffix> ?[^\d\s.,+-][^\d\s]{0,7})?$")
+    rf"(?P<body>\d(?:[\d{_SEPARATORS}]*\d)?)(?P<suffix> ?[^\d\s.,+-][^\d\s]{{0,7}})?$")
 """A number with a currency sign or code before it (``$``, ``US$``, ``EUR ``) or a unit after it
 (``%``, `` kg``, ``°C``), its digits grouped or not, its decimal mark a point or a comma."""
 
@@ -605,24 +609,30 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
         prefix, _, suffix = _template_parts(like)
         if not affixes <= {("", ""), (prefix, suffix)}:
             return None
-        mark = "," if like.decimal_comma else "."
+        mark = (like.number_marks or ",.")[1]
     if mark is None:
         return None
-    separator = "." if mark == "," else ","
-    values, places, grouped = [], 0, False
+    values, places, separators = [], 0, set()
     for m in matches:
         whole, _, fraction = m["body"].partition(mark)
-        if separator in whole and not re.fullmatch(rf"\d{{1,3}}(\{separator}\d{{3}})+", whole):
+        if not (fraction.isdigit() or mark not in m["body"]):
             return None
-        if not (fraction.isdigit() or mark not in m["body"]) or separator in fraction:
+        grouping = "".join(set(whole) - set("0123456789"))
+        groups = rf"\d{{1,3}}({re.escape(grouping)}\d{{3}})+"
+        if len(grouping) > 1 or (grouping and not re.fullmatch(groups, whole)):
             return None
-        grouped |= separator in whole
+        separators |= set(grouping)
         places = max(places, len(fraction))
         sign = -1.0 if "-" in m["sign"] + m["inner"] else 1.0
-        values.append(sign * float(f"{whole.replace(separator, '')}.{fraction or 0}"))
+        values.append(sign * float(f"{re.sub('[^0-9]', '', whole)}.{fraction or 0}"))
+    allowed = {(like.number_marks or ",.")[0]} if like is not None else set(_SEPARATORS) - {mark}
+    if len(separators) > 1 or not separators <= allowed:
+        return None
+    grouped = "," if separators else ""
+    separator = separators.pop() if separators else "." if mark == "," else ","
     prefix, suffix = affixes.pop() if like is None else ("", "")
-    template = f"{prefix}{{:{',' if grouped else ''}.{places}f}}{suffix}"
-    return _Numbers(np.array(values), template, mark == ",")
+    marks = "" if separator + mark == ",." else separator + mark
+    return _Numbers(np.array(values), f"{prefix}{{:{grouped}.{places}f}}{suffix}", marks)
 
 
 def _decimal_mark(bodies: list[str]) -> str | None:
@@ -655,11 +665,12 @@ def written_numbers(values: np.ndarray, column: Column) -> np.ndarray:
     a currency sign: ``-$5.00``), NaN as a missing cell (None)."""
     prefix, spec, suffix = _template_parts(column)
     out = np.full(len(values), None, dtype=object)
-    swap = str.maketrans(",.", ".,") if column.decimal_comma else None
+    marks = column.number_marks
+    marks = str.maketrans({",": marks[0], ".": marks[1]}) if marks else None
     for i in np.flatnonzero(~np.isnan(values)):
         number = format(abs(values[i]), spec)
         negative = values[i] < 0 and float(number.replace(",", "")) != 0  # no "-0.00"
-        out[i] = f"{'-' if negative else ''}{prefix}{number.translate(swap) if swap else number}{suffix}"
+        out[i] = f"{'-' if negative else ''}{prefix}{number.translate(marks) if marks else number}{suffix}"
     return out
 
 

@@ -538,7 +538,7 @@ def csv_separator(path: str, schema: Sequence[Column] = ()) -> str:
     with a decimal comma, as spreadsheets in such locales write and read them, else a comma."""
     if file_format(path) == ".tsv":
         return "\t"
-    return ";" if any(column.decimal_comma for column in schema) else ","
+    return ";" if any(column.number_marks.endswith(",") for column in schema) else ","
 
 
 def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: int,
