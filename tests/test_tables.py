@@ -617,6 +617,20 @@ def test_evaluate_compares_dataframes_with_categories_and_gaps_in_any_column_ord
         sd.evaluate(samples, against=reference.to_numpy())
 
 
+def test_evaluate_takes_a_data_file_as_its_reference(tmp_path):
+    """`sd.evaluate(rows, against="test.csv")` ended in a TypeError (the name read as a target)."""
+    reference, samples = mixed_frame(400, seed=1), mixed_frame(300, seed=4)
+    path = tmp_path / "test.csv"
+    reference.to_csv(path, index=False)
+    from_file = sd.evaluate(samples, against=str(path), two_sample_tests=False)
+    in_memory = sd.evaluate(samples, against=pd.read_csv(path), two_sample_tests=False)
+    assert from_file["table"] == in_memory["table"] and from_file["distance"] == in_memory["distance"]
+    reference[["mass", "count"]].dropna().to_csv(path, index=False)  # numbers only: arrays too
+    numbers = samples[["mass", "count"]].dropna()
+    assert (sd.evaluate(numbers.to_numpy(), against=str(path), two_sample_tests=False)["distance"]
+            == sd.evaluate(numbers, against=pd.read_csv(path), two_sample_tests=False)["distance"])
+
+
 def test_exact_w1_with_l1_cost_against_a_known_shift():
     a = np.zeros((50, 2))
     assert tabular.wasserstein_l1(a, a + np.array([0.3, 0.4])) == pytest.approx(0.7)

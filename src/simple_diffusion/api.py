@@ -605,7 +605,14 @@ def evaluate(
     >>> result = evaluate(made, against=test, two_sample_tests=False)
     >>> result["table"]["categories"][0]["tvd"]
     0.25
+
+    ``against`` may also name a data file (.csv, .parquet, ...), read as ``train`` reads one.
     """
+    if isinstance(against, str) and os.path.isfile(against):
+        table = io.read_table(against)
+        against = to_frame(table.values, table.schema)
+        if not _is_frame(samples) and np.ndim(samples) == 2 and np.shape(samples)[1] == len(table.columns):
+            samples = to_frame(np.asarray(samples, dtype=np.float64), table.schema)
     if any(_is_frame(x) for x in (samples, against, train, holdout)):
         schema, (samples, against, train, holdout) = _table_rows(samples, against, train, holdout)
         if any(c.kind == "categorical" or c.nullable for c in schema):
