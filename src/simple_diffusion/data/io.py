@@ -305,12 +305,19 @@ def _preamble(path: str) -> tuple[int, str, list[str]]:
     content = [k for k, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
     if not content:
         return len(lines), "", []
-    several = next((k for k in content if any(d in lines[k] for d in (",", *OTHER_DELIMITERS))), None)
+    several = next((k for k in content if _cells(lines[k]) > 1), None)
     first = content[0] if several is None else several
     if any(is_number(lines[k].strip()) for k in content if k < first):  # a table's first row
         first = content[0]
     titles = [lines[k].strip() for k in content if k < first]
     return first, lines[first], titles
+
+
+def _cells(line: str) -> int:
+    """The most cells a line splits into by any separator a CSV may use (quotes respected)."""
+    import csv
+
+    return max(len(next(csv.reader([line], delimiter=d), [])) for d in (",", *OTHER_DELIMITERS))
 
 
 def _delimiter(first: str) -> str:
