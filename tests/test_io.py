@@ -190,7 +190,10 @@ def test_a_title_above_the_header_is_skipped_with_a_warning(tmp_path):
     path.write_text("height\n170.5\n160.5\n")  # one column: its header is no title
     assert io.read_table(str(path)).columns == ["height"]
     path.write_text('city\n"Paris, France"\nRome\n"Paris, France"\n')  # a comma inside quotes
-    assert io.read_table(str(path)).schema[0].categories == ["Paris, France", "Rome"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = io.read_table(str(path))
+    assert table.columns == ["city"] and table.values[:, 0].tolist() == [0, 1, 0]
     path.write_text("5\n1,2\n3,4\n")  # a number is a row, not a title
     with warnings.catch_warnings():
         warnings.simplefilter("error")
