@@ -14,6 +14,7 @@ from __future__ import annotations
 import builtins
 import bz2
 import contextlib
+import csv
 import gzip
 import itertools
 import lzma
@@ -315,8 +316,6 @@ def _preamble(path: str) -> tuple[int, str, list[str]]:
 
 def _cells(line: str) -> int:
     """The most cells a line splits into by any separator a CSV may use (quotes respected)."""
-    import csv
-
     return max(len(next(csv.reader([line], delimiter=d), [])) for d in (",", *OTHER_DELIMITERS))
 
 
