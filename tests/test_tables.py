@@ -325,6 +325,21 @@ def test_a_dataframe_model_samples_dataframes_with_the_same_columns_and_dtypes()
     assert isinstance(model.sample(5, seed=0, frame=False), torch.Tensor)
 
 
+def test_a_frames_index_is_said_not_to_be_learnt_where_it_holds_data():
+    """A time series read with index_col=0 keeps its dates in the index, which fit ignored."""
+    values = np.random.default_rng(0).normal(size=(300, 2))
+    days = pd.date_range("2024-01-01", periods=300, name="date")
+    dated = pd.DataFrame(values, columns=["a", "b"], index=days)
+    with pytest.warns(UserWarning, match=r"its index \(date\) is not learnt, only its columns; reset_index"):
+        sd.training_data(dated)
+    with pytest.warns(UserWarning, match=r"its index \(object\) is not learnt"):
+        sd.training_data(dated.set_axis([f"r{k}" for k in range(300)]))
+    frame = pd.DataFrame(values, columns=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sd.training_data(frame[frame["a"] > 0])  # a filtered frame's row numbers: no warning
+
+
 def test_a_dataframe_of_numbered_columns_gets_its_numbers_back(tmp_path):
     """``pd.DataFrame(array)`` labels its columns 0, 1, 2: samples (from the model and from its
     run folder) and filled tables carry those labels, not their text, so ``samples[0]`` works

@@ -140,13 +140,19 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
     kinds = {"categorical": config.categorical, "integer": config.integer, "numeric": config.numeric}
     if isinstance(data, pd.DataFrame):
         frame = data[columns] if columns else data
+        index = frame.index
+        if index.names != [None] or not pd.api.types.is_integer_dtype(index.dtype):
+            # A time series' dates, or the IDs of rows, kept in the index: data a user expects learnt.
+            what = ", ".join(map(str, index.names)) if index.names != [None] else str(index.dtype)
+            warnings.warn(f"DataFrame: its index ({what}) is not learnt, only its columns; reset_index() "
+                          "makes it a column", stacklevel=4)
         return io.from_frame(frame, "DataFrame", kinds, config.drop_missing), None
     if isinstance(data, (str, os.PathLike)):
         path = os.path.abspath(data)  # evaluation and resumption may run from another folder
         if not os.path.splitext(path)[1]:
             raise UserError(
                 f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
-                "nor a .npy, .csv, .tsv or .parquet file"
+                f"nor a {', '.join(io.FORMATS)} file"
             )
         table = io.read_table(str(data), columns=columns, header=_header(config), kinds=kinds,
                               drop_missing=config.drop_missing)
