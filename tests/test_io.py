@@ -269,6 +269,14 @@ def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_wr
     np.testing.assert_allclose(to_values(new, table.schema)[:, 0], [values[0], 7])
 
 
+@pytest.mark.parametrize("codes", [["SKU001", "SKU002"], ["SKU 007", "SKU 010"], ["1.2.3", "1.2.4"]])
+def test_codes_that_hold_digits_stay_labels(tmp_path, codes):
+    """A product code is no amount in a currency, nor a version number one with separators."""
+    path = tmp_path / "t.csv"
+    path.write_text("code,x\n" + "".join(f"{codes[k % 2]},{k}.5\n" for k in range(6)))
+    assert io.read_table(str(path)).schema[0].categories == codes
+
+
 def test_a_cell_written_another_way_is_named_with_the_way_the_column_is_written(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text('price,b\n$5.00,1\n"$1,250.00",2\n')

@@ -584,10 +584,11 @@ _SEPARATORS = ",. '\u00a0\u202f"
 """Thousands separators: a comma or a point (whichever is not the decimal mark), a space (French,
 also the no-break ones spreadsheets write) or an apostrophe (Swiss)."""
 _WRITTEN_NUMBER = re.compile(
-    rf"^(?P<sign>[-+]?)(?P<prefix>(?:[A-Z]{{0,3}}[{_CURRENCIES}]|[A-Z]{{3}}) ?)?(?P<inner>[-+]?)"
+    rf"^(?P<sign>[-+]?)(?P<prefix>[A-Z]{{0,3}}[{_CURRENCIES}] ?|[A-Z]{{3}} )?(?P<inner>[-+]?)"
     rf"(?P<body>\d(?:[\d{_SEPARATORS}]*\d)?)(?P<suffix> ?[^\d\s.,+-][^\d\s]{{0,7}})?$")
-"""A number with a currency sign or code before it (``$``, ``US$``, ``EUR ``) or a unit after it
-(``%``, `` kg``, ``°C``), its digits grouped or not, its decimal mark a point or a comma."""
+"""A number with a currency sign or code before it (``$``, ``US$``, ``EUR `` with its space: a code
+such as ``SKU001`` is no amount) or a unit after it (``%``, `` kg``, ``°C``), its digits grouped
+or not, its decimal mark a point or a comma."""
 
 
 def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
@@ -616,6 +617,8 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
     for m in matches:
         whole, _, fraction = m["body"].partition(mark)
         if not (fraction.isdigit() or mark not in m["body"]):
+            return None
+        if len(whole) > 1 and whole.startswith("0"):  # "SKU 007", "$05": a code, not an amount
             return None
         grouping = "".join(set(whole) - set("0123456789"))
         groups = rf"\d{{1,3}}({re.escape(grouping)}\d{{3}})+"
