@@ -269,6 +269,15 @@ def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_wr
     np.testing.assert_allclose(to_values(new, table.schema)[:, 0], [values[0], 7])
 
 
+def test_a_typographic_minus_and_a_spreadsheets_error_cells_are_read():
+    """Copied from documents, -5.5 comes as "\u22125.5"; a spreadsheet writes #DIV/0! where a
+    formula failed: both were "non-numeric values" to fix by hand."""
+    frame = pd.DataFrame({"a": ["\u22125.5", "3.25", "#DIV/0!", "#VALUE!", "1"]})
+    frame.attrs["first_row"] = 2
+    values = io.from_frame(frame).values[:, 0]
+    np.testing.assert_array_equal(values, [-5.5, 3.25, np.nan, np.nan, 1.0])
+
+
 @pytest.mark.parametrize("codes", [["SKU001", "SKU002"], ["SKU 007", "SKU 010"], ["1.2.3", "1.2.4"]])
 def test_codes_that_hold_digits_stay_labels(tmp_path, codes):
     """A product code is no amount in a currency, nor a version number one with separators."""

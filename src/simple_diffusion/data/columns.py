@@ -37,9 +37,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "#n/a", "#na", "#n/a n/a",
-                            "-nan", "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan", "?"})
+                            "-nan", "1.#ind", "-1.#ind", "1.#qnan", "-1.#qnan", "?",
+                            "#div/0!", "#value!", "#ref!", "#name?", "#num!", "#null!"})
 """Cells of a text column that mean 'missing' (compared in lower case, stripped): pandas' own
-markers, and the UCI repository's "?"."""
+markers, the UCI repository's "?", and the errors a spreadsheet exports in place of a value
+(``#DIV/0!``)."""
 TIME_UNITS = {"D": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9, "ms": 10**6,
               "us": 10**3}
 """The units a date, time or duration column may count in (their length in nanoseconds),
@@ -584,7 +586,7 @@ _SEPARATORS = ",. '\u00a0\u202f"
 """Thousands separators: a comma or a point (whichever is not the decimal mark), a space (French,
 also the no-break ones spreadsheets write) or an apostrophe (Swiss)."""
 _WRITTEN_NUMBER = re.compile(
-    rf"^(?P<sign>[-+]?)(?P<prefix>[A-Z]{{0,3}}[{_CURRENCIES}] ?|[A-Z]{{3}} )?(?P<inner>[-+]?)"
+    rf"^(?P<sign>[-+\u2212]?)(?P<prefix>[A-Z]{{0,3}}[{_CURRENCIES}] ?|[A-Z]{{3}} )?(?P<inner>[-+\u2212]?)"
     rf"(?P<body>\d(?:[\d{_SEPARATORS}]*\d)?)(?P<suffix> ?[^\d\s.,+-][^\d\s]{{0,7}})?$")
 """A number with a currency sign or code before it (``$``, ``US$``, ``EUR `` with its space: a code
 such as ``SKU001`` is no amount) or a unit after it (``%``, `` kg``, ``°C``), its digits grouped
@@ -626,7 +628,7 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
             return None
         separators |= set(grouping)
         places = max(places, len(fraction))
-        sign = -1.0 if "-" in m["sign"] + m["inner"] else 1.0
+        sign = -1.0 if {"-", "\u2212"} & set(m["sign"] + m["inner"]) else 1.0  # a typographic minus too
         values.append(sign * float(f"{re.sub('[^0-9]', '', whole)}.{fraction or 0}"))
     allowed = {(like.number_marks or ",.")[0]} if like is not None else set(_SEPARATORS) - {mark}
     if len(separators) > 1 or not separators <= allowed:
