@@ -325,6 +325,20 @@ def test_a_dataframe_model_samples_dataframes_with_the_same_columns_and_dtypes()
     assert isinstance(model.sample(5, seed=0, frame=False), torch.Tensor)
 
 
+def test_dates_written_without_leading_zeros_come_back_without_them(tmp_path):
+    """"1/2/2020 9:05" came back "01/02/2020 09:05": the same date, not as the data wrote it."""
+    cells = ["1/2/2020 9:05", "12/25/2020 13:30", "3/14/2021 0:00", "10/1/2020 10:45"]
+    path = tmp_path / "t.csv"
+    path.write_text("when,x\n" + "".join(f"{cell},{k}.5\n" for k, cell in enumerate(cells)))
+    table = io.read_table(str(path))
+    assert table.schema[0].time_format == "%-m/%-d/%Y %-H:%M"
+    assert to_frame(table.values, table.schema)["when"].tolist() == cells
+    padded = ["01/02/2020", "12/25/2020"]  # a column written with its zeros keeps them
+    path.write_text("when,x\n" + "".join(f"{cell},{k}.5\n" for k, cell in enumerate(padded)))
+    table = io.read_table(str(path))
+    assert to_frame(table.values, table.schema)["when"].tolist() == padded
+
+
 def test_a_frames_index_is_said_not_to_be_learnt_where_it_holds_data():
     """A time series read with index_col=0 keeps its dates in the index, which fit ignored."""
     values = np.random.default_rng(0).normal(size=(300, 2))

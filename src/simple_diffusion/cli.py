@@ -392,7 +392,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     per = "" if conditions is None else (
         f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
     steps = len(model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)) - 1
-    click.echo(f"wrote {total:,} samples{per} to {_destination(output)} "
+    click.echo(f"wrote {_count(total, 'sample')}{per} to {_destination(output)} "
                f"({settings.sampler}, {_count(steps, 'step')})", err=True)
 
 
@@ -656,7 +656,7 @@ def score(run, data_file, output, lowest, tolerance, device) -> None:
     io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p),
                    schema=model.schema)
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
-    click.echo(f"wrote {len(rows):,} scored rows to {output} and a histogram to "
+    click.echo(f"wrote {_count(len(rows), 'scored row')} to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)
     unscored = int(np.isnan(log_p).sum())
     if unscored:

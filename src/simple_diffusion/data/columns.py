@@ -320,7 +320,7 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
         times = pd.to_datetime(text, format=written, errors="coerce", utc=True)
         bad = times.isna().to_numpy() & ~missing
         if not bad.any():
-            return written, times.dt.tz_localize(None)
+            return _unpadded_format(written, text), times.dt.tz_localize(None)
         if nearest is None or bad.sum() < nearest[1].sum():
             nearest = written, bad
     # Mostly dates, as a column of numbers with a few words is mostly numbers: by distinct cells.
@@ -331,6 +331,73 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
         raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
                         f"{where}: fix the cell, or declare the column with --categorical")
     return None
+
+
+_DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}",
+                "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}", "j": r"\d{1,3}",
+                "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "a": r"[^\W\d_]+", "A": r"[^\W\d_]+",
+                "p": r"[AaPp][Mm]", "z": r"[+-]\d{2}:?\d{2}|Z", "%": "%"}
+"""What each ``strftime`` field of a guessed date format matches."""
+UNPADDED_FIELDS = "mdHI"
+"""The fields a date may write without a leading zero ("1/2/2020", "9:05"), which GNU's ``strftime``
+notation marks ``%-d``: such a format is read as its padded self and written without the zeros."""
+
+
+def _date_pattern(written: str) -> tuple[re.Pattern, list[str]] | None:
+    """A regular expression of the dates a format writes, a group per field, and the fields in
+    order; None for a field it does not know."""
+    parts, fields = [], []
+    for literal, letter in re.findall(r"([^%]*)(?:%-?(.))?", written):
+        parts.append(re.escape(literal))
+        if letter:
+            if letter not in _DATE_FIELDS:
+                return None
+            parts.append(f"({_DATE_FIELDS[letter]})")
+            fields.append(letter)
+    return re.compile("".join(parts)), fields
+
+
+def _unpadded_format(written: str, text: pd.Series) -> str:
+    """``written`` with ``%-m``, ``%-d``, ... where a cell of ``text`` (read in it) writes that
+    field with one digit, so that samples come back as the data wrote them."""
+    pattern = _date_pattern(written)
+    if pattern is None:
+        return written
+    regex, fields = pattern
+    short = set()
+    for cell in text.dropna().unique()[:10_000]:
+        match = regex.fullmatch(cell)
+        if match:
+            short |= {letter for letter, value in zip(fields, match.groups()) if len(value) == 1}
+    for letter in short & set(UNPADDED_FIELDS):
+        written = written.replace(f"%{letter}", f"%-{letter}")
+    return written
+
+
+def strptime_format(written: str) -> str:
+    """A date format as ``strptime`` and pandas read it (``%-d`` is ``%d``: one digit or two)."""
+    return written.replace("%-", "%")
+
+
+def _strftime(times: pd.Series, written: str) -> pd.Series:
+    """Dates as text in a format whose ``%-d`` fields drop their leading zero (GNU's notation,
+    which other platforms' ``strftime`` lacks: the padded text is trimmed here)."""
+    text = times.dt.strftime(strptime_format(written))
+    if "%-" not in written:
+        return text
+    regex, fields = _date_pattern(strptime_format(written))
+    trimmed = [k for k, field in enumerate(re.findall(r"%(-?)(.)", written)) if field[0] == "-"]
+
+    def trim(match: re.Match) -> str:
+        pieces, last = [], match.start()
+        for k in range(len(fields)):
+            start, end = match.span(k + 1)
+            value = match.group(k + 1)
+            pieces += [match.string[last:start], value.lstrip("0") or "0" if k in trimmed else value]
+            last = end
+        return "".join(pieces) + match.string[last:match.end()]
+
+    return text.str.replace(regex, trim, regex=True)
 
 
 def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, source: str | None = None,
@@ -348,7 +415,7 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
     else:
         missing = _missing(column)
         text = column.astype(str).str.strip().where(~missing)
-        written = like.time_format if like else ""
+        written = strptime_format(like.time_format) if like else ""
         with warnings.catch_warnings():  # pandas' notes on guessed formats and mixed offsets
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("ignore", FutureWarning)
@@ -840,7 +907,7 @@ def _times(values: np.ndarray, column: Column) -> pd.Series:
         return times.astype(column.dtype)
     times = pd.Series(whole.view("datetime64[ns]")).mask(missing)
     if column.time_format:
-        text = times.dt.strftime(column.time_format).astype(object).where(~missing, np.nan)
+        text = _strftime(times, column.time_format).astype(object).where(~missing, np.nan)
         return text if column.dtype in ("object", "O") else text.astype(column.dtype)
     zone = getattr(pd.api.types.pandas_dtype(column.dtype), "tz", None)
     if zone is not None:

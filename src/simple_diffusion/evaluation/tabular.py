@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.columns import Column
+from ..data.columns import Column, strptime_format
 
 MISSING = "(missing)"
 EXACT_W1_ROWS = 2000
@@ -202,7 +202,7 @@ def _sdtype(column: Column) -> dict[str, str]:
     if column.kind == "categorical":
         return {"sdtype": "categorical"}
     if column.time_unit and column.time_origin:
-        written = {"datetime_format": column.time_format} if column.time_format else {}
+        written = {"datetime_format": strptime_format(column.time_format)} if column.time_format else {}
         return {"sdtype": "datetime"} | written
     return {"sdtype": "numerical"}
 
