@@ -399,8 +399,8 @@ def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
         raise UserError(f"{path}: not a readable Excel workbook ({type(exc).__name__})") from None
     if len(sheets) > 1:
         others = ", ".join(map(repr, sheets[1:4])) + (", ..." if len(sheets) > 4 else "")
-        warnings.warn(f"{path} has {len(sheets)} sheets: read the first, {sheets[0]!r} (not {others})",
-                      stacklevel=3)
+        warnings.warn(f"{path} has {len(sheets)} sheets: read the first, {sheets[0]!r} (not {others}: save "
+                      "another as a file of its own to use it)", stacklevel=3)
     if raw.empty:
         raise UserError(f"{path}: the first sheet is empty")
     # Rows of one cell above the first of several (a title, a blank row), as in a CSV's preamble.
