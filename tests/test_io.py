@@ -45,7 +45,7 @@ def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp
     with pd.ExcelWriter(path) as writer:
         frame.to_excel(writer, index=False, sheet_name="Data")
         frame.to_excel(writer, index=False, sheet_name="Notes")
-    with pytest.warns(UserWarning, match=r"book.xlsx has 2 sheets: read the first, 'Data' \(not 'Notes': save"):
+    with pytest.warns(UserWarning, match=r"has 2 sheets: read the first, 'Data' \(not 'Notes': save"):
         table = io.read_table(str(path))
     assert [c.kind_name for c in table.schema] == ["datetime in days", "numeric", "integer", "categorical",
                                                    "categorical"]
