@@ -330,7 +330,7 @@ def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):
     (["--given", "kind"], "kind"),
     (["--given", "kind=a,kind=b"], "column 'kind' is given twice"),
     (["--given", "value=abc"], "given: column 'value' has a non-numeric value 'abc' at row 0, where"),
-    (["--given", "kind=a,value=1,5"], "'1,5' at row 0 (a decimal comma? write numbers with a point)"),
+    (["--given", "kind=a,value=1,5"], "'1,5' at row 0 (its numbers are written as 1234.5)"),
     (["--given", "kind=a,value="], "column 'value' has no value (an empty or missing cell"),
     (["--given", "kind=NA"], "column 'kind' has no value"),
 ])

@@ -156,6 +156,8 @@ def bad(tmp_path, name, content):
          r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),
         ("thousands.csv", 'a,b\n"1,234.50",2\n"2,345.00",3\n"12.000,25",4\n',
          r"column 'a' has a non-numeric value '1,234.50' at line 2 \(a thousands separator\?"),
+        ("censored.csv", "a,b\n0.5,1\n<0.01,2\n1.5,3\n",
+         r"'<0.01' at line 3 \(a value beyond a detection limit\? write a number, or leave the cell empty"),
         ("european.csv", "a;b\n1.234,5;2\n2.345,5;3\n1,234.5;4\n",
          r"'1.234,5' at line 2 \(a decimal comma or thousands separators\?"),
     ],

@@ -574,15 +574,22 @@ _DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
-def _separator_hint(cell: str) -> str | None:
+_CENSORED = re.compile(r"^[<>≤≥]=?\s*[-+]?\.?\d")
+
+
+def _number_hint(cell: str) -> str | None:
     """Why a cell that is not a number looks like one: a decimal comma (1234,5), a thousands
-    separator (1,234.5), or either (1,234 or 1.234,5); None if it does not."""
+    separator (1,234.5), or either (1,234 or 1.234,5), written unlike the column's other numbers;
+    a value beyond a detection limit (<0.01); None if it does not."""
+    if _CENSORED.match(cell):
+        return ("a value beyond a detection limit? write a number, or leave the cell empty to learn it "
+                "as missing")
     decimal, thousands = bool(_DECIMAL_COMMA.match(cell)), bool(_THOUSANDS.match(cell))
     if decimal and (thousands or "." in cell):
-        return "a decimal comma or thousands separators? write numbers with a point and no separators"
+        return "a decimal comma or thousands separators? write the column's numbers all one way"
     if decimal:
-        return "a decimal comma? write numbers with a point"
-    return "a thousands separator? write numbers without one" if thousands else None
+        return "a decimal comma? write the column's numbers all one way"
+    return "a thousands separator? write the column's numbers all one way" if thousands else None
 
 
 def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
@@ -623,16 +630,17 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     distinct = set(odd[words].unique()) | {str(cell).strip() for cell in numbers}
     # Numbers written with a decimal comma or thousands separators in more than one way count as
     # numbers: such a column is an error to fix, not a column of labels (nor an identifier).
-    looks_numeric = [is_number(cell) or _separator_hint(cell) is not None for cell in distinct]
+    looks_numeric = [is_number(cell) or _number_hint(cell) is not None for cell in distinct]
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row, cell = int(unparsed[words][0]), odd[words].iloc[0]
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         found = f"column {name!r} has a non-numeric value {cell!r} at {where}"
-        if like is not None and like.number_format:
-            found += f" (its numbers are written as {_example(like)})"
-        elif _separator_hint(cell):
-            found += f" ({_separator_hint(cell)})"
+        hint = _number_hint(cell)
+        if like is not None and (like.number_format or (hint and not _CENSORED.match(cell))):
+            found += f" (its numbers are written as {_example(like) if like.number_format else '1234.5'})"
+        elif hint:
+            found += f" ({hint})"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
         raise UserError(f"{found}: fix the cell, or declare the column with --categorical")
