@@ -21,7 +21,7 @@ def table():
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx", ".csv.gz", ".tsv.bz2",
-                                    ".csv.xz"])
+                                    ".csv.xz", ".txt", ".dat.gz"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -95,6 +95,31 @@ def test_compressed_csv_is_read_and_written_as_its_extension_says(tmp_path):
         io.read_table(str(tmp_path / "x.npy.gz"))
 
 
+def test_numpys_text_files_are_read_and_written_as_savetxt_and_loadtxt_do(tmp_path):
+    """Students and physicists keep arrays in np.savetxt's .txt files (spaces between cells, the
+    names in a "#" line): refused before as an unsupported file type."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(20, 3))
+    x[5, 1] = np.nan
+    np.savetxt(tmp_path / "phys.txt", x, header="energy momentum angle")
+    table = io.read_table(str(tmp_path / "phys.txt"))
+    assert table.columns == ["energy", "momentum", "angle"]
+    np.testing.assert_allclose(table.values, x)
+    out = tmp_path / "out.txt"
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    assert out.read_text().startswith("# energy momentum angle\n")
+    np.testing.assert_allclose(np.loadtxt(out), x, rtol=1e-8)  # NumPy reads it back, nan and all
+    np.savetxt(tmp_path / "bare.dat", x[:, :2])  # no names: numbered
+    assert io.read_table(str(tmp_path / "bare.dat")).columns == ["0", "1"]
+    (tmp_path / "short.txt").write_text("# a b\n1 2\n3\n4 5\n")
+    with pytest.raises(UserError, match=r"line 3 has 1 cell where the others have 2 \(a missing cell"):
+        io.read_table(str(tmp_path / "short.txt"))
+    labelled = pd.DataFrame({"kind": ["a b", "c"], "weight kg": [1.5, 2.5]})  # spaces: quoted
+    io.write_table(str(out), labelled)
+    assert io.read_table(str(out)).columns == ["kind", "weight kg"]
+    np.testing.assert_allclose(io.read_table(str(out)).values[:, 1], [1.5, 2.5])
+
+
 def test_npy_one_dimensional_becomes_one_column(tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, np.arange(10.0))
@@ -150,7 +175,7 @@ def bad(tmp_path, name, content):
          b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (100,), }",
          "cannot read|not a plain"),
         ("corrupt.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
-        ("data.txt", "1\n2\n", "unsupported file type .txt"),
+        ("data.json", "[1, 2]\n", "unsupported file type .json"),
         # Numbers in two ways (a decimal comma, a decimal point): which is meant is for the user.
         ("decimal_commas.csv", "a;b\n1,5;2\n2.5;3\n3,1;4\n",
          r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),

@@ -38,8 +38,11 @@ from .columns import Column, as_written, detect, find, finish, forced_kinds, is_
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
-FORMATS = (".npy", ".csv", ".tsv", ".parquet", ".xlsx")
-SEPARATED = (".csv", ".tsv")
+FORMATS = (".npy", ".csv", ".tsv", ".txt", ".dat", ".parquet", ".xlsx")
+WHITESPACE = (".txt", ".dat")
+"""Text tables whose cells are separated by spaces or tabs, as NumPy's ``savetxt`` writes them
+(missing cells ``nan``, the column names in a "#" line above the rows)."""
+SEPARATED = (".csv", ".tsv", *WHITESPACE)
 """Text formats (a .csv is read with the separator its first line uses, and written with
 ``csv_separator``'s)."""
 MANY_COLUMNS = 64
@@ -291,8 +294,9 @@ PREAMBLE_LINES = 20
 """How far down a file its first row of cells is looked for, past comments and titles."""
 
 
-def _preamble(path: str) -> tuple[int, str, list[str]]:
-    """How many lines open the file before its first row, that row, and the titles among them.
+def _preamble(path: str) -> tuple[int, str, list[str], str]:
+    """How many lines open the file before its first row, that row, the titles among them, and the
+    comment line right above it (where ``savetxt`` writes the column names).
     Skipped: comment lines starting with "#" (as instruments and NumPy's ``savetxt`` write them),
     blank lines, and lines of one cell above the first line of several (a spreadsheet export's
     title: "Heights of 2024"); a table of one column has none of those."""
@@ -302,16 +306,17 @@ def _preamble(path: str) -> tuple[int, str, list[str]]:
             for line in itertools.islice(file, PREAMBLE_LINES):
                 lines.append(line)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):  # pandas names what is wrong
-        return 0, "", []
+        return 0, "", [], ""
     content = [k for k, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
     if not content:
-        return len(lines), "", []
+        return len(lines), "", [], ""
     several = next((k for k in content if _cells(lines[k]) > 1), None)
     first = content[0] if several is None else several
     if any(is_number(lines[k].strip()) for k in content if k < first):  # a table's first row
         first = content[0]
     titles = [lines[k].strip() for k in content if k < first]
-    return first, lines[first], titles
+    comment = next((line for line in reversed(lines[:first]) if line.strip()), "")
+    return first, lines[first], titles, comment.strip() if comment.lstrip().startswith("#") else ""
 
 
 def _cells(line: str) -> int:
@@ -341,14 +346,16 @@ tools export (Latin-1 with printable characters where Latin-1 has control codes)
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
 
-    skipped, first, titles = _preamble(path)
+    skipped, first, titles, comment = _preamble(path)
+    whitespace = file_format(path) in WHITESPACE
     if titles:
         warnings.warn(f"{path}: skipped {_count(len(titles), 'line')} of one cell above the header (a "
                       f"title?): {titles[0]!r}", stacklevel=3)
 
     def read(encoding: str) -> pd.DataFrame:
         return pd.read_csv(path, header=None, dtype=str, skip_blank_lines=True, keep_default_na=False,
-                           sep="\t" if file_format(path) == ".tsv" else _delimiter(first),
+                           sep=r"\s+" if whitespace else "\t" if file_format(path) == ".tsv"
+                           else _delimiter(first),
                            encoding=encoding, skiprows=skipped)
 
     try:
@@ -368,8 +375,20 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
                             "stray separator, a cell with one that is not quoted, or a title above the "
                             "header?)") from None
         raise UserError(f"{path}: not a readable CSV ({message})") from None
+    padded = (raw.isna() | (raw == "")).to_numpy() if whitespace else None
+    if padded is not None and padded.any():  # a short row, which pandas pads with empty cells
+        row = int(np.flatnonzero(padded.any(axis=1))[0])
+        raise UserError(f"{path}: line {row + skipped + 1} has {_count(int((~padded[row]).sum()), 'cell')} "
+                        f"where the others have {raw.shape[1]} (a missing cell in a space-separated file is "
+                        "written nan)")
+    named = comment.lstrip("#").split()
     if header is None:
         header = not all(is_number(cell) for cell in raw.iloc[0])
+        if not header and whitespace and len(named) == raw.shape[1]:  # savetxt's header="a b c"
+            _refuse_repeated(named, path)
+            raw.columns = named
+            raw.attrs["first_row"] = 1 + skipped
+            return raw
     if header:
         names = [str(c).strip() or f"column {i}" for i, c in enumerate(raw.iloc[0])]
         _refuse_repeated(names, path)
@@ -542,8 +561,8 @@ def write_table(path: str, values: np.ndarray | pd.DataFrame, columns: list[str]
 def csv_separator(path: str, schema: Sequence[Column] = ()) -> str:
     """The separator of a CSV (or .tsv) written at ``path``: a semicolon where numbers are written
     with a decimal comma, as spreadsheets in such locales write and read them, else a comma."""
-    if file_format(path) == ".tsv":
-        return "\t"
+    if file_format(path) in (".tsv", *WHITESPACE):
+        return "\t" if file_format(path) == ".tsv" else " "
     return ";" if any(column.number_marks.endswith(",") for column in schema) else ","
 
 
@@ -580,9 +599,14 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             del array
         elif suffix in SEPARATED:
             with _open_text(temporary, "w", _compression(path), newline="", encoding="utf-8") as handle:
+                whitespace = suffix in WHITESPACE
                 for i, chunk in enumerate(chunks):
-                    as_written(chunk, schema).to_csv(handle, header=i == 0, index=False, float_format="%.9g",
-                                                     sep=csv_separator(path, schema))
+                    chunk = as_written(chunk, schema)
+                    named = i == 0 and whitespace and not any(re.search(r"\s", str(c)) for c in chunk.columns)
+                    if named:  # as savetxt's header: a "#" line that NumPy's loadtxt skips
+                        handle.write("# " + " ".join(map(str, chunk.columns)) + "\n")
+                    chunk.to_csv(handle, header=i == 0 and not named, index=False, float_format="%.9g",
+                                 sep=csv_separator(path, schema), na_rep="nan" if whitespace else "")
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
         else:
