@@ -184,8 +184,8 @@ def cli() -> None:
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon- or bar-separated; .csv.gz and the like too), .tsv, "
-              ".parquet or .xlsx (its first sheet) table, one row per sample: numbers, categories "
-              "(text, booleans), dates and times, and empty cells.")
+              ".txt or .dat (NumPy's savetxt), .parquet or .xlsx (its first sheet) table, one row per "
+              "sample: numbers, categories (text, booleans), dates and times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"
@@ -319,7 +319,8 @@ def _summary(result: dict) -> str:
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
               help="Output file: .csv or .tsv (with a header), .parquet (keeping the training table's "
-              "dtypes), .xlsx (one sheet) or .npy (numbers only, shape (n, d)); a new folder (written with a "
+              "dtypes), .xlsx (one sheet), .txt (as NumPy's savetxt) or .npy (numbers only, shape (n, d)); "
+              "a new folder (written with a "
               "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
               "standard output.")
 @click.option("--seed", type=int, default=0, show_default=True,
