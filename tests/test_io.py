@@ -114,6 +114,8 @@ def test_numpys_text_files_are_read_and_written_as_savetxt_and_loadtxt_do(tmp_pa
     (tmp_path / "short.txt").write_text("# a b\n1 2\n3\n4 5\n")
     with pytest.raises(UserError, match=r"line 3 has 1 cell where the others have 2 \(a missing cell"):
         io.read_table(str(tmp_path / "short.txt"))
+    (tmp_path / "comma.txt").write_text("a,b\n1,2\n3,4\n")  # CSV under another name
+    assert io.read_table(str(tmp_path / "comma.txt")).values.tolist() == [[1, 2], [3, 4]]
     labelled = pd.DataFrame({"kind": ["a b", "c"], "weight kg": [1.5, 2.5]})  # spaces: quoted
     io.write_table(str(out), labelled)
     assert io.read_table(str(out)).columns == ["kind", "weight kg"]

@@ -347,7 +347,9 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
 
     skipped, first, titles, comment = _preamble(path)
-    whitespace = file_format(path) in WHITESPACE
+    # A .txt of cells between spaces (savetxt's), unless its first row is split by another
+    # separator: many programs write CSV under that name.
+    whitespace = file_format(path) in WHITESPACE and _cells(first) == 1
     if titles:
         warnings.warn(f"{path}: skipped {_count(len(titles), 'line')} of one cell above the header (a "
                       f"title?): {titles[0]!r}", stacklevel=3)
