@@ -184,7 +184,8 @@ def bad(tmp_path, name, content):
         ("thousands.csv", 'a,b\n"1,234.50",2\n"2,345.00",3\n"12.000,25",4\n',
          r"column 'a' has a non-numeric value '1,234.50' at line 2 \(a thousands separator\?"),
         ("censored.csv", "a,b\n0.5,1\n<0.01,2\n1.5,3\n",
-         r"'<0.01' at line 3 \(a value beyond a detection limit\? write a number, or leave the cell empty"),
+         r"'<0.01' at line 3 \(a value beyond a detection limit or a top code\? write a number, or leave"),
+        ("topcoded.csv", "age,b\n35,1\n90+,2\n41,3\n", r"'90\+' at line 3 \(a value beyond a detection"),
         ("european.csv", "a;b\n1.234,5;2\n2.345,5;3\n1,234.5;4\n",
          r"'1.234,5' at line 2 \(a decimal comma or thousands separators\?"),
     ],
@@ -307,7 +308,8 @@ def test_a_typographic_minus_and_a_spreadsheets_error_cells_are_read():
     np.testing.assert_array_equal(values, [-5.5, 3.25, np.nan, np.nan, 1.0])
 
 
-@pytest.mark.parametrize("codes", [["SKU001", "SKU002"], ["SKU 007", "SKU 010"], ["1.2.3", "1.2.4"]])
+@pytest.mark.parametrize("codes", [["SKU001", "SKU002"], ["SKU 007", "SKU 010"], ["1.2.3", "1.2.4"],
+                                   ["12+", "18+"]])
 def test_codes_that_hold_digits_stay_labels(tmp_path, codes):
     """A product code is no amount in a currency, nor a version number one with separators."""
     path = tmp_path / "t.csv"

@@ -574,7 +574,9 @@ _DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
-_CENSORED = re.compile(r"^[<>≤≥]=?\s*[-+]?\.?\d")
+_CENSORED = re.compile(r"^([<>≤≥]=?\s*[-+]?\.?\d|\d[\d.,]*\s*\+$)")
+"""A value beyond a limit: under a detection limit (``<0.01``), over a range (``>100``), top-coded
+(an age of ``90+``)."""
 
 
 def _number_hint(cell: str) -> str | None:
@@ -582,8 +584,8 @@ def _number_hint(cell: str) -> str | None:
     separator (1,234.5), or either (1,234 or 1.234,5), written unlike the column's other numbers;
     a value beyond a detection limit (<0.01); None if it does not."""
     if _CENSORED.match(cell):
-        return ("a value beyond a detection limit? write a number, or leave the cell empty to learn it "
-                "as missing")
+        return ("a value beyond a detection limit or a top code? write a number, or leave the cell empty "
+                "to learn it as missing")
     decimal, thousands = bool(_DECIMAL_COMMA.match(cell)), bool(_THOUSANDS.match(cell))
     if decimal and (thousands or "." in cell):
         return "a decimal comma or thousands separators? write the column's numbers all one way"
@@ -630,7 +632,9 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     distinct = set(odd[words].unique()) | {str(cell).strip() for cell in numbers}
     # Numbers written with a decimal comma or thousands separators in more than one way count as
     # numbers: such a column is an error to fix, not a column of labels (nor an identifier).
-    looks_numeric = [is_number(cell) or _number_hint(cell) is not None for cell in distinct]
+    # (A censored value, "<0.01" or "65+", does not: a column of only those is labels, "18+".)
+    looks_numeric = [is_number(cell) or (_number_hint(cell) is not None and not _CENSORED.match(cell))
+                     for cell in distinct]
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row, cell = int(unparsed[words][0]), odd[words].iloc[0]
