@@ -384,15 +384,26 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
                         f"where the others have {raw.shape[1]} (a missing cell in a space-separated file is "
                         "written nan)")
     named = comment.lstrip("#").split()
+    if (header is None and whitespace and len(named) == raw.shape[1]  # savetxt's header="a b c"
+            and all(is_number(cell) for cell in raw.iloc[0])):
+        _refuse_repeated(named, path)
+        raw.columns = named
+        raw.attrs["first_row"] = 1 + skipped
+        return raw
+    return _headed(raw, header, path, skipped)
+
+
+def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> pd.DataFrame:
+    """The cells of a text file or sheet below its header (detected where ``header`` is None: a
+    first row with a cell that is not a number), named by it or numbered, with the line of their
+    first row in ``attrs["first_row"]`` (``skipped`` lines above the table counted)."""
+    import pandas as pd
+
     if header is None:
-        header = not all(is_number(cell) for cell in raw.iloc[0])
-        if not header and whitespace and len(named) == raw.shape[1]:  # savetxt's header="a b c"
-            _refuse_repeated(named, path)
-            raw.columns = named
-            raw.attrs["first_row"] = 1 + skipped
-            return raw
+        header = not all(is_number(str(cell)) for cell in raw.iloc[0] if not pd.isna(cell))
     if header:
-        names = [str(c).strip() or f"column {i}" for i, c in enumerate(raw.iloc[0])]
+        names = [f"column {i}" if pd.isna(c) or not str(c).strip() else str(c).strip()
+                 for i, c in enumerate(raw.iloc[0])]
         _refuse_repeated(names, path)
         frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
     else:
@@ -433,18 +444,10 @@ def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
         warnings.warn(f"{path}: skipped {_count(len(titles), 'row')} of one cell above the "
                       f"header (a title?): {titles[0]!r}", stacklevel=3)
     raw = raw.iloc[skipped:].reset_index(drop=True)
-    if header is None:
-        header = not all(is_number(str(cell)) for cell in raw.iloc[0] if not pd.isna(cell))
-    if header:
-        names = [f"column {i}" if pd.isna(c) or not str(c).strip() else str(c).strip()
-                 for i, c in enumerate(raw.iloc[0])]
-        _refuse_repeated(names, path)
-        frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
-    else:
-        names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
-    frame.columns = names
+    frame = _headed(raw, header, path, skipped)
+    first_row = frame.attrs["first_row"]
     frame = frame.infer_objects().convert_dtypes(convert_string=False, convert_floating=False)
-    frame.attrs["first_row"] = first_row + skipped
+    frame.attrs["first_row"] = first_row
     return frame
 
 
