@@ -175,8 +175,8 @@ def test_a_folder_holding_a_run_is_refused_before_the_data_are_read(trained, tmp
     code, _, err = invoke(capsys, "train", trained, "--data", table)
     assert code == 1
     assert err.strip().splitlines() == [
-        f"error: {trained} holds a run; pass --overwrite to replace it or `--resume` to continue its "
-        f"training (simple-diffusion train --resume {trained})"]
+        f"error: {trained} holds a run; pass --overwrite to replace it, or continue its training with "
+        f"`simple-diffusion train --resume {trained}`"]
     assert sorted(p.name for p in trained.iterdir()) == before
 
 

@@ -69,7 +69,7 @@ def test_inverse_respects_bounds_and_integers_for_any_latent_value(table):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({}, "column 'constant' is constant.*--keep-constant"),
+        ({}, r"column 'constant' is constant.*pass config=\{'data': \{'keep_constant': True\}\} to pass it"),
         ({"bounds": {"plain": (6.0, None)}, "keep_constant": True}, "outside its bounds"),
         ({"bounds": {"fraction": (1.0, 0.0)}, "keep_constant": True}, "lower must be below"),
         ({"integer": ["nope"], "keep_constant": True}, "names column 'nope'"),

@@ -373,18 +373,18 @@ def test_text_columns_are_categories_and_an_identifier_is_refused_with_the_optio
         io.read_table(str(path))
     message = str(error.value)
     assert "column 'name' has a different value in every row (an identifier?)" in message
-    assert message.endswith("leave it out with --columns energy,label") and "\n" not in message
+    assert message.endswith("leave it out with columns=['energy', 'label']") and "\n" not in message
     assert io.read_table(str(path), columns=["energy", "label"]).values.shape == (25, 2)
     # An empty column beside it (World Bank exports end in years not yet filled in): one message
-    # whose --columns leaves both out, instead of one refusal after another.
+    # whose column list leaves both out, instead of one refusal after another.
     path.write_text("name,energy,2013,label,2014\n" + rows.replace(".5,", ".5,,").replace("\n", ",\n"))
     with pytest.raises(UserError) as error:
         io.read_table(str(path))
     message = str(error.value)
-    assert "leave it out with --columns energy,label (also: '2013', '2014')" in message
+    assert "leave it out with columns=['energy', 'label'] (also: '2013', '2014')" in message
     path.write_text("energy,2013\n1.5,\n2.5,\n")
     with pytest.raises(UserError, match=r"column '2013' has no values, which cannot be learnt: leave it "
-                                        r"out with --columns energy$"):
+                                        r"out with columns=\['energy'\]$"):
         io.read_table(str(path))
 
 
@@ -399,7 +399,8 @@ def test_a_saved_row_index_is_refused_and_a_count_that_is_data_is_kept(tmp_path,
         io.read_table(str(path))
     message = str(error.value)
     assert "column 'column 0' numbers the rows (0, 1, 2, ...: a saved index?)" in message
-    assert "--columns x,year (or --integer 'column 0' to learn it)" in message  # year counts from 1990
+    # year counts from 1990
+    assert "columns=['x', 'year'] (or config={'data': {'integer': ['column 0']}} to learn it)" in message
     assert io.read_table(str(path), columns=["x", "year"]).values.shape == (30, 2)
     kept = io.read_table(str(path), kinds={"integer": ["column 0"]})
     assert kept.schema[0].kind == "integer" and kept.values[-1, 0] == start + 29
@@ -420,7 +421,7 @@ def test_a_group_id_of_long_format_rows_is_refused_and_a_sorted_count_that_is_da
     message = str(error.value)
     assert ("column 'individual' numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)"
             in message)
-    assert "--columns mode,cost (or --integer individual to learn it)" in message
+    assert "columns=['mode', 'cost'] (or config={'data': {'integer': ['individual']}} to learn it)" in message
     assert io.read_table(str(path), columns=["mode", "cost"]).values.shape == (120, 2)
     assert io.read_table(str(path), kinds={"integer": ["individual"]}).schema[0].kind == "integer"
     few = "".join(f"{label},{rng.normal():.3f}\n" for label in np.repeat(np.arange(19), 3))
@@ -432,7 +433,7 @@ def test_a_group_id_of_long_format_rows_is_refused_and_a_sorted_count_that_is_da
     levels = np.repeat(np.arange(1, 25), rng.integers(10, 104, 24))
     path.write_text("income,x\n" + "".join(f"{level},{rng.normal():.3f}\n" for level in levels))
     with pytest.warns(UserWarning, match=r"column 'income' counts up in runs of rows of unequal length .* "
-                                         r"leave it out with --columns x$"):
+                                         r"leave it out with columns=\['x'\]$"):
         assert io.read_table(str(path)).schema[0].kind == "integer"
 
 
@@ -551,8 +552,8 @@ def test_a_text_column_of_mostly_different_values_is_refused_unless_declared_cat
     with pytest.raises(UserError) as error:
         io.read_table(str(path))
     assert str(error.value) == ("column 'name' has 16 different values in 30 rows (an identifier, or "
-                                "free text?), which cannot be learnt: leave it out with --columns x "
-                                "(or --categorical name to learn it as labels)")
+                                "free text?), which cannot be learnt: leave it out with columns=['x'] "
+                                "(or config={'data': {'categorical': ['name']}} to learn it as labels)")
     table = io.read_table(str(path), kinds={"categorical": ["name"]})
     assert len(table.schema[0].categories) == 16
 

@@ -50,7 +50,8 @@ def test_interrupted_and_resumed_run_is_bit_for_bit_the_uninterrupted_one(tmp_pa
     broken = tmp_path / "broken"
     with monkeypatch.context() as patch:
         interrupt_at(patch, stop)
-        with pytest.raises(sd.UserError, match=rf"interrupted after epoch {stop} of 6.*--resume"):
+        resume = re.escape(f"resume with `sd.fit(None, out={str(broken)!r}, resume=True)`")
+        with pytest.raises(sd.UserError, match=rf"interrupted after epoch {stop} of 6.*{resume}$"):
             sd.fit("moons", config=SMALL, out=broken, progress=False, num_samples=0)
     assert not (broken / "model.safetensors").exists()
     assert RunFolder(broken).load_checkpoint()["epoch"] == stop
@@ -267,7 +268,7 @@ def test_a_kill_during_a_weights_write_never_leaves_a_half_written_file(tmp_path
     assert visible <= {"config.toml", "split.safetensors", "checkpoint.safetensors"}
     if victim == "checkpoint.safetensors":
         assert not (out / victim).exists()  # the first checkpoint never landed
-        with pytest.raises(sd.UserError, match=r"before its first checkpoint.*--overwrite"):
+        with pytest.raises(sd.UserError, match=r"before its first checkpoint.*with overwrite=True$"):
             sd.fit(None, out=out, resume=True, progress=False, num_samples=0)
         sd.fit("moons", config=SMALL, out=out, overwrite=True, progress=False, num_samples=0)
     else:

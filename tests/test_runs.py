@@ -1,6 +1,7 @@
 """Run folders: what is saved loads back to the same model; damaged files give clear errors."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -42,7 +43,8 @@ def test_samples_do_not_depend_on_chunk_size(run):
 
 def test_refuses_a_non_empty_folder(run):
     out, _ = run
-    with pytest.raises(sd.UserError, match=r"holds a run; pass --overwrite"):
+    with pytest.raises(sd.UserError, match=r"holds a run; pass overwrite=True to replace it, or continue its "
+                                           r"training with `sd.fit\(None, out='.*', resume=True\)`$"):
         sd.fit("two_gaussians", epochs=1, out=out, progress=False, num_samples=0)
 
 
@@ -84,7 +86,8 @@ def test_config_that_does_not_match_the_weights(run, tmp_path):
 def test_missing_model_says_how_to_resume(run, tmp_path):
     folder = copy_run(run, tmp_path)
     (folder / "model.safetensors").unlink()
-    with pytest.raises(sd.UserError, match="--resume"):
+    resume = re.escape(f"resume with `sd.fit(None, out={str(folder)!r}, resume=True)`")
+    with pytest.raises(sd.UserError, match=resume):
         sd.load(folder)
 
 

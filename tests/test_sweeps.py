@@ -57,7 +57,11 @@ def test_runs_that_exist_fail_alone_and_overwrite_replaces_them(tmp_path):
     first = sd.sweep("two_gaussians", out, **kwargs)
     assert "error" not in first
     second = sd.sweep("two_gaussians", out, **kwargs)
-    assert second.error.str.contains("pass --overwrite").all()
+    assert second.error.str.contains("pass overwrite=True").all()
+    # From the command line, the advice names the sweep's option, also from worker processes.
+    assert cli(["sweep", str(out), "--data", "two_gaussians", "--set", "train.steps=10,20", "-n", "0",
+                "--jobs", "2", "--quiet"]) == 0
+    assert pd.read_csv(out / "summary.csv").error.str.contains("pass --overwrite").all()
     third = sd.sweep("two_gaussians", out, overwrite=True, **kwargs)
     assert "error" not in third and len(third) == 2
 

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import platform
-import shlex
 import time
 import warnings
 from dataclasses import dataclass
@@ -28,8 +27,8 @@ from . import __version__, build
 from . import config as cfg
 from .data import io
 from .data import targets as builtin
-from .data.columns import Column, from_states, option_list, to_frame
-from .errors import UserError, is_follower
+from .data.columns import Column, from_states, to_frame
+from .errors import UserError, advice, is_follower
 from .model import BLOCK, DiffusionModel
 from .runs import RunFolder, file_digest
 from .training.distill import Student
@@ -427,8 +426,8 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
     print(f"columns: {describe(prepared.schema)}", file=sys.stderr)
     if encoder.categories_as_bits:
         print(f"categories: learnt as analog bits, their {encoder.onehot_entries} one-hot entries being "
-              f"over {ONEHOT_MOST_ENTRIES} (a --config file with `[data]` then "
-              '`categorical_encoding = "onehot"` keeps one-hot)', file=sys.stderr)
+              f"over {ONEHOT_MOST_ENTRIES} ({advice({'data.categorical_encoding': 'onehot'})} keeps one-hot)",
+              file=sys.stderr)
     for j, masses in zip(encoder.point_mass_columns, encoder.masses):
         cells = prepared.train[:, j][~np.isnan(prepared.train[:, j])]
         name = encoder.schema[j].name
@@ -436,14 +435,14 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
         shown += f" ({len(masses)} in all)" if len(masses) > 8 else ""
         what = f"are {shown}, learnt as a point mass" if len(masses) == 1 else (
             f"are one of {shown}, learnt as point masses")
-        print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} (--numeric "
-              f"{shlex.quote(name)}, or data.numeric, takes it as continuous)", file=sys.stderr)
+        print(f"{name}: {np.isin(cells, masses).mean():.0%} of its values {what} "
+              f"({advice({'data.numeric': [name]})} takes it as continuous)", file=sys.stderr)
     for step in encoder.numeric.steps:
         if isinstance(step, YeoJohnson):
             for k, exponent in zip(step.columns, step.lambdas):
                 name = encoder.schema[encoder.numeric_columns[k]].name
                 print(f"{name}: skewed, learnt through a Yeo-Johnson transform (exponent {exponent:.2g}; "
-                      "--preprocess standardize, or data.preprocess, leaves it as it is)", file=sys.stderr)
+                      f"{advice({'data.preprocess': 'standardize'})} leaves it as it is)", file=sys.stderr)
     for column in encoder.schema:
         if not column.cycles:
             continue
@@ -455,12 +454,13 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
                   "cycles its dates cover)", file=sys.stderr)
         else:
             print(f"{column.name}: a date, drawn with the rest; for rows by its phase in {cycles} (seasons, "
-                  f"weekdays) train with --condition {option_list([column.name])} (rows given it) or "
-                  "--inpainting learnt (gaps filled given it)", file=sys.stderr)
+                  f"weekdays) train with {advice({'condition': [column.name]})} (rows given it) or "
+                  f"{advice({'train.inpainting': 'learnt'})} (gaps filled given it)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:
         print(f"{missing:,} of {len(prepared.train):,} training rows have missing cells: where cells "
-              "are missing is learnt with the values (--drop-missing, or data.drop_missing, drops such rows)",
+              "are missing is learnt with the values "
+              f"({advice({'data.drop_missing': True})} drops such rows)",
               file=sys.stderr)
     if prepared.dropped:
         print(f"dropped {prepared.dropped:,} rows with missing cells", file=sys.stderr)

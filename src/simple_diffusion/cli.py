@@ -25,7 +25,7 @@ import click
 
 from . import __version__, choices
 from . import config as cfg
-from .errors import UserError, is_follower
+from .errors import UserError, command_line, is_follower
 from .training import budget
 
 if TYPE_CHECKING:  # the commands import these when they run (a quick --help)
@@ -791,7 +791,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else list(argv)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), command_line():
             warnings.showwarning = _one_line_warning
             cli.main(args=args, prog_name="simple-diffusion", standalone_mode=False,
                      obj={"argv": args})

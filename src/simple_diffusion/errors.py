@@ -1,10 +1,17 @@
-"""The one exception type for user mistakes, and who reports them.
+"""The one exception type for user mistakes, who reports them, and how their advice is said.
 
 The CLI prints a ``UserError`` as a single line and exits non-zero; anything else is a bug and
-keeps its traceback.
+keeps its traceback. Advice names what the reader sets: ``--columns x,code`` to someone at the
+command line, ``columns=['x', 'code']`` to someone calling Python (``advice``).
 """
 
+import contextlib
+import contextvars
+import json
 import os
+import shlex
+from collections.abc import Iterator
+from typing import Any
 
 
 class UserError(Exception):
@@ -16,3 +23,77 @@ def is_follower() -> bool:
     every rank runs the same steps on the same inputs, so a mistake that stops one stops rank 0
     too, and a rank that fails alone shows on rank 0 as a lost process."""
     return int(os.environ.get("RANK", 0)) != 0 and int(os.environ.get("WORLD_SIZE", 1)) > 1
+
+
+_COMMAND_LINE = contextvars.ContextVar("command_line", default=False)
+
+ARGUMENTS = ("columns", "condition", "overwrite", "resume", "sampler")
+"""Advice keys that are arguments of ``sd.fit`` (or ``model.sample``) and options of the same
+name on the command line; every other key is a setting, ``section.key``."""
+FLAGS = {"data.categorical": "--categorical", "data.integer": "--integer", "data.numeric": "--numeric",
+         "data.preprocess": "--preprocess", "data.bounds": "--bounds", "data.drop_missing": "--drop-missing",
+         "data.keep_constant": "--keep-constant", "train.inpainting": "--inpainting"}
+"""The settings that an option of ``train`` sets; the others are set in a ``--config`` file."""
+
+
+@contextlib.contextmanager
+def command_line(active: bool = True) -> Iterator[None]:
+    """Within it, advice names command-line options: the CLI runs every command inside one (and a
+    worker process of one, ``active`` as its parent)."""
+    token = _COMMAND_LINE.set(active)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def on_command_line() -> bool:
+    return _COMMAND_LINE.get()
+
+
+def said(command_line: str, python: str) -> str:
+    """Of two ways to say a thing (a command, or the Python call doing the same), the reader's."""
+    return command_line if on_command_line() else python
+
+
+def advice(choices: dict[str, Any]) -> str:
+    """How to make ``choices`` (argument or ``section.key`` -> value; ``True`` for a switch), said
+    as the reader makes them. A list of column names is written for the shell as one
+    comma-separated cell list (a name holding a comma quoted as a CSV cell, as the options read it).
+
+    >>> print(advice({"columns": ["x", "weight, kg"], "data.drop_missing": True}))
+    columns=['x', 'weight, kg'], config={'data': {'drop_missing': True}}
+    >>> with command_line():
+    ...     print(advice({"columns": ["x", "weight, kg"], "data.drop_missing": True}))
+    --columns 'x,"weight, kg"' --drop-missing
+    >>> with command_line():
+    ...     print(advice({"data.categorical_encoding": "onehot"}))
+    a --config file with `[data]` then `categorical_encoding = "onehot"`
+    """
+    if not on_command_line():
+        arguments = [f"{key}={value!r}" for key, value in choices.items() if key in ARGUMENTS]
+        config: dict[str, dict[str, Any]] = {}
+        for key, value in choices.items():
+            if key not in ARGUMENTS:
+                section, name = key.split(".")
+                config.setdefault(section, {})[name] = value
+        return ", ".join(arguments + ([f"config={config!r}"] if config else []))
+    said = []
+    for key, value in choices.items():
+        flag = f"--{key}" if key in ARGUMENTS else FLAGS.get(key)
+        if flag is None:
+            section, name = key.split(".")
+            said.append(f"a --config file with `[{section}]` then `{name} = {json.dumps(value)}`")
+        elif value is True:
+            said.append(flag)
+        else:
+            said.append(f"{flag} {_shell_value(value)}")
+    return " ".join(said)
+
+
+def _shell_value(value: str | list[str]) -> str:
+    if isinstance(value, str):
+        return shlex.quote(value)
+    cells = ['"' + name.replace('"', '""') + '"' if any(c in name for c in ',"') else name
+             for name in map(str, value)]
+    return shlex.quote(",".join(cells))

@@ -37,7 +37,7 @@ from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
-from .errors import UserError
+from .errors import UserError, said
 from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
@@ -441,10 +441,10 @@ class DiffusionModel:
             if self.student is None and self.condition is not None:
                 raise UserError("this model has no distilled sampler: models with a condition input "
                                 "(conditional, or trained to in-paint) are not distilled; sample with "
-                                "its own samplers (--sampler, or the default)")
+                                "its own samplers (the default, or another sampler)")
             if self.student is None:
                 raise UserError("this model has no distilled sampler: make one with "
-                                "`simple-diffusion distill RUN` (Python: sd.distill)")
+                                f"`{said('simple-diffusion distill RUN', 'sd.distill(model)')}`")
             if isinstance(self.student, str):
                 raise UserError(self.student)
             return samplers.ddim, self.student.sigmas, functools.partial(

@@ -39,7 +39,7 @@ from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
 from .data.io import write_bytes, write_text
 from .diffusion.gaussian import GaussianPart
-from .errors import UserError
+from .errors import UserError, advice, said
 from .model import DiffusionModel
 from .training.distill import Student
 from .training.distributed import LostRank, Ranks, stop_requests
@@ -60,8 +60,10 @@ MARKER = ".simple-diffusion-run"
 
 
 def resume_command(path: Path) -> str:
-    """The command that continues the run in ``path``, quoted so that it works when pasted."""
-    return f"simple-diffusion train --resume {shlex.quote(str(path))}"
+    """The command (or Python call) that continues the run in ``path``, quoted so that it works
+    when pasted."""
+    return said(f"simple-diffusion train --resume {shlex.quote(str(path))}",
+                f"sd.fit(None, out={str(path)!r}, resume=True)")
 
 
 class RunFolder:
@@ -89,7 +91,7 @@ class RunFolder:
             if not self.file(CHECKPOINT).exists():
                 raise UserError(
                     f"{self.path} has no checkpoint to resume from (training stopped before its "
-                    "first checkpoint): start it again with --overwrite"
+                    f"first checkpoint): start it again with {advice({'overwrite': True})}"
                 )
         elif present:
             if not self.file(MARKER).exists():
@@ -100,8 +102,8 @@ class RunFolder:
                 )
             if not overwrite:
                 raise UserError(
-                    f"{self.path} holds a run; pass --overwrite to replace it or `--resume` to "
-                    f"continue its training ({resume_command(self.path)})"
+                    f"{self.path} holds a run; pass {advice({'overwrite': True})} to replace it, or "
+                    f"continue its training with `{resume_command(self.path)}`"
                 )
 
     def open_for_training(self, overwrite: bool = False, resume: bool = False) -> None:
@@ -207,8 +209,9 @@ class RunFolder:
         tensors, metadata = _read_safetensors(path)
         info = json.loads(metadata.get("info", "{}"))
         if info.get("teacher_sha256") != file_digest(self.file(MODEL)):
-            return (f"{path} was distilled from weights that have since changed: run "
-                    f"`simple-diffusion distill {shlex.quote(str(self.path))}` again")
+            again = said(f"simple-diffusion distill {shlex.quote(str(self.path))}",
+                         f"sd.distill({str(self.path)!r})")
+            return f"{path} was distilled from weights that have since changed: run `{again}` again"
         if "sigmas" not in tensors or metadata.get("prediction_type") not in PREDICTION_TYPES:
             raise UserError(f"{path}: student file is incomplete or edited")
         net = copy.deepcopy(teacher)
@@ -288,8 +291,9 @@ class RunFolder:
         try:
             return json.loads(self.file(METRICS).read_text())
         except FileNotFoundError:
-            raise UserError(f"{self.path} has no {METRICS}: run `simple-diffusion evaluate "
-                            f"{shlex.quote(str(self.path))}`") from None
+            raise UserError(f"{self.path} has no {METRICS}: run " + said(
+                f"`simple-diffusion evaluate {shlex.quote(str(self.path))}`",
+                f"`sd.evaluate_run(sd.load({str(self.path)!r}))`")) from None
 
     def load_checkpoint(self) -> dict[str, Any]:
         tensors, metadata = _read_safetensors(self.file(CHECKPOINT))

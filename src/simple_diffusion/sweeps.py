@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, command_line, on_command_line
 
 SUMMARY = "summary.csv"
 METRICS = ("ratio", "distance", "floor", "kl_estimate", "nll_per_row", "train_seconds", "sample_seconds")
@@ -57,16 +57,18 @@ def _nested(settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _fit_one(data: Any, folder: str, settings: dict[str, Any], preset: str,
-             config: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """One job: a run folder trained and evaluated; its row of the summary."""
+             config: dict[str, Any], options: dict[str, Any], to_command_line: bool) -> dict[str, Any]:
+    """One job: a run folder trained and evaluated; its row of the summary (an error advising as
+    the sweep's caller would act: a worker process starts without the caller's context)."""
     from . import api
     from . import config as cfg
 
     merged = cfg.merge(config, _nested(settings))
     start = time.perf_counter()
     try:
-        api.fit(data, preset=preset, config=merged, out=folder, progress=False, verbose=False,
-                **options)
+        with command_line(to_command_line):
+            api.fit(data, preset=preset, config=merged, out=folder, progress=False, verbose=False,
+                    **options)
     except UserError as exc:
         return {"run": Path(folder).name, **settings, "error": str(exc)}
     row: dict[str, Any] = {"run": Path(folder).name, **settings}
@@ -110,7 +112,8 @@ def sweep(data: Any, out: str | os.PathLike, *, grid: dict[str, list[Any]] | Non
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     options = {"overwrite": overwrite, "num_samples": num_samples, "likelihood_rows": likelihood_rows}
-    calls = (joblib.delayed(_fit_one)(data, str(out / name), settings, preset, base, options)
+    speaking = on_command_line()
+    calls = (joblib.delayed(_fit_one)(data, str(out / name), settings, preset, base, options, speaking)
              for name, settings in combinations)
     rows = []
     with bar(len(combinations), desc="sweep", unit="run", enabled=progress) as progress_bar:

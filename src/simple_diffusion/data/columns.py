@@ -23,7 +23,6 @@ True
 from __future__ import annotations
 
 import re
-import shlex
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, advice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,18 +123,9 @@ def describe(schema: Sequence[Column]) -> str:
     )
 
 
-def option_list(names: Sequence[str]) -> str:
-    """Column names as an option's comma-separated list, ready to paste into a shell: a name
-    with a comma or a quote in it quoted as a CSV cell (``'"weight, kg",height'``), which is how
-    ``parse_option_list`` reads it back."""
-    cells = ['"' + name.replace('"', '""') + '"' if re.search('[,"]', name) else name
-             for name in map(str, names)]
-    return shlex.quote(",".join(cells))
-
-
 def parse_option_list(value: str) -> list[str]:
-    """The names of an option's comma-separated list (``option_list``: CSV quoting for a name with
-    a comma in it), spaces around each dropped."""
+    """The names of an option's comma-separated list (CSV quoting for a name with a comma in it,
+    as ``errors.advice`` writes one), spaces around each dropped."""
     import csv
 
     return [name.strip() for name in next(csv.reader([value], skipinitialspace=True), []) if name.strip()]
@@ -329,7 +319,8 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
         row = int(np.flatnonzero(bad)[0])
         where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
-                        f"{where}: fix the cell, or declare the column with --categorical")
+                        f"{where}: fix the cell, or learn the column as labels with "
+                        f"{advice({'data.categorical': [name]})}")
     return None
 
 
@@ -454,7 +445,7 @@ def _time_finding(column: pd.Series, name: str, forced: str | None, written: tup
 
     if forced == "categorical":
         raise UserError(f"column {name!r} holds dates or times, which are learnt as such; leave it "
-                        "out of --categorical")
+                        f"out of the categorical columns ({advice({'data.categorical': [name]})})")
     nanoseconds, missing = _nanoseconds(column if written is None else written[1], name)
     present = nanoseconds[~missing]
     unit = next((u for u, size in TIME_UNITS.items() if np.all(present % size == 0)), "us")
@@ -514,8 +505,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         others = [f.column.name for f in findings if f.column.name != name]
         warnings.warn(f"column {name!r} counts up in runs of rows of unequal length (1, 1, 2, 2, 2, ...: "
                       f"the table is sorted by it?), learnt as data; if it is the ID of a person or "
-                      f"group, leave it out with --columns {option_list(others)}", stacklevel=2)
-    # Refused together, so that the one --columns printed leaves every one of them out.
+                      f"group, leave it out with {advice({'columns': others})}", stacklevel=2)
+    # Refused together, so that the one column list printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
     refused = identifiers + counters + groups + empty
     if refused:
@@ -528,7 +519,7 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
             raise UserError(f"column {refused[0]!r} holds numbers as text ({levels:,} different values "
                             f"in {first.present:,} rows), which cannot be learnt as labels: convert it to "
                             "numbers (pandas' to_numeric with errors='coerce' makes its words missing "
-                            f"cells), or leave it out with --columns {option_list(kept)}")
+                            f"cells), or leave it out with {advice({'columns': kept})}")
         what = ("has a different value in every row (an identifier?)"
                 if identifiers and levels == first.present
                 else f"has {levels:,} different values in {first.present:,} rows (an identifier, or free "
@@ -536,12 +527,13 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
                 else "numbers the rows (0, 1, 2, ...: a saved index?)" if counters
                 else "numbers groups of rows (1, 1, 2, 2, 2, ...: the ID of a person or group?)" if groups
                 else "has no values")
-        keep = (f" (or --integer {option_list(refused[:1])} to learn it)" if refused[0] in counters + groups
-                else f" (or --categorical {option_list(refused[:1])} to learn it as labels)"
+        keep = (f" (or {advice({'data.integer': refused[:1]})} to learn it)"
+                if refused[0] in counters + groups
+                else f" (or {advice({'data.categorical': refused[:1]})} to learn it as labels)"
                 if identifiers and levels < first.present else "")
         raise UserError(
-            f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with --columns "
-            f"{option_list(kept)}{keep}"
+            f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with "
+            f"{advice({'columns': kept})}{keep}"
             + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
         )
     schema = []
@@ -647,7 +639,8 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
             found += f" ({hint})"
         if source is not None:
             raise UserError(f"{source}: {found}, where the model takes numbers")
-        raise UserError(f"{found}: fix the cell, or declare the column with --categorical")
+        raise UserError(f"{found}: fix the cell, or learn the column as labels with "
+                        f"{advice({'data.categorical': [name]})}")
     return None
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, advice
 
 
 class NoDensity(UserError):
@@ -537,7 +537,7 @@ def fit(
     if refused and scaling != "none":
         raise UserError(
             f"column {columns[refused[0]]!r} is constant: it cannot be standardised "
-            "(pass --keep-constant to pass it through unchanged)"
+            f"(pass {advice({'data.keep_constant': True})} to pass it through unchanged)"
         )
     if kept:
         drop = DropConstant(kept, x[0, kept].tolist(), x.shape[1])

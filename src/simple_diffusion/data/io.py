@@ -32,7 +32,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, advice
 from .columns import Column, as_written, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
@@ -495,7 +495,9 @@ def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: 
     missing = np.isnan(values)
     empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
     if empty and len(values):
-        raise UserError(f"{source}: column {empty[0]!r} has no values; leave it out with --columns")
+        kept = [c.name for c, all_missing in zip(schema, missing.all(0)) if not all_missing]
+        raise UserError(f"{source}: column {empty[0]!r} has no values; leave it out with "
+                        f"{advice({'columns': kept})}")
     dropped = 0
     if drop_missing:
         complete = ~missing.any(1)

@@ -37,16 +37,15 @@ True
 from __future__ import annotations
 
 import math
-import shlex
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import UserError, advice
 from . import encoders
-from .columns import Column, from_states, option_list
+from .columns import Column, from_states
 from .encoders import NoDensity
 
 FILL_QUANTILES = 257
@@ -367,8 +366,8 @@ class TableEncoder:
         if self.point_mass_columns:
             name = self.schema[self.point_mass_columns[0]].name
             raise NoDensity(f"column {name!r} has point masses (values it takes repeatedly: a "
-                            "probability mass, not a density); a model trained with --numeric "
-                            f"{shlex.quote(name)} takes it as continuous")
+                            "probability mass, not a density); a model trained with "
+                            f"{advice({'data.numeric': [name]})} takes it as continuous")
         return self.numeric.forward_and_log_det(x)
 
     def _density_advice(self) -> str:
@@ -376,14 +375,14 @@ class TableEncoder:
         continuous = [c.name for c in self.schema if c.kind == "numeric"]
         if not continuous:
             return "; only numeric columns have one"
-        options = []
+        options: dict[str, Any] = {}
         if len(continuous) < len(self.schema):
-            options.append(f"--columns {option_list(continuous)}")
+            options["columns"] = continuous
         if self.missing_numeric:
-            options.append("--drop-missing")
+            options["data.drop_missing"] = True
         if self.point_mass_columns:
-            options.append(f"--numeric {option_list([self.schema[j].name for j in self.point_mass_columns])}")
-        return f"; a model trained with {' '.join(options)} has one"
+            options["data.numeric"] = [self.schema[j].name for j in self.point_mass_columns]
+        return f"; a model trained with {advice(options)} has one"
 
     def state(self) -> dict[str, Any]:
         return {"schema": [c.state() for c in self.schema], "numeric": self.numeric.state(),
