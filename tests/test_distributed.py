@@ -8,6 +8,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -156,30 +157,46 @@ def test_row_ranges_of_a_sample_are_the_rows_of_the_whole_sample(trained):
         next(model.sample_chunks(n, seed=3, rows=range(100, 200)))
 
 
-@pytest.mark.parametrize("output", ["samples.csv", "samples.npy", "samples.parquet", "parts/",
-                                    "samples.xlsx", "samples.csv.gz"])
-def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path, output):
+OUTPUTS = ["samples.csv", "samples.npy", "samples.parquet", "parts/", "samples.xlsx", "samples.csv.gz"]
+WRITE_IN_TWO_PROCESSES = """
+import sys
+import simple_diffusion as sd
+model = sd.load(sys.argv[1])
+for output in sys.argv[3:]:
+    sd.write_samples(model, f"{sys.argv[2]}/{output}", 20_000, seed=5, chunk_size=4096)
+"""
+
+
+def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path):
     """1 process against 2 (torchrun), 20,000 rows in chunks of 4,096 (rank 0 draws two chunks,
     rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts (an
     Excel workbook: the same cells, it records when it was written; a compressed CSV: the same
-    text, compressed as it was fed)."""
+    text, compressed as it was fed). The CSV through `sample --nproc 2`, the other formats in one
+    torchrun job of ``sd.write_samples`` (what the command calls), one start for all of them."""
     args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--quiet"]
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()
-    assert cli([*args, "-o", f"{one}/{output}"]) == 0
-    assert cli([*args, "-o", f"{two}/{output}", "--nproc", "2"]) == 0
+    for output in OUTPUTS:
+        assert cli([*args, "-o", f"{one}/{output}"]) == 0
+    assert cli([*args, "-o", f"{two}/{OUTPUTS[0]}", "--nproc", "2"]) == 0
+    script = tmp_path / "write.py"
+    script.write_text(WRITE_IN_TWO_PROCESSES)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                    str(script), str(trained), str(two), *OUTPUTS[1:]], check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
     names = sorted(p.relative_to(one) for p in one.rglob("*"))
     assert names == sorted(p.relative_to(two) for p in two.rglob("*"))  # no part files left
     for name in names:
-        if output.endswith(".xlsx"):
+        if name.suffix == ".xlsx":
             pd.testing.assert_frame_equal(pd.read_excel(one / name), pd.read_excel(two / name))
-        elif output.endswith(".gz"):
+        elif name.suffix == ".gz":
             assert gzip.decompress((one / name).read_bytes()) == gzip.decompress((two / name).read_bytes())
         elif (one / name).is_file():
             assert (one / name).read_bytes() == (two / name).read_bytes(), name
-    rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
-    assert len(rows) == 20_000
+    for output in OUTPUTS:
+        rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
+        assert len(rows) == 20_000, output
 
 
 def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, capfd):
@@ -259,12 +276,19 @@ def test_the_training_device_is_recorded_and_a_missing_one_refused(tmp_path, cap
         assert "error: --device cuda: this torch sees no CUDA GPU" in capfd.readouterr().err
 
 
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("device") / "run"
+    assert cli(["train", str(run), "--data", "two_gaussians", "--steps", "20", "-n", "0", "--quiet"]) == 0
+    return run
+
+
 @pytest.mark.parametrize("command", ["distill", "evaluate", "impute", "score"])
-def test_every_command_that_runs_the_network_takes_a_device(tmp_path, capfd, command):
+def test_every_command_that_runs_the_network_takes_a_device(small_run, tmp_path, capfd, command):
     """A GPU user's run is distilled, evaluated, scored and filled on the GPU too: each command
     takes --device, and one that is absent is refused before any work."""
     run = tmp_path / "run"
-    assert cli(["train", str(run), "--data", "two_gaussians", "--steps", "20", "-n", "0", "--quiet"]) == 0
+    shutil.copytree(small_run, run)  # distill and evaluate write into the run
     rows = tmp_path / "rows.npy"
     np.save(rows, np.array([[0.5], [np.nan], [-1.0]]))
     arguments = {"distill": ["--pairs", "8192", "--train-steps", "2", "--quiet"],
