@@ -426,3 +426,19 @@ def test_a_column_name_with_a_comma_is_quoted_in_the_advice_and_taken_back_quote
     assert invoke(capsys, "sample", tmp_path / "run", "-n", 3, "-o", out, "--given", '"weight, kg"=70',
                   "--quiet")[0] == 0
     assert pd.read_csv(out)["weight, kg"].tolist() == [70, 70, 70]
+
+
+def test_a_column_name_on_two_lines_is_advised_on_one_line_that_bash_reads_back(tmp_path, capsys):
+    """A header cell wrapped in a spreadsheet ("Weight" above "(kg)") put a line break into the
+    one-line error; it is now written in bash's $'...' quoting, which spells it \\n."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "wrapped.csv"
+    data.write_text('id,"Weight\n(kg)",it\'s\n' + "".join(
+        f"p{k},{70 + 5 * rng.normal():.1f},{rng.normal():.1f}\n" for k in range(100)))
+    code, _, err = invoke(capsys, "train", tmp_path / "run", "--data", data, "--steps", 50)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert err.strip().endswith("""leave it out with --columns $'"Weight\\n(kg)",it\\'s'""")
+    pasted = subprocess.run(["bash", "-c", f"printf '%s' {err.strip().rsplit('--columns ', 1)[1]}"],
+                            capture_output=True, text=True, check=True).stdout
+    assert invoke(capsys, "train", tmp_path / "run", "--data", data, "--steps", 50, "-n", 0,
+                  "--quiet", "--columns", pasted)[0] == 0

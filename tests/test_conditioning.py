@@ -356,8 +356,11 @@ def correlated(n: int, seed: int = 0) -> np.ndarray:
     return np.stack([x1, 0.9 * x1 + math.sqrt(0.19) * rng.normal(size=n)], 1)
 
 
-@pytest.mark.parametrize("inpainting", ["repaint", "learnt"])
+@pytest.mark.parametrize("inpainting", ["repaint", pytest.param("learnt", marks=pytest.mark.slow)])
 def test_impute_draws_missing_cells_from_their_conditional(inpainting):
+    """Filled cells follow the closed-form conditional. Learnt in-painting's conditionals are also
+    checked by quicker tests (labels given a value below, gaps given a date's weekday in
+    test_tables), so its run of this one is slow."""
     model = sd.fit(correlated(4000), config={"train": {**QUICK["train"], "inpainting": inpainting}},
                    progress=False)
     rows = correlated(300, seed=1)

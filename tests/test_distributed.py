@@ -292,7 +292,7 @@ def test_every_command_that_runs_the_network_takes_a_device(small_run, tmp_path,
     rows = tmp_path / "rows.npy"
     np.save(rows, np.array([[0.5], [np.nan], [-1.0]]))
     arguments = {"distill": ["--pairs", "8192", "--train-steps", "2", "--quiet"],
-                 "evaluate": ["-n", "1000", "--quiet"],
+                 "evaluate": ["-n", "1000", "--likelihood-rows", "100", "--quiet"],
                  "impute": ["--data", str(rows), "-o", str(tmp_path / "filled.npy"), "--quiet"],
                  "score": ["--data", str(rows), "-o", str(tmp_path / "scored.csv")]}[command]
     capfd.readouterr()

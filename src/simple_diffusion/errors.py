@@ -92,8 +92,14 @@ def advice(choices: dict[str, Any]) -> str:
 
 
 def _shell_value(value: str | list[str]) -> str:
-    if isinstance(value, str):
+    """``value`` quoted for a POSIX shell, on one line: text holding a line break (a header cell
+    wrapped in a spreadsheet) in bash's ``$'...'`` form, which spells it ``\\n``."""
+    if not isinstance(value, str):
+        value = ",".join('"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n\r') else name
+                         for name in map(str, value))
+    if value.isprintable():
         return shlex.quote(value)
-    cells = ['"' + name.replace('"', '""') + '"' if any(c in name for c in ',"') else name
-             for name in map(str, value)]
-    return shlex.quote(",".join(cells))
+    named = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    escaped = "".join(named.get(c, c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
+                                else f"\\U{ord(c):08x}") for c in value)
+    return f"$'{escaped}'"
