@@ -428,6 +428,27 @@ def test_a_column_name_with_a_comma_is_quoted_in_the_advice_and_taken_back_quote
     assert pd.read_csv(out)["weight, kg"].tolist() == [70, 70, 70]
 
 
+def test_a_run_trained_on_a_named_sheet_keeps_its_workbook_and_reads_the_sheet_again(tmp_path, capsys):
+    """The run records `book.xlsx#Prices`: its workbook is the training data that no output may
+    replace (the check looked for a file of that name), and evaluation reads the sheet again."""
+    rng = np.random.default_rng(0)
+    book = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(book) as writer:
+        pd.DataFrame({"note": ["see the next sheet"] * 3}).to_excel(writer, index=False, sheet_name="Readme")
+        pd.DataFrame({"mass": rng.normal(5, 1, 200), "kind": rng.choice(["p", "q"], 200)}).to_excel(
+            writer, index=False, sheet_name="Prices")
+    run = tmp_path / "run"
+    code, _, err = invoke(capsys, "train", run, "--data", f"{book}#Prices", "--steps", 20, "-n", 0, "--quiet")
+    assert code == 0 and "columns: mass numeric, kind categorical (2)" in err
+    before = book.read_bytes()
+    code, _, err = invoke(capsys, "sample", run, "-n", 3, "-o", book, "--quiet")
+    assert code == 1
+    assert err.strip() == f"error: {book} is the run's training data, which is kept: write to another file"
+    assert book.read_bytes() == before
+    code, out, _ = invoke(capsys, "evaluate", run, "-n", 200, "--likelihood-rows", 0, "--quiet")
+    assert code == 0 and "C2ST" in out  # the held-out rows, read from the sheet again
+
+
 def test_a_column_name_on_two_lines_is_advised_on_one_line_that_bash_reads_back(tmp_path, capsys):
     """A header cell wrapped in a spreadsheet ("Weight" above "(kg)") put a line break into the
     one-line error; it is now written in bash's $'...' quoting, which spells it \\n."""

@@ -1,5 +1,6 @@
 """Every input format, and every bad input, with the message a user should see."""
 
+import re
 import subprocess
 import sys
 import warnings
@@ -45,7 +46,8 @@ def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp
     with pd.ExcelWriter(path) as writer:
         frame.to_excel(writer, index=False, sheet_name="Data")
         frame.to_excel(writer, index=False, sheet_name="Notes")
-    with pytest.warns(UserWarning, match=r"has 2 sheets: read the first, 'Data' \(not 'Notes': save"):
+    with pytest.warns(UserWarning, match=rf"has 2 sheets: read the first, 'Data' \(not 'Notes'; name another "
+                                         rf"after a #, as in '{re.escape(str(path))}#Notes'\)"):
         table = io.read_table(str(path))
     assert [c.kind_name for c in table.schema] == ["datetime in days", "numeric", "integer", "categorical",
                                                    "categorical"]
@@ -59,6 +61,30 @@ def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp
     frame.to_excel(path, index=False)
     with pytest.raises(UserError, match=r"column 'mass' has a non-numeric value 'n\.a\.' at line 5"):
         io.read_table(str(path))
+
+
+def test_a_sheet_is_named_after_a_hash_as_excels_links_name_it(tmp_path):
+    """A workbook's second sheet could only be read by saving it as a file of its own."""
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"a": [1.5, 2.5, 3.5]}).to_excel(writer, index=False, sheet_name="Notes")
+        pd.DataFrame({"mass": [1.5, 2.5, 3.5, 4.5], "kind": list("abab")}).to_excel(
+            writer, index=False, sheet_name="Prices #2")  # a hash in a sheet's name, as Excel allows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning about the other sheets: this one was named
+        table = io.read_table(f"{path}#Prices #2")
+    assert table.columns == ["mass", "kind"] and table.values.shape == (4, 2)
+    with pytest.raises(UserError, match=r"book\.xlsx has no sheet 'Prices'; its sheets are 'Notes', "
+                                        r"'Prices #2'$"):
+        io.read_table(f"{path}#Prices")
+    with pytest.raises(UserError, match=r"data file not found: .*other\.xlsx$"):
+        io.read_table(f"{tmp_path / 'other.xlsx'}#Notes")
+    odd = tmp_path / "odd.xlsx#1"  # a file whose own name holds a hash is that file
+    pd.DataFrame({"b": [1.0, 2.0]}).to_csv(odd, index=False)
+    assert io.workbook_sheet(str(odd)) == (str(odd), None)
+    with pytest.raises(UserError, match=r"written as a workbook of one sheet; name the file alone "
+                                        r"\(.*out\.xlsx\)"):
+        io.check_writable(f"{tmp_path / 'out.xlsx'}#Samples", table.schema)
 
 
 def test_what_an_excel_sheet_cannot_hold_is_refused_before_any_work(tmp_path, monkeypatch):

@@ -156,7 +156,7 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
         table = io.read_table(str(data), columns=columns, header=_header(config), kinds=kinds,
                               drop_missing=config.drop_missing)
         table.source = path
-        return table, file_digest(path)
+        return table, file_digest(io.workbook_sheet(path)[0])
     names = getattr(data, "names", None)
     return io.from_array(np.asarray(data), names, kinds=kinds, drop_missing=config.drop_missing), None
 
@@ -219,9 +219,10 @@ def run_training_data(folder: RunFolder, config: cfg.Config, run_info: dict[str,
                             metadata["source"], schema=schema, frame=frame,
                             labels=json.loads(metadata["labels"]) if "labels" in metadata else None)
     path = metadata["source"]
-    if not os.path.exists(path):
-        raise UserError(f"the run's data file {path} is gone: evaluation and resumption need it")
-    if file_digest(path) != metadata["sha256"]:
+    file = io.workbook_sheet(path)[0]
+    if not os.path.exists(file):
+        raise UserError(f"the run's data file {file} is gone: evaluation and resumption need it")
+    if file_digest(file) != metadata["sha256"]:
         raise UserError(
             f"the run's data file {path} changed since training (its SHA-256 differs): its "
             "held-out rows are no longer known; restore the file or train a new run"
@@ -497,8 +498,8 @@ def kept_files(model: DiffusionModel, run: str | os.PathLike | None = None, **in
 
     kept = {}
     data = model.info.get("data")
-    if isinstance(data, str) and os.path.isfile(data):
-        kept[data] = "the run's training data"
+    if isinstance(data, str) and os.path.isfile(io.workbook_sheet(data)[0]):  # a sheet's workbook too
+        kept[io.workbook_sheet(data)[0]] = "the run's training data"
     if run is not None:
         kept |= {str(Path(run) / name): f"a file of the run folder ({name})" for name in RUN_FILES}
     return kept | {path: f"the --{option} file" for option, path in inputs.items() if path}

@@ -21,6 +21,7 @@ import lzma
 import os
 import re
 import secrets
+import shlex
 import sys
 import warnings
 import zipfile
@@ -32,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError, advice
+from ..errors import UserError, advice, said
 from .columns import Column, as_written, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
@@ -115,11 +116,31 @@ COMPRESSIONS = {".gz": gzip, ".bz2": bz2, ".xz": lzma, ".zip": zipfile}
 .zip, holding the table as its one file, is read and not written)."""
 
 
+def workbook_sheet(path: str) -> tuple[str, str | None]:
+    """The file a path names and the Excel sheet it names in it, as Excel's own links do
+    (``book.xlsx#Prices``), or None: a path that is itself a file names no sheet.
+
+    >>> workbook_sheet("data/book.xlsx#Prices 2024")
+    ('data/book.xlsx', 'Prices 2024')
+    >>> workbook_sheet("data/book.xlsx")
+    ('data/book.xlsx', None)
+    """
+    named = re.fullmatch(r"(.*\.xlsx)#(.*)", path, re.IGNORECASE | re.DOTALL)
+    if named is None or os.path.isfile(path):
+        return path, None
+    return named.group(1), named.group(2)
+
+
 def file_format(path: str) -> str:
     """The file's format by its extension (``.npy``, ``.csv``, ``.parquet``; a compressed
-    ``.csv.gz`` is ``.csv``; ``STDOUT`` is CSV), or a clear error."""
+    ``.csv.gz`` is ``.csv``; ``STDOUT`` is CSV), or a clear error. A sheet (``book.xlsx#Prices``)
+    is named to be read (``read_frame``); an output is a workbook of one sheet."""
     if path == STDOUT:
         return ".csv"
+    workbook, sheet = workbook_sheet(path)
+    if sheet is not None:
+        raise UserError(f"{path}: samples, filled rows and scores are written as a workbook of one sheet; "
+                        f"name the file alone ({workbook})")
     suffix = Path(path).suffix.lower()
     if suffix in COMPRESSIONS and Path(path).with_suffix("").suffix.lower() in SEPARATED:
         return Path(path).with_suffix("").suffix.lower()
@@ -174,7 +195,7 @@ def read_table(
 
     ``header=None`` detects a CSV header: a first row with any non-numeric cell is one.
     """
-    if file_format(path) == ".parquet" and os.path.isfile(path):
+    if path.lower().endswith(".parquet") and os.path.isfile(path):
         table = _read_parquet_in_row_groups(path, columns, kinds, drop_missing)
         if table is not None:
             return table
@@ -224,18 +245,20 @@ def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dic
 
 def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
     """The cells of a table file as a DataFrame, untyped (a CSV's cells are text; its
-    ``attrs["first_row"]`` is the line of its first row, for messages)."""
-    suffix = file_format(path)
-    if not os.path.exists(path):
-        raise UserError(f"data file not found: {path}")
-    if os.path.isdir(path):
-        raise UserError(f"{path} is a folder, not a data file")
+    ``attrs["first_row"]`` is the line of its first row, for messages). An Excel workbook's
+    first sheet, or the one the path names (``book.xlsx#Prices``, ``workbook_sheet``)."""
+    file, sheet = workbook_sheet(path)
+    suffix = file_format(file)
+    if not os.path.exists(file):
+        raise UserError(f"data file not found: {file}")
+    if os.path.isdir(file):
+        raise UserError(f"{file} is a folder, not a data file")
     if suffix == ".npy":
         return _read_npy(path)
     if suffix in SEPARATED:
         return _read_csv(path, header)
     if suffix == ".xlsx":
-        return _read_excel(path, header)
+        return _read_excel(file, header, sheet)
     return _read_parquet(path)
 
 
@@ -417,24 +440,30 @@ EXCEL_ROWS = 1_048_576
 """The rows an Excel sheet holds, its header row among them."""
 
 
-def _read_excel(path: str, header: bool | None) -> pd.DataFrame:
-    """The first sheet of an Excel workbook, its cells typed as Excel typed them (numbers, dates,
-    booleans, text; whole numbers with gaps as pandas' nullable integers); a column mixing
-    numbers with a stray word is read as a CSV's text is, so that the word is named by its row."""
+def _read_excel(workbook: str, header: bool | None, sheet: str | None = None) -> pd.DataFrame:
+    """A sheet of an Excel workbook (the first unless named), its cells typed as Excel typed them
+    (numbers, dates, booleans, text; whole numbers with gaps as pandas' nullable integers); a
+    column mixing numbers with a stray word is read as a CSV's text is, so that the word is named
+    by its row."""
     import pandas as pd
 
+    path = workbook if sheet is None else f"{workbook}#{sheet}"
     try:
-        book = pd.ExcelFile(path, engine="openpyxl")
-        sheets = book.sheet_names
-        raw = book.parse(sheets[0], header=None)
+        with pd.ExcelFile(workbook, engine="openpyxl") as book:
+            sheets = book.sheet_names
+            chosen = sheets[0] if sheet is None else sheet
+            raw = book.parse(chosen, header=None) if chosen in sheets else None
     except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
-        raise UserError(f"{path}: not a readable Excel workbook ({type(exc).__name__})") from None
-    if len(sheets) > 1:
+        raise UserError(f"{workbook}: not a readable Excel workbook ({type(exc).__name__})") from None
+    if raw is None:
+        raise UserError(f"{workbook} has no sheet {sheet!r}; its sheets are {', '.join(map(repr, sheets))}")
+    if sheet is None and len(sheets) > 1:
         others = ", ".join(map(repr, sheets[1:4])) + (", ..." if len(sheets) > 4 else "")
-        warnings.warn(f"{path} has {len(sheets)} sheets: read the first, {sheets[0]!r} (not {others}: save "
-                      "another as a file of its own to use it)", stacklevel=3)
+        named = said(shlex.quote(f"{workbook}#{sheets[1]}"), repr(f"{workbook}#{sheets[1]}"))
+        warnings.warn(f"{workbook} has {len(sheets)} sheets: read the first, {sheets[0]!r} (not {others}; "
+                      f"name another after a #, as in {named})", stacklevel=3)
     if raw.empty:
-        raise UserError(f"{path}: the first sheet is empty")
+        raise UserError(f"{path}: the {'first ' if sheet is None else ''}sheet is empty")
     # Rows of one cell above the first of several (a title, a blank row), as in a CSV's preamble.
     cells = raw.notna().sum(axis=1).to_numpy()
     several = np.flatnonzero(cells > 1)
@@ -708,7 +737,7 @@ def refuse_overwriting(path: str, kept: dict[str, str]) -> None:
         return
     target = os.path.realpath(path)
     for other, what in kept.items():
-        if other and os.path.realpath(other) == target:
+        if other and os.path.realpath(workbook_sheet(other)[0]) == target:
             raise UserError(f"{path} is {what}, which is kept: write to another file")
 
 
