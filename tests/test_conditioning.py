@@ -15,9 +15,11 @@ import torch
 from helpers import cli
 
 import simple_diffusion as sd
-from simple_diffusion import UserError, build, config
+from simple_diffusion import UserError, api, build, config
+from simple_diffusion.data.columns import to_frame
 from simple_diffusion.diffusion.objective import CellMasks, ColumnCondition
 from simple_diffusion.evaluation import calibration
+from simple_diffusion.runs import RunFolder
 
 QUICK = {"train": {"steps": 3000}}
 """Enough steps for a 1-D conditional of a Gaussian (a couple of seconds)."""
@@ -293,6 +295,11 @@ def test_given_cells_beyond_the_training_range_are_drawn_with_a_warning(kinds_ru
     with warnings.catch_warnings():  # inside the range: no warning
         warnings.simplefilter("error")
         model.sample(5, given={"value": [-1.0, 3.0]}, seed=0)
+        # The training rows themselves, the smallest and the largest among them: the range was
+        # kept as the network saw the rows (float32), and the edges were called outside it.
+        folder = RunFolder(kinds_run / "run")
+        training = api.run_training_data(folder, *folder.read_config())
+        model.sample(1, given=to_frame(training.train, training.schema), seed=0)
     with pytest.warns(UserWarning, match=r"given: value=10 lies outside the training rows' range "
                                          r"\(value runs from -\d\.\d+ to \d\.\d+ in the training rows\)"):
         rows = model.sample(5, given={"value": 10.0}, seed=0)

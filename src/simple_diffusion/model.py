@@ -345,6 +345,7 @@ class DiffusionModel:
             return rows
         z, known = self.encoder.known(torch.as_tensor(rows, dtype=torch.float64))
         low, high = (torch.tensor(self.info[k], dtype=torch.float64) for k in ("encoded_min", "encoded_max"))
+        z = z.float().double()  # as the network saw the training rows: a training row at the edge is inside
         outside = known & ((z < low) | (z > high))
         if not bool(outside.any()):
             return rows
