@@ -369,6 +369,20 @@ def test_a_dataframe_of_numbered_columns_gets_its_numbers_back(tmp_path):
     assert list(filled.columns) == [0, 1, 2, 7] and not filled[1].isna().any()
     assert list(filled[7]) == ["a", "b", "c", "d"]
     assert torch.isfinite(model.log_prob(frame.head(3))).all()  # read by their numbers too
+    picked = sd.fit(frame, columns=[2, 0], steps=2, progress=False, verbose=False)
+    assert list(picked.sample(2).columns) == [2, 0]
+
+
+def test_bad_columns_and_counts_from_python_are_one_line_errors():
+    """`sd.fit(frame, columns=[...])` naming a column the frame lacks ended in pandas' KeyError;
+    `model.sample(2.5)` drew 2 rows."""
+    frame = pd.DataFrame({"mass": [1.5, 2.5, 3.5, 4.5] * 10, "kind": list("abab") * 10})
+    with pytest.raises(UserError, match=r"^DataFrame: no column 'kinds'; columns are 'mass', 'kind'$"):
+        sd.fit(frame, columns=["mass", "kinds"], progress=False)
+    model = sd.fit(frame, steps=2, progress=False, verbose=False)
+    with pytest.raises(UserError, match=r"^the number of samples is a whole number, not 2\.5$"):
+        model.sample(2.5)
+    assert len(model.sample(np.int64(3))) == 3
 
 
 def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():

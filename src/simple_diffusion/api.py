@@ -138,7 +138,8 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
 
     kinds = {"categorical": config.categorical, "integer": config.integer, "numeric": config.numeric}
     if isinstance(data, pd.DataFrame):
-        frame = data[columns] if columns else data
+        frame = io.select_columns(data.rename(columns=str), [str(c) for c in columns], "DataFrame") \
+            if columns else data
         index = frame.index
         if index.names != [None] or not pd.api.types.is_integer_dtype(index.dtype):
             # A time series' dates, or the IDs of rows, kept in the index: data a user expects learnt.

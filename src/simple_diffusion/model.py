@@ -280,6 +280,8 @@ class DiffusionModel:
         ``n``; ``seed=None`` draws a fresh seed.
         """
         count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
+        if count != np.prod(n):
+            raise UserError(f"the number of samples is a whole number, not {n}")
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
         conditions = None if given is None else self.given_rows(given)

@@ -201,7 +201,7 @@ def read_table(
             return table
     frame = read_frame(path, header)
     if columns:
-        frame = _select(frame, columns, path)
+        frame = select_columns(frame, columns, path)
     return from_frame(frame, path, kinds, drop_missing)
 
 
@@ -225,7 +225,7 @@ def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dic
         for group in range(source.num_row_groups):
             frame = source.read_row_group(group).to_pandas()
             frame.columns = [str(c) for c in frame.columns]
-            yield _select(frame, columns, path) if columns else frame
+            yield select_columns(frame, columns, path) if columns else frame
 
     names = list(next(groups()).columns)
     kinds = kinds or {}
@@ -497,7 +497,9 @@ def _check_real(dtype: np.dtype, source: str) -> None:
         raise UserError(f"{source}: values of type {dtype} are not real numbers")
 
 
-def _select(frame: pd.DataFrame, columns: list[str], path: str) -> pd.DataFrame:
+def select_columns(frame: pd.DataFrame, columns: Sequence[str], path: str) -> pd.DataFrame:
+    """``frame``'s ``columns`` (names, or positions where no column has that name), in that order;
+    a name it lacks is named, with the ones it has."""
     picked = []
     for name in columns:
         name = name.strip()
