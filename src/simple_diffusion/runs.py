@@ -291,9 +291,8 @@ class RunFolder:
         try:
             return json.loads(self.file(METRICS).read_text())
         except FileNotFoundError:
-            raise UserError(f"{self.path} has no {METRICS}: run " + said(
-                f"`simple-diffusion evaluate {shlex.quote(str(self.path))}`",
-                f"`sd.evaluate_run(sd.load({str(self.path)!r}))`")) from None
+            raise UserError(f"{self.path} has no {METRICS}: run `simple-diffusion evaluate "
+                            f"{shlex.quote(str(self.path))}`") from None
 
     def load_checkpoint(self) -> dict[str, Any]:
         tensors, metadata = _read_safetensors(self.file(CHECKPOINT))
