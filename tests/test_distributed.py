@@ -148,10 +148,10 @@ def test_row_ranges_of_a_sample_are_the_rows_of_the_whole_sample(trained):
     whole draw, bit for bit."""
     model = sd.load(trained)
     n, chunk = 20_000, 4096
-    whole = torch.cat([c for _, c in model.sample_chunks(n, seed=3, chunk_size=chunk)])
+    few = {"seed": 3, "chunk_size": chunk, "num_steps": 10}  # the default sampler, in few steps
+    whole = torch.cat([c for _, c in model.sample_chunks(n, **few)])
     ranges = [range(0, 8192), range(8192, 16384), range(16384, n)]
-    pieces = [torch.cat([c for _, c in model.sample_chunks(n, seed=3, chunk_size=chunk, rows=r)])
-              for r in ranges]
+    pieces = [torch.cat([c for _, c in model.sample_chunks(n, rows=r, **few)]) for r in ranges]
     assert torch.equal(torch.cat(pieces), whole)
     with pytest.raises(ValueError, match="multiple"):
         next(model.sample_chunks(n, seed=3, rows=range(100, 200)))
@@ -163,7 +163,7 @@ import sys
 import simple_diffusion as sd
 model = sd.load(sys.argv[1])
 for output in sys.argv[3:]:
-    sd.write_samples(model, f"{sys.argv[2]}/{output}", 20_000, seed=5, chunk_size=4096)
+    sd.write_samples(model, f"{sys.argv[2]}/{output}", 20_000, seed=5, chunk_size=4096, num_steps=10)
 """
 
 
@@ -173,7 +173,8 @@ def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp
     Excel workbook: the same cells, it records when it was written; a compressed CSV: the same
     text, compressed as it was fed). The CSV through `sample --nproc 2`, the other formats in one
     torchrun job of ``sd.write_samples`` (what the command calls), one start for all of them."""
-    args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--quiet"]
+    args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--num-steps", "10",
+            "--quiet"]  # the default sampler (its noise at every step), in few steps
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
     two.mkdir()

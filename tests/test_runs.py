@@ -36,9 +36,9 @@ def test_round_trip_gives_the_same_samples(run):
 
 def test_samples_do_not_depend_on_chunk_size(run):
     _, model = run
-    whole = model.sample(10_000, seed=3, chunk_size=10_000)
-    assert torch.equal(whole, model.sample(10_000, seed=3, chunk_size=4096))
-    assert not torch.equal(whole, model.sample(10_000, seed=4))
+    whole = model.sample(10_000, seed=3, chunk_size=10_000, num_steps=10)  # the default sampler, few steps
+    assert torch.equal(whole, model.sample(10_000, seed=3, chunk_size=4096, num_steps=10))
+    assert not torch.equal(whole, model.sample(10_000, seed=4, num_steps=10))
 
 
 def test_refuses_a_non_empty_folder(run):
@@ -203,5 +203,6 @@ def test_an_evaluation_draws_ten_samples_per_row_of_the_smaller_of_its_sets(tmp_
     assert sd.api.evaluation_size(10_000) == 100_000  # a built-in target's 100,000 fresh draws
     assert sd.api.evaluation_size(900_000, 100_000) == 100_000
     x = np.random.default_rng(3).normal(size=(20_000, 2))
-    sd.fit(x, epochs=1, out=tmp_path / "run", progress=False, likelihood_rows=0)
+    sd.fit(x, epochs=1, out=tmp_path / "run", progress=False, likelihood_rows=0,
+           config={"sample": {"num_steps": 10}})  # how many samples, not how good
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["samples"] == 20_000
