@@ -229,8 +229,9 @@ def test_one_process_is_rank_0_of_1_and_a_missing_device_is_a_clear_error():
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
     assert resolve_device("auto").type == expected
-    if not torch.cuda.is_available():
-        with pytest.raises(sd.UserError, match="no CUDA GPU"):
+    if not torch.cuda.is_available():  # said to a Python caller in its words
+        with pytest.raises(sd.UserError, match=r"^device 'cuda': this torch sees no CUDA GPU .* use device "
+                                               r"'cpu' or auto$"):
             resolve_device("cuda")
 
 
@@ -248,7 +249,7 @@ def test_each_process_on_a_gpu_of_its_own_and_more_processes_than_gpus_refused(m
     assert resolve_device("auto") == torch.device("cpu")  # gloo between CPU processes
     assert resolve_device("auto", processes=1) == torch.device("cuda", 1)
     with pytest.raises(sd.UserError, match=r"2 processes on this machine need a GPU each, and torch "
-                       r"sees 1; use --nproc 1 \(one process per GPU\) or --device cpu"):
+                       r"sees 1; use one process per GPU \(1\) or device 'cpu'"):
         resolve_device("cuda")
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from ..choices import DEVICES
-from ..errors import UserError
+from ..errors import UserError, said
 
 
 def resolve_device(choice: str = "auto", processes: int | None = None) -> torch.device:
@@ -48,18 +48,19 @@ def resolve_device(choice: str = "auto", processes: int | None = None) -> torch.
     if choice == "auto":
         choice = ("cuda" if torch.cuda.is_available() and torch.cuda.device_count() >= processes
                   else "mps" if torch.backends.mps.is_available() and processes == 1 else "cpu")
+    device = said("--device {}", "device {!r}").format  # the option, or the argument and setting
     if choice == "cuda":
         if not torch.cuda.is_available():
-            raise UserError("--device cuda: this torch sees no CUDA GPU (torch "
-                            f"{torch.__version__}); use --device cpu or auto")
+            raise UserError(f"{device('cuda')}: this torch sees no CUDA GPU (torch {torch.__version__}); "
+                            f"use {device('cpu')} or auto")
         gpus = torch.cuda.device_count()
         if processes > gpus:
-            raise UserError(f"--device cuda: {processes} processes on this machine need a GPU each, "
-                            f"and torch sees {gpus}; use --nproc {gpus} (one process per GPU) or "
-                            "--device cpu")
+            fewer = said(f"--nproc {gpus} (one process per GPU)", f"one process per GPU ({gpus})")
+            raise UserError(f"{device('cuda')}: {processes} processes on this machine need a GPU each, "
+                            f"and torch sees {gpus}; use {fewer} or {device('cpu')}")
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if choice == "mps" and not torch.backends.mps.is_available():
-        raise UserError("--device mps: this torch sees no Apple GPU; use --device cpu or auto")
+        raise UserError(f"{device('mps')}: this torch sees no Apple GPU; use {device('cpu')} or auto")
     return torch.device(choice)
 
 
@@ -81,7 +82,7 @@ class Ranks:
 
         if device is not None and device.type not in ("cpu", "cuda"):
             raise UserError(f"several processes train on CPUs or CUDA GPUs, not {device.type}: "
-                            "use --device cpu, or one process")
+                            f"use {said('--device cpu', repr('cpu'))}, or one process")
         if not dist.is_initialized():
             backend = "nccl" if device is not None and device.type == "cuda" else "gloo"
             if backend == "nccl":
