@@ -499,8 +499,9 @@ def kept_files(model: DiffusionModel, run: str | os.PathLike | None = None, **in
 
     kept = {}
     data = model.info.get("data")
-    if isinstance(data, str) and os.path.isfile(io.workbook_sheet(data)[0]):  # a sheet's workbook too
-        kept[io.workbook_sheet(data)[0]] = "the run's training data"
+    file = io.workbook_sheet(data)[0] if isinstance(data, str) else None  # a named sheet's workbook
+    if file and os.path.isfile(file):
+        kept[file] = "the run's training data"
     if run is not None:
         kept |= {str(Path(run) / name): f"a file of the run folder ({name})" for name in RUN_FILES}
     return kept | {path: f"the --{option} file" for option, path in inputs.items() if path}

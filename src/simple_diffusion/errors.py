@@ -27,9 +27,9 @@ def is_follower() -> bool:
 
 _COMMAND_LINE = contextvars.ContextVar("command_line", default=False)
 
-ARGUMENTS = ("columns", "condition", "overwrite", "resume", "sampler")
-"""Advice keys that are arguments of ``sd.fit`` (or ``model.sample``) and options of the same
-name on the command line; every other key is a setting, ``section.key``."""
+ARGUMENTS = ("columns", "condition", "overwrite")
+"""Advice keys that are arguments of ``sd.fit`` and options of ``train`` of the same name; every
+other key is a setting, ``section.key``."""
 FLAGS = {"data.categorical": "--categorical", "data.integer": "--integer", "data.numeric": "--numeric",
          "data.preprocess": "--preprocess", "data.bounds": "--bounds", "data.drop_missing": "--drop-missing",
          "data.keep_constant": "--keep-constant", "train.inpainting": "--inpainting"}
@@ -78,17 +78,17 @@ def advice(choices: dict[str, Any]) -> str:
                 section, name = key.split(".")
                 config.setdefault(section, {})[name] = value
         return ", ".join(arguments + ([f"config={config!r}"] if config else []))
-    said = []
+    options = []
     for key, value in choices.items():
         flag = f"--{key}" if key in ARGUMENTS else FLAGS.get(key)
         if flag is None:
             section, name = key.split(".")
-            said.append(f"a --config file with `[{section}]` then `{name} = {json.dumps(value)}`")
+            options.append(f"a --config file with `[{section}]` then `{name} = {json.dumps(value)}`")
         elif value is True:
-            said.append(flag)
+            options.append(flag)
         else:
-            said.append(f"{flag} {_shell_value(value)}")
-    return " ".join(said)
+            options.append(f"{flag} {_shell_value(value)}")
+    return " ".join(options)
 
 
 def _shell_value(value: str | list[str]) -> str:
