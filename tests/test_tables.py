@@ -385,6 +385,23 @@ def test_bad_columns_and_counts_from_python_are_one_line_errors():
     assert len(model.sample(np.int64(3))) == 3
 
 
+def test_a_count_or_a_date_given_between_its_whole_values_is_refused():
+    """`--given visits=2.5` conditioned on 2.5 and wrote the rows with visits=2: a count (or a
+    date learnt in days) is given a whole value, or is refused saying so."""
+    rng = np.random.default_rng(0)
+    days = pd.to_timedelta(rng.integers(0, 90, 100), "D")
+    frame = pd.DataFrame({"visits": rng.integers(0, 5, 100), "x": rng.normal(size=100),
+                          "joined": pd.Timestamp("2020-01-01") + days})
+    model = sd.fit(frame, steps=2, progress=False, verbose=False)
+    rows = model.sample(2, given={"visits": 2.0, "joined": pd.Timestamp("2020-02-01")}, seed=0)
+    assert rows["visits"].eq(2).all()
+    with pytest.raises(UserError, match=r"^given: column 'visits' holds whole numbers, not 2\.5$"):
+        model.sample(2, given={"visits": [1, 2.5]})
+    with pytest.raises(UserError, match=r"^given: column 'joined' holds whole days, not a time between "
+                                        r"2020-02-01 and 2020-02-02$"):
+        model.sample(2, given={"joined": pd.Timestamp("2020-02-01 12:00")})
+
+
 def test_missing_cells_reproduce_their_rate_and_dependence_on_another_column():
     """y is missing with probability 0.05 where k = "a" and 0.40 where k = "b": a model that
     learnt missingness independently of k would give both the same rate."""

@@ -31,7 +31,7 @@ from torch import nn
 
 from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
-from .data.columns import format_value
+from .data.columns import UNIT_NAMES, format_value
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
@@ -326,18 +326,35 @@ class DiffusionModel:
                                 f"{', '.join(self.columns)})")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
             full.attrs = given.attrs  # a file's line numbers, for messages
-            return self._within_range(self.rows(full, "given"))
+            return self._within_range(self._whole(self.rows(full, "given")))
         array = np.asarray(given, dtype=np.float64)
         array = array[None] if array.ndim == 1 else array
         names = self.condition_columns
         if array.ndim == 2 and names and array.shape[1] == len(names) != self.dim:
             rows = np.full((len(array), self.dim), np.nan)
             rows[:, [self.columns.index(c) for c in names]] = array
-            return self._within_range(rows)
+            array = rows
         if array.ndim != 2 or array.shape[1] != self.dim:
             wanted = f"{len(names)} (the condition columns) or {self.dim}" if names else str(self.dim)
             raise UserError(f"given: rows need {wanted} columns, got shape {array.shape}")
-        return self._within_range(array)
+        return self._within_range(self._whole(array))
+
+    def _whole(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` of given cells, refused where an integer column (a count, a date on its
+        unit) is given a value between its whole ones: the model never drew one, and the rows
+        written would show it rounded, not as given."""
+        for j, column in enumerate(self.schema):
+            cells = rows[:, j]
+            between = (cells != np.round(cells)) & np.isfinite(cells)
+            if column.kind == "integer" and between.any():
+                value = cells[between][0]
+                if column.time_unit:  # said as the whole units on either side
+                    low, high = (format_value(column, edge(value)) for edge in (math.floor, math.ceil))
+                    raise UserError(f"given: column {column.name!r} holds whole "
+                                    f"{UNIT_NAMES[column.time_unit]}, not a time between {low} and {high}")
+                raise UserError(f"given: column {column.name!r} holds whole numbers, not "
+                                f"{format_value(column, value)}")
+        return rows
 
     def _within_range(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` of given cells, after a warning if some lie outside the training rows'
