@@ -691,6 +691,15 @@ def test_evaluate_takes_a_data_file_as_its_reference(tmp_path):
     numbers = samples[["mass", "count"]].dropna()
     assert (sd.evaluate(numbers.to_numpy(), against=str(path), two_sample_tests=False)["distance"]
             == sd.evaluate(numbers, against=pd.read_csv(path), two_sample_tests=False)["distance"])
+    book = tmp_path / "book.xlsx"  # a workbook's named sheet, and a file that is not there
+    with pd.ExcelWriter(book) as writer:
+        numbers.to_excel(writer, index=False, sheet_name="Notes")
+        pd.read_csv(path).to_excel(writer, index=False, sheet_name="Test")
+    from_sheet = sd.evaluate(numbers, against=f"{book}#Test", two_sample_tests=False)["distance"]
+    from_csv = sd.evaluate(numbers, against=pd.read_csv(path), two_sample_tests=False)["distance"]
+    assert from_sheet == pytest.approx(from_csv, rel=1e-12)  # its whole numbers come back as integers
+    with pytest.raises(UserError, match=r"^data file not found: .*tset\.csv$"):
+        sd.evaluate(numbers, against=str(tmp_path / "tset.csv"))
 
 
 def test_exact_w1_with_l1_cost_against_a_known_shift():

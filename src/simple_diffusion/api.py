@@ -617,8 +617,8 @@ def evaluate(
 
     ``against`` may also name a data file (.csv, .parquet, ...), read as ``train`` reads one.
     """
-    if isinstance(against, str) and os.path.isfile(against):
-        table = io.read_table(against)
+    if isinstance(against, str) and against not in builtin.TARGETS and os.path.splitext(against)[1]:
+        table = io.read_table(against)  # a file (or a workbook's sheet), or "data file not found"
         against = to_frame(table.values, table.schema)
         if not _is_frame(samples) and np.ndim(samples) == 2 and np.shape(samples)[1] == len(table.columns):
             samples = to_frame(np.asarray(samples, dtype=np.float64), table.schema)
