@@ -445,6 +445,15 @@ def test_a_run_trained_on_a_named_sheet_keeps_its_workbook_and_reads_the_sheet_a
     assert code == 1
     assert err.strip() == f"error: {book} is the run's training data, which is kept: write to another file"
     assert book.read_bytes() == before
+    conditions = tmp_path / "conditions.xlsx"  # nor the workbook of a --given sheet
+    with pd.ExcelWriter(conditions) as writer:
+        pd.DataFrame({"kind": ["p"]}).to_excel(writer, index=False, sheet_name="Notes")
+        pd.DataFrame({"kind": ["q"]}).to_excel(writer, index=False, sheet_name="Given")
+    code, _, err = invoke(capsys, "sample", run, "-n", 3, "-o", conditions, "--given", f"{conditions}#Given")
+    assert code == 1 and err.strip().endswith("is the --given file, which is kept: write to another file")
+    code, _, _ = invoke(capsys, "sample", run, "-n", 3, "-o", tmp_path / "q.csv", "--given",
+                        f"{conditions}#Given")
+    assert code == 0 and pd.read_csv(tmp_path / "q.csv")["kind"].eq("q").all()
     code, out, _ = invoke(capsys, "evaluate", run, "-n", 200, "--likelihood-rows", 0, "--quiet")
     assert code == 0 and "C2ST" in out  # the held-out rows, read from the sheet again
 

@@ -379,7 +379,7 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)
     io.check_output(output, model.schema)
     io.refuse_overwriting(output, api.kept_files(
-        model, run, given=given if given is not None and os.path.isfile(given) else None))
+        model, run, given=given if given is not None and _names_a_file(given) else None))
     io.check_stdout_writers(output, nproc or 1)
     if _launched(nproc, device):
         return
@@ -408,13 +408,18 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
+def _names_a_file(given: str) -> bool:
+    """Whether ``--given`` names a table file (or a workbook's sheet), not ``col=value,...``."""
+    return os.path.exists(given) or "=" not in given
+
+
 def _given_frame(given: str):
     """The conditions of ``--given``: a table file, or ``col=value,...`` for one condition."""
     import pandas as pd
 
     from .data import io
 
-    if os.path.exists(given) or "=" not in given:
+    if _names_a_file(given):
         return io.read_frame(given)
     import csv
 
