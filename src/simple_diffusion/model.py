@@ -343,10 +343,10 @@ class DiffusionModel:
         """``rows`` of given cells, refused where an integer column (a count, a date on its
         unit) is given a value between its whole ones: the model never drew one, and the rows
         written would show it rounded, not as given."""
-        for j, column in enumerate(self.schema):
-            cells = rows[:, j]
+        for j in (j for j, column in enumerate(self.schema) if column.kind == "integer"):
+            column, cells = self.schema[j], rows[:, j]
             between = (cells != np.round(cells)) & np.isfinite(cells)
-            if column.kind == "integer" and between.any():
+            if between.any():
                 value = cells[between][0]
                 if column.time_unit:  # said as the whole units on either side
                     low, high = (format_value(column, edge(value)) for edge in (math.floor, math.ceil))
