@@ -385,6 +385,20 @@ def test_bad_columns_and_counts_from_python_are_one_line_errors():
     assert len(model.sample(np.int64(3))) == 3
 
 
+def test_a_label_the_training_rows_lack_is_refused_when_given():
+    """A category that a pandas dtype declares (or that only held-out rows have) ended `--given`
+    in a ValueError traceback: its one-hot entry, never on in training, was taken for a number
+    beyond its range."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=60), "grade": pd.Categorical(
+        rng.choice(["A", "B", "C"], 60), categories=["A", "B", "C", "D"], ordered=True)})
+    model = sd.fit(frame, steps=2, progress=False, verbose=False)
+    with pytest.raises(UserError, match=r"^given: column 'grade' has the label 'D', which the model never "
+                                        r"saw in its training rows \(it knows A, B, C\)$"):
+        model.sample(2, given={"grade": ["A", "D"]})
+    assert model.sample(2, given={"grade": "C"}, seed=0)["grade"].eq("C").all()
+
+
 def test_a_count_or_a_date_given_between_its_whole_values_is_refused():
     """`--given visits=2.5` conditioned on 2.5 and wrote the rows with visits=2: a count (or a
     date learnt in days) is given a whole value, or is refused saying so."""

@@ -326,7 +326,7 @@ class DiffusionModel:
                                 f"{', '.join(self.columns)})")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
             full.attrs = given.attrs  # a file's line numbers, for messages
-            return self._within_range(self._whole(self.rows(full, "given")))
+            return self._within_range(self._drawable(self.rows(full, "given")))
         array = np.asarray(given, dtype=np.float64)
         array = array[None] if array.ndim == 1 else array
         names = self.condition_columns
@@ -337,12 +337,22 @@ class DiffusionModel:
         if array.ndim != 2 or array.shape[1] != self.dim:
             wanted = f"{len(names)} (the condition columns) or {self.dim}" if names else str(self.dim)
             raise UserError(f"given: rows need {wanted} columns, got shape {array.shape}")
-        return self._within_range(self._whole(array))
+        return self._within_range(self._drawable(array))
 
-    def _whole(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` of given cells, refused where an integer column (a count, a date on its
-        unit) is given a value between its whole ones: the model never drew one, and the rows
-        written would show it rounded, not as given."""
+    def _drawable(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` of given cells, refused where the model never drew such a cell: a label its
+        training rows lack (one only held-out rows have, or a category a pandas dtype declares),
+        or a value between the whole ones of an integer column (a count, a date on its unit: the
+        rows written would show it rounded, not as given)."""
+        for k, j in enumerate(self.encoder.categorical_columns):
+            column, codes = self.schema[j], rows[:, j]
+            unseen = ~np.isnan(codes) & ~np.isin(codes, self.encoder.seen[k])
+            if unseen.any():
+                label = column.categories[int(codes[unseen][0])]
+                known = ", ".join(str(column.categories[c]) for c in self.encoder.seen[k]
+                                  if c < len(column.categories))  # not the gap code past them
+                raise UserError(f"given: column {column.name!r} has the label {label!r}, which the model "
+                                f"never saw in its training rows (it knows {known})")
         for j in (j for j, column in enumerate(self.schema) if column.kind == "integer"):
             column, cells = self.schema[j], rows[:, j]
             between = (cells != np.round(cells)) & np.isfinite(cells)
