@@ -312,6 +312,25 @@ def test_given_cells_beyond_the_training_range_are_drawn_with_a_warning(kinds_ru
     assert err.startswith("warning: given: value=10 lies outside") and err.count("warning") == 1
 
 
+def test_impute_reads_columns_by_name_or_all_by_position_and_counts_in_words(kinds_run, capsys):
+    """A file sharing one name with the model and not the other was read in order: its columns
+    `kind, other` became `kind, value`, silently (or `other, kind` swapped). Counts said
+    "1 rows"."""
+    one = kinds_run / "one.csv"
+    one.write_text("kind,value\na,\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(one), "-o", "-", "--quiet"]) == 0
+    assert capsys.readouterr().err.strip() == "filled 1 missing cell in 1 row: wrote standard output"
+    partly = kinds_run / "partly.csv"
+    partly.write_text("other,kind\n1.5,a\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(partly), "-o", "-", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "partly.csv: the model's columns are kind, value; its columns are other, kind (no 'value')")
+    unnamed = kinds_run / "unnamed.csv"  # none of the names: in order, as a headerless file's
+    unnamed.write_text("u,v\nb,\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(unnamed), "-o", "-", "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("b,")
+
+
 @pytest.mark.parametrize("nothing", [None, np.nan])
 def test_a_given_column_without_a_value_is_refused(kinds_run, nothing):
     """A missing value means "not given": the rows came back not conditioned on it."""

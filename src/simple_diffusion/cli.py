@@ -489,7 +489,7 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
     filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
                           progress=not quiet, resample=resample)
     io.write_table(output, filled, schema=model.schema)
-    click.echo(f"filled {gaps:,} missing cells in {len(rows):,} rows"
+    click.echo(f"filled {_count(gaps, 'missing cell')} in {_count(len(rows), 'row')}"
                f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
 
 

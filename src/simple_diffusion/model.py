@@ -221,16 +221,18 @@ class DiffusionModel:
 
     def rows(self, frame: pd.DataFrame, source: str = "rows") -> np.ndarray:
         """A DataFrame's rows as the model's float matrix (values, category codes, NaN): its
-        columns picked by the model's names, or taken in order when it has as many and other
-        names (a headerless file, an array)."""
+        columns picked by the model's names, or taken in order when it has as many and none of
+        them (a headerless file, an array). Some of the names and not all: which column is which
+        is not known, so they are refused (in order, ``zzz, a`` would be read as ``a, b``)."""
         from .data.columns import to_values
 
         if not all(isinstance(c, str) for c in frame.columns):  # number labels, as the model has them
             frame = frame.set_axis(list(map(str, frame.columns)), axis=1)
         if not set(self.columns) <= set(frame.columns):
-            if frame.shape[1] != self.dim:
+            if frame.shape[1] != self.dim or set(self.columns) & set(frame.columns):
+                lacking = next(c for c in self.columns if c not in frame.columns)
                 raise UserError(f"{source}: the model's columns are {', '.join(self.columns)}; "
-                                f"its columns are {', '.join(map(str, frame.columns))}")
+                                f"its columns are {', '.join(map(str, frame.columns))} (no {lacking!r})")
             frame = frame.set_axis(self.columns, axis=1)
         return to_values(frame, self.schema, source)
 
