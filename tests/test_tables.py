@@ -18,6 +18,7 @@ from simple_diffusion import UserError, build, config
 from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
 from simple_diffusion.data.columns import Column, describe, detect, find, to_frame, to_values
+from simple_diffusion.errors import command_line
 from simple_diffusion.evaluation import tabular
 from simple_diffusion.training import budget
 
@@ -49,8 +50,24 @@ def test_kinds_follow_dtypes_and_overrides():
     assert forced[1].kind == "categorical" and forced[1].categories == sorted(frame["count"].unique())
     with pytest.raises(UserError, match="declared both categorical and numeric"):
         detect(frame, categorical=["mass"], numeric=["mass"])
-    with pytest.raises(UserError, match="--categorical names column 'nope'"):
+    with pytest.raises(UserError, match=r"^data\.categorical names column 'nope', which the data lacks "
+                                        r"\(columns: mass, count, kind, flag, grade\)$"):
         detect(frame, categorical=["nope"])
+    with command_line(), pytest.raises(UserError, match=r"^--categorical names column 'nope'"):
+        detect(frame, categorical=["nope"])
+
+
+def test_bounds_on_a_categorical_column_say_so(tmp_path, capsys):
+    """`--bounds kind=0:1` said the data lacked 'kind' (the encoder of numbers was asked)."""
+    frame = mixed_frame(100)[["mass", "kind"]].dropna()
+    with pytest.raises(UserError, match=r"^data\.bounds names column 'kind', which is categorical "
+                                        r"\(it takes mass\)$"):
+        sd.fit(frame, config={"data": {"bounds": "kind=0:1"}}, steps=2, progress=False, verbose=False)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    assert cli(["train", str(tmp_path / "run"), "--data", str(tmp_path / "t.csv"), "--bounds",
+                "kind=0:1"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --bounds names column 'kind', which is categorical "
+                                               "(it takes mass)")
 
 
 TIME_COLUMNS = {

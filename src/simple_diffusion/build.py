@@ -28,7 +28,7 @@ from .diffusion import schedules
 from .diffusion.denoisers import MLP, FourierTime, RawTime
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import CalendarTerms, CellMasks, ColumnCondition, Condition, Objective
-from .errors import UserError
+from .errors import UserError, no_such_column
 from .training import budget
 from .training.distributed import Ranks
 from .training.loop import Trainer
@@ -110,8 +110,7 @@ def condition(config: Config, encoder: tables.TableEncoder) -> Condition | None:
     columns = [c.name for c in encoder.schema]
     for name in names:
         if name not in columns:
-            raise UserError(f"data.condition names column {name!r}, which the data lacks "
-                            f"(columns: {', '.join(columns)})")
+            raise no_such_column("data.condition", name, columns)
     if set(names) >= set(columns):
         raise UserError("data.condition names every column: at least one must be left to generate")
     coordinates = sorted(k for name in names for k in where[columns.index(name)])

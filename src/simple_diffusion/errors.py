@@ -10,7 +10,7 @@ import contextvars
 import json
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 
@@ -32,7 +32,8 @@ ARGUMENTS = ("columns", "condition", "overwrite")
 other key is a setting, ``section.key``."""
 FLAGS = {"data.categorical": "--categorical", "data.integer": "--integer", "data.numeric": "--numeric",
          "data.preprocess": "--preprocess", "data.bounds": "--bounds", "data.drop_missing": "--drop-missing",
-         "data.keep_constant": "--keep-constant", "train.inpainting": "--inpainting"}
+         "data.keep_constant": "--keep-constant", "data.condition": "--condition",
+         "train.inpainting": "--inpainting"}
 """The settings that an option of ``train`` sets; the others are set in a ``--config`` file."""
 
 
@@ -54,6 +55,19 @@ def on_command_line() -> bool:
 def said(command_line: str, python: str) -> str:
     """Of two ways to say a thing (a command, or the Python call doing the same), the reader's."""
     return command_line if on_command_line() else python
+
+
+def no_such_column(setting: str, name: str, columns: Sequence[str], kind: str | None = None) -> UserError:
+    """The refusal of a ``setting`` (``data.bounds``; ``--bounds`` on the command line) naming a
+    column that is not among ``columns``, those it can take: absent from the data, or of a
+    ``kind`` it cannot take.
+
+    >>> print(no_such_column("data.bounds", "kind", ["mass"], "categorical"))
+    data.bounds names column 'kind', which is categorical (it takes mass)
+    """
+    what = f"which is {kind} (it takes" if kind else "which the data lacks (columns:"
+    return UserError(f"{said(FLAGS.get(setting, setting), setting)} names column {name!r}, {what} "
+                     f"{', '.join(map(str, columns))})")
 
 
 def advice(choices: dict[str, Any]) -> str:

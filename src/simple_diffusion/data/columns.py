@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError, advice
+from ..errors import UserError, advice, no_such_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -167,8 +167,7 @@ def forced_kinds(columns: Sequence[str], categorical: Sequence[str] = (), intege
     for names, kind in ((categorical, "categorical"), (integer, "integer"), (numeric, "numeric")):
         for name in names:
             if name not in columns:
-                raise UserError(f"--{kind} names column {name!r}, which the data lacks "
-                                f"(columns: {', '.join(map(str, columns))})")
+                raise no_such_column(f"data.{kind}", name, columns)
             if name in forced and forced[name] != kind:
                 raise UserError(f"column {name!r} is declared both {forced[name]} and {kind}")
             forced[name] = kind

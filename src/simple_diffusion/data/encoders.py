@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError, advice
+from ..errors import UserError, advice, no_such_column
 
 
 class NoDensity(UserError):
@@ -498,8 +498,7 @@ def fit(
 
     def position(name: str, option: str) -> int:
         if name not in index:
-            raise UserError(f"{option} names column {name!r}, which the data lacks "
-                            f"(columns: {', '.join(columns)})")
+            raise no_such_column(option, name, columns)
         return index[name]
 
     steps: list[Any] = []

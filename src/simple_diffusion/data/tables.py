@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError, advice
+from ..errors import UserError, advice, no_such_column
 from . import encoders
 from .columns import Column, from_states
 from .encoders import NoDensity
@@ -413,8 +413,11 @@ def fit(
     names = [c.name for c in schema]
     for name in integer:
         if name not in names:
-            raise UserError(f"data.integer names column {name!r}, which the data lacks "
-                            f"(columns: {', '.join(names)})")
+            raise no_such_column("data.integer", name, names)
+    for name in bounds or {}:  # bounds hold numbers: a categorical column is not among the encoder's
+        if name in names and schema[names.index(name)].kind == "categorical":
+            raise no_such_column("data.bounds", name, [c.name for c in schema if c.kind != "categorical"],
+                                 "categorical")
     schema = [Column(c.name, "integer", c.dtype, nullable=c.nullable)
               if c.name in integer and c.kind == "numeric" else c for c in schema]
     numeric = [j for j, c in enumerate(schema) if c.kind != "categorical"]
