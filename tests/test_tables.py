@@ -323,10 +323,11 @@ def test_log_prob_refuses_a_table_with_categories_by_name_and_the_advice_gives_a
     with pytest.raises(UserError, match="column 'kind' is categorical ") as refusal:
         model.log_prob(frame)
     advice = re.search(r"; a model trained with (.*) has one$", str(refusal.value)).group(1)
-    assert advice == "columns=['mass'], config={'data': {'drop_missing': True}}"
+    assert advice == ("columns=['mass', 'count'], "  # the count learnt as continuous, the label left out
+                      "config={'data': {'drop_missing': True, 'numeric': ['count']}}")
     numeric = sd.fit(frame, **eval(f"dict({advice})"), epochs=1, progress=False)  # as it says
-    log_p = numeric.log_prob(frame[["mass"]]).numpy()
-    gaps = frame["mass"].isna().to_numpy()
+    log_p = numeric.log_prob(frame).numpy()  # the label column beside them is passed over
+    gaps = frame[["mass", "count"]].isna().any(axis=1).to_numpy()
     assert np.isfinite(log_p[~gaps]).all() and np.isnan(log_p[gaps]).all()  # a gap is not scored
 
 
@@ -555,7 +556,7 @@ def test_point_masses_round_trip_with_gaps_and_restore():
     assert not known[missing][:, spikes].any() and known[~missing][:, spikes].all()
     assert torch.equal(z[~missing][:, spikes], y[~missing][:, spikes])
     refusal = (r"column 'amount' has point masses .* trained with "
-               r"config=\{'data': \{'numeric': \['amount'\]\}\} takes it as continuous")
+               r"config=\{'data': \{'numeric': \['amount'\]\}\} has one$")
     with pytest.raises(UserError, match=refusal):
         clean = spiked_frame(600)[["amount", "noise"]]
         values = torch.as_tensor(to_values(clean, detect(clean)))

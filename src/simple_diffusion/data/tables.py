@@ -364,24 +364,31 @@ class TableEncoder:
             raise NoDensity(f"column {self.schema[self.missing_numeric[0]].name!r} has missing cells "
                             f"(a probability mass, not a density){self._density_advice()}")
         if self.point_mass_columns:
-            name = self.schema[self.point_mass_columns[0]].name
-            raise NoDensity(f"column {name!r} has point masses (values it takes repeatedly: a "
-                            "probability mass, not a density); a model trained with "
-                            f"{advice({'data.numeric': [name]})} takes it as continuous")
+            raise NoDensity(f"column {self.schema[self.point_mass_columns[0]].name!r} has point masses "
+                            "(values it takes repeatedly: a probability mass, not a density)"
+                            f"{self._density_advice()}")
+        whole = [c.name for c in self.schema if c.kind == "integer"]
+        if whole:
+            raise NoDensity(f"column {whole[0]!r} takes whole values (a probability mass, not a density)"
+                            f"{self._density_advice()}")
         return self.numeric.forward_and_log_det(x)
 
     def _density_advice(self) -> str:
-        """Which training options give a model of this table's continuous columns a density."""
-        continuous = [c.name for c in self.schema if c.kind == "numeric"]
-        if not continuous:
+        """Which training options give a model of this table's continuous columns a density:
+        counts and point masses declared numeric, dates and categories left out, rows with
+        gaps dropped."""
+        counts = [c.name for c in self.schema if c.kind == "integer" and not c.time_unit]
+        kept = [c.name for c in self.schema if c.kind == "numeric" or c.name in counts]
+        if not kept:
             return "; only numeric columns have one"
         options: dict[str, Any] = {}
-        if len(continuous) < len(self.schema):
-            options["columns"] = continuous
+        if len(kept) < len(self.schema):
+            options["columns"] = kept
         if self.missing_numeric:
             options["data.drop_missing"] = True
-        if self.point_mass_columns:
-            options["data.numeric"] = [self.schema[j].name for j in self.point_mass_columns]
+        continuous = [self.schema[j].name for j in self.point_mass_columns] + counts
+        if continuous:
+            options["data.numeric"] = [name for name in kept if name in continuous]
         return f"; a model trained with {advice(options)} has one"
 
     def state(self) -> dict[str, Any]:
