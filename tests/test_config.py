@@ -1,4 +1,5 @@
 import pytest
+from helpers import cli
 
 from simple_diffusion import UserError, config
 
@@ -62,6 +63,24 @@ def test_seed_network_is_2_16_16_1():
 def test_impossible_settings_are_refused_by_name(changes, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.")):
         config.override(config.preset("default"), changes)
+
+
+def test_one_name_where_a_list_is_wanted_is_shown_as_the_list_it_meant(tmp_path, capsys):
+    """`sweep --set data.categorical=smoker` (or a string in Python) said it "must be a list" and
+    not how to write one; the TOML list it shows works as --set's value."""
+    with pytest.raises(UserError, match=r"^data\.categorical must be a list of names, got 'kind' "
+                                        r"\(a list of one: \['kind'\]\)$"):
+        config.override(config.preset("default"), {"data": {"categorical": "kind"}})
+    data = tmp_path / "t.csv"
+    data.write_text("kind,x\n" + "".join(f"{k % 3},{k}.5\n" for k in range(40)))
+    out = tmp_path / "sweep"
+    assert cli(["sweep", str(out), "--data", str(data), "--set", "data.categorical=kind", "-n", "0"]) == 1
+    shown = capsys.readouterr().err.strip().rsplit("(a list of one: ", 1)[1].removesuffix(")")
+    assert shown == '["kind"]'
+    assert cli(["sweep", str(out), "--data", str(data), "--set", f"data.categorical={shown}",
+                "--set", "train.steps=5", "-n", "0", "--quiet"]) == 0
+    (run,) = out.glob("*/config.toml")
+    assert config.load_toml(str(run))["data"]["categorical"] == ["kind"]
 
 
 def test_the_density_preset_is_the_default_with_a_larger_part_and_log_sigma_levels():

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from . import choices
-from .errors import UserError
+from .errors import UserError, said
 
 SAMPLING_CHUNK = 8192
 """Rows sampled at once by default: small enough that a network's activations stay in the CPU's
@@ -388,7 +389,10 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, kind) and not isinstance(v, bool) for v in value
         ):
-            raise UserError(f"{where} must be a list of {noun}, got {value!r}")
+            # One name alone (--set data.categorical=smoker, or a string in Python): the list it meant.
+            one = [value] if isinstance(value, kind) else None
+            shown = f" (a list of one: {said(json.dumps(one), repr(one))})" if one else ""
+            raise UserError(f"{where} must be a list of {noun}, got {value!r}{shown}")
         return list(value)
     if not isinstance(value, str):
         raise UserError(f"{where} must be text, got {value!r}")
