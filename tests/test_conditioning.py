@@ -331,6 +331,16 @@ def test_impute_reads_columns_by_name_or_all_by_position_and_counts_in_words(kin
     assert capsys.readouterr().out.splitlines()[1].startswith("b,")
 
 
+def test_a_label_or_a_column_spelt_otherwise_is_named_with_the_one_meant(kinds_run, capsys):
+    run = str(kinds_run / "run")
+    assert cli(["sample", run, "-n", "1", "-o", "-", "--given", "kind=A", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().endswith("never saw (it knows a, b) (did you mean 'a'?)")
+    assert cli(["sample", run, "-n", "1", "-o", "-", "--given", "knd=a", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().endswith("(columns: kind, value) (did you mean 'kind'?)")
+    assert cli(["sample", run, "-n", "1", "-o", "-", "--given", "mass=1", "--quiet"]) == 1
+    assert capsys.readouterr().err.strip().endswith("(columns: kind, value)")  # nothing near it
+
+
 @pytest.mark.parametrize("nothing", [None, np.nan])
 def test_a_given_column_without_a_value_is_refused(kinds_run, nothing):
     """A missing value means "not given": the rows came back not conditioned on it."""

@@ -362,6 +362,8 @@ def test_unknown_column(tmp_path, table):
     io.write_table(path, table, ["a", "b", "c"])
     with pytest.raises(UserError, match="no column 'z'; columns are 'a', 'b', 'c'"):
         io.read_table(path, columns=["z"])
+    with pytest.raises(UserError, match=r"no column 'B' \(did you mean 'b'\?\); columns are"):
+        io.read_table(path, columns=["a", "B"])
 
 
 def test_parquet_keeps_its_kinds_and_labels(tmp_path):

@@ -57,6 +57,23 @@ def said(command_line: str, python: str) -> str:
     return command_line if on_command_line() else python
 
 
+def did_you_mean(name: Any, choices: Sequence[Any]) -> str:
+    """`` (did you mean 'yes'?)`` where one of ``choices`` is ``name`` spelt otherwise (another
+    case, a typo), else nothing.
+
+    >>> did_you_mean("Yes", ["no", "yes"]), did_you_mean("hieght", ["height", "weight"])
+    (" (did you mean 'yes'?)", " (did you mean 'height'?)")
+    >>> did_you_mean("x", ["y"])
+    ''
+    """
+    import difflib
+
+    labels = {str(choice): choice for choice in choices}
+    same = [label for label in labels if label.casefold() == str(name).casefold()]
+    near = same or difflib.get_close_matches(str(name), list(labels), n=1, cutoff=0.75)
+    return f" (did you mean {labels[near[0]]!r}?)" if near else ""
+
+
 def no_such_column(setting: str, name: str, columns: Sequence[str], kind: str | None = None) -> UserError:
     """The refusal of a ``setting`` (``data.bounds``; ``--bounds`` on the command line) naming a
     column that is not among ``columns``, those it can take: absent from the data, or of a
@@ -67,7 +84,7 @@ def no_such_column(setting: str, name: str, columns: Sequence[str], kind: str | 
     """
     what = f"which is {kind} (it takes" if kind else "which the data lacks (columns:"
     return UserError(f"{said(FLAGS.get(setting, setting), setting)} names column {name!r}, {what} "
-                     f"{', '.join(map(str, columns))})")
+                     f"{', '.join(map(str, columns))}){'' if kind else did_you_mean(name, columns)}")
 
 
 def advice(choices: dict[str, Any]) -> str:

@@ -37,7 +37,7 @@ from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
-from .errors import UserError, said
+from .errors import UserError, did_you_mean, said
 from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
@@ -325,7 +325,7 @@ class DiffusionModel:
             unknown = [str(c) for c in given.columns if str(c) not in self.columns]
             if unknown:
                 raise UserError(f"given: the model has no column {unknown[0]!r} (columns: "
-                                f"{', '.join(self.columns)})")
+                                f"{', '.join(self.columns)}){did_you_mean(unknown[0], self.columns)}")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
             full.attrs = given.attrs  # a file's line numbers, for messages
             return self._within_range(self._drawable(self.rows(full, "given")))

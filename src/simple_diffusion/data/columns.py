@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError, advice, no_such_column
+from ..errors import UserError, advice, did_you_mean, no_such_column
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -861,8 +861,9 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
         if unknown:
             more = ", ..." if len(column.categories) > 8 else ""
             known = ", ".join(map(str, column.categories[:8])) + more
+            hint = did_you_mean(unknown[0], column.categories)
             raise UserError(f"{source}: column {column.name!r} has the label {unknown[0]!r}, which "
-                            f"the model never saw (it knows {known})")
+                            f"the model never saw (it knows {known}){hint}")
         codes[~missing] = looked_up
         out[:, j] = codes
     return out

@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError, advice, said
+from ..errors import UserError, advice, did_you_mean, said
 from .columns import Column, as_written, detect, find, finish, forced_kinds, is_number, to_values
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
@@ -508,7 +508,8 @@ def select_columns(frame: pd.DataFrame, columns: Sequence[str], path: str) -> pd
         elif name.lstrip("-").isdigit() and -frame.shape[1] <= int(name) < frame.shape[1]:
             picked.append(frame.columns[int(name)])
         else:
-            raise UserError(f"{path}: no column {name!r}; columns are {', '.join(map(repr, frame.columns))}")
+            raise UserError(f"{path}: no column {name!r}{did_you_mean(name, list(frame.columns))}; "
+                            f"columns are {', '.join(map(repr, frame.columns))}")
     selected = frame[picked]
     selected.attrs = frame.attrs
     return selected
