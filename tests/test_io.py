@@ -357,6 +357,22 @@ def test_missing_file(tmp_path):
         io.read_table(str(tmp_path / "nope.csv"))
 
 
+def test_columns_of_no_name_and_no_value_are_skipped_with_a_warning(tmp_path):
+    """Spreadsheet exports often end every line in separators (`a,b,,`): the two empty columns
+    were refused as "column 2 has no values". A named empty column is still refused (a year not
+    filled in yet is the user's to leave out), and a column of no name with values is kept."""
+    path = tmp_path / "export.csv"
+    path.write_text("\ufeffa,b,,\r\n" + "".join(f"{k}.5,{k % 3},,\r\n" for k in range(30)))
+    with pytest.warns(UserWarning, match=r"export\.csv: skipped 2 columns with neither a name nor a value"):
+        table = io.read_table(str(path))
+    assert table.columns == ["a", "b"] and table.values.shape == (30, 2)
+    path.write_text("a,c\n" + "".join(f"{k}.5,\n" for k in range(30)))
+    with pytest.raises(UserError, match=r"column 'c' has no values"):
+        io.read_table(str(path))
+    path.write_text("a,\n" + "".join(f"{k}.5,{k % 4}\n" for k in range(30)))
+    assert io.read_table(str(path)).columns == ["a", "column 1"]
+
+
 def test_unknown_column(tmp_path, table):
     path = str(tmp_path / "x.csv")
     io.write_table(path, table, ["a", "b", "c"])

@@ -425,13 +425,22 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
     if header is None:
         header = not all(is_number(str(cell)) for cell in raw.iloc[0] if not pd.isna(cell))
     if header:
-        names = [f"column {i}" if pd.isna(c) or not str(c).strip() else str(c).strip()
-                 for i, c in enumerate(raw.iloc[0])]
+        unnamed = [pd.isna(c) or not str(c).strip() for c in raw.iloc[0]]
+        names = [f"column {i}" if blank else str(c).strip()
+                 for i, (c, blank) in enumerate(zip(raw.iloc[0], unnamed))]
         _refuse_repeated(names, path)
         frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
     else:
+        unnamed = [False] * raw.shape[1]
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
     frame.columns = names
+    # A spreadsheet's export often ends its lines in separators: columns of no name and no value.
+    empty = [name for name, blank in zip(names, unnamed)
+             if blank and frame[name].map(lambda cell: pd.isna(cell) or not str(cell).strip()).all()]
+    if empty and len(empty) < len(names):
+        warnings.warn(f"{path}: skipped {_count(len(empty), 'column')} with neither a name nor a value "
+                      "(separators at the ends of the lines?)", stacklevel=4)
+        frame = frame.drop(columns=empty)
     frame.attrs["first_row"] = first_row + skipped
     return frame
 
