@@ -395,7 +395,8 @@ def test_bad_columns_and_counts_from_python_are_one_line_errors():
     """`sd.fit(frame, columns=[...])` naming a column the frame lacks ended in pandas' KeyError;
     `model.sample(2.5)` drew 2 rows."""
     frame = pd.DataFrame({"mass": [1.5, 2.5, 3.5, 4.5] * 10, "kind": list("abab") * 10})
-    with pytest.raises(UserError, match=r"^DataFrame: no column 'kinds'; columns are 'mass', 'kind'$"):
+    with pytest.raises(UserError, match=r"^DataFrame: no column 'kinds' \(did you mean 'kind'\?\); "
+                                        r"columns are 'mass', 'kind'$"):
         sd.fit(frame, columns=["mass", "kinds"], progress=False)
     model = sd.fit(frame, steps=2, progress=False, verbose=False)
     with pytest.raises(UserError, match=r"^the number of samples is a whole number, not 2\.5$"):
