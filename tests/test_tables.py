@@ -418,6 +418,18 @@ def test_a_label_the_training_rows_lack_is_refused_when_given():
     assert model.sample(2, given={"grade": "C"}, seed=0)["grade"].eq("C").all()
 
 
+def test_a_column_of_fractions_declared_integer_is_said_to_be_rounded():
+    """`--integer frac` on values between 0 and 1 trained silently and drew only 0 and 1."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"frac": rng.uniform(0.05, 0.95, 80).round(3), "count": rng.integers(0, 5, 80)})
+    with pytest.warns(UserWarning, match=r"^column 'frac' is learnt as whole numbers, but 100% of its values "
+                                         r"are not \(such as 0\.\d+\): samples are rounded$"):
+        sd.fit(frame, config={"data": {"integer": ["frac"]}}, steps=2, progress=False, verbose=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a column of whole numbers declared integer says nothing
+        sd.fit(frame, config={"data": {"integer": ["count"]}}, steps=2, progress=False, verbose=False)
+
+
 def test_a_count_or_a_date_given_between_its_whole_values_is_refused():
     """`--given visits=2.5` conditioned on 2.5 and wrote the rows with visits=2: a count (or a
     date learnt in days) is given a whole value, or is refused saying so."""

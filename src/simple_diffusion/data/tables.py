@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -427,6 +428,13 @@ def fit(
                                  "categorical")
     schema = [Column(c.name, "integer", c.dtype, nullable=c.nullable)
               if c.name in integer and c.kind == "numeric" else c for c in schema]
+    for j in (j for j, c in enumerate(schema) if c.kind == "integer" and not c.time_unit):
+        values = x[:, j][~x[:, j].isnan()]
+        between = values != values.round()
+        if bool(between.any()):  # declared integer (detection takes whole numbers only)
+            warnings.warn(f"column {schema[j].name!r} is learnt as whole numbers, but "
+                          f"{float(between.double().mean()):.0%} of its values are not (such as "
+                          f"{float(values[between][0]):g}): samples are rounded", stacklevel=3)
     numeric = [j for j, c in enumerate(schema) if c.kind != "categorical"]
     # Which columns may be missing is the table's (its schema), which categories the model may
     # produce is the training rows': a category or a gap seen only in held-out rows is never made.
