@@ -268,9 +268,9 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         values = _as_numbers(column, name, first_row)  # refuses a column that is not numbers
         counting = _counting(values) if forced is None and kind == "integer" else None
         return Finding(Column(name, kind, "float64" if text else _dtype_name(dtype),
-                              nullable=bool(_missing(column).any())),
+                              nullable=bool(missing_cells(column).any())),
                        present=int((~np.isnan(values)).sum()), counts=counting)
-    present = int((~_missing(column)).sum())
+    present = int((~missing_cells(column)).sum())
     return Finding(Column(name, "categorical", _dtype_name(dtype), _labels(column), present < len(column)),
                    text, present, forced is not None)
 
@@ -293,7 +293,7 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
 
     # The first present cell guesses a format, so that a column of labels costs one guess.
     head = column.head(1000)
-    first = next((str(cell).strip() for cell, gap in zip(head, _missing(head)) if not gap), None)
+    first = next((str(cell).strip() for cell, gap in zip(head, missing_cells(head)) if not gap), None)
     if first is None:
         return None
     text, nearest = None, None
@@ -304,7 +304,7 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
         if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
             continue
         if text is None:
-            missing = _missing(column)
+            missing = missing_cells(column)
             text = column.astype(str).str.strip().where(~missing)
         times = pd.to_datetime(text, format=written, errors="coerce", utc=True)
         bad = times.isna().to_numpy() & ~missing
@@ -403,7 +403,7 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
     if _is_time(column.dtype):
         times = column
     else:
-        missing = _missing(column)
+        missing = missing_cells(column)
         text = column.astype(str).str.strip().where(~missing)
         written = strptime_format(like.time_format) if like else ""
         with warnings.catch_warnings():  # pandas' notes on guessed formats and mixed offsets
@@ -554,7 +554,8 @@ def _is_text(column: pd.Series) -> bool:
     return column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
 
 
-def _missing(column: pd.Series) -> np.ndarray:
+def missing_cells(column: pd.Series) -> np.ndarray:
+    """Where a column's cells are missing: NaN, or text in ``MISSING_TOKENS``."""
     if _is_text(column):
         cells = column.astype(str).str.strip().str.lower()
         return (column.isna() | cells.isin(MISSING_TOKENS)).to_numpy()
@@ -807,7 +808,7 @@ def _labels(column: pd.Series) -> list[Any]:
 
     if isinstance(column.dtype, pd.CategoricalDtype):
         return [_plain(v) for v in column.cat.categories]
-    present = column[~_missing(column)]
+    present = column[~missing_cells(column)]
     if _is_text(column):
         present = present.astype(str).str.strip()
     return _ordered({_plain(v) for v in present.unique()})
@@ -846,7 +847,7 @@ def to_values(frame: pd.DataFrame, schema: Sequence[Column], source: str = "data
             out[:, j] = (known if known is not None
                          else _as_numbers(series, column.name, frame.attrs.get("first_row"), source, column))
             continue
-        missing = _missing(series)
+        missing = missing_cells(series)
         present = series[~missing]
         if _is_text(series):
             present = present.astype(str).str.strip()

@@ -34,7 +34,17 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import UserError, advice, did_you_mean, said
-from .columns import Column, as_written, detect, find, finish, forced_kinds, is_number, to_values
+from .columns import (
+    Column,
+    as_written,
+    detect,
+    find,
+    finish,
+    forced_kinds,
+    is_number,
+    missing_cells,
+    to_values,
+)
 
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
@@ -435,8 +445,7 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
         names, frame, first_row = [str(i) for i in range(raw.shape[1])], raw, 1
     frame.columns = names
     # A spreadsheet's export often ends its lines in separators: columns of no name and no value.
-    empty = [name for name, blank in zip(names, unnamed)
-             if blank and frame[name].map(lambda cell: pd.isna(cell) or not str(cell).strip()).all()]
+    empty = [name for name, blank in zip(names, unnamed) if blank and missing_cells(frame[name]).all()]
     if empty and len(empty) < len(names):
         warnings.warn(f"{path}: skipped {_count(len(empty), 'column')} with neither a name nor a value "
                       "(separators at the ends of the lines?)", stacklevel=4)
