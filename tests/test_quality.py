@@ -39,6 +39,18 @@ def test_a_shift_scores_high():
     assert shifted["distance"] == pytest.approx(0.3, abs=0.02)  # W1 of a shift is the shift
 
 
+def test_sd_evaluate_reads_flat_arrays_as_one_column_as_fit_does():
+    """A flat ``train`` or ``holdout`` beside flat samples ended in an IndexError."""
+    rng = np.random.default_rng(0)
+    samples, reference, train, holdout = (rng.normal(size=n) for n in (2000, 1000, 1000, 1000))
+    flat = sd.evaluate(samples, against=reference, train=train, holdout=holdout, two_sample_tests=False)
+    columns = sd.evaluate(samples[:, None], against=reference[:, None], train=train[:, None],
+                          holdout=holdout[:, None], two_sample_tests=False)
+    assert flat["ratio"] == columns["ratio"] and flat["memorisation"] == columns["memorisation"]
+    with pytest.raises(sd.UserError, match="samples have 1 columns but train has 2"):
+        sd.evaluate(samples, against=reference, train=np.ones((5, 2)))
+
+
 @pytest.mark.parametrize("dim", [1, 3])
 def test_memorisation_is_a_half_for_fresh_rows_and_one_for_copies(dim):
     rng = np.random.default_rng(dim)

@@ -173,8 +173,7 @@ def _given_split(data, validation, config: cfg.DataConfig, columns: list[str] | 
         if isinstance(part, (str, os.PathLike)):
             table = io.read_table(str(part), header=_header(config))
             return to_frame(table.values, table.schema)
-        array = np.asarray(part, dtype=np.float64)
-        array = array[:, None] if array.ndim == 1 else array
+        array = _as_rows(part)
         return pd.DataFrame(array, columns=[f"x{i + 1}" for i in range(array.shape[1])])
 
     if config.drop_missing:
@@ -395,10 +394,7 @@ def _with_condition(data, condition) -> tuple[Any, list[str]]:
         return data, [condition]
     if isinstance(condition, (list, tuple)) and all(isinstance(c, str) for c in condition):
         return data, list(condition)
-    values = np.asarray(data, dtype=np.float64)
-    conditions = np.asarray(condition, dtype=np.float64)
-    values = values[:, None] if values.ndim == 1 else values
-    conditions = conditions[:, None] if conditions.ndim == 1 else conditions
+    values, conditions = _as_rows(data), _as_rows(condition)
     if values.ndim != 2 or conditions.ndim != 2 or len(values) != len(conditions):
         raise UserError(f"condition needs one row per data row: data has shape {values.shape}, "
                         f"condition {conditions.shape}")
@@ -627,24 +623,27 @@ def evaluate(
         if any(c.kind == "categorical" or c.nullable for c in schema):
             return _evaluate_rows(schema, samples, against, train, holdout, two_sample_tests)
         columns = columns or [c.name for c in schema]
-    samples = np.asarray(samples, dtype=np.float64)
-    samples = samples[:, None] if samples.ndim == 1 else samples
+    samples, train, holdout = (None if x is None else _as_rows(x) for x in (samples, train, holdout))
     target = against if isinstance(against, str) else None
     if target is not None:
         builtin.get(target)
         reference = builtin.draw(target, REFERENCE_SIZE, seed=REFERENCE_SEED).numpy()
     else:
-        reference = np.asarray(against, dtype=np.float64)
-        reference = reference[:, None] if reference.ndim == 1 else reference
-    if reference.shape[1] != samples.shape[1]:
-        raise UserError(
-            f"samples have {samples.shape[1]} columns but the reference has {reference.shape[1]}"
-        )
+        reference = _as_rows(against)
+    for name, rows in (("the reference", reference), ("train", train), ("holdout", holdout)):
+        if rows is not None and rows.shape[1] != samples.shape[1]:
+            raise UserError(f"samples have {samples.shape[1]} columns but {name} has {rows.shape[1]}")
     names = columns or [f"x{i + 1}" for i in range(samples.shape[1])]
     from .evaluation import metrics  # POT and scikit-learn: only when evaluating
 
     return metrics.evaluate(samples, reference, names, train=train, target=target,
                             two_sample_tests=two_sample_tests, holdout=holdout)
+
+
+def _as_rows(values: Any) -> np.ndarray:
+    """``values`` as float rows: shape (n,) is one column of n rows, as ``fit`` reads it."""
+    array = np.asarray(values, dtype=np.float64)
+    return array[:, None] if array.ndim == 1 else array
 
 
 def _is_frame(x: Any) -> bool:

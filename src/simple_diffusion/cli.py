@@ -25,7 +25,7 @@ import click
 
 from . import __version__, choices
 from . import config as cfg
-from .errors import UserError, command_line, is_follower
+from .errors import UserError, command_line, counted, is_follower
 from .training import budget
 
 if TYPE_CHECKING:  # the commands import these when they run (a quick --help)
@@ -392,20 +392,16 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     if is_follower():
         return
     per = "" if conditions is None else (
-        f" ({count:,} for each of {len(conditions):,} condition{'s' if len(conditions) > 1 else ''})")
+        f" ({count:,} for each of {counted(len(conditions), 'condition')})")
     steps = len(model.noise_levels(sampler=settings.sampler, num_steps=settings.num_steps)) - 1
-    click.echo(f"wrote {_count(total, 'sample')}{per} to {_destination(output)} "
-               f"({settings.sampler}, {_count(steps, 'step')})", err=True)
+    click.echo(f"wrote {counted(total, 'sample')}{per} to {_destination(output)} "
+               f"({settings.sampler}, {counted(steps, 'step')})", err=True)
 
 
 def _destination(output: str) -> str:
     from .data import io
 
     return "standard output" if output == io.STDOUT else output
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def _names_a_file(given: str) -> bool:
@@ -489,7 +485,7 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
     filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
                           progress=not quiet, resample=resample)
     io.write_table(output, filled, schema=model.schema)
-    click.echo(f"filled {_count(gaps, 'missing cell')} in {_count(len(rows), 'row')}"
+    click.echo(f"filled {counted(gaps, 'missing cell')} in {counted(len(rows), 'row')}"
                f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
 
 
@@ -530,7 +526,7 @@ def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
     trained = model.info.get("train_seconds")
     against = f" (the model trained in {trained:.1f} s)" if trained else ""
     labelled = not all(c.numbers_only for c in model.schema)  # .npy holds numbers only
-    click.echo(f"distilled a sampler of {_count(num_steps, 'network evaluation')} in {seconds:.1f} s"
+    click.echo(f"distilled a sampler of {counted(num_steps, 'network evaluation')} in {seconds:.1f} s"
                f"{against}: sample with `simple-diffusion sample {shlex.quote(str(run))} -n 100000 "
                f"-o samples.{'parquet' if labelled else 'npy'} --sampler distilled`", err=True)
 
@@ -663,7 +659,7 @@ def score(run, data_file, output, lowest, tolerance, device) -> None:
     io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p),
                    schema=model.schema)
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
-    click.echo(f"wrote {_count(len(rows), 'scored row')} to {output} and a histogram to "
+    click.echo(f"wrote {counted(len(rows), 'scored row')} to {output} and a histogram to "
                f"{Path(output).with_suffix('.png')}", err=True)
     unscored = int(np.isnan(log_p).sum())
     if unscored:
@@ -752,7 +748,7 @@ def sweep(out, data, settings, seeds, preset, config_file, jobs, count, likeliho
         if averaged is not None:
             click.echo(f"\nover seeds:\n{averaged.to_string()}")
     failed = int(table["error"].notna().sum()) if "error" in table else 0
-    click.echo(f"wrote {Path(out) / 'summary.csv'} ({_count(len(table), 'run')}"
+    click.echo(f"wrote {Path(out) / 'summary.csv'} ({counted(len(table), 'run')}"
                f"{f', {failed} failed' if failed else ''})", err=True)
 
 

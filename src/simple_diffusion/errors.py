@@ -57,6 +57,11 @@ def said(command_line: str, python: str) -> str:
     return command_line if on_command_line() else python
 
 
+def counted(count: int, noun: str) -> str:
+    """``"1 row"``, ``"1,024 rows"``: a count with its noun, for messages."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 def did_you_mean(name: Any, choices: Sequence[Any]) -> str:
     """`` (did you mean 'yes'?)`` where one of ``choices`` is ``name`` spelt otherwise (another
     case, a typo), else nothing.

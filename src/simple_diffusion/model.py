@@ -37,7 +37,7 @@ from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
-from .errors import UserError, did_you_mean, said
+from .errors import UserError, counted, did_you_mean, said
 from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
@@ -75,6 +75,35 @@ class DiffusionModel:
         self.student: Student | str | None = None
         """The few-step sampler of ``distill``, if the run has one (``sampler="distilled"``); a
         sentence when the run's student no longer matches its weights."""
+
+    def __repr__(self) -> str:
+        """What a notebook shows for the model: its columns and kinds, what it is conditioned
+        on, its network, training and sampler.
+
+        >>> import pandas as pd, simple_diffusion as sd
+        >>> table = pd.DataFrame({"mass": [1.5, 2.0, 2.5, 3.0] * 8, "kind": ["a", "b"] * 16})
+        >>> sd.fit(table, condition=["kind"], epochs=1, progress=False)  # doctest: +ELLIPSIS
+        DiffusionModel(mass numeric, kind categorical (2); given kind; mlp 4 x 128 silu; trained 1 epoch...)
+        """
+        from .data.columns import describe
+
+        m, smp = self.config.model, self.config.sample
+        widths = [layer.out_features for layer in getattr(self.net, "layers", [])[:-1]]
+        shape = (f"{len(widths)} x {widths[0]}" if len(set(widths)) == 1
+                 else " x ".join(map(str, widths)))
+        parts = [describe(self.schema)]
+        if self.condition_columns:
+            parts.append("given " + ", ".join(self.condition_columns))
+        parts.append(f"{m.kind} {shape} {m.activation}" if widths else m.kind)
+        if "epochs" in self.info:
+            seconds = self.info.get("train_seconds")
+            took = f" in {seconds:.1f} s" if seconds else ""
+            parts.append(f"trained {counted(self.info['epochs'], 'epoch')}{took}")
+        steps = "every timestep" if smp.num_steps == 0 else f"{smp.num_steps} steps"
+        parts.append(f"sampler {smp.sampler} ({steps})")
+        if not isinstance(self.student, (str, type(None))):
+            parts.append(f"distilled ({counted(self.student.network_evaluations, 'step')})")
+        return f"DiffusionModel({'; '.join(parts)})"
 
     @property
     def denoised_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:

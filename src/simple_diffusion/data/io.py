@@ -33,7 +33,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import UserError, advice, did_you_mean, said
+from ..errors import UserError, advice, counted, did_you_mean, said
 from .columns import (
     Column,
     as_written,
@@ -364,10 +364,6 @@ def _delimiter(first: str) -> str:
     return next((d for d in OTHER_DELIMITERS if d in first), ",")
 
 
-def _count(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
-
-
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
@@ -384,7 +380,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     # separator: many programs write CSV under that name.
     whitespace = file_format(path) in WHITESPACE and _cells(first) == 1
     if titles:
-        warnings.warn(f"{path}: skipped {_count(len(titles), 'line')} of one cell above the header (a "
+        warnings.warn(f"{path}: skipped {counted(len(titles), 'line')} of one cell above the header (a "
                       f"title?): {titles[0]!r}", stacklevel=3)
 
     def read(encoding: str) -> pd.DataFrame:
@@ -413,7 +409,7 @@ def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     padded = (raw.isna() | (raw == "")).to_numpy() if whitespace else None
     if padded is not None and padded.any():  # a short row, which pandas pads with empty cells
         row = int(np.flatnonzero(padded.any(axis=1))[0])
-        raise UserError(f"{path}: line {row + skipped + 1} has {_count(int((~padded[row]).sum()), 'cell')} "
+        raise UserError(f"{path}: line {row + skipped + 1} has {counted(int((~padded[row]).sum()), 'cell')} "
                         f"where the others have {raw.shape[1]} (a missing cell in a space-separated file is "
                         "written nan)")
     named = comment.lstrip("#").split()
@@ -447,7 +443,7 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
     # A spreadsheet's export often ends its lines in separators: columns of no name and no value.
     empty = [name for name, blank in zip(names, unnamed) if blank and missing_cells(frame[name]).all()]
     if empty and len(empty) < len(names):
-        warnings.warn(f"{path}: skipped {_count(len(empty), 'column')} with neither a name nor a value "
+        warnings.warn(f"{path}: skipped {counted(len(empty), 'column')} with neither a name nor a value "
                       "(separators at the ends of the lines?)", stacklevel=4)
         frame = frame.drop(columns=empty)
     frame.attrs["first_row"] = first_row + skipped
@@ -488,7 +484,7 @@ def _read_excel(workbook: str, header: bool | None, sheet: str | None = None) ->
     skipped = int(several[0]) if len(several) else 0
     titles = [str(value) for value in raw.iloc[:skipped].stack()]
     if titles:
-        warnings.warn(f"{path}: skipped {_count(len(titles), 'row')} of one cell above the "
+        warnings.warn(f"{path}: skipped {counted(len(titles), 'row')} of one cell above the "
                       f"header (a title?): {titles[0]!r}", stacklevel=3)
     raw = raw.iloc[skipped:].reset_index(drop=True)
     frame = _headed(raw, header, path, skipped)

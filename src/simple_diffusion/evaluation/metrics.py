@@ -29,6 +29,7 @@ from scipy import stats
 from scipy.spatial.distance import cdist, pdist
 
 from ..data import targets
+from ..errors import counted
 
 PROJECTIONS = 256
 DIRECTIONS_PER_SEED = 32
@@ -291,8 +292,8 @@ def evaluate(
         result["columns"].append(row)
     if samples.shape[1] > 1 and two_sample_tests:
         if min(len(samples), len(reference)) < TWO_SAMPLE_ROWS:
-            fewest = (f"{_count(len(reference), 'reference row')} to compare with"
-                      if len(reference) <= len(samples) else f"{_count(len(samples), 'sample')} to compare")
+            fewest = (f"{counted(len(reference), 'reference row')} to compare with"
+                      if len(reference) <= len(samples) else f"{counted(len(samples), 'sample')} to compare")
             result["two_sample_skipped"] = f"{fewest}; they need {TWO_SAMPLE_ROWS}"
         else:
             result["energy"] = energy_distance(samples / scale, reference / scale)
@@ -345,7 +346,7 @@ def format_table(result: dict[str, Any]) -> str:
     """A plain-text table of ``evaluate``'s result."""
     lines = []
     name = result["distance_name"].replace("_", " ")
-    head = f"{name} to {_count(result['reference'], 'reference row')}: {result['distance']:.4f}"
+    head = f"{name} to {counted(result['reference'], 'reference row')}: {result['distance']:.4f}"
     if "ratio" in result:
         head += (f"   floor (training data): {result['floor']:.4f}   ratio: {_fmt(result['ratio'])}"
                  f" (exact samples: about {result['perfect_ratio']:.2f} at these sizes)")
@@ -426,7 +427,7 @@ def distilled_line(result: dict[str, Any]) -> str:
     own = ("" if result.get("ratio") is None else
            f" (the default sampler: ratio {result['ratio']:.2f}{seconds(result.get('sample_seconds'))})")
     evaluations = student["network_evaluations"]
-    return (f"distilled sampler ({evaluations} network evaluation{'' if evaluations == 1 else 's'}): {ratio}"
+    return (f"distilled sampler ({counted(evaluations, 'network evaluation')}): {ratio}"
             f"distance {student['distance']:.4f}{seconds(student['sample_seconds'])}{own}")
 
 
@@ -437,17 +438,13 @@ def likelihood_line(summary: dict[str, Any]) -> str:
     if summary.get("rows", 0) == 0:
         return "log-likelihood: no held-out row has density under the model"
     line = (f"held-out NLL: {summary['nll_per_row']:.4f} nats per row "
-            f"({summary['nll_per_dim']:.4f} per dimension, {_count(summary['rows'], 'row')})")
+            f"({summary['nll_per_dim']:.4f} per dimension, {counted(summary['rows'], 'row')})")
     if "kl_estimate" in summary:
         line += (f"; true NLL {summary['true_nll_per_row']:.4f}, so KL to the truth "
                  f"{summary['kl_estimate']:.4f} +- {summary['kl_standard_error']:.4f}")
     if summary["rows_without_density"]:
-        line += f"; {_count(summary['rows_without_density'], 'row')} outside the model's support"
+        line += f"; {counted(summary['rows_without_density'], 'row')} outside the model's support"
     return line
-
-
-def _count(count: int, noun: str) -> str:
-    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def memorisation_line(check: dict[str, Any]) -> str:
