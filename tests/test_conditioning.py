@@ -51,6 +51,60 @@ def test_conditional_samples_follow_the_closed_form_conditional(posterior_model)
         assert abs(theta.var() / 0.2 - 1) < 0.15 + 4 * math.sqrt(2 / n)
 
 
+def _density_moments(model, grid: np.ndarray, given) -> tuple[float, float, float]:
+    """The mass, mean and variance of log_prob(grid, given=...) over a fine grid."""
+    density = np.exp(model.log_prob(grid, given=given, rtol=1e-4, atol=1e-4).numpy())
+    mass = np.trapezoid(density, grid)
+    mean = np.trapezoid(grid * density, grid) / mass
+    return mass, mean, np.trapezoid((grid - mean) ** 2 * density, grid) / mass
+
+
+def test_a_posteriors_density_is_normalised_and_follows_its_condition(posterior_model):
+    """log p(theta | c) through the conditional flow: a density over theta for each c (mass 1:
+    leaving out c's own Jacobian would scale it by c's standard deviation, 1.12), centred where
+    the closed form is (theta | c ~ N(0.8 c, 0.2); the model error of the sampling test)."""
+    for c in (-1.5, 1.0):
+        mass, mean, variance = _density_moments(posterior_model, np.linspace(0.8 * c - 4, 0.8 * c + 4, 801),
+                                                [[c]])
+        assert abs(mass - 1) < 2e-3
+        assert abs(mean - 0.8 * c) < 0.06 and abs(variance / 0.2 - 1) < 0.15
+
+
+def test_a_posteriors_density_takes_its_samples_rows_and_refuses_rows_that_contradict_it(posterior_model):
+    draws = posterior_model.sample(50, given=[[1.0]], seed=0)
+    whole = posterior_model.log_prob(draws, given=[[1.0]], rtol=1e-4, atol=1e-4)
+    assert torch.equal(whole, posterior_model.log_prob(draws[:, 0], given=[[1.0]], rtol=1e-4, atol=1e-4))
+    # One condition per row: theta = 0.8 is the mode given c = 1 and 4 standard deviations out
+    # given c = -1 (closed form: -0.12 and -6.2 nats); the solver's steps follow the batch, so
+    # the row alone differs within its tolerance (0.05 nats at 1e-4 there, 0.001 at 1e-6).
+    per_row = posterior_model.log_prob([[0.8], [0.8]], given=[[1.0], [-1.0]], rtol=1e-6, atol=1e-6)
+    alone = posterior_model.log_prob([[0.8]], given=[[-1.0]], rtol=1e-6, atol=1e-6)
+    assert abs(per_row[1] - alone[0]) < 0.01 and per_row[1] < per_row[0] - 4
+    with pytest.raises(UserError, match="row 1 has c1 = 1, but it is given as -1"):
+        posterior_model.log_prob(draws, given=[[-1.0]])
+    with pytest.raises(UserError, match=r"one condition for every row or one per row \(50\), got 2"):
+        posterior_model.log_prob(draws, given=[[1.0], [2.0]])
+
+
+def test_a_density_given_a_category_is_one_per_label(kinds_run):
+    """value | kind: N(-2, 0.25) for a, N(2, 0.25) for b; a model with a categorical column
+    had no density at all before, now one for its numbers given the label."""
+    model = RunFolder(kinds_run / "run").load_model()
+    grid = np.linspace(-5, 5, 801)
+    for label, centre in (("a", -2.0), ("b", 2.0)):
+        mass, mean, variance = _density_moments(model, grid, {"kind": label})
+        assert abs(mass - 1) < 2e-3 and abs(mean - centre) < 0.1 and abs(variance / 0.25 - 1) < 0.2
+    with pytest.raises(UserError, match="log_prob given value: no density: column 'kind' is categorical"):
+        model.log_prob(pd.DataFrame({"kind": ["a"]}), given={"value": 1.0})
+
+
+def test_a_density_given_cells_a_model_did_not_learn_as_its_condition_is_refused():
+    model = sd.fit(np.random.default_rng(0).normal(size=(300, 2)), epochs=1, progress=False, num_samples=0)
+    with pytest.raises(UserError, match=r"needs a model that learnt them as its condition \(this one's: "
+                                        r"none\); train it with condition=\['x2'\]"):
+        model.log_prob(np.zeros(3), given={"x2": 0.0})
+
+
 def test_guidance_zero_is_the_unconditional_model_and_above_one_extrapolates(posterior_model):
     unconditional = posterior_model.sample(3000, seed=1)
     ignored = posterior_model.sample(3000, given=[[2.0]], guidance=0, seed=1)

@@ -248,3 +248,39 @@ def test_a_conditional_model_whose_network_adds_nothing_samples_the_gaussians_co
     expected_mean, expected_variance = np.array([1.0, -2.6]), np.array([2.0, 0.82])
     assert np.all(np.abs(draws.mean(0) - expected_mean) < 0.03 + 4 * np.sqrt(expected_variance / n))
     assert np.all(np.abs(draws.var(0) / expected_variance - 1) < 0.1 + 4 * math.sqrt(2 / n))
+
+
+@pytest.mark.parametrize("route", ["condition", "learnt"])
+def test_a_conditional_density_of_a_model_whose_network_adds_nothing_is_the_gaussians(route):
+    """``log_prob(x, given=...)`` of the exact conditional denoiser is the closed-form
+    conditional density, in the data's units: the encoded part N(m, C) mapped back through the
+    (affine) standardisation, conditioned on x3 = c."""
+    rng = np.random.default_rng(7)
+    data = MEAN.numpy() + rng.normal(size=(4000, 3)) @ np.linalg.cholesky(COVARIANCE.numpy()).T
+    config = {"model": {"gaussian_part": 1.0}}
+    if route == "condition":
+        model = sd.fit(data[:, :2], condition=data[:, 2:], config=config, epochs=1, progress=False,
+                       num_samples=0)
+    else:
+        model = sd.fit(data, config=config | {"train": {"inpainting": "learnt"}}, epochs=1,
+                       progress=False, num_samples=0)
+    last = model.net.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    part = model.gaussian
+    def to_data(z: torch.Tensor) -> torch.Tensor:
+        return model.encoder.numeric.inverse(z[None], written=False)[0]
+
+    offset = to_data(part.mean)
+    scales = torch.stack([to_data(part.mean + unit) - offset  # each encoded unit vector's image
+                          for unit in torch.eye(3, dtype=torch.float64)])
+    mean, covariance = offset, scales.T @ part.covariance @ scales
+    c = float(MEAN[2]) + 0.7
+    gain = covariance[:2, 2:] / covariance[2, 2]
+    conditional = torch.distributions.MultivariateNormal(
+        mean[:2] + gain[:, 0] * (c - mean[2]), covariance[:2, :2] - gain @ covariance[2:, :2])
+    rows = torch.as_tensor(data[:100, :2])
+    given = [[c]] if route == "condition" else {"x3": c}
+    torch.testing.assert_close(model.log_prob(rows, given=given), conditional.log_prob(rows),
+                               atol=2e-3, rtol=0)

@@ -37,7 +37,7 @@ from .diffusion import likelihood, prediction, samplers
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
-from .errors import UserError, counted, did_you_mean, said
+from .errors import UserError, advice, counted, did_you_mean, said
 from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
@@ -215,8 +215,8 @@ class DiffusionModel:
         return denoised.to(home, given_dtype)
 
     @torch.no_grad()
-    def log_prob(self, x: torch.Tensor | np.ndarray, *, rtol: float = 1e-5, atol: float = 1e-5,
-                 exact: bool | None = None, seed: int = 0) -> torch.Tensor:
+    def log_prob(self, x: torch.Tensor | np.ndarray, *, given: Any = None, rtol: float = 1e-5,
+                 atol: float = 1e-5, exact: bool | None = None, seed: int = 0) -> torch.Tensor:
         """log p(x) per row, in the data's own units (float64).
 
         The probability-flow ODE (``diffusion/likelihood.py``) gives the density of the encoded
@@ -227,7 +227,16 @@ class DiffusionModel:
         would be a marginal's). Models with integer or constant columns have no density and raise
         an error saying so. A conditional model gives the joint density of all its columns (its
         network without the condition input).
+
+        With ``given`` (as ``sample`` takes it: one condition for every row, or one per row), the
+        density of the other columns given those cells, log p(x | given): a posterior's density.
+        The given columns must be the model's condition (any cells for learnt in-painting) and
+        may be of any kind; the others need a density. ``x`` holds the other columns, or whole
+        rows whose given cells are empty or as given (``sample(n, given=...)``'s rows). It is
+        the flow of the conditional denoiser that ``sample`` uses, at the model's guidance.
         """
+        if given is not None:
+            return self._log_prob_given(x, given, rtol=rtol, atol=atol, exact=exact, seed=seed)
         x = torch.as_tensor(self._matrix(x))
         x = x[:, None] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -239,14 +248,85 @@ class DiffusionModel:
         log_p = torch.full((len(x),), -math.inf, dtype=torch.float64)
         finite = torch.isfinite(log_det) & torch.isfinite(z).all(1)
         if bool(finite.any()):
-            dtype = next(self.net.parameters()).dtype
-            log_p[finite] = likelihood.log_likelihood(
-                self.denoise, z[finite], self.schedule.sigma_min, self.schedule.sampling_top(),
-                rtol=rtol, atol=atol, exact=exact, seed=seed, dtype=dtype,
-                data_mean=torch.tensor(self.info.get("encoded_mean", 0.0)),
-                data_variance=torch.tensor(self.info.get("encoded_variance", 1.0)),
-            ) + log_det[finite]
+            log_p[finite] = self._flow_log_likelihood(self.denoise, z[finite], list(range(z.shape[1])),
+                                                      rtol, atol, exact, seed) + log_det[finite]
         return log_p.masked_fill(x.isnan().any(1), math.nan)
+
+    def _flow_log_likelihood(self, denoise: Callable, rows: torch.Tensor, coordinates: list[int],
+                             rtol: float, atol: float, exact: bool | None, seed: int) -> torch.Tensor:
+        """log p of the encoded ``coordinates`` of ``rows`` under the flow of ``denoise`` (a
+        denoiser of those coordinates), the others being given. The prior at the top level is
+        the training rows' there; with some coordinates given, the Gaussian part's conditional
+        (its mean moves with the given values, which the marginal's would miss by about the
+        shift over the top level: 0.02 nats on a test's rows)."""
+        if len(coordinates) < rows.shape[1] and self.gaussian is not None:
+            mean, variance = self.gaussian.conditional(rows, coordinates)
+        else:
+            mean, variance = (torch.as_tensor(self.info.get(key, default), dtype=torch.float64)
+                              for key, default in (("encoded_mean", 0.0), ("encoded_variance", 1.0)))
+            mean, variance = (v[coordinates] if v.ndim else v for v in (mean, variance))
+        return likelihood.log_likelihood(
+            denoise, rows[:, coordinates], self.schedule.sigma_min, self.schedule.sampling_top(),
+            rtol=rtol, atol=atol, exact=exact, seed=seed, dtype=next(self.net.parameters()).dtype,
+            data_mean=mean, data_variance=variance,
+        )
+
+    def _log_prob_given(self, x: Any, given: Any, *, rtol: float, atol: float, exact: bool | None,
+                        seed: int) -> torch.Tensor:
+        """``log_prob(x, given=given)``: the flow of the conditional denoiser over the encoded
+        coordinates of the columns not given, the given ones held at their values."""
+        import pandas as pd
+
+        conditions = self.given_rows(given)
+        shown = ~np.isnan(conditions)
+        if not (shown == shown[0]).all():
+            raise UserError("given: every condition must give the same columns "
+                            "(some leave other cells empty)")
+        names = [c for c, g in zip(self.columns, shown[0]) if g]
+        free = [j for j in range(self.dim) if not shown[0, j]]
+        if not free:
+            raise UserError("given: every column is given; no column is left to have a density")
+        if isinstance(x, pd.DataFrame) and {self.columns[j] for j in free} <= set(map(str, x.columns)):
+            x = pd.DataFrame({c: x[c] if c in x.columns else np.nan for c in self.columns}, index=x.index)
+        values = self._matrix(x)
+        values = values[:, None] if values.ndim == 1 else values
+        if values.ndim == 2 and values.shape[1] == len(free) < self.dim:
+            values, partial = np.full((len(values), self.dim), np.nan), values
+            values[:, free] = partial
+        if values.ndim != 2 or values.shape[1] != self.dim:
+            others = ", ".join(self.columns[j] for j in free)
+            raise UserError(f"log_prob given {', '.join(names)} needs rows of the other {len(free)} "
+                            f"column(s) ({others}) or of all {self.dim}, got shape {values.shape}")
+        if len(conditions) not in (1, len(values)):
+            raise UserError(f"given: one condition for every row or one per row ({len(values):,}), "
+                            f"got {len(conditions):,}")
+        conditions = np.broadcast_to(conditions, values.shape)
+        clash = shown & ~np.isnan(values) & (values != conditions)
+        if clash.any():
+            i, j = np.argwhere(clash)[0]
+            raise UserError(f"log_prob: row {i + 1} has {self.columns[j]} = {values[i, j]:g}, but it is "
+                            f"given as {conditions[i, j]:g}")
+        rows = torch.as_tensor(np.where(shown, conditions, values))
+        try:
+            z, log_det = self.encoder.forward_and_log_det(rows, free)
+        except NoDensity as exc:
+            raise UserError(f"log_prob given {', '.join(names)}: no density: {exc}") from None
+        coordinates = self.encoder.coordinates()
+        unknown = sorted(k for j in free for k in coordinates[j])
+        dtype = next(self.net.parameters()).dtype
+        log_p = torch.full((len(rows),), -math.inf, dtype=torch.float64)
+        finite = (torch.isfinite(log_det) & torch.isfinite(z).all(1)).nonzero()[:, 0]
+        for part in finite.split(likelihood.CHUNK_ROWS):  # a denoiser knows its rows' conditions
+            denoise, inpaints = self._given_denoiser(torch.as_tensor(conditions[part.numpy()]), False,
+                                                     self.config.sample, dtype, self.denoise)
+            if inpaints:
+                learnt = ", ".join(self.condition_columns) or "none"
+                raise UserError(f"log_prob given {', '.join(names)} needs a model that learnt them as "
+                                f"its condition (this one's: {learnt}); train it with "
+                                f"{advice({'condition': names})}")
+            log_p[part] = self._flow_log_likelihood(_on_coordinates(denoise, z[part].to(dtype), unknown),
+                                                    z[part], unknown, rtol, atol, exact, seed) + log_det[part]
+        return log_p.masked_fill(torch.as_tensor(np.isnan(values[:, free]).any(1)), math.nan)
 
     def rows(self, frame: pd.DataFrame, source: str = "rows") -> np.ndarray:
         """A DataFrame's rows as the model's float matrix (values, category codes, NaN): its
@@ -689,6 +769,18 @@ class DiffusionModel:
             return torch.where(mask, z, out)
 
         return denoise, inpaints
+
+
+def _on_coordinates(denoise: Callable, known: torch.Tensor, coordinates: list[int]) -> Callable:
+    """``denoise`` of whole encoded rows as a denoiser of their ``coordinates`` alone, the
+    others held at ``known``'s values (gradients reach the coordinates, for the divergence)."""
+
+    def denoise_coordinates(y: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        rows = known.to(y.dtype).clone()
+        rows[:, coordinates] = y
+        return denoise(rows, sigma)[:, coordinates]
+
+    return denoise_coordinates
 
 
 class _RejectionStream:

@@ -54,8 +54,7 @@ class Round:
         y[:, self.columns] = rounded
         return y
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        raise NoDensity("its integer columns take whole values with probability mass, not density")
+    no_density = "its integer columns take whole values with probability mass, not density"
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high}
@@ -98,8 +97,8 @@ class Decimals:
             y[:, j] = torch.round(y[:, j], decimals=places)
         return y
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(len(x))
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "places": self.places}
@@ -126,8 +125,8 @@ class Clip:
         y[:, self.columns] = torch.minimum(torch.maximum(y[:, self.columns], low), high)
         return y
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        return x.new_zeros(len(x))
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high}
@@ -210,13 +209,13 @@ class YeoJohnson:
             x[:, j] = self._untransform(y[:, j].clamp(float(ends[0]), float(ends[1])), lam)
         return x
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        total = x.new_zeros(len(x))
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        slopes = torch.zeros_like(x)
         for j, lam in zip(self.columns, self.lambdas):
             v = x[:, j]  # d/dv: (1 + v)^(lam - 1) above 0, (1 - v)^(1 - lam) below
-            total += torch.where(v >= 0, (lam - 1) * torch.log1p(v.clamp(min=0)),
-                                 (1 - lam) * torch.log1p(-v.clamp(max=0)))
-        return total
+            slopes[:, j] = torch.where(v >= 0, (lam - 1) * torch.log1p(v.clamp(min=0)),
+                                       (1 - lam) * torch.log1p(-v.clamp(max=0)))
+        return slopes
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "lambdas": self.lambdas,
@@ -265,18 +264,18 @@ class Bounded:
             x[:, j] = value.clamp(*_reachable(low, high, margin, value))
         return x
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        total = x.new_zeros(len(x))
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        slopes = torch.zeros_like(x)
         for j, low, high, margin in zip(self.columns, self.low, self.high, self.margin):
             v = x[:, j]
             if low is not None and high is not None:
                 p = (v - low + margin) / (high - low + 2 * margin)  # d logit(p) = dp / (p (1 - p))
-                total -= torch.log(p * (1 - p) * (high - low + 2 * margin))
+                slopes[:, j] = -torch.log(p * (1 - p) * (high - low + 2 * margin))
             elif low is not None:
-                total -= torch.log(v - low + margin)
+                slopes[:, j] = -torch.log(v - low + margin)
             else:
-                total -= torch.log(high - v + margin)
-        return total
+                slopes[:, j] = -torch.log(high - v + margin)
+        return slopes
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high,
@@ -309,8 +308,7 @@ class DropConstant:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, self.kept]
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        raise NoDensity("its constant columns are a point mass, which has no density")
+    no_density = "its constant columns are a point mass, which has no density"
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         x = y.new_empty(len(y), self.width)
@@ -337,8 +335,8 @@ class Standardize:
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         return y * self.std.to(y.dtype) + self.mean.to(y.dtype)
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.std.log().sum().to(x.dtype).expand(len(x))
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        return -self.std.log().to(x.dtype).expand_as(x)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "mean": self.mean.tolist(), "std": self.std.tolist()}
@@ -386,10 +384,10 @@ class Quantile:
                    for j in range(y.shape[1])]
         return torch.as_tensor(np.stack(columns, 1), dtype=y.dtype)
 
-    def log_abs_det_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
         """The log slope of each column's piecewise-linear map: -inf outside the training range
         (the model puts no mass there)."""
-        total = np.zeros(len(x))
+        columns = []
         with np.errstate(divide="ignore"):
             for j in range(x.shape[1]):
                 knots, references = self._forward_knots[j]
@@ -397,8 +395,8 @@ class Quantile:
                 v = x[:, j].numpy()
                 segment = (np.searchsorted(knots, v, side="right") - 1).clip(0, len(slopes) - 1)
                 inside = (v >= knots[0]) & (v <= knots[-1])
-                total += np.where(inside, np.log(slopes[segment]), -np.inf)
-        return torch.as_tensor(total, dtype=x.dtype)
+                columns.append(np.where(inside, np.log(slopes[segment]), -np.inf))
+        return torch.as_tensor(np.stack(columns, 1), dtype=x.dtype)
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "quantiles": self.quantiles.tolist(),
@@ -464,13 +462,24 @@ class Pipeline:
                 y = step.inverse(y)
         return y
 
-    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_and_log_det(self, x: torch.Tensor, columns: Sequence[int] | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward(x)`` and log |det d forward / dx| per row: densities in the encoded space
-        plus this are densities in the data's units. Raises ``NoDensity`` for integer or
-        constant columns."""
+        plus this are densities in the data's units. Every step maps each column on its own, so
+        the Jacobian is diagonal: with ``columns`` (indices into ``x``'s), the log-determinant
+        of those columns' maps alone, which turns a conditional density of their encoded values
+        into one in their units. Raises ``NoDensity`` where an integer or constant column is
+        among them."""
+        selected = list(range(x.shape[1])) if columns is None else list(columns)
         total = x.new_zeros(len(x))
         for step in self.steps:
-            total = total + step.log_abs_det_jacobian(x)
+            if hasattr(step, "no_density"):  # a discrete step: no slope, and no density where it acts
+                if set(step.columns) & set(selected):
+                    raise NoDensity(step.no_density)
+                if isinstance(step, DropConstant):  # the later steps see the kept columns only
+                    selected = [step.kept.index(j) for j in selected]
+            else:
+                total = total + step.log_slopes(x)[:, selected].sum(1)
             x = step.forward(x)
         return x, total
 

@@ -355,24 +355,27 @@ class TableEncoder:
             mask[rows, block.start : block.stop] = True
         return z, mask
 
-    def forward_and_log_det(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``forward(x)`` with the numeric pipeline's log-Jacobian; raises ``NoDensity`` where a
-        categorical column or a missing cell puts probability mass, not density, on the rows."""
-        if self.categorical_columns:
-            raise NoDensity(f"column {self.schema[self.categorical_columns[0]].name!r} is categorical "
-                            f"(a probability mass, not a density){self._density_advice()}")
-        if self.missing_numeric:
-            raise NoDensity(f"column {self.schema[self.missing_numeric[0]].name!r} has missing cells "
-                            f"(a probability mass, not a density){self._density_advice()}")
-        if self.point_mass_columns:
-            raise NoDensity(f"column {self.schema[self.point_mass_columns[0]].name!r} has point masses "
-                            "(values it takes repeatedly: a probability mass, not a density)"
-                            f"{self._density_advice()}")
-        whole = [c.name for c in self.schema if c.kind == "integer"]
-        if whole:
-            raise NoDensity(f"column {whole[0]!r} takes whole values (a probability mass, not a density)"
-                            f"{self._density_advice()}")
-        return self.numeric.forward_and_log_det(x)
+    def forward_and_log_det(self, x: torch.Tensor, columns: Sequence[int] | None = None
+                            ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward(x)`` with the log-Jacobian of the numeric columns' maps (of ``columns``
+        alone where given: the columns whose conditional density is asked for); raises
+        ``NoDensity`` where a categorical column, a missing cell, a point mass or whole values
+        among them put probability mass, not density, on the rows."""
+        selected = set(range(len(self.schema)) if columns is None else columns)
+        mass = "a probability mass, not a density"
+        discrete = [(self.categorical_columns, f"is categorical ({mass})"),
+                    (self.missing_numeric, f"has missing cells ({mass})"),
+                    (self.point_mass_columns, f"has point masses (values it takes repeatedly: {mass})"),
+                    ([j for j, c in enumerate(self.schema) if c.kind == "integer"],
+                     f"takes whole values ({mass})")]
+        for owners, reason in discrete:
+            among = [j for j in owners if j in selected]
+            if among:
+                advice = "" if columns is not None else self._density_advice()
+                raise NoDensity(f"column {self.schema[among[0]].name!r} {reason}{advice}")
+        numbers = [k for k, j in enumerate(self.numeric_columns) if j in selected]
+        _, log_det = self.numeric.forward_and_log_det(x[:, self.numeric_columns], numbers)
+        return self.forward(x), log_det
 
     def _density_advice(self) -> str:
         """Which training options give a model of this table's continuous columns a density:

@@ -207,6 +207,16 @@ class GaussianPart:
         noise = hidden * (sigma_vp / alpha) * (x_h @ precision - b) + shown * shown_noise
         return x_h + values, noise
 
+    def conditional(self, rows: torch.Tensor, hidden: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian's mean (one per row) and variances of the ``hidden`` coordinates given
+        the others at their values in ``rows``: for a precision P, the covariance is
+        (P_hh)^-1 and the mean m_h - (P_hh)^-1 P_hk (x_k - m_k)."""
+        known = [k for k in range(len(self.mean)) if k not in set(hidden)]
+        covariance = torch.linalg.inv(self.precision[hidden][:, hidden])
+        pull = covariance @ self.precision[hidden][:, known]
+        mean = self.mean[hidden] - (rows[:, known].double() - self.mean[known]) @ pull.T
+        return mean, covariance.diagonal()
+
     def state(self) -> dict[str, torch.Tensor]:
         """Tensors to save with a model (``from_state`` reads them back)."""
         return {"mean": self.mean, "covariance": self.covariance,

@@ -63,16 +63,18 @@ def log_likelihood(
     ``x`` is in the space the denoiser works in; ``rtol`` and ``atol`` are the ODE solver's
     tolerances; ``exact`` chooses the divergence (default: exact up to
     ``EXACT_DIVERGENCE_MAX_DIM`` dimensions); ``seed`` fixes Hutchinson's noise; the denoiser is
-    called in ``dtype``; ``data_mean`` and ``data_variance`` (per column) place the Gaussian the
-    data becomes at ``sigma_max``.
+    called in ``dtype``; ``data_mean`` and ``data_variance`` (per column, or per row and column:
+    a conditional density's, whose data's mean follows each row's condition) place the Gaussian
+    the data becomes at ``sigma_max``.
     """
     exact = x.shape[1] <= EXACT_DIVERGENCE_MAX_DIM if exact is None else exact
     generator = torch.Generator().manual_seed(seed)
-    mean = torch.as_tensor(data_mean, dtype=torch.float64)
-    variance = torch.as_tensor(data_variance, dtype=torch.float64) + sigma_max**2
+    x = torch.as_tensor(x, dtype=torch.float64)
+    mean, variance = (torch.as_tensor(v, dtype=torch.float64).expand(x.shape)
+                      for v in (data_mean, data_variance))
     return torch.cat([
-        _chunk(denoise, rows, sigma_min, sigma_max, rtol, atol, exact, generator, dtype, mean, variance)
-        for rows in torch.as_tensor(x, dtype=torch.float64).split(CHUNK_ROWS)
+        _chunk(denoise, rows, sigma_min, sigma_max, rtol, atol, exact, generator, dtype, m, v + sigma_max**2)
+        for rows, m, v in zip(x.split(CHUNK_ROWS), mean.split(CHUNK_ROWS), variance.split(CHUNK_ROWS))
     ])
 
 
