@@ -98,6 +98,26 @@ def test_a_density_given_a_category_is_one_per_label(kinds_run):
         model.log_prob(pd.DataFrame({"kind": ["a"]}), given={"value": 1.0})
 
 
+def test_score_conditional_scores_each_row_given_its_own_condition(kinds_run, capsys):
+    """value | kind is N(-2, 0.25) or N(2, 0.25): each row's score is that density at its
+    value (within the model's error); a row without its label is not scored; without
+    --conditional the table has no density, and the refusal says where one is."""
+    rows = kinds_run / "rows.csv"
+    pd.DataFrame({"id": [1, 2, 3, 4], "kind": ["a", "b", "b", None], "value": [-2.0, 2.5, -2.0, 0.0]}).to_csv(
+        rows, index=False)
+    assert cli(["score", str(kinds_run / "run"), "--data", str(rows), "-o", str(kinds_run / "s.csv"),
+                "--conditional", "--tolerance", "1e-6"]) == 0
+    scored = pd.read_csv(kinds_run / "s.csv")
+    truth = -0.5 * np.array([0.0, 0.5]) ** 2 / 0.25 - 0.5 * math.log(2 * math.pi * 0.25)
+    assert list(scored["id"]) == [1, 2, 3, 4] and np.isnan(scored["log_density"][3])
+    assert np.abs(scored["log_density"][:2] - truth).max() < 0.15
+    assert scored["log_density"][2] < -10  # kind a's value, 8 standard deviations out for b (-32)
+    capsys.readouterr()
+    assert cli(["score", str(kinds_run / "run"), "--data", str(rows), "-o", str(kinds_run / "s.csv")]) == 1
+    err = capsys.readouterr().err
+    assert "`score --conditional` gives the density of the other columns given kind" in err
+
+
 def test_a_density_given_cells_a_model_did_not_learn_as_its_condition_is_refused():
     model = sd.fit(np.random.default_rng(0).normal(size=(300, 2)), epochs=1, progress=False, num_samples=0)
     with pytest.raises(UserError, match=r"needs a model that learnt them as its condition \(this one's: "

@@ -225,6 +225,8 @@ def test_score_refuses_bad_input_in_one_line_before_any_work(two_gaussians_run, 
         (["--data", str(other), "-o", str(tmp_path / "o.csv")],
          "the model's columns are x; its columns are a, b"),
         (["--data", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")], "data file not found"),
+        (["--data", str(rows), "-o", str(tmp_path / "o.csv"), "--conditional"],
+         "learnt no condition (train it with --condition COL,...)"),
     ]
     monkeypatch.setattr(DiffusionModel, "log_prob", never)
     for arguments, message in cases:

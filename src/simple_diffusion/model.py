@@ -244,7 +244,11 @@ class DiffusionModel:
         try:
             z, log_det = self.encoder.forward_and_log_det(x)
         except NoDensity as exc:
-            raise UserError(f"this model has no density: {exc}") from None
+            given = ""
+            if self.condition_columns:  # the rows' density given their condition may exist
+                given = (f"; {said('`score --conditional`', 'log_prob(x, given=...)')} gives the density "
+                         f"of the other columns given {', '.join(self.condition_columns)}")
+            raise UserError(f"this model has no density: {exc}{given}") from None
         log_p = torch.full((len(x),), -math.inf, dtype=torch.float64)
         finite = torch.isfinite(log_det) & torch.isfinite(z).all(1)
         if bool(finite.any()):
