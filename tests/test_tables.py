@@ -416,6 +416,16 @@ def test_a_label_the_training_rows_lack_is_refused_when_given():
                                         r"saw in its training rows \(it knows A, B, C\)$"):
         model.sample(2, given={"grade": ["A", "D"]})
     assert model.sample(2, given={"grade": "C"}, seed=0)["grade"].eq("C").all()
+    # Filling gaps beside such a label is a guess: done, but said (it was silent).
+    gaps = pd.DataFrame({"x": [np.nan, np.nan, 0.5, np.nan], "grade": pd.Categorical(
+        ["D", "A", "D", "D"], categories=["A", "B", "C", "D"], ordered=True)})
+    with pytest.warns(UserWarning, match=r"^impute: 2 rows to fill hold a label the training rows lack \(the "
+                                         r"first: column 'grade' has the label 'D', which the model never saw"):
+        filled = model.impute(gaps, seed=0)
+    assert filled["x"].notna().all() and filled["x"][2] == 0.5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.impute(gaps.iloc[1:3], seed=0)  # the row with D has no gap: nothing is guessed
 
 
 def test_a_column_of_fractions_declared_integer_is_said_to_be_rounded():

@@ -244,11 +244,11 @@ class DiffusionModel:
         try:
             z, log_det = self.encoder.forward_and_log_det(x)
         except NoDensity as exc:
-            given = ""
+            hint = ""
             if self.condition_columns:  # the rows' density given their condition may exist
-                given = (f"; {said('`score --conditional`', 'log_prob(x, given=...)')} gives the density "
-                         f"of the other columns given {', '.join(self.condition_columns)}")
-            raise UserError(f"this model has no density: {exc}{given}") from None
+                hint = (f"; {said('`score --conditional`', 'log_prob(x, given=...)')} gives the density "
+                        f"of the other columns given {', '.join(self.condition_columns)}")
+            raise UserError(f"this model has no density: {exc}{hint}") from None
         log_p = torch.full((len(x),), -math.inf, dtype=torch.float64)
         finite = torch.isfinite(log_det) & torch.isfinite(z).all(1)
         if bool(finite.any()):
@@ -308,8 +308,9 @@ class DiffusionModel:
         clash = shown & ~np.isnan(values) & (values != conditions)
         if clash.any():
             i, j = np.argwhere(clash)[0]
-            raise UserError(f"log_prob: row {i + 1} has {self.columns[j]} = {values[i, j]:g}, but it is "
-                            f"given as {conditions[i, j]:g}")
+            column = self.schema[j]
+            has, given_as = (format_value(column, cells[i, j]) for cells in (values, conditions))
+            raise UserError(f"log_prob: row {i + 1} has {column.name} = {has}, but it is given as {given_as}")
         rows = torch.as_tensor(np.where(shown, conditions, values))
         try:
             z, log_det = self.encoder.forward_and_log_det(rows, free)
@@ -459,15 +460,9 @@ class DiffusionModel:
         training rows lack (one only held-out rows have, or a category a pandas dtype declares),
         or a value between the whole ones of an integer column (a count, a date on its unit: the
         rows written would show it rounded, not as given)."""
-        for k, j in enumerate(self.encoder.categorical_columns):
-            column, codes = self.schema[j], rows[:, j]
-            unseen = ~np.isnan(codes) & ~np.isin(codes, self.encoder.seen[k])
-            if unseen.any():
-                label = column.categories[int(codes[unseen][0])]
-                known = ", ".join(str(column.categories[c]) for c in self.encoder.seen[k]
-                                  if c < len(column.categories))  # not the gap code past them
-                raise UserError(f"given: column {column.name!r} has the label {label!r}, which the model "
-                                f"never saw in its training rows (it knows {known})")
+        unseen = self._unseen_labels(rows)
+        if unseen:
+            raise UserError(f"given: {unseen[1]}")
         for j in (j for j, column in enumerate(self.schema) if column.kind == "integer"):
             column, cells = self.schema[j], rows[:, j]
             between = (cells != np.round(cells)) & np.isfinite(cells)
@@ -480,6 +475,22 @@ class DiffusionModel:
                 raise UserError(f"given: column {column.name!r} holds whole numbers, not "
                                 f"{format_value(column, value)}")
         return rows
+
+    def _unseen_labels(self, rows: np.ndarray) -> tuple[int, str] | None:
+        """How many of ``rows`` hold a label that the training rows lack, and the first such
+        cell in words; None where there is none."""
+        unseen = {j: ~np.isnan(rows[:, j]) & ~np.isin(rows[:, j], seen)
+                  for j, seen in zip(self.encoder.categorical_columns, self.encoder.seen)}
+        first = next((j for j, cells in unseen.items() if cells.any()), None)
+        if first is None:
+            return None
+        column, seen = self.schema[first], self.encoder.seen[self.encoder.categorical_columns.index(first)]
+        label = column.categories[int(rows[unseen[first], first][0])]
+        known = ", ".join(str(column.categories[c]) for c in seen
+                          if c < len(column.categories))  # not the gap code past them
+        return (int(np.any(list(unseen.values()), axis=0).sum()),
+                f"column {column.name!r} has the label {label!r}, which the model never saw in its "
+                f"training rows (it knows {known})")
 
     def _within_range(self, rows: np.ndarray) -> np.ndarray:
         """``rows`` of given cells, after a warning if some lie outside the training rows'
@@ -532,6 +543,11 @@ class DiffusionModel:
             raise UserError(f"impute needs rows of {self.dim} columns, got shape {values.shape}")
         gaps = np.flatnonzero(np.isnan(values).any(1))
         filled = np.repeat(values[None], draws, axis=0)
+        unseen = self._unseen_labels(values[gaps])
+        if unseen:  # filled all the same: a user may want the guess, but should know it is one
+            warnings.warn(f"impute: {counted(unseen[0], 'row')} to fill hold a label the training rows lack "
+                          f"(the first: {unseen[1]}): what the model fills beside it is a guess",
+                          stacklevel=2)
         if len(gaps):
             for start, chunk in self.sample_chunks(draws, given=values[gaps], fill=True, seed=seed,
                                                    progress=progress, **settings):
