@@ -94,8 +94,12 @@ def test_a_density_given_a_category_is_one_per_label(kinds_run):
     for label, centre in (("a", -2.0), ("b", 2.0)):
         mass, mean, variance = _density_moments(model, grid, {"kind": label})
         assert abs(mass - 1) < 2e-3 and abs(mean - centre) < 0.1 and abs(variance / 0.25 - 1) < 0.2
-    with pytest.raises(UserError, match="log_prob given value: no density: column 'kind' is categorical"):
-        model.log_prob(pd.DataFrame({"kind": ["a"]}), given={"value": 1.0})
+    with pytest.raises(UserError, match=r"^log_prob given kind needs the other columns: no column 'value' "
+                                        r"\(did you mean 'valeu'\?\)$"):
+        model.log_prob(pd.DataFrame({"kind": ["a"], "valeu": [1.0]}), given={"kind": "a"})
+    with pytest.raises(UserError, match=r"^log_prob given value needs a model that learnt them as its "
+                                        r"condition \(this one's: kind\)"):  # before the rows' checks
+        model.log_prob(pd.DataFrame({"kind": ["a"], "value": [2.0]}), given={"value": 1.0})
 
 
 def test_score_conditional_scores_each_row_given_its_own_condition(kinds_run, capsys):

@@ -419,8 +419,9 @@ def test_a_label_the_training_rows_lack_is_refused_when_given():
     # Filling gaps beside such a label is a guess: done, but said (it was silent).
     gaps = pd.DataFrame({"x": [np.nan, np.nan, 0.5, np.nan], "grade": pd.Categorical(
         ["D", "A", "D", "D"], categories=["A", "B", "C", "D"], ordered=True)})
-    with pytest.warns(UserWarning, match=r"^impute: 2 rows to fill hold a label the training rows lack \(the "
-                                         r"first: column 'grade' has the label 'D', which the model never saw"):
+    with pytest.warns(UserWarning, match=r"^impute: 2 rows to fill hold a label the training rows lack "
+                                         r"\(the first: column 'grade' has the label 'D', which the model "
+                                         r"never saw"):
         filled = model.impute(gaps, seed=0)
     assert filled["x"].notna().all() and filled["x"][2] == 0.5
     with warnings.catch_warnings():

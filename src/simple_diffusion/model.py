@@ -290,7 +290,17 @@ class DiffusionModel:
         free = [j for j in range(self.dim) if not shown[0, j]]
         if not free:
             raise UserError("given: every column is given; no column is left to have a density")
-        if isinstance(x, pd.DataFrame) and {self.columns[j] for j in free} <= set(map(str, x.columns)):
+        dtype = next(self.net.parameters()).dtype
+        if self._given_denoiser(torch.as_tensor(conditions[:1]), False, self.config.sample, dtype,
+                                self.denoise)[1]:  # some given cell would be in-painted, not learnt
+            learnt = ", ".join(self.condition_columns) or "none"
+            raise UserError(f"log_prob given {', '.join(names)} needs a model that learnt them as its "
+                            f"condition (this one's: {learnt}); train it with {advice({'condition': names})}")
+        if isinstance(x, pd.DataFrame) and set(self.columns) & set(map(str, x.columns)):
+            lacking = [self.columns[j] for j in free if self.columns[j] not in set(map(str, x.columns))]
+            if lacking:
+                raise UserError(f"log_prob given {', '.join(names)} needs the other columns: no column "
+                                f"{lacking[0]!r}{did_you_mean(lacking[0], list(map(str, x.columns)))}")
             x = pd.DataFrame({c: x[c] if c in x.columns else np.nan for c in self.columns}, index=x.index)
         values = self._matrix(x)
         values = values[:, None] if values.ndim == 1 else values
@@ -318,17 +328,11 @@ class DiffusionModel:
             raise UserError(f"log_prob given {', '.join(names)}: no density: {exc}") from None
         coordinates = self.encoder.coordinates()
         unknown = sorted(k for j in free for k in coordinates[j])
-        dtype = next(self.net.parameters()).dtype
         log_p = torch.full((len(rows),), -math.inf, dtype=torch.float64)
         finite = (torch.isfinite(log_det) & torch.isfinite(z).all(1)).nonzero()[:, 0]
         for part in finite.split(likelihood.CHUNK_ROWS):  # a denoiser knows its rows' conditions
-            denoise, inpaints = self._given_denoiser(torch.as_tensor(conditions[part.numpy()]), False,
-                                                     self.config.sample, dtype, self.denoise)
-            if inpaints:
-                learnt = ", ".join(self.condition_columns) or "none"
-                raise UserError(f"log_prob given {', '.join(names)} needs a model that learnt them as "
-                                f"its condition (this one's: {learnt}); train it with "
-                                f"{advice({'condition': names})}")
+            denoise, _ = self._given_denoiser(torch.as_tensor(conditions[part.numpy()]), False,
+                                              self.config.sample, dtype, self.denoise)
             log_p[part] = self._flow_log_likelihood(_on_coordinates(denoise, z[part].to(dtype), unknown),
                                                     z[part], unknown, rtol, atol, exact, seed) + log_det[part]
         return log_p.masked_fill(torch.as_tensor(np.isnan(values[:, free]).any(1)), math.nan)
