@@ -233,7 +233,7 @@ def kinds_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("kinds")
     kinds_table().to_csv(folder / "kinds.csv", index=False)
     assert cli(["train", str(folder / "run"), "--data", str(folder / "kinds.csv"), "--condition", "kind",
-                "--steps", "2500", "-n", "2000", "--likelihood-rows", "0", "--quiet"]) == 0
+                "--steps", "2500", "-n", "2000", "--likelihood-rows", "150", "--quiet"]) == 0
     return folder
 
 
@@ -429,13 +429,21 @@ def test_a_given_column_without_a_value_is_refused(kinds_run, nothing):
     assert rows["value"].iloc[0] == 1.5 and rows["value"].iloc[4:].notna().all()
 
 
-def test_evaluate_checks_the_calibration_of_a_conditional_run(kinds_run):
+def test_evaluate_checks_the_calibration_and_conditional_likelihood_of_a_conditional_run(kinds_run):
     metrics = json.loads((kinds_run / "run" / "metrics.json").read_text())
     result = metrics["calibration"]
     assert result["columns"] == ["value"] and result["rows"] == 150 and result["draws"] == 100
     assert abs(result["coverage"]["0.9"] - 0.9) < 0.1  # 150 rows: binomial sd 0.025, plus model error
     assert (kinds_run / "run" / "calibration.png").stat().st_size > 5000
-    assert 'id="calibration"' in (kinds_run / "run" / "report.html").read_text()
+    report = (kinds_run / "run" / "report.html").read_text()
+    assert 'id="calibration"' in report
+    # value | kind is N(+-2, 0.5^2): its entropy, 0.726 nats, is the held-out NLL of the truth
+    # (150 rows: standard error 0.06), where the joint (a category) has no density.
+    given = metrics["conditional_likelihood"]
+    assert given["given"] == ["kind"] and given["rows"] == 150
+    assert abs(given["nll_per_row"] - 0.5 * math.log(2 * math.pi * math.e * 0.25)) < 0.2
+    assert "categorical" in metrics["likelihood"]["skipped"]
+    assert 'id="conditional_likelihood">held-out NLL given kind: ' in report
 
 
 @pytest.mark.parametrize("bad, message", [

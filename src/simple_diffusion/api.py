@@ -763,6 +763,8 @@ def evaluate_run(
         if figure is not None:
             folder.save_bytes("density.png", figure)
     if model.condition_columns:
+        if likelihood_rows > 0:
+            result["conditional_likelihood"] = _held_out_conditional_likelihood(model, data, likelihood_rows)
         result["calibration"] = _calibration(model, data, seed)
         if "skipped" not in result["calibration"]:
             folder.save_bytes("calibration.png", plots.calibration_plot(
@@ -856,6 +858,26 @@ def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,
     truth = None if true_log_density is None else true_log_density(held_out)
     return metrics.likelihood_summary(log_p, model.dim, truth) | {
         "seconds": time.perf_counter() - start}
+
+
+def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, rows: int) -> dict[str, Any]:
+    """The held-out NLL of a conditional model's other columns given each row's own condition,
+    log p(x | c) (for a posterior, sbi's expected log-probability of the true parameters):
+    rows with an empty condition cell are left out."""
+    from .evaluation import metrics
+
+    held_out = data.val[:rows]
+    given = [model.columns.index(c) for c in model.condition_columns]
+    held_out = held_out[~np.isnan(held_out[:, given]).any(1)]
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():  # held-out rows beyond the training range are part of the test
+            warnings.filterwarnings("ignore", message="given: .* outside the training rows' range")
+            log_p = model.log_prob(held_out, given=held_out[:, given]).numpy()
+    except UserError as exc:
+        return {"skipped": str(exc), "given": model.condition_columns}
+    return metrics.likelihood_summary(log_p, model.dim - len(given)) | {
+        "given": model.condition_columns, "seconds": time.perf_counter() - start}
 
 
 def _log_density(target: str | None):

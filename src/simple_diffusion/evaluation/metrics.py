@@ -45,6 +45,9 @@ folds of a few rows say nothing (scikit-learn cannot split fewer rows than folds
 distance of one row is undefined."""
 JACKKNIFE_GROUPS = 20
 """Groups of held-out rows left out in turn for the share's standard error."""
+LIKELIHOODS = ("likelihood", "conditional_likelihood")
+"""The held-out likelihoods an evaluation may hold: the joint, and a conditional model's given
+its condition columns."""
 
 
 def wasserstein_1d(a: np.ndarray, b: np.ndarray) -> float:
@@ -378,8 +381,7 @@ def format_table(result: dict[str, Any]) -> str:
         from .tabular import lines as table_lines
 
         lines += table_lines(result["table"])
-    if "likelihood" in result:
-        lines.append(likelihood_line(result["likelihood"]))
+    lines += [likelihood_line(result[key]) for key in LIKELIHOODS if key in result]
     if "distilled" in result:
         lines.append(distilled_line(result))
     if "calibration" in result:
@@ -432,12 +434,13 @@ def distilled_line(result: dict[str, Any]) -> str:
 
 
 def likelihood_line(summary: dict[str, Any]) -> str:
-    """One sentence on the held-out likelihood."""
+    """One sentence on the held-out likelihood (given the condition columns in ``given``, if any)."""
+    given = f" given {', '.join(summary['given'])}" if summary.get("given") else ""
     if "skipped" in summary:
-        return f"log-likelihood: not computed ({summary['skipped']})"
+        return f"log-likelihood{given}: not computed ({summary['skipped']})"
     if summary.get("rows", 0) == 0:
-        return "log-likelihood: no held-out row has density under the model"
-    line = (f"held-out NLL: {summary['nll_per_row']:.4f} nats per row "
+        return f"log-likelihood{given}: no held-out row has density under the model"
+    line = (f"held-out NLL{given}: {summary['nll_per_row']:.4f} nats per row "
             f"({summary['nll_per_dim']:.4f} per dimension, {counted(summary['rows'], 'row')})")
     if "kl_estimate" in summary:
         line += (f"; true NLL {summary['true_nll_per_row']:.4f}, so KL to the truth "

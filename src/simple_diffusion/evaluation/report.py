@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .metrics import distilled_line, format_table, likelihood_line, memorisation_line, rows_shown
+from .metrics import LIKELIHOODS, distilled_line, format_table, likelihood_line, memorisation_line, rows_shown
 from .tabular import lines as table_lines
 
 STYLE = """
@@ -89,8 +89,9 @@ def render_report(folder: Path, result: dict[str, Any], config_text: str, title:
         check = result["memorisation"]
         notes.append(f'<p id="memorisation" class="{"broken" if check["copied"] else "ok"}">'
                      f"{html.escape(memorisation_line(check))}</p>")
-    if "likelihood" in result:
-        notes.append(f'<p id="likelihood">{html.escape(likelihood_line(result["likelihood"]))}</p>')
+    for key in LIKELIHOODS:
+        if key in result:
+            notes.append(f'<p id="{key}">{html.escape(likelihood_line(result[key]))}</p>')
     if "distilled" in result:
         notes.append(f'<p id="distilled">{html.escape(distilled_line(result))}</p>')
     if "mode_masses" in result:
