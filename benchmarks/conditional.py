@@ -56,7 +56,7 @@ imputation without RePaint).
 
     .venv/bin/python benchmarks/conditional.py --posteriors
     .venv/bin/python benchmarks/conditional.py --guidance            # guidance and dropout sweep
-    .venv/bin/python benchmarks/conditional.py --posterior-density   # log p(theta | x) against NPE
+    .venv/bin/python benchmarks/conditional.py --posterior-density [--preset density]  # against NPE
     .venv/bin/python benchmarks/conditional.py --resample          # RePaint's repetitions
     .venv/bin/python benchmarks/conditional.py --tables
     .venv/bin/python benchmarks/conditional.py --imputation [--no-peer]
@@ -185,14 +185,16 @@ def posterior_run(task: str, simulations: int, seed: int = 0, config: dict | Non
             "train_seconds": train_seconds, "sample_seconds": sample_seconds}
 
 
-def posterior_density_run(task: str, simulations: int, seed: int = 0, rows: int = 300) -> dict:
-    """KL(p || q) from the true posterior to ours and to a conditional NSF (NPE), over
-    ``rows`` exact posterior draws for each observation (``task`` with a closed-form posterior)."""
+def posterior_density_run(task: str, simulations: int, seed: int = 0, rows: int = 300,
+                          preset: str = "default") -> dict:
+    """KL(p || q) from the true posterior to ours (trained with ``preset``) and to a conditional
+    NSF (NPE), over ``rows`` exact posterior draws for each observation (``task`` with a
+    closed-form posterior)."""
     rng = np.random.default_rng(seed)
     theta = prior(task, simulations, rng)
     x = simulate(task, theta, rng)
     start = time.perf_counter()
-    model = sd.fit(theta, condition=x, progress=False, seed=seed)
+    model = sd.fit(theta, condition=x, progress=False, seed=seed, preset=preset)
     train_seconds = time.perf_counter() - start
     observed_rng = np.random.default_rng(10_000 + seed)
     observations = simulate(task, prior(task, OBSERVATIONS, observed_rng), observed_rng)
@@ -205,7 +207,7 @@ def posterior_density_run(task: str, simulations: int, seed: int = 0, rows: int 
     start = time.perf_counter()
     flow, epochs = npe_fit(theta, x, seed)
     npe_seconds = time.perf_counter() - start
-    result = {"task": task, "simulations": simulations, "seed": seed, "rows": len(draws),
+    result = {"task": task, "simulations": simulations, "seed": seed, "preset": preset, "rows": len(draws),
               "train_seconds": train_seconds, "log_prob_seconds": log_prob_seconds,
               "npe_seconds": npe_seconds, "npe_epochs": epochs}
     flow = flow(draws, given)
@@ -452,7 +454,7 @@ def imputation_run(name: str, mechanism: str, method: str, seed: int = 0) -> dic
 
 
 KEYS = {"posteriors": ("task", "simulations", "seed", "config", "guidance"),
-        "posterior_density": ("task", "simulations", "seed"),
+        "posterior_density": ("task", "simulations", "seed", "preset"),
         "resample": ("resample",),
         "tables": ("table", "condition", "split", "route"),
         "imputation": ("table", "mechanism", "method", "seed")}
@@ -466,6 +468,8 @@ def load_results() -> dict:
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     for run in results.get("tables", []):
         run.setdefault("route", "condition")  # runs from before the learnt route
+    for run in results.get("posterior_density", []):
+        run.setdefault("preset", "default")
     return {section: results.get(section, []) for section in KEYS}
 
 
@@ -503,12 +507,12 @@ def density_report(results: dict) -> str:
              "nats (mean over 10 observations x 300 exact posterior draws, +- standard error; worst "
              "observation); NPE: a conditional neural spline flow trained as sbi trains one (zuko's "
              "NSF, sbi's defaults, early stopping):", "",
-             "| task | simulations | KL ours | worst obs. | KL NPE | worst obs. | train s: ours / NPE | "
-             "ours log_prob s |", "|---|---|---|---|---|---|---|---|"]
-    for r in sorted(runs, key=lambda r: (r["task"], r["simulations"])):
+             "| task | simulations | our preset | KL ours | worst obs. | KL NPE | worst obs. | "
+             "train s: ours / NPE | ours log_prob s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["task"], r["simulations"], r["preset"] != "default")):
         cells = [f"{r[m]['kl']:.3f} +- {r[m]['kl_se']:.3f} | {max(r[m]['kl_each']):.3f}"
                  for m in ("ours", "npe")]
-        lines.append(f"| {r['task']} | {r['simulations']:,} | {cells[0]} | {cells[1]} | "
+        lines.append(f"| {r['task']} | {r['simulations']:,} | {r['preset']} | {cells[0]} | {cells[1]} | "
                      f"{r['train_seconds']:.0f} / {r['npe_seconds']:.0f} ({r['npe_epochs']} epochs) | "
                      f"{r['log_prob_seconds']:.0f} |")
     return "\n".join(lines)
@@ -603,6 +607,7 @@ def main() -> None:
     parser.add_argument("--simulations", default="1000,10000")
     parser.add_argument("--posterior-density", action="store_true",
                         help="log p(theta | x) against the closed-form posterior and NPE (gaussian_linear)")
+    parser.add_argument("--preset", default="default", help="our preset for --posterior-density")
     parser.add_argument("--resample", action="store_true")
     parser.add_argument("--tables", action="store_true")
     parser.add_argument("--imputation", action="store_true")
@@ -631,7 +636,8 @@ def main() -> None:
                         task, simulations, config={"train": {"condition_dropout": dropout}}))
     if args.posterior_density:
         for simulations in budgets:
-            add(results, "posterior_density", posterior_density_run("gaussian_linear", simulations))
+            add(results, "posterior_density", posterior_density_run("gaussian_linear", simulations,
+                                                                    preset=args.preset))
     if args.resample:
         for run in resample_runs():
             add(results, "resample", run)

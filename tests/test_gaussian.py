@@ -222,12 +222,10 @@ def test_a_share_outside_zero_to_one_is_refused():
         sd.fit("two_gaussians", config={"model": {"gaussian_part": 1.5}}, epochs=1, progress=False)
 
 
-@pytest.mark.parametrize("route", ["condition", "learnt"])
-def test_a_conditional_model_whose_network_adds_nothing_samples_the_gaussians_conditional(route):
-    rng = np.random.default_rng(6)
-    data = MEAN.numpy() + rng.normal(size=(20_000, 3)) @ np.linalg.cholesky(COVARIANCE.numpy()).T
+def _conditioned_on_x3_with_nothing_but_the_part(data: np.ndarray, route: str):
+    """A model of ``data`` given its third column (a condition, or learnt in-painting) whose
+    network adds nothing to its whole Gaussian part: the exact conditional denoiser."""
     config = {"model": {"gaussian_part": 1.0}}
-    c, n = float(MEAN[2]) + 1.0, 4000
     if route == "condition":
         model = sd.fit(data[:, :2], condition=data[:, 2:], config=config, epochs=1, progress=False,
                        num_samples=0)
@@ -238,6 +236,15 @@ def test_a_conditional_model_whose_network_adds_nothing_samples_the_gaussians_co
     with torch.no_grad():
         last.weight.zero_()
         last.bias.zero_()
+    return model
+
+
+@pytest.mark.parametrize("route", ["condition", "learnt"])
+def test_a_conditional_model_whose_network_adds_nothing_samples_the_gaussians_conditional(route):
+    rng = np.random.default_rng(6)
+    data = MEAN.numpy() + rng.normal(size=(20_000, 3)) @ np.linalg.cholesky(COVARIANCE.numpy()).T
+    c, n = float(MEAN[2]) + 1.0, 4000
+    model = _conditioned_on_x3_with_nothing_but_the_part(data, route)
     if route == "condition":
         draws = model.sample(n, given=[[c]], seed=0).numpy()[:, :2]
     else:
@@ -257,18 +264,9 @@ def test_a_conditional_density_of_a_model_whose_network_adds_nothing_is_the_gaus
     (affine) standardisation, conditioned on x3 = c."""
     rng = np.random.default_rng(7)
     data = MEAN.numpy() + rng.normal(size=(4000, 3)) @ np.linalg.cholesky(COVARIANCE.numpy()).T
-    config = {"model": {"gaussian_part": 1.0}}
-    if route == "condition":
-        model = sd.fit(data[:, :2], condition=data[:, 2:], config=config, epochs=1, progress=False,
-                       num_samples=0)
-    else:
-        model = sd.fit(data, config=config | {"train": {"inpainting": "learnt"}}, epochs=1,
-                       progress=False, num_samples=0)
-    last = model.net.layers[-1]
-    with torch.no_grad():
-        last.weight.zero_()
-        last.bias.zero_()
+    model = _conditioned_on_x3_with_nothing_but_the_part(data, route)
     part = model.gaussian
+
     def to_data(z: torch.Tensor) -> torch.Tensor:
         return model.encoder.numeric.inverse(z[None], written=False)[0]
 
