@@ -481,6 +481,21 @@ def test_a_group_id_of_long_format_rows_is_refused_and_a_sorted_count_that_is_da
         assert io.read_table(str(path)).schema[0].kind == "integer"
 
 
+def test_numbers_declared_categorical_nearly_one_per_row_are_learnt_with_a_warning(tmp_path):
+    """`--categorical mass` on measurements learnt a label per value without a word."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "masses.csv"
+    path.write_text("mass,code\n" + "".join(f"{rng.normal(50, 5):.2f},{k % 4}\n" for k in range(300)))
+    with pytest.warns(UserWarning, match=r"^column 'mass' is declared categorical but has 273 different "
+                                         r"numbers in 300 rows: each is a label of its own"):
+        assert io.read_table(str(path), kinds={"categorical": ["mass"]}).schema[0].kind == "categorical"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a code of four values, or text labels: said nothing
+        io.read_table(str(path), kinds={"categorical": ["code"]})
+        path.write_text("name,x\n" + "".join(f"n{k},{rng.normal():.3f}\n" for k in range(30)))
+        io.read_table(str(path), kinds={"categorical": ["name"]})
+
+
 def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     path = tmp_path / "gaps.csv"
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")
@@ -563,6 +578,7 @@ def _mixed_parquet(path, rows_per_group=40, groups=3):
 
 
 @pytest.mark.parametrize("kinds", [None, {"categorical": ["count"], "numeric": ["count_with_gaps"]}])
+@pytest.mark.filterwarnings("ignore:column 'count' is declared categorical")  # as declared, to test it
 def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_path, monkeypatch, kinds):
     """Gaps in one row group only turn an integer column into floats there (pandas), booleans
     into objects: the kinds, labels and values merged over the groups are the whole table's."""

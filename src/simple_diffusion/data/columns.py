@@ -535,6 +535,14 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
             f"{advice({'columns': kept})}{keep}"
             + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
         )
+    for f in findings:  # numbers declared labels, nearly one per row: the user's call, but said
+        labels = f.column.categories
+        if (f.forced and f.present >= IDENTIFIER_ROWS and 2 * len(labels) > f.present
+                and np.mean([is_number(str(label)) for label in labels]) >= 0.5):
+            warnings.warn(f"column {f.column.name!r} is declared categorical but has {len(labels):,} "
+                          f"different numbers in {f.present:,} rows: each is a label of its own, which "
+                          "samples can only repeat (a measurement is learnt better as a number)",
+                          stacklevel=2)
     schema = []
     for finding in findings:
         column, labels = finding.column, finding.column.categories
