@@ -71,18 +71,18 @@ def test_a_posteriors_density_is_normalised_and_follows_its_condition(posterior_
 
 
 def test_a_posteriors_density_takes_its_samples_rows_and_refuses_rows_that_contradict_it(posterior_model):
-    draws = posterior_model.sample(50, given=[[1.0]], seed=0)
+    draws = posterior_model.sample(20, given=[[1.0]], seed=0)
     whole = posterior_model.log_prob(draws, given=[[1.0]], rtol=1e-4, atol=1e-4)
     assert torch.equal(whole, posterior_model.log_prob(draws[:, 0], given=[[1.0]], rtol=1e-4, atol=1e-4))
     # One condition per row: theta = 0.8 is the mode given c = 1 and 4 standard deviations out
     # given c = -1 (closed form: -0.12 and -6.2 nats); the solver's steps follow the batch, so
-    # the row alone differs within its tolerance (0.05 nats at 1e-4 there, 0.001 at 1e-6).
-    per_row = posterior_model.log_prob([[0.8], [0.8]], given=[[1.0], [-1.0]], rtol=1e-6, atol=1e-6)
-    alone = posterior_model.log_prob([[0.8]], given=[[-1.0]], rtol=1e-6, atol=1e-6)
-    assert abs(per_row[1] - alone[0]) < 0.01 and per_row[1] < per_row[0] - 4
+    # the row alone differs within its tolerance (0.05 nats at 1e-4 there, 0.008 at 1e-5).
+    per_row = posterior_model.log_prob([[0.8], [0.8]], given=[[1.0], [-1.0]])
+    alone = posterior_model.log_prob([[0.8]], given=[[-1.0]])
+    assert abs(per_row[1] - alone[0]) < 0.02 and per_row[1] < per_row[0] - 4
     with pytest.raises(UserError, match="row 1 has c1 = 1, but it is given as -1"):
         posterior_model.log_prob(draws, given=[[-1.0]])
-    with pytest.raises(UserError, match=r"one condition for every row or one per row \(50\), got 2"):
+    with pytest.raises(UserError, match=r"one condition for every row or one per row \(20\), got 2"):
         posterior_model.log_prob(draws, given=[[1.0], [2.0]])
 
 
@@ -110,7 +110,7 @@ def test_score_conditional_scores_each_row_given_its_own_condition(kinds_run, ca
     pd.DataFrame({"id": [1, 2, 3, 4], "kind": ["a", "b", "b", None], "value": [-2.0, 2.5, -2.0, 0.0]}).to_csv(
         rows, index=False)
     assert cli(["score", str(kinds_run / "run"), "--data", str(rows), "-o", str(kinds_run / "s.csv"),
-                "--conditional", "--tolerance", "1e-6"]) == 0
+                "--conditional"]) == 0
     scored = pd.read_csv(kinds_run / "s.csv")
     truth = -0.5 * np.array([0.0, 0.5]) ** 2 / 0.25 - 0.5 * math.log(2 * math.pi * 0.25)
     assert list(scored["id"]) == [1, 2, 3, 4] and np.isnan(scored["log_density"][3])
@@ -489,9 +489,9 @@ def test_impute_draws_missing_cells_from_their_conditional(inpainting):
     gaps = rows.copy()
     gaps[:, 1] = np.nan
     gaps[:5, 0], gaps[:5, 1] = np.nan, rows[:5, 1]  # the other column missing in a few rows
-    filled = model.impute(gaps, draws=20, seed=0).numpy()
-    assert filled.shape == (20, 300, 2)
-    assert np.array_equal(filled[:, 5:, 0], np.broadcast_to(rows[5:, 0], (20, 295)))  # kept
+    filled = model.impute(gaps, draws=10, seed=0).numpy()
+    assert filled.shape == (10, 300, 2)
+    assert np.array_equal(filled[:, 5:, 0], np.broadcast_to(rows[5:, 0], (10, 295)))  # kept
     residual = filled[:, 5:, 1] - 0.9 * rows[5:, 0]
     assert abs(residual.mean()) < 0.05 + 4 * math.sqrt(0.19 / residual.size)
     assert abs(residual.var() / 0.19 - 1) < 0.2
