@@ -233,7 +233,7 @@ def kinds_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("kinds")
     kinds_table().to_csv(folder / "kinds.csv", index=False)
     assert cli(["train", str(folder / "run"), "--data", str(folder / "kinds.csv"), "--condition", "kind",
-                "--steps", "2500", "-n", "2000", "--likelihood-rows", "150", "--quiet"]) == 0
+                "--steps", "2500", "-n", "500", "--likelihood-rows", "150", "--quiet"]) == 0
     return folder
 
 

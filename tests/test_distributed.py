@@ -88,7 +88,7 @@ def _interrupted(tmp_path: Path, signal_number: int) -> tuple[Path, list[str], s
     run, marker = tmp_path / "run", uuid.uuid4().hex
     config = tmp_path / "every.toml"
     config.write_text("[train]\ncheckpoint_every = 1\n")
-    common = ["--data", "moons", "--steps", "1500", "-n", "0", "--quiet", "--config", str(config)]
+    common = ["--data", "moons", "--steps", "800", "-n", "0", "--quiet", "--config", str(config)]
     job = subprocess.Popen([sys.executable, "-m", "simple_diffusion", "train", str(run), *common,
                             "--nproc", "2"], env={**os.environ, "TEST_MARKER": marker},
                            stderr=subprocess.PIPE, text=True)
@@ -163,17 +163,17 @@ import sys
 import simple_diffusion as sd
 model = sd.load(sys.argv[1])
 for output in sys.argv[3:]:
-    sd.write_samples(model, f"{sys.argv[2]}/{output}", 20_000, seed=5, chunk_size=4096, num_steps=10)
+    sd.write_samples(model, f"{sys.argv[2]}/{output}", 10_000, seed=5, chunk_size=2048, num_steps=10)
 """
 
 
 def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path):
-    """1 process against 2 (torchrun), 20,000 rows in chunks of 4,096 (rank 0 draws two chunks,
+    """1 process against 2 (torchrun), 10,000 rows in chunks of 2,048 (rank 0 draws two chunks,
     rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts (an
     Excel workbook: the same cells, it records when it was written; a compressed CSV: the same
     text, compressed as it was fed). The CSV through `sample --nproc 2`, the other formats in one
     torchrun job of ``sd.write_samples`` (what the command calls), one start for all of them."""
-    args = ["sample", str(trained), "-n", "20000", "--chunk-size", "4096", "--seed", "5", "--num-steps", "10",
+    args = ["sample", str(trained), "-n", "10000", "--chunk-size", "2048", "--seed", "5", "--num-steps", "10",
             "--quiet"]  # the default sampler (its noise at every step), in few steps
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
@@ -197,7 +197,7 @@ def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp
             assert (one / name).read_bytes() == (two / name).read_bytes(), name
     for output in OUTPUTS:
         rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
-        assert len(rows) == 20_000, output
+        assert len(rows) == 10_000, output
 
 
 def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, capfd):
@@ -324,7 +324,7 @@ def test_two_processes_speak_once(tmp_path, capfd):
     rng = np.random.default_rng(0)
     data = tmp_path / "table.csv"
     pd.DataFrame({"a": rng.normal(size=400), "kind": rng.choice(["x", "y"], 400)}).to_csv(data, index=False)
-    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "2000",
+    assert cli(["train", str(tmp_path / "run"), "--data", str(data), "--steps", "20", "-n", "500",
                 "--likelihood-rows", "0", "--quiet", "--nproc", "2"]) == 0
     captured = capfd.readouterr()
     assert captured.err.count("columns: a numeric, kind categorical (2)") == 1

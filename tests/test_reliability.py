@@ -188,7 +188,8 @@ def train_command(out: Path, *extra: str) -> list[str]:
             "--epochs", "400", "--quiet", "-n", "0", *extra]
 
 
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+# SIGTERM's run is slow: the same handler, and test_distributed sends SIGTERM to a rank.
+@pytest.mark.parametrize("stop", [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)])
 def test_a_signal_saves_a_checkpoint_and_the_printed_command_resumes(tmp_path, stop):
     out = tmp_path / "my run"  # a space: the printed command must quote it
     overrides = tmp_path / "every.toml"
