@@ -59,7 +59,7 @@ def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp
     frame["mass"] = frame["mass"].astype(object)
     frame.loc[3, "mass"] = "n.a."
     frame.to_excel(path, index=False)
-    with pytest.raises(UserError, match=r"column 'mass' has a non-numeric value 'n\.a\.' at line 5"):
+    with pytest.raises(UserError, match=r"column 'mass' has a non-numeric value 'n\.a\.' at row 5"):
         io.read_table(str(path))
 
 
@@ -260,7 +260,7 @@ def test_a_title_above_the_header_is_skipped_with_a_warning(tmp_path):
         book.active.append(row)
     book.save(tmp_path / "t.xlsx")
     with pytest.warns(UserWarning, match="skipped 1 row of one cell above the header"), \
-            pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at line 6"):
+            pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at row 6"):
         io.read_table(str(tmp_path / "t.xlsx"))
 
 

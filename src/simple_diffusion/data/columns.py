@@ -57,6 +57,19 @@ IDENTIFIER_ROWS = 20
 _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 
 
+class SheetRow(int):
+    """The number of a table's first row on a spreadsheet's sheet, where a cell's place is its
+    row; a text file's (a CSV's) is a plain int, the number of its line."""
+
+
+def position(row: int, first_row: int | None) -> str:
+    """Where the table's ``row`` (from 0) is, for a message: a text file's line, a sheet's row
+    (``first_row`` a ``SheetRow``), or the row of an array or a DataFrame (no ``first_row``)."""
+    if first_row is None:
+        return f"row {row}"
+    return f"{'row' if isinstance(first_row, SheetRow) else 'line'} {row + first_row}"
+
+
 @dataclass
 class Column:
     """One column: its name, kind, labels (categorical) and the dtype to give back."""
@@ -316,9 +329,8 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
     if nearest is not None and text[nearest[1]].nunique() < 0.5 * text.nunique():
         written, bad = nearest
         row = int(np.flatnonzero(bad)[0])
-        where = f"line {row + first_row}" if first_row is not None else f"row {row}"
         raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
-                        f"{where}: fix the cell, or learn the column as labels with "
+                        f"{position(row, first_row)}: fix the cell, or learn the column as labels with "
                         f"{advice({'data.categorical': [name]})}")
     return None
 
@@ -421,7 +433,7 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
                     times = times.fillna(iso.dt.tz_localize(None))
         bad = np.flatnonzero(times.isna().to_numpy() & ~missing)
         if len(bad):
-            where = f"line {bad[0] + first_row}" if first_row is not None else f"row {bad[0]}"
+            where = position(bad[0], first_row)
             what = "a duration" if duration else "a date" + (f" written as {written} (or as 2024-03-01)"
                                                              if written else "")
             raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
@@ -638,8 +650,7 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     numeric_share = np.mean(looks_numeric) if len(distinct) else 0.0
     if forced in ("numeric", "integer") or numeric_share >= 0.5:
         row, cell = int(unparsed[words][0]), odd[words].iloc[0]
-        where = f"line {row + first_row}" if first_row is not None else f"row {row}"
-        found = f"column {name!r} has a non-numeric value {cell!r} at {where}"
+        found = f"column {name!r} has a non-numeric value {cell!r} at {position(row, first_row)}"
         hint = _number_hint(cell)
         if like is not None and (like.number_format or (hint and not _CENSORED.match(cell))):
             found += f" (its numbers are written as {_example(like) if like.number_format else '1234.5'})"

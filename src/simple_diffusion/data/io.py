@@ -36,6 +36,7 @@ import numpy as np
 from ..errors import UserError, advice, counted, did_you_mean, said
 from .columns import (
     Column,
+    SheetRow,
     as_written,
     detect,
     find,
@@ -43,6 +44,7 @@ from .columns import (
     forced_kinds,
     is_number,
     missing_cells,
+    position,
     to_values,
 )
 
@@ -490,7 +492,7 @@ def _read_excel(workbook: str, header: bool | None, sheet: str | None = None) ->
     frame = _headed(raw, header, path, skipped)
     first_row = frame.attrs["first_row"]
     frame = frame.infer_objects().convert_dtypes(convert_string=False, convert_floating=False)
-    frame.attrs["first_row"] = first_row
+    frame.attrs["first_row"] = SheetRow(first_row)  # messages name a sheet's rows, not lines
     return frame
 
 
@@ -531,13 +533,12 @@ def select_columns(frame: pd.DataFrame, columns: Sequence[str], path: str) -> pd
 
 def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: int | None,
               drop_missing: bool) -> Table:
-    where = (lambda row: f"line {row + first_row}") if first_row is not None else (lambda row: f"row {row}")
     infinite = np.isinf(values)
     if infinite.any():
         first = int(np.flatnonzero(infinite.any(1))[0])
         column = schema[int(np.flatnonzero(infinite[first])[0])].name
         raise UserError(f"{source}: {int(infinite.sum())} infinite values, the first at "
-                        f"{where(first)} in column {column!r}")
+                        f"{position(first, first_row)} in column {column!r}")
     missing = np.isnan(values)
     empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
     if empty and len(values):
