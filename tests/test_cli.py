@@ -449,11 +449,15 @@ def test_a_run_trained_on_a_named_sheet_keeps_its_workbook_and_reads_the_sheet_a
     with pd.ExcelWriter(conditions) as writer:
         pd.DataFrame({"kind": ["p"]}).to_excel(writer, index=False, sheet_name="Notes")
         pd.DataFrame({"kind": ["q"]}).to_excel(writer, index=False, sheet_name="Given")
+        pd.DataFrame({"kind": ["p"]}).to_excel(writer, index=False, sheet_name="kind=p")  # a file, not a cell
     code, _, err = invoke(capsys, "sample", run, "-n", 3, "-o", conditions, "--given", f"{conditions}#Given")
     assert code == 1 and err.strip().endswith("is the --given file, which is kept: write to another file")
     code, _, _ = invoke(capsys, "sample", run, "-n", 3, "-o", tmp_path / "q.csv", "--given",
                         f"{conditions}#Given")
     assert code == 0 and pd.read_csv(tmp_path / "q.csv")["kind"].eq("q").all()
+    code, _, _ = invoke(capsys, "sample", run, "-n", 3, "-o", tmp_path / "p.csv", "--given",
+                        f"{conditions}#kind=p")
+    assert code == 0 and pd.read_csv(tmp_path / "p.csv")["kind"].eq("p").all()
     code, out, _ = invoke(capsys, "evaluate", run, "-n", 200, "--likelihood-rows", 0, "--quiet")
     assert code == 0 and "C2ST" in out  # the held-out rows, read from the sheet again
 

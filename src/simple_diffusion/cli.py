@@ -405,8 +405,11 @@ def _destination(output: str) -> str:
 
 
 def _names_a_file(given: str) -> bool:
-    """Whether ``--given`` names a table file (or a workbook's sheet), not ``col=value,...``."""
-    return os.path.exists(given) or "=" not in given
+    """Whether ``--given`` names a table file (or a workbook's sheet, whose name may hold "="),
+    not ``col=value,...``."""
+    from .data import io
+
+    return os.path.exists(io.workbook_sheet(given)[0]) or "=" not in given
 
 
 def _given_frame(given: str):
