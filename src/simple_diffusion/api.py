@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
 import platform
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -822,7 +824,7 @@ def _calibration(model: DiffusionModel, data: TrainingData, seed: int) -> dict[s
     held-out rows whose cells are all present (``evaluation/calibration.py``)."""
     from .evaluation import calibration
 
-    given = [model.columns.index(c) for c in model.condition_columns]
+    given = model.condition_positions
     checked = [j for j, c in enumerate(model.schema)
                if c.kind != "categorical" and c.name not in model.condition_columns]
     if not checked:
@@ -832,8 +834,7 @@ def _calibration(model: DiffusionModel, data: TrainingData, seed: int) -> dict[s
         return {"skipped": f"{len(rows)} complete held-out rows; calibration needs at least 10"}
     conditions = np.full_like(rows, np.nan)
     conditions[:, given] = rows[:, given]
-    with warnings.catch_warnings():  # held-out rows beyond the training range are part of the test
-        warnings.filterwarnings("ignore", message="given: .* outside the training rows' range")
+    with _beyond_the_training_range_allowed():
         draws = model.sample(CALIBRATION_DRAWS, given=conditions, seed=seed, frame=False).numpy()
     draws = draws.reshape(len(rows), CALIBRATION_DRAWS, -1)[:, :, checked]
     return calibration.calibrate(draws, rows[:, checked], [model.columns[j] for j in checked])
@@ -860,6 +861,14 @@ def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,
         "seconds": time.perf_counter() - start}
 
 
+@contextlib.contextmanager
+def _beyond_the_training_range_allowed() -> Iterator[None]:
+    """Held-out conditions beyond the training range are part of the test: no warning for them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="given: .* outside the training rows' range")
+        yield
+
+
 def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, rows: int) -> dict[str, Any]:
     """The held-out NLL of a conditional model's other columns given each row's own condition,
     log p(x | c) (for a posterior, sbi's expected log-probability of the true parameters):
@@ -867,12 +876,11 @@ def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, 
     from .evaluation import metrics
 
     held_out = data.val[:rows]
-    given = [model.columns.index(c) for c in model.condition_columns]
+    given = model.condition_positions
     held_out = held_out[~np.isnan(held_out[:, given]).any(1)]
     start = time.perf_counter()
     try:
-        with warnings.catch_warnings():  # held-out rows beyond the training range are part of the test
-            warnings.filterwarnings("ignore", message="given: .* outside the training rows' range")
+        with _beyond_the_training_range_allowed():
             log_p = model.log_prob(held_out, given=held_out[:, given]).numpy()
     except UserError as exc:
         return {"skipped": str(exc), "given": model.condition_columns}

@@ -688,7 +688,7 @@ def _conditional_log_prob(model: DiffusionModel, run: str, rows: np.ndarray, tol
     if not model.condition_columns:
         raise UserError(f"--conditional: the model in {run} learnt no condition (train it with "
                         "--condition COL,...)")
-    conditions = rows[:, [model.columns.index(c) for c in model.condition_columns]]
+    conditions = rows[:, model.condition_positions]
     complete = ~np.isnan(conditions).any(1)
     log_p = np.full(len(rows), np.nan)
     if complete.any():

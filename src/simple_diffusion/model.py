@@ -138,6 +138,11 @@ class DiffusionModel:
         return list(self.config.data.condition)
 
     @property
+    def condition_positions(self) -> list[int]:
+        """Where the condition columns sit among the model's columns."""
+        return [self.columns.index(c) for c in self.condition_columns]
+
+    @property
     def dim(self) -> int:
         """Columns of the samples (the data's)."""
         return len(self.columns)
@@ -452,7 +457,7 @@ class DiffusionModel:
         names = self.condition_columns
         if array.ndim == 2 and names and array.shape[1] == len(names) != self.dim:
             rows = np.full((len(array), self.dim), np.nan)
-            rows[:, [self.columns.index(c) for c in names]] = array
+            rows[:, self.condition_positions] = array
             array = rows
         if array.ndim != 2 or array.shape[1] != self.dim:
             wanted = f"{len(names)} (the condition columns) or {self.dim}" if names else str(self.dim)

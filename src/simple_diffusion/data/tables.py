@@ -371,8 +371,8 @@ class TableEncoder:
         for owners, reason in discrete:
             among = [j for j in owners if j in selected]
             if among:
-                advice = "" if columns is not None else self._density_advice()
-                raise NoDensity(f"column {self.schema[among[0]].name!r} {reason}{advice}")
+                hint = "" if columns is not None else self._density_advice()
+                raise NoDensity(f"column {self.schema[among[0]].name!r} {reason}{hint}")
         numbers = [k for k, j in enumerate(self.numeric_columns) if j in selected]
         _, log_det = self.numeric.forward_and_log_det(x[:, self.numeric_columns], numbers)
         return self.forward(x), log_det

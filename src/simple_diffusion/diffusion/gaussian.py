@@ -211,7 +211,7 @@ class GaussianPart:
         """The Gaussian's mean (one per row) and variances of the ``hidden`` coordinates given
         the others at their values in ``rows``: for a precision P, the covariance is
         (P_hh)^-1 and the mean m_h - (P_hh)^-1 P_hk (x_k - m_k)."""
-        known = [k for k in range(len(self.mean)) if k not in set(hidden)]
+        known = sorted(set(range(len(self.mean))) - set(hidden))
         covariance = torch.linalg.inv(self.precision[hidden][:, hidden])
         pull = covariance @ self.precision[hidden][:, known]
         mean = self.mean[hidden] - (rows[:, known].double() - self.mean[known]) @ pull.T
