@@ -29,6 +29,29 @@ def test_training_inputs_match_the_one_timestep_path(name):
 
 
 @pytest.mark.parametrize("name", NETWORKS)
+def test_sampling_s_kept_activations_give_the_same_numbers_and_are_reused(name):
+    """A sampler's calls write the hidden layers into tensors kept between calls: the output is
+    the plain forward's to the bit, never one of those tensors, and they are not used under
+    autograd (its backward needs every layer's own output)."""
+    torch.manual_seed(0)
+    net = NETWORKS[name]()
+    x, other = torch.randn(64, net.dim), torch.randn(64, net.dim)
+    condition = torch.randn(64, net.condition_size) if net.condition_size else None
+    t = torch.tensor(417.0)
+    kept: dict = {}
+    with torch.inference_mode():
+        first = net(x, t, condition, activations=kept)
+        places = sorted(v.data_ptr() for v in kept.values())
+        second = net(other, t, condition, activations=kept)
+        assert torch.equal(first, net(x, t, condition)) and torch.equal(second, net(other, t, condition))
+    hidden_to_hidden = len(net.layers) - 2  # two tensors at most: each layer reads the other's
+    assert len(kept) == min(2, hidden_to_hidden) and sorted(v.data_ptr() for v in kept.values()) == places
+    graph: dict = {}
+    net(x, t, condition, activations=graph).square().sum().backward()
+    assert not graph and all(p.grad is not None for p in net.parameters())
+
+
+@pytest.mark.parametrize("name", NETWORKS)
 def test_fast_gradients_equal_autograd(name):
     torch.manual_seed(0)
     net = NETWORKS[name]()

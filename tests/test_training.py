@@ -14,7 +14,7 @@ from simple_diffusion import build, choices, config
 from simple_diffusion.data import encoders
 from simple_diffusion.diffusion import prediction, schedules
 from simple_diffusion.model import DiffusionModel
-from simple_diffusion.training import engine, loop
+from simple_diffusion.training import budget, engine, loop
 from simple_diffusion.training.loop import Trainer
 
 
@@ -106,8 +106,19 @@ def test_validation_loss_is_that_of_the_saved_ema_weights():
     assert reported != pytest.approx(live, rel=1e-6)
 
 
+def test_validation_is_spaced_by_training_rows_except_in_the_seed_preset():
+    assert build.training_budget(config.preset("default"), 10_000).train.validate_every == 4
+    assert build.training_budget(config.preset("default"), 100_000).train.validate_every == 1
+    assert build.training_budget(config.preset("seed"), 10_000).train.validate_every == 1  # its spec
+    trainer = make_trainer(epochs=7, validate_every=3)
+    trainer.run(progress=False)
+    losses = [h["val_loss"] for h in trainer.history]
+    fresh = [i + 1 for i in range(7) if i == 0 or losses[i] != losses[i - 1]]
+    assert fresh == [1, 3, 6, 7]  # the first, every third and the last epoch
+
+
 def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it(monkeypatch):
-    monkeypatch.setattr(loop, "VALIDATION_SPACING", 2000)  # every 2 epochs of 1,000 rows
+    monkeypatch.setattr(budget, "VALIDATION_SPACING", 2000)  # every 2 epochs of 1,000 rows
     straight = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
     straight.run(progress=False)
     assert straight.validation_loss() == straight.validation_loss()  # the same draws every time

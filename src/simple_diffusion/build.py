@@ -180,10 +180,11 @@ def training_budget(config: Config, rows: int) -> Config:
     """``config`` with its training budget resolved for ``rows`` training rows (batch size,
     epochs and steps all set), as a run records it."""
     t = config.train
-    resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size, t.keep_best)
+    resolved = budget.resolve(rows, t.steps, t.epochs, t.batch_size, t.keep_best, t.validate_every)
     return replace(config, train=replace(t, batch_size=resolved.batch_size, epochs=resolved.epochs,
                                          steps=resolved.steps,
-                                         keep_best="yes" if resolved.keep_best else "no"))
+                                         keep_best="yes" if resolved.keep_best else "no",
+                                         validate_every=resolved.validate_every))
 
 
 def follow_data(config: Config, rows: int, encoder: tables.TableEncoder, sampler_steps_set: bool) -> Config:
@@ -219,4 +220,5 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
                    threads=t.threads, fast=t.fast,
-                   keep_best=t.keep_best == "yes", device=device, ranks=ranks)
+                   keep_best=t.keep_best == "yes", validate_every=t.validate_every, device=device,
+                   ranks=ranks)

@@ -168,6 +168,10 @@ class TrainConfig:
     with random cells shown (its ``condition_dropout`` share shows none and learns the joint),
     so that it completes rows from any subset of their cells (BENCHMARKS.md, "Conditioning",
     compares the two on imputation)."""
+    validate_every: int = 0
+    """Epochs between two validation losses (losses.csv carries the last one between them);
+    0 follows the data: every 32,768 training rows or so, and every epoch of a larger table
+    (``training/budget.py``). The seed preset validates every epoch, as its assignment does."""
     checkpoint_every: int = 0
     """Write a resumable checkpoint every this many epochs; 0 only on interruption and at the end."""
     device: str = "auto"
@@ -253,6 +257,7 @@ def _seed() -> Config:
             t_max=249,
             seed=42,
             keep_best="no",
+            validate_every=1,
         ),
         sample=SampleConfig(sampler="ancestral", num_steps=0, variance="beta", sigma_max=0.0,
                             sigma_min=0.0),
@@ -427,6 +432,7 @@ def validate(config: Config) -> Config:
          "train.t_max must be 0 or between t_min and schedule.num_timesteps"),
         (t.threads >= 0, "train.threads must not be negative"),
         (t.checkpoint_every >= 0, "train.checkpoint_every must not be negative"),
+        (t.validate_every >= 0, "train.validate_every must be 0 (from the data) or positive"),
         (0 <= t.condition_dropout < 1, "train.condition_dropout must lie in [0, 1)"),
         (t.inpainting == "repaint" or not d.condition,
          "train.inpainting = learnt conditions on any columns: leave data.condition (--condition) empty"),

@@ -34,6 +34,7 @@ from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
 from .data.columns import UNIT_NAMES, format_value
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
+from .diffusion.denoisers import MLP
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
@@ -190,10 +191,12 @@ class DiffusionModel:
     def _denoise_with(self, net: nn.Module, prediction_type: str, x: torch.Tensor, sigma: torch.Tensor,
                       condition: torch.Tensor | None = None,
                       known: tuple[torch.Tensor, torch.Tensor] | None = None, *,
-                      bfloat16: bool = False, bounded: bool = False) -> torch.Tensor:
+                      bfloat16: bool = False, bounded: bool = False,
+                      activations: dict | None = None) -> torch.Tensor:
         """``denoise`` with ``net``; ``known`` = (mask, values): the coordinates that
         ``condition`` shows the network, on which the Gaussian part is conditioned too;
-        ``bounded``: within ``denoised_bounds`` (a sampler's denoiser)."""
+        ``bounded``: within ``denoised_bounds`` (a sampler's denoiser); ``activations``: where
+        a built-in MLP keeps its hidden layers' outputs between a sampler's calls."""
         weight = next(net.parameters())
         home, device, given_dtype = x.device, weight.device, x.dtype
         sigma = torch.as_tensor(sigma)
@@ -206,7 +209,10 @@ class DiffusionModel:
         t = self.schedule.sigma_to_t(sigma.cpu()).to(device, weight.dtype)
         with precision.autocast(bfloat16, device.type):  # the network in its own precision
             inputs = x_t.to(weight.dtype)
-            output = net(inputs, t) if condition is None else net(inputs, t, condition)
+            if isinstance(net, MLP):
+                output = net(inputs, t, condition, activations=activations)
+            else:
+                output = net(inputs, t) if condition is None else net(inputs, t, condition)
         output = output.to(x.dtype)
         if self.gaussian is not None:
             if condition is not None and known is None:
@@ -619,14 +625,16 @@ class DiffusionModel:
                 raise UserError(self.student)
             return samplers.ddim, self.student.sigmas, functools.partial(
                 self._denoise_with, self.student.net, self.student.prediction_type,
-                bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler), bounded=True)
+                bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler), bounded=True,
+                activations={})
         sigmas = self._noise_levels(settings)
         step = samplers.SAMPLERS[settings.sampler]
         if settings.sampler == "ancestral":
             step = functools.partial(step, variance=settings.variance)
         return step, sigmas, functools.partial(
             self._denoise_with, self.net, self.config.model.prediction_type,
-            bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler), bounded=True)
+            bfloat16=precision.uses_bfloat16(settings.precision, settings.sampler), bounded=True,
+            activations={})
 
     @torch.inference_mode()
     def sample_chunks(

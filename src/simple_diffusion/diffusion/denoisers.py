@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-ACTIVATIONS = {"relu": torch.relu, "silu": nn.functional.silu}
+ACTIVATIONS = {"relu": nn.functional.relu, "silu": nn.functional.silu}
 
 
 class RawTime(nn.Module):
@@ -91,7 +91,12 @@ class MLP(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor, t: torch.Tensor | float,
-                condition: torch.Tensor | None = None) -> torch.Tensor:
+                condition: torch.Tensor | None = None, activations: dict | None = None) -> torch.Tensor:
+        """The prediction for ``x`` at timesteps ``t``. ``activations``: a dict in which, without
+        autograd, the hidden layers write their outputs, kept there for the next call of as many
+        rows (a sampler's loop passes one): a fresh tensor per layer and step made the memory
+        allocator hand the pages back to the system and take them again, which cost a third of
+        the default sampler's time (BENCHMARKS.md, "Speed"); the numbers are the same."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         act = ACTIVATIONS[self.activation]
         # Under bfloat16 autocast only the hidden-to-hidden products (nearly all the arithmetic)
@@ -100,10 +105,25 @@ class MLP(nn.Module):
         # round its samples to 8 significant bits.
         with torch.autocast(x.device.type, enabled=False):
             h = self._first_layer(x, t, condition)
+        if (activations is not None and not torch.is_grad_enabled()
+                and not torch.is_autocast_enabled(x.device.type)):
+            return self.layers[-1](self._hidden_into(act(h, inplace=True), activations))
         for layer in self.layers[1:-1]:
             h = layer(act(h))
         with torch.autocast(x.device.type, enabled=False):
             return self.layers[-1](act(h).to(x.dtype))
+
+    def _hidden_into(self, h: torch.Tensor, activations: dict) -> torch.Tensor:
+        """The last hidden layer's activated output for the activated first layer's ``h``, each
+        layer's written into one of two tensors per width kept in ``activations``."""
+        act = ACTIVATIONS[self.activation]
+        for i, layer in enumerate(self.layers[1:-1]):
+            key = (i % 2, len(h), layer.out_features, h.dtype, h.device)
+            out = activations.get(key)
+            if out is None:
+                out = activations[key] = h.new_empty(len(h), layer.out_features)
+            h = act(torch.addmm(layer.bias, h, layer.weight.T, out=out), inplace=True)
+        return h
 
     def _first_layer(self, x: torch.Tensor, t: torch.Tensor,
                      condition: torch.Tensor | None) -> torch.Tensor:

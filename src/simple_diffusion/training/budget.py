@@ -14,9 +14,9 @@ where one fixed budget cannot serve both: two_moons keeps improving to thousands
 gaussian_linear overfits after a few hundred (BENCHMARKS.md, "Conditioning").
 
 >>> resolve(10_000)
-Budget(batch_size=256, epochs=250, steps=9750, keep_best=False)
+Budget(batch_size=256, epochs=250, steps=9750, keep_best=False, validate_every=4)
 >>> resolve(1_000)  # whole passes: the step budget rounded to a number of epochs
-Budget(batch_size=128, epochs=2857, steps=19999, keep_best=True)
+Budget(batch_size=128, epochs=2857, steps=19999, keep_best=True, validate_every=37)
 >>> resolve(1_000_000).steps <= MAX_STEPS + resolve(1_000_000).steps_per_epoch
 True
 """
@@ -36,6 +36,10 @@ ROWS_PER_BATCH = 40
 SMALL_BELOW = 10_000
 """Training rows below which the small-data budget applies (all of ``MAX_STEPS``, ``keep_best``)."""
 SMALL_ROWS_PER_BATCH = 8
+VALIDATION_SPACING = 32_768
+"""Training rows between two validation losses (the epochs between carry the last one): a
+validation of 1,000 rows then costs about 1% of the training between, where one every epoch of
+10,000 rows cost 6-8% of the default's loop (BENCHMARKS.md, "Speed")."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Budget:
     epochs: int
     steps: int
     keep_best: bool = False
+    validate_every: int = 1
 
     @property
     def steps_per_epoch(self) -> int:
@@ -51,10 +56,11 @@ class Budget:
 
 
 def resolve(rows: int, steps: int = 0, epochs: int = 0, batch_size: int = 0,
-            keep_best: str = "auto") -> Budget:
-    """The budget for ``rows`` training rows; a non-zero ``steps``, ``epochs`` or ``batch_size``
-    is kept (``epochs`` wins over ``steps``), and ``keep_best`` (``auto``: for small data, or
-    ``yes``/``no``). Steps are whole passes: the nearest number of epochs to the step budget."""
+            keep_best: str = "auto", validate_every: int = 0) -> Budget:
+    """The budget for ``rows`` training rows; a non-zero ``steps``, ``epochs``, ``batch_size``
+    or ``validate_every`` is kept (``epochs`` wins over ``steps``), and ``keep_best`` (``auto``:
+    for small data, or ``yes``/``no``). Steps are whole passes: the nearest number of epochs to
+    the step budget; validations are ``VALIDATION_SPACING`` training rows apart."""
     small = rows < SMALL_BELOW
     if not batch_size:
         per_batch = SMALL_ROWS_PER_BATCH if small else ROWS_PER_BATCH
@@ -67,4 +73,5 @@ def resolve(rows: int, steps: int = 0, epochs: int = 0, batch_size: int = 0,
             steps = MAX_STEPS if small else min(MAX_STEPS, max(MIN_STEPS, round(PASSES * rows / batch_size)))
         epochs = max(1, round(steps / per_epoch))
     best = small if keep_best == "auto" else keep_best == "yes"
-    return Budget(batch_size, epochs, epochs * per_epoch, best)
+    validate_every = validate_every or math.ceil(VALIDATION_SPACING / (per_epoch * batch_size))
+    return Budget(batch_size, epochs, epochs * per_epoch, best, validate_every)

@@ -40,9 +40,6 @@ with fresh noise levels and noise): enough that the choice follows the model, no
 SEGMENT_ROWS = 1 << 20
 """Rows of an epoch drawn at once (noise levels, noise, network inputs): an epoch of a larger
 table is drawn in segments, so that memory does not grow with the table beyond its rows."""
-VALIDATION_SPACING = 4 * VALIDATION_DRAWS
-"""Training rows between two such validations (their cost is then under a tenth of training);
-the epochs between carry the last validation loss."""
 
 
 class TrainingDiverged(UserError):
@@ -83,7 +80,8 @@ class Trainer:
     (and, on the rows that hide them, to do without). ``keep_best`` keeps the weights of the
     epoch with the lowest validation loss (measured on the same noise draws every epoch, so that
     epochs compare on the model alone) rather than the last: on small data, where the network
-    starts to learn its training rows by heart, it stops there (as sbi's NPE stops early).
+    starts to learn its training rows by heart, it stops there (as sbi's NPE stops early). The
+    validation loss is measured every ``validate_every`` epochs and after the last.
     """
 
     def __init__(
@@ -104,6 +102,7 @@ class Trainer:
         threads: int = 0,
         fast: bool = True,
         keep_best: bool = False,
+        validate_every: int = 1,
         device: torch.device | str = "cpu",
         ranks: Ranks = Ranks(),
     ):
@@ -127,8 +126,8 @@ class Trainer:
         """The rows of each batch that this rank computes."""
         self.steps_per_epoch = len(train) // self.batch_size
         self.total_steps = self.steps_per_epoch * epochs
-        self.validate_every = (math.ceil(VALIDATION_SPACING / (self.steps_per_epoch * self.batch_size))
-                               if keep_best else 1)
+        self.validate_every = validate_every
+        """Epochs between two validation losses; the epochs between carry the last one."""
         self.threads = threads or choose_threads(net, self.local_batch)
         if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
