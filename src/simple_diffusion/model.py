@@ -182,11 +182,14 @@ class DiffusionModel:
         return self.encoder.transformed_dim
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, condition: torch.Tensor | None = None,
-                known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+                known: tuple[torch.Tensor, torch.Tensor] | None = None,
+                activations: dict | None = None) -> torch.Tensor:
         """The estimate of clean (preprocessed) data at VE noise level ``sigma``, given the
         network's ``condition`` input (a conditional model; None: unconditional) and the
-        ``known`` (mask, values) of the coordinates it shows."""
-        return self._denoise_with(self.net, self.config.model.prediction_type, x, sigma, condition, known)
+        ``known`` (mask, values) of the coordinates it shows; ``activations``: a dict that a
+        sampler's loop passes to every call, where the network keeps its hidden layers' outputs."""
+        return self._denoise_with(self.net, self.config.model.prediction_type, x, sigma, condition, known,
+                                  activations=activations)
 
     def _denoise_with(self, net: nn.Module, prediction_type: str, x: torch.Tensor, sigma: torch.Tensor,
                       condition: torch.Tensor | None = None,

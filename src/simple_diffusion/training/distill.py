@@ -18,6 +18,7 @@ Why these settings: BENCHMARKS.md, "Few-step sampling".
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -79,10 +80,11 @@ def teacher_pairs(model: DiffusionModel, n: int, top: float, seed: int,
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(n, model.latent_dim, generator=generator, dtype=dtype) * ve_scale(sigmas[0])
     x0 = torch.empty_like(start)
+    denoise = functools.partial(model.denoise, activations={})
     with progress_bar(n, desc="teacher pairs", unit="pt", enabled=progress, unit_scale=True) as bar:
         for first in range(0, n, PAIR_CHUNK):
             rows = slice(first, first + PAIR_CHUNK)
-            x0[rows] = samplers.dpmpp_3m(model.denoise, start[rows], sigmas)
+            x0[rows] = samplers.dpmpp_3m(denoise, start[rows], sigmas)
             bar.update(len(start[rows]))
     return torch.cat([x0, (start - x0) / sigmas[0]], dim=1)
 
