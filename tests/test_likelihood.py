@@ -64,9 +64,20 @@ def test_exact_denoiser_gives_the_true_log_density_to_a_thousandth_of_a_nat(name
     mixture = MIXTURES[name]
     x = mixture.draw(600)
     mean, variance = mixture.moments()
+    bar = RecordingBar()
     log_p = likelihood.log_likelihood(mixture.denoise, x, SIGMA_MIN, 80.0, data_mean=mean,
-                                      data_variance=variance)
+                                      data_variance=variance, bar=bar)
     assert float((log_p - mixture.log_density(x)).abs().max()) < 1e-3
+    # The bar counts every row once, advancing as the solve climbs the noise levels.
+    assert sum(bar.steps) == len(x) and len(bar.steps) > 5 and min(bar.steps) >= 0
+
+
+class RecordingBar:
+    def __init__(self):
+        self.steps: list[int] = []
+
+    def update(self, n: int) -> None:
+        self.steps.append(n)
 
 
 def test_hutchinson_is_unbiased_within_its_standard_error():
@@ -203,7 +214,7 @@ def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_p
     inlier_scores, planted_scores = scored[:1000, 1], scored[1000:1004, 1]
     assert (planted_scores < np.quantile(inlier_scores, 0.01)).all() and np.isnan(scored[1004, 1])
     out, err = capsys.readouterr()
-    assert "1 rows with a missing cell are not scored" in err
+    assert "1 rows with a missing cell are not scored" in err and "log-density: 100%" in err  # a bar
     listed = [int(line.split()[1][:-1]) for line in out.splitlines()]
     assert len(listed) == 4 and 1004 not in listed and {1000, 1001} <= set(listed)
     assert (tmp_path / "scored.png").read_bytes()[:4] == b"\x89PNG"

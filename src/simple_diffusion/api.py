@@ -755,7 +755,7 @@ def evaluate_run(
         result["distilled"] = _evaluate_student(model, len(samples), reference, data, seed)
     true_log_density = _log_density(data.target)
     if likelihood_rows > 0:
-        result["likelihood"] = _held_out_likelihood(model, data, likelihood_rows, true_log_density)
+        result["likelihood"] = _held_out_likelihood(model, data, likelihood_rows, true_log_density, progress)
         figure = None
         if "skipped" not in result["likelihood"]:
             figure = plots.density_plot(
@@ -766,7 +766,8 @@ def evaluate_run(
             folder.save_bytes("density.png", figure)
     if model.condition_columns:
         if likelihood_rows > 0:
-            result["conditional_likelihood"] = _held_out_conditional_likelihood(model, data, likelihood_rows)
+            result["conditional_likelihood"] = _held_out_conditional_likelihood(model, data, likelihood_rows,
+                                                                                progress)
         result["calibration"] = _calibration(model, data, seed)
         if "skipped" not in result["calibration"]:
             folder.save_bytes("calibration.png", plots.calibration_plot(
@@ -847,13 +848,13 @@ def _mixed(schema: list[Column], data: TrainingData) -> bool:
 
 
 def _held_out_likelihood(model: DiffusionModel, data: TrainingData, rows: int,
-                         true_log_density) -> dict[str, Any]:
+                         true_log_density, progress: bool) -> dict[str, Any]:
     from .evaluation import metrics
 
     held_out = data.reference(rows) if data.target else data.val[:rows]
     start = time.perf_counter()
     try:
-        log_p = model.log_prob(held_out).numpy()
+        log_p = model.log_prob(held_out, progress=progress).numpy()
     except UserError as exc:
         return {"skipped": str(exc)}
     truth = None if true_log_density is None else true_log_density(held_out)
@@ -869,7 +870,8 @@ def _beyond_the_training_range_allowed() -> Iterator[None]:
         yield
 
 
-def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, rows: int) -> dict[str, Any]:
+def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, rows: int,
+                                     progress: bool) -> dict[str, Any]:
     """The held-out NLL of a conditional model's other columns given each row's own condition,
     log p(x | c) (for a posterior, sbi's expected log-probability of the true parameters):
     rows with an empty condition cell are left out."""
@@ -881,7 +883,7 @@ def _held_out_conditional_likelihood(model: DiffusionModel, data: TrainingData, 
     start = time.perf_counter()
     try:
         with _beyond_the_training_range_allowed():
-            log_p = model.log_prob(held_out, given=held_out[:, given]).numpy()
+            log_p = model.log_prob(held_out, given=held_out[:, given], progress=progress).numpy()
     except UserError as exc:
         return {"skipped": str(exc), "given": model.condition_columns}
     return metrics.likelihood_summary(log_p, model.dim - len(given)) | {

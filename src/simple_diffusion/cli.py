@@ -636,7 +636,8 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
               "trained with --condition: a posterior's density; the condition may be categorical). "
               "Rows with an empty condition cell are not scored.")
 @device_option
-def score(run, data_file, output, lowest, tolerance, conditional, device) -> None:
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score(run, data_file, output, lowest, tolerance, conditional, device, quiet) -> None:
     """Score each row of --data by the log-density of the model in RUN (nats, in the data's own
     units): low scores flag unusual rows, e.g. anomalies among detector events.
 
@@ -664,9 +665,9 @@ def score(run, data_file, output, lowest, tolerance, conditional, device) -> Non
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     if conditional:
-        log_p = _conditional_log_prob(model, run, rows, tolerance)
+        log_p = _conditional_log_prob(model, run, rows, tolerance, progress=not quiet)
     else:
-        log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance).numpy()
+        log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance, progress=not quiet).numpy()
     io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p),
                    schema=model.schema)
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
@@ -681,7 +682,8 @@ def score(run, data_file, output, lowest, tolerance, conditional, device) -> Non
         click.echo(f"row {row}: log density {log_p[row]:.3f}")
 
 
-def _conditional_log_prob(model: DiffusionModel, run: str, rows: np.ndarray, tolerance: float) -> np.ndarray:
+def _conditional_log_prob(model: DiffusionModel, run: str, rows: np.ndarray, tolerance: float,
+                          progress: bool) -> np.ndarray:
     """log p(x | c) of each row given its own condition cells; NaN where one is empty."""
     import numpy as np
 
@@ -693,7 +695,7 @@ def _conditional_log_prob(model: DiffusionModel, run: str, rows: np.ndarray, tol
     log_p = np.full(len(rows), np.nan)
     if complete.any():
         log_p[complete] = model.log_prob(rows[complete], given=conditions[complete], rtol=tolerance,
-                                         atol=tolerance).numpy()
+                                         atol=tolerance, progress=progress).numpy()
     return log_p
 
 

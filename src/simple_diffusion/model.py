@@ -230,7 +230,8 @@ class DiffusionModel:
 
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor | np.ndarray, *, given: Any = None, rtol: float = 1e-5,
-                 atol: float = 1e-5, exact: bool | None = None, seed: int = 0) -> torch.Tensor:
+                 atol: float = 1e-5, exact: bool | None = None, seed: int = 0,
+                 progress: bool = False) -> torch.Tensor:
         """log p(x) per row, in the data's own units (float64).
 
         The probability-flow ODE (``diffusion/likelihood.py``) gives the density of the encoded
@@ -248,9 +249,11 @@ class DiffusionModel:
         may be of any kind; the others need a density. ``x`` holds the other columns, or whole
         rows whose given cells are empty or as given (``sample(n, given=...)``'s rows). It is
         the flow of the conditional denoiser that ``sample`` uses, at the model's guidance.
+        ``progress`` shows a bar of the rows scored.
         """
         if given is not None:
-            return self._log_prob_given(x, given, rtol=rtol, atol=atol, exact=exact, seed=seed)
+            return self._log_prob_given(x, given, rtol=rtol, atol=atol, exact=exact, seed=seed,
+                                        progress=progress)
         x = torch.as_tensor(self._matrix(x))
         x = x[:, None] if x.ndim == 1 else x
         if x.ndim != 2 or x.shape[1] != self.dim:
@@ -265,18 +268,20 @@ class DiffusionModel:
             raise UserError(f"this model has no density: {exc}{hint}") from None
         log_p = torch.full((len(x),), -math.inf, dtype=torch.float64)
         finite = torch.isfinite(log_det) & torch.isfinite(z).all(1)
-        if bool(finite.any()):
-            log_p[finite] = self._flow_log_likelihood(self.denoise, z[finite], list(range(z.shape[1])),
-                                                      rtol, atol, exact, seed) + log_det[finite]
+        with _scoring_bar(int(finite.sum()), progress) as bar:
+            if bool(finite.any()):
+                log_p[finite] = self._flow_log_likelihood(self.denoise, z[finite], list(range(z.shape[1])),
+                                                          rtol, atol, exact, seed, bar) + log_det[finite]
         return log_p.masked_fill(x.isnan().any(1), math.nan)
 
     def _flow_log_likelihood(self, denoise: Callable, rows: torch.Tensor, coordinates: list[int],
-                             rtol: float, atol: float, exact: bool | None, seed: int) -> torch.Tensor:
+                             rtol: float, atol: float, exact: bool | None, seed: int,
+                             bar: Any = None) -> torch.Tensor:
         """log p of the encoded ``coordinates`` of ``rows`` under the flow of ``denoise`` (a
-        denoiser of those coordinates), the others being given. The prior at the top level is
-        the training rows' there; with some coordinates given, the Gaussian part's conditional
-        (its mean moves with the given values, which the marginal's would miss by about the
-        shift over the top level: 0.02 nats on a test's rows)."""
+        denoiser of those coordinates), the others being given; ``bar`` counts the rows. The
+        prior at the top level is the training rows' there; with some coordinates given, the
+        Gaussian part's conditional (its mean moves with the given values, which the marginal's
+        would miss by about the shift over the top level: 0.02 nats on a test's rows)."""
         if len(coordinates) < rows.shape[1] and self.gaussian is not None:
             mean, variance = self.gaussian.conditional(rows, coordinates)
         else:
@@ -286,11 +291,11 @@ class DiffusionModel:
         return likelihood.log_likelihood(
             denoise, rows[:, coordinates], self.schedule.sigma_min, self.schedule.sampling_top(),
             rtol=rtol, atol=atol, exact=exact, seed=seed, dtype=next(self.net.parameters()).dtype,
-            data_mean=mean, data_variance=variance,
+            data_mean=mean, data_variance=variance, bar=bar,
         )
 
     def _log_prob_given(self, x: Any, given: Any, *, rtol: float, atol: float, exact: bool | None,
-                        seed: int) -> torch.Tensor:
+                        seed: int, progress: bool) -> torch.Tensor:
         """``log_prob(x, given=given)``: the flow of the conditional denoiser over the encoded
         coordinates of the columns not given, the given ones held at their values."""
         import pandas as pd
@@ -344,11 +349,13 @@ class DiffusionModel:
         unknown = sorted(k for j in free for k in coordinates[j])
         log_p = torch.full((len(rows),), -math.inf, dtype=torch.float64)
         finite = (torch.isfinite(log_det) & torch.isfinite(z).all(1)).nonzero()[:, 0]
-        for part in finite.split(likelihood.CHUNK_ROWS):  # a denoiser knows its rows' conditions
-            denoise, _ = self._given_denoiser(torch.as_tensor(conditions[part.numpy()]), False,
-                                              self.config.sample, dtype, self.denoise)
-            log_p[part] = self._flow_log_likelihood(_on_coordinates(denoise, z[part].to(dtype), unknown),
-                                                    z[part], unknown, rtol, atol, exact, seed) + log_det[part]
+        with _scoring_bar(len(finite), progress) as bar:
+            for part in finite.split(likelihood.CHUNK_ROWS):  # a denoiser knows its rows' conditions
+                denoise, _ = self._given_denoiser(torch.as_tensor(conditions[part.numpy()]), False,
+                                                  self.config.sample, dtype, self.denoise)
+                log_p[part] = self._flow_log_likelihood(
+                    _on_coordinates(denoise, z[part].to(dtype), unknown), z[part], unknown, rtol, atol,
+                    exact, seed, bar) + log_det[part]
         return log_p.masked_fill(torch.as_tensor(np.isnan(values[:, free]).any(1)), math.nan)
 
     def rows(self, frame: pd.DataFrame, source: str = "rows") -> np.ndarray:
@@ -809,6 +816,11 @@ class DiffusionModel:
             return torch.where(mask, z, out)
 
         return denoise, inpaints
+
+
+def _scoring_bar(rows: int, enabled: bool):
+    """The progress bar of ``log_prob``: rows scored, advanced as each chunk's ODE climbs."""
+    return progress_bar(rows, desc="log-density", unit="row", enabled=enabled)
 
 
 def _on_coordinates(denoise: Callable, known: torch.Tensor, coordinates: list[int]) -> Callable:
