@@ -122,6 +122,16 @@ def test_score_conditional_scores_each_row_given_its_own_condition(kinds_run, ca
     assert "`score --conditional` gives the density of the other columns given kind" in err
 
 
+def test_the_joint_s_refusal_points_to_the_density_given_the_condition_only_where_there_is_one():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"kind": rng.choice(["a", "b"], 200), "value": rng.normal(size=200),
+                          "flag": rng.choice(["y", "n"], 200)})
+    model = sd.fit(frame, condition=["kind"], epochs=1, progress=False, num_samples=0)
+    with pytest.raises(UserError) as refusal:  # flag, not given, has no density either
+        model.log_prob(frame)
+    assert "column 'kind' is categorical" in str(refusal.value) and "given" not in str(refusal.value)
+
+
 def test_a_density_given_cells_a_model_did_not_learn_as_its_condition_is_refused():
     model = sd.fit(np.random.default_rng(0).normal(size=(300, 2)), epochs=1, progress=False, num_samples=0)
     with pytest.raises(UserError, match=r"needs a model that learnt them as its condition \(this one's: "

@@ -262,7 +262,7 @@ class DiffusionModel:
             z, log_det = self.encoder.forward_and_log_det(x)
         except NoDensity as exc:
             hint = ""
-            if self.condition_columns:  # the rows' density given their condition may exist
+            if self._has_density_given_condition(x):
                 hint = (f"; {said('`score --conditional`', 'log_prob(x, given=...)')} gives the density "
                         f"of the other columns given {', '.join(self.condition_columns)}")
             raise UserError(f"this model has no density: {exc}{hint}") from None
@@ -273,6 +273,18 @@ class DiffusionModel:
                 log_p[finite] = self._flow_log_likelihood(self.denoise, z[finite], list(range(z.shape[1])),
                                                           rtol, atol, exact, seed, bar) + log_det[finite]
         return log_p.masked_fill(x.isnan().any(1), math.nan)
+
+    def _has_density_given_condition(self, x: torch.Tensor) -> bool:
+        """Whether a conditional model's columns other than its condition have a density, so
+        that ``log_prob(x, given=...)`` gives one where the joint has none."""
+        if not self.condition_columns:
+            return False
+        others = [j for j in range(self.dim) if j not in self.condition_positions]
+        try:
+            self.encoder.forward_and_log_det(x[:1], others)
+        except NoDensity:
+            return False
+        return True
 
     def _flow_log_likelihood(self, denoise: Callable, rows: torch.Tensor, coordinates: list[int],
                              rtol: float, atol: float, exact: bool | None, seed: int,
