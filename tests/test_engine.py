@@ -104,7 +104,7 @@ def test_fast_training_follows_the_autograd_loss_curve(preset):
         histories[fast] = trainer.run(progress=False)
     for a, b in zip(histories[True], histories[False]):
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
-        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
+        assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4, nan_ok=True)
 
 
 @pytest.mark.parametrize("fused", [True, False])

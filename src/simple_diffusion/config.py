@@ -169,7 +169,7 @@ class TrainConfig:
     so that it completes rows from any subset of their cells (BENCHMARKS.md, "Conditioning",
     compares the two on imputation)."""
     validate_every: int = 0
-    """Epochs between two validation losses (losses.csv carries the last one between them);
+    """Epochs between two validation losses (the cells between are empty in losses.csv);
     0 follows the data: every 32,768 training rows or so, and every epoch of a larger table
     (``training/budget.py``). The seed preset validates every epoch, as its assignment does."""
     checkpoint_every: int = 0

@@ -6,7 +6,7 @@ DIR/model.safetensors    sampling weights (EMA), the schedule's table; columns a
 DIR/checkpoint.safetensors  everything to resume training bit for bit (weights, Adam, EMA, RNGs, history)
 DIR/split.safetensors    which rows were trained on and held out (and the data file's SHA-256),
                          or the rows themselves for data given as an array
-DIR/losses.csv           epoch, train_loss, val_loss, seconds
+DIR/losses.csv           epoch, train_loss, val_loss (empty between validations), seconds
 DIR/metrics.json         distances, floors, ratios, memorisation
 DIR/student.safetensors  the few-step sampler of `distill` (its network and noise levels), if made
 DIR/loss.png  DIR/samples.png  DIR/pairs.png  DIR/density.png  DIR/report.html
@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -230,8 +231,7 @@ class RunFolder:
     def save_history(self, history: list[dict[str, float]]) -> None:
         lines = ["epoch,train_loss,val_loss,seconds"]
         lines += [
-            f"{h['epoch']},{h['train_loss']:.8g},{h['val_loss']:.8g},{h['seconds']:.3f}"
-            for h in history
+            f"{h['epoch']},{h['train_loss']:.8g},{_cell(h['val_loss'])},{h['seconds']:.3f}" for h in history
         ]
         write_text(self.file(LOSSES), "\n".join(lines) + "\n")
 
@@ -408,3 +408,8 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _cell(loss: float) -> str:
+    """A loss as losses.csv writes it: empty for an epoch without one (NaN)."""
+    return "" if math.isnan(loss) else f"{loss:.8g}"

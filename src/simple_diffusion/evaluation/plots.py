@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io as _bytes_io
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,7 +32,9 @@ def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(epochs, [h["train_loss"] for h in history], label="train", color=GENERATED)
-    ax.plot(epochs, [h["val_loss"] for h in history], label="validation", color=DATA, alpha=0.8)
+    measured = [(h["epoch"], h["val_loss"]) for h in history if not math.isnan(h["val_loss"])]
+    ax.plot(*zip(*measured), label="validation", color=DATA, alpha=0.8,
+            marker="." if len(measured) < len(history) / 2 else None)
     if kept is not None:
         ax.axvline(kept, color=TRUTH, lw=1, ls="--", label=f"weights kept (epoch {kept})")
     ax.set_yscale("log")

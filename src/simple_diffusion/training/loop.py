@@ -127,7 +127,7 @@ class Trainer:
         self.steps_per_epoch = len(train) // self.batch_size
         self.total_steps = self.steps_per_epoch * epochs
         self.validate_every = validate_every
-        """Epochs between two validation losses; the epochs between carry the last one."""
+        """Epochs between two validation losses; the epochs between record NaN."""
         self.threads = threads or choose_threads(net, self.local_batch)
         if fast and engine.supports(net):
             flat, grad = engine.flatten_parameters(net)
@@ -333,6 +333,8 @@ class Trainer:
                            enabled=progress, desc="training", unit="step")
         elapsed = self.history[-1]["seconds"] if self.history else 0.0
         start = time.perf_counter() - elapsed
+        measured = [h["val_loss"] for h in self.history if not math.isnan(h["val_loss"])]
+        shown = measured[-1] if measured else math.nan  # the last validation loss, for the bar
         try:
             self.net.train()
             while self.epoch < self.epochs:
@@ -341,9 +343,9 @@ class Trainer:
                 train_loss = float(losses.mean())
                 self.epoch += 1
                 if self.epoch % self.validate_every and self.epoch < self.epochs and self.history:
-                    val_loss = self.history[-1]["val_loss"]
+                    val_loss = math.nan  # not measured this epoch: an empty cell in losses.csv
                 else:
-                    val_loss = self.validation_loss()
+                    val_loss = shown = self.validation_loss()
                     if self.keep_best and (self.best is None or val_loss < self.best[0]):
                         weights = self.ema if self.ema is not None else self.params
                         self.best = (val_loss, self.epoch, [w.detach().clone() for w in weights])
@@ -351,7 +353,7 @@ class Trainer:
                     "epoch": self.epoch, "train_loss": train_loss, "val_loss": val_loss,
                     "seconds": time.perf_counter() - start,
                 })
-                bar.set_postfix(epoch=self.epoch, train=f"{train_loss:.4g}", val=f"{val_loss:.4g}",
+                bar.set_postfix(epoch=self.epoch, train=f"{train_loss:.4g}", val=f"{shown:.4g}",
                                 refresh=False)
                 bar.update(self.steps_per_epoch)
                 if on_epoch_end is not None:
