@@ -11,9 +11,9 @@ at sigma_max (up to O(1 / sigma_max^2): its higher moments fade like the mean's 
 The ODE and the running divergence are integrated together by SciPy's RK45 (as ``solve_ivp``
 runs it; on a trained model DOP853 needed 2.4 times its network calls for the same error) on a
 batch of rows at once. The default tolerance, 1e-5, keeps the error of an exact denoiser under
-1e-3 nats per row (1e-4 allows about 4e-3). The divergence is exact (one backward pass per dimension) up to
-``EXACT_DIVERGENCE_MAX_DIM`` dimensions and Hutchinson's estimate (one pass, Rademacher noise)
-above. The result is the density of the data blurred by N(0, sigma_min^2), which for the small
+1e-3 nats per row (1e-4 allows about 4e-3). The divergence is exact (one backward pass per
+dimension) up to ``EXACT_DIVERGENCE_MAX_DIM`` dimensions and Hutchinson's estimate (one pass,
+Rademacher noise) above. The result is the density of the data blurred by N(0, sigma_min^2), which for the small
 ``sigma_min`` of a schedule is the data's density to within that blur.
 
 >>> import math, torch
