@@ -13,8 +13,8 @@ runs it; on a trained model DOP853 needed 2.4 times its network calls for the sa
 batch of rows at once. The default tolerance, 1e-5, keeps the error of an exact denoiser under
 1e-3 nats per row (1e-4 allows about 4e-3). The divergence is exact (one backward pass per
 dimension) up to ``EXACT_DIVERGENCE_MAX_DIM`` dimensions and Hutchinson's estimate (one pass,
-Rademacher noise) above. The result is the density of the data blurred by N(0, sigma_min^2), which for the small
-``sigma_min`` of a schedule is the data's density to within that blur.
+Rademacher noise) above. The result is the density of the data blurred by N(0, sigma_min^2),
+which for the small ``sigma_min`` of a schedule is the data's density to within that blur.
 
 >>> import math, torch
 >>> exact = lambda x, sigma: x / (1 + sigma**2)  # the denoiser of N(0, 1) data
