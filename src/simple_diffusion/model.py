@@ -212,8 +212,8 @@ class DiffusionModel:
         t = self.schedule.sigma_to_t(sigma.cpu()).to(device, weight.dtype)
         with precision.autocast(bfloat16, device.type):  # the network in its own precision
             inputs = x_t.to(weight.dtype)
-            if isinstance(net, MLP):
-                output = net(inputs, t, condition, activations=activations)
+            if isinstance(net, MLP):  # its kept activations are float32: not under bfloat16 autocast
+                output = net(inputs, t, condition, activations=None if bfloat16 else activations)
             else:
                 output = net(inputs, t) if condition is None else net(inputs, t, condition)
         output = output.to(x.dtype)

@@ -93,10 +93,11 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float,
                 condition: torch.Tensor | None = None, activations: dict | None = None) -> torch.Tensor:
         """The prediction for ``x`` at timesteps ``t``. ``activations``: a dict in which, without
-        autograd, the hidden layers write their outputs, kept there for the next call of as many
-        rows (a sampler's loop passes one): a fresh tensor per layer and step made the memory
-        allocator hand the pages back to the system and take them again, which cost a third of
-        the default sampler's time (BENCHMARKS.md, "Speed"); the numbers are the same."""
+        autograd (and outside autocast, which the caller leaves it out of), the hidden layers
+        write their outputs, kept there for the next call of as many rows (a sampler's loop
+        passes one): a fresh tensor per layer and step made the memory allocator hand the pages
+        back to the system and take them again, which cost a third of the default sampler's
+        time (BENCHMARKS.md, "Speed"); the numbers are the same."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         act = ACTIVATIONS[self.activation]
         # Under bfloat16 autocast only the hidden-to-hidden products (nearly all the arithmetic)
@@ -105,13 +106,14 @@ class MLP(nn.Module):
         # round its samples to 8 significant bits.
         with torch.autocast(x.device.type, enabled=False):
             h = self._first_layer(x, t, condition)
-        if (activations is not None and not torch.is_grad_enabled()
-                and not torch.is_autocast_enabled(x.device.type)):
-            return self.layers[-1](self._hidden_into(act(h, inplace=True), activations))
-        for layer in self.layers[1:-1]:
-            h = layer(act(h))
+        if activations is not None and not torch.is_grad_enabled():
+            h = self._hidden_into(act(h, inplace=True), activations)
+        else:
+            for layer in self.layers[1:-1]:
+                h = layer(act(h))
+            h = act(h)
         with torch.autocast(x.device.type, enabled=False):
-            return self.layers[-1](act(h).to(x.dtype))
+            return self.layers[-1](h.to(x.dtype))
 
     def _hidden_into(self, h: torch.Tensor, activations: dict) -> torch.Tensor:
         """The last hidden layer's activated output for the activated first layer's ``h``, each
