@@ -465,7 +465,8 @@ def main() -> None:
         "peak": matmul_peak(),
     }, args.repeats)
     peak = peak_gflops(medians["peak"])
-    steps_alone = training_flops("default", train_x) * default_steps / medians["steps"] / 1e9
+    flops = training_flops("default", train_x)
+    steps_alone = flops * default_steps / medians["steps"] / 1e9
     rows.append({
         "what": f"train, default preset ({args.epochs} epochs, {default_steps:,} steps), fast vs autograd",
         "baseline_s": medians["autograd"], "project_s": medians["fast"],
@@ -535,7 +536,7 @@ def main() -> None:
         quality = f"{r['quality_ratio']:.2f}" if "quality_ratio" in r else ""
         lines.append(f"| {r['what']} | {r['baseline_s']:.2f} | {r['project_s']:.2f} | "
                      f"{r['ratio']:.1f}x | {per_step} | {full} | {quality} |")
-    achieved = training_flops("default", train_x) / (rows[2]["per_step_us"] * 1e-6) / 1e9
+    achieved = flops / (rows[2]["per_step_us"] * 1e-6) / 1e9
     lines += ["", f"Default training achieves {achieved:.1f} GFLOP/s (6 x batch x weights per step) "
               f"against {peak:.0f} GFLOP/s for a {PEAK_SIZE} x {PEAK_SIZE} float32 `torch.mm` on the "
               "same thread, timed in turn with the training runs: "
