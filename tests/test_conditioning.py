@@ -21,7 +21,7 @@ from simple_diffusion.diffusion.objective import CellMasks, ColumnCondition
 from simple_diffusion.evaluation import calibration
 from simple_diffusion.runs import RunFolder
 
-QUICK = {"train": {"steps": 3000}}
+QUICK = {"train": {"steps": 3000, "batch_size": 128}}
 """Enough steps for a 1-D conditional of a Gaussian (a couple of seconds)."""
 
 

@@ -20,7 +20,7 @@ from simple_diffusion.training import distill
 from simple_diffusion.training.distributed import resolve_device
 
 MEAN, STD = 3.0, 2.0
-QUICK = {"train": {"steps": 3000}}
+QUICK = {"train": {"steps": 3000, "batch_size": 128}}
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,10 @@ def test_cli_distills_samples_and_evaluates(distilled_run, tmp_path, capsys):
     written = np.load(tmp_path / "x.npy")
     loaded = sd.load(run).to(resolve_device("auto"))  # where `sample` ran
     assert torch.equal(torch.from_numpy(written), loaded.sample(3000, sampler="distilled", seed=5))
-    assert cli(["evaluate", str(run), "-n", "1000", "--likelihood-rows", "0"]) == 0
+    reference = tmp_path / "reference.npy"  # held-out moons: the report is tested, not the metric
+    np.save(reference, sd.training_data("moons").val)
+    assert cli(["evaluate", str(run), "-n", "1000", "--likelihood-rows", "0",
+                "--against", str(reference)]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["distilled"]["network_evaluations"] == 1 and metrics["distilled"]["ratio"] > 0
     assert "distilled sampler (1 network evaluation)" in capsys.readouterr().out
