@@ -51,10 +51,13 @@ def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
     assert np.abs(table.values).max() < 20  # original units: the modes sit at -4 and +4
 
 
-def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys):
+@pytest.mark.parametrize("name", ["-", "/dev/stdout"])
+def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys, name):
+    """``/dev/stdout`` is standard output too, written as a stream: through a temporary file
+    renamed over it, the rename would fail, or replace the device for a user running as root."""
     import pandas as pd
 
-    code, out, err = invoke(capsys, "sample", trained, "-n", 300, "-o", "-", "--seed", 3, "--quiet")
+    code, out, err = invoke(capsys, "sample", trained, "-n", 300, "-o", name, "--seed", 3, "--quiet")
     assert code == 0 and "to standard output" in err and "wrote" not in out
     invoke(capsys, "sample", trained, "-n", 300, "-o", tmp_path / "s.csv", "--seed", 3, "--quiet")
     from io import StringIO
@@ -65,6 +68,7 @@ def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys):
 @pytest.mark.parametrize(("args", "message"), [
     (["sample", "{run}", "-n", "10", "-o", "-", "--nproc", "2"], "standard output) takes one process"),
     (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "-"], "score writes a histogram"),
+    (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "/dev/stdout"], "standard output will not do"),
 ])
 def test_standard_output_refused_where_it_cannot_work(trained, capsys, args, message):
     code, out, err = invoke(capsys, *[a.format(run=trained) for a in args])

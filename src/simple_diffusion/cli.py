@@ -100,6 +100,13 @@ device_option = click.option(
     "--device", type=click.Choice(list(choices.DEVICES)), default=None,
     help="Where the network runs: " + choices.describe(choices.DEVICES) + ". [default: auto]",
 )
+def _output_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """``-o``'s value, with ``/dev/stdout`` read as ``-`` (standard output)."""
+    from .data import io
+
+    return io.output_name(value)
+
+
 nproc_option = click.option(
     "--nproc", type=click.IntRange(min=1), default=1, show_default=True,
     help="Processes on this machine, started through torchrun (one per GPU, or a few CPU "
@@ -318,7 +325,7 @@ def _summary(result: dict) -> str:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @num_samples_option
-@click.option("-o", "output", required=True, metavar="FILE|FOLDER/",
+@click.option("-o", "output", required=True, metavar="FILE|FOLDER/", callback=_output_name,
               help="Output file: .csv or .tsv (with a header), .parquet (keeping the training table's "
               "dtypes), .xlsx (one sheet), .txt (as NumPy's savetxt) or .npy (numbers only, shape (n, d)); "
               "a new folder (written with a "
@@ -453,7 +460,7 @@ def _given_frame(given: str):
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
               help="The table with gaps: .csv or .xlsx (empty cells), .parquet or .npy (NaN), with the "
               "run's columns; other columns (an identifier) are written back as they are.")
-@click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
+@click.option("-o", "output", type=click.Path(dir_okay=False), required=True, callback=_output_name,
               help="The filled table, in the format of the extension (- : CSV on standard "
               "output); with --draws above 1, the table once per draw with a first column `draw`.")
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True,
@@ -623,7 +630,7 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
               help="Rows to score: .npy, .csv, .parquet or .xlsx with the run's columns (by name, or the "
               "same number of columns); other columns (an identifier) are written back beside them.")
-@click.option("-o", "output", type=click.Path(dir_okay=False), required=True,
+@click.option("-o", "output", type=click.Path(dir_okay=False), required=True, callback=_output_name,
               help="The rows with a log_density column added, in the format of the extension; a "
               "histogram of the scores goes beside it (same name, .png).")
 @click.option("--lowest", type=click.IntRange(min=0), default=10, show_default=True,
@@ -656,7 +663,8 @@ def score(run, data_file, output, lowest, tolerance, conditional, device, quiet)
     if run is None:
         raise UserError("write `simple-diffusion score RUN --data FILE -o OUT`")
     if output == io.STDOUT:
-        raise UserError("-o -: score writes a histogram beside its output; name a file, e.g. -o scored.csv")
+        raise UserError("-o: score writes a histogram beside its output, so standard output will not do; "
+                        "name a file, e.g. -o scored.csv")
     io.file_format(output)  # before the work, not after it
     model = api.load(run).to(resolve_device(device or "auto"))
     kept = api.kept_files(model, run, data=data_file)

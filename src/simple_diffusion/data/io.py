@@ -115,6 +115,18 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 STDOUT = "-"
 """The output name that means standard output (CSV), for a pipe or the terminal."""
+STDOUT_FILES = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+"""Names of standard output as a file, which a shell user writes for ``-`` as often."""
+
+
+def output_name(path: str) -> str:
+    """``STDOUT`` for a name of standard output as a file, else ``path``: standard output is
+    written as a stream, never through a temporary file renamed over it.
+
+    >>> output_name("/dev/stdout"), output_name("samples.csv")
+    ('-', 'samples.csv')
+    """
+    return STDOUT if path in STDOUT_FILES else path
 
 
 def check_stdout_writers(path: str, processes: int) -> None:
