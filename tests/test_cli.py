@@ -68,7 +68,8 @@ def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys, na
 @pytest.mark.parametrize(("args", "message"), [
     (["sample", "{run}", "-n", "10", "-o", "-", "--nproc", "2"], "standard output) takes one process"),
     (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "-"], "score writes a histogram"),
-    (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "/dev/stdout"], "standard output will not do"),
+    (["score", "{run}", "--data", "{run}/split.safetensors", "-o", "/dev/stdout"],
+     "standard output will not do"),
 ])
 def test_standard_output_refused_where_it_cannot_work(trained, capsys, args, message):
     code, out, err = invoke(capsys, *[a.format(run=trained) for a in args])
@@ -480,3 +481,26 @@ def test_a_column_name_on_two_lines_is_advised_on_one_line_that_bash_reads_back(
                             capture_output=True, text=True, check=True).stdout
     assert invoke(capsys, "train", tmp_path / "run", "--data", data, "--steps", 50, "-n", 0,
                   "--quiet", "--columns", pasted)[0] == 0
+
+
+def test_evaluating_against_the_training_rows_says_so(tmp_path, capsys):
+    """A reference holding the run's training rows (the whole data file, given as --against)
+    makes the floor compare them with themselves: evaluate warns. Fresh rows raise nothing, nor
+    does a table of a few discrete values, whose held-out rows repeat training rows as often."""
+    rng = np.random.default_rng(4)
+    few = {"kind": rng.choice(["x", "y"], 600), "count": rng.integers(0, 3, 600)}
+    numbers = pd.DataFrame(rng.normal(size=(600, 2)), columns=["a", "b"])
+    tables = {"numbers": numbers, "few values": pd.DataFrame(few)}
+    for name, table in tables.items():
+        data, fresh, run = tmp_path / f"{name}.csv", tmp_path / f"{name} fresh.csv", tmp_path / name
+        table[:300].to_csv(data, index=False)
+        table[300:].to_csv(fresh, index=False)
+        assert invoke(capsys, "train", run, "--data", data, "--steps", 10, "-n", 0, "--quiet")[0] == 0
+        for against in (data, fresh) if name == "numbers" else (data,):
+            code, _, err = invoke(capsys, "evaluate", run, "--against", against, "-n", 300,
+                                  "--likelihood-rows", 0, "--quiet")
+            expected = name == "numbers" and against == data
+            assert code == 0 and ("are training rows of this run" in err) == expected, err
+            if expected:
+                assert (f"warning: {data}: 90% of its 300 rows are training rows of this run (of its "
+                        "held-out rows, 0%)") in err

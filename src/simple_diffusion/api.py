@@ -52,6 +52,9 @@ def evaluation_size(train_rows: int, reference_rows: int = REFERENCE_SIZE) -> in
     for each set they are compared with: past ten times its rows, more samples barely move it (a
     300-row table needs no 100,000, nor does a 50,000-row table held out 5,000 rows)."""
     return min(REFERENCE_SIZE, max(10_000, 10 * min(train_rows, reference_rows)))
+TRAINING_ROWS_WARNING = 0.2
+"""Share of the reference's rows that may repeat a training row beyond what the held-out rows
+repeat, before evaluate warns that the reference holds the training rows."""
 LIKELIHOOD_ROWS = 1000
 """Held-out rows whose log-likelihood evaluation reports (each needs an ODE solve)."""
 REFERENCE_SEED = 1_000_003
@@ -736,6 +739,8 @@ def evaluate_run(
     if against is not None:
         reference = (against if against in builtin.TARGETS
                      else model.rows(io.read_frame(against), against))
+        if not isinstance(reference, str):
+            _warn_of_training_rows(reference, data, against)
     sample_seconds = None
     if samples is None:
         start = time.perf_counter()
@@ -791,6 +796,28 @@ def evaluate_run(
     page = render_report(folder.path, result, folder.file("config.toml").read_text(), Path(path).name)
     folder.save_bytes("report.html", page.encode())
     return result
+
+
+def _warn_of_training_rows(reference: np.ndarray, data: TrainingData, source: str) -> None:
+    """Warn where the rows to compare with repeat the run's training rows far more often than
+    its held-out rows do (a table of a few discrete values repeats them anyway): the floor then
+    compares training rows largely with themselves, and the ratio overstates the distance."""
+    seen = {row.tobytes() for row in _row_keys(data.train)}
+
+    def share(rows: np.ndarray) -> float:
+        return float(np.mean([row.tobytes() in seen for row in _row_keys(rows)])) if len(rows) else 0.0
+
+    repeated, held_out = share(reference), share(data.val)
+    if repeated - held_out > TRAINING_ROWS_WARNING:
+        warnings.warn(f"{source}: {repeated:.0%} of its {len(reference)} rows are training rows of this run "
+                      f"(of its held-out rows, {held_out:.0%}), so the floor compares them largely with "
+                      "themselves and the ratio overstates the model's distance; compare with rows the model "
+                      "never saw (by default, the run's held-out rows)", stacklevel=3)
+
+
+def _row_keys(rows: np.ndarray) -> np.ndarray:
+    """Rows that compare equal as bytes where their cells are equal (missing cells too)."""
+    return np.ascontiguousarray(np.where(np.isnan(rows), np.inf, rows) + 0.0)  # + 0.0: -0.0 is 0.0
 
 
 def _evaluate_samples(model: DiffusionModel, samples: np.ndarray, reference: str | np.ndarray,
