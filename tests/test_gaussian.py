@@ -58,11 +58,12 @@ def conditioned_posterior_mean(x_t, alpha, sigma_vp, shown, values) -> torch.Ten
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "sample", "v"])
 @pytest.mark.parametrize("sigma", [0.01, 1.0, 50.0])
-@pytest.mark.parametrize("grouped", [False, True])
-def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma, grouped,
+@pytest.mark.parametrize("solves", ["one group", "groups", "one level"])
+def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(prediction_type, sigma, solves,
                                                                               monkeypatch):
-    # Solved in one group, padded to the largest hidden count, or in groups of similar counts.
-    monkeypatch.setattr(gaussian, "SOLVE_GROUPS_FROM", 1 if grouped else 10**9)
+    # Solved row by row in one group, padded to the largest hidden count, or in groups of
+    # similar counts; or, every row at one level (a sampler's step), one system per pattern.
+    monkeypatch.setattr(gaussian, "SOLVE_GROUPS_FROM", 1 if solves == "groups" else 10**9)
     part = GaussianPart(MEAN, COVARIANCE, share=1.0)
     generator = torch.Generator().manual_seed(5)
     # Rows show nothing, one coordinate, two, all, each their own, then 34 random masks, so
@@ -71,16 +72,19 @@ def test_the_part_of_a_conditional_network_is_conditioned_on_what_it_is_shown(pr
     shown = torch.cat([structured.bool(), torch.rand(34, 3, generator=generator) < 0.5])
     rows = len(shown)
     levels = sigma * (0.5 + 1.5 * torch.rand(rows, 1, dtype=torch.float64, generator=generator))
+    if solves == "one level":
+        levels = levels[0, 0]
     alpha, sigma_vp = 1 / (1 + levels**2).sqrt(), levels / (1 + levels**2).sqrt()
+    alpha_of, sigma_of = (torch.broadcast_to(v, (rows, 1)) for v in (alpha, sigma_vp))
     x_t = torch.randn(rows, 3, dtype=torch.float64, generator=generator) * 2
     values = torch.randn(rows, 3, dtype=torch.float64, generator=generator) + MEAN
     output = part.prediction(prediction_type, x_t, alpha, sigma_vp, known=(shown, values))
     denoised = prediction.to_sample(prediction_type, output, x_t, alpha, sigma_vp)
-    expected = torch.stack([conditioned_posterior_mean(x_t[i], float(alpha[i]), float(sigma_vp[i]), shown[i],
-                                                       values[i]) for i in range(rows)])
+    expected = torch.stack([conditioned_posterior_mean(x_t[i], float(alpha_of[i]), float(sigma_of[i]),
+                                                       shown[i], values[i]) for i in range(rows)])
     torch.testing.assert_close(denoised, expected, rtol=1e-6, atol=1e-6)
     # Showing nothing is the unconditional part.
-    alone = part.prediction(prediction_type, x_t[:1], alpha[:1], sigma_vp[:1])
+    alone = part.prediction(prediction_type, x_t[:1], alpha_of[:1], sigma_of[:1])
     torch.testing.assert_close(output[0], alone[0])
 
 
