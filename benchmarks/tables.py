@@ -17,7 +17,9 @@ cores; the label as ``label_y``; categorical, binary and integer columns declare
 default preset (one thread: its network is small), and again with learnt in-painting
 (``ours_learnt``: ``train.inpainting = learnt``). Both see only the training split; ours holds
 out 10% of it as its validation rows (the default: below 10,000 rows the validation loss chooses
-the epoch whose weights are kept), so the test split is seen by nothing but the metrics.
+the epoch whose weights are kept), so the test split is seen by nothing but the metrics. Two
+baselines that learn nothing calibrate the numbers: ``interpolation`` (rows moved towards a near
+training row, SMOTE-like) and ``resampled`` (the training rows drawn again with replacement).
 
     .venv/bin/pip install -c constraints.txt -e ".[benchmarks]"
     .venv/bin/python benchmarks/tables.py                       # all tables, both models (hours)
@@ -199,6 +201,16 @@ def interpolation(train: np.ndarray, schema, generations: int, seed: int
     return out, 0.0, (time.perf_counter() - start) / generations
 
 
+def resampled(train: np.ndarray, generations: int, seed: int) -> tuple[list[np.ndarray], float, float]:
+    """The training rows drawn again with replacement: a generator that learnt the training
+    split exactly and draws its rows independently. It copies every row (DCR share 1); its
+    category frequencies show what independent draws of the training split's own give."""
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    out = [train[rng.integers(0, len(train), len(train))] for _ in range(generations)]
+    return out, 0.0, (time.perf_counter() - start) / generations
+
+
 def score(generated: list[np.ndarray], train: np.ndarray, test: np.ndarray, schema) -> dict:
     """The protocol's ratio and the privacy, category and missing-cell checks, over generations."""
     encode = lambda rows: tabular.encode(rows, schema, train)[0]  # noqa: E731
@@ -235,7 +247,7 @@ PEER_SPLITS = {"digits": 1}
 def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
     schema, data_config, label, parts = table_splits(name)
     for split, (train, test) in enumerate(parts):
-        methods = ["ours", "ours_learnt", "interpolation"]
+        methods = ["ours", "ours_learnt", "interpolation", "resampled"]
         methods += ["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else []
         for method in methods:
             key = f"{name}/{split}/{method}"
@@ -248,6 +260,8 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
                 generated = [to_values(f, schema) for f in frames]
             elif method == "interpolation":
                 generated, train_s, sample_s = interpolation(train, schema, generations, split)
+            elif method == "resampled":
+                generated, train_s, sample_s = resampled(train, generations, split)
             else:
                 generated, train_s, sample_s = forest_diffusion(train, schema, label, generations, split,
                                                                 PEER_DUPLICATES.get(name, 100))
@@ -491,7 +505,26 @@ def each_split(runs: list[dict]) -> str:
     return f"{averages(runs, 'ratio')['ratio']:.3f} (" + ", ".join(f"{r['ratio']:.3f}" for r in runs) + ")"
 
 
-METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)"}
+METHODS = ("ours", "ours_learnt", "forest_diffusion", "interpolation", "resampled")
+METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)",
+                "resampled": "training rows resampled"}
+
+
+def category_report(results: dict) -> list[str]:
+    """Each categorical column's TVD to the test split, mean over splits and generations, beside
+    the oracle's (the training split's own)."""
+    short = ["ours", "ours, learnt", "ForestDiffusion", "interpolation", "training rows resampled"]
+    lines = header(" | ".join(["table", "column", "oracle", *short]), "ll" + "r" * (1 + len(METHODS)))
+    for name in ("iris", "wine", "penguins", "diabetes", "digits"):
+        runs = {m: method_runs(results, name, m) for m in METHODS}
+        if not runs["ours"]:
+            continue
+        for column in runs["ours"][0]["tvd"]:
+            oracle = np.mean([r["tvd_oracle"][column] for r in runs["ours"]])
+            cells = [f"{np.mean([r['tvd'][column] for r in runs[m]]):.3f}" if runs[m] else "-"
+                     for m in METHODS]
+            lines.append(f"| {name} | {column} | {oracle:.3f} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def report(results: dict) -> str:
@@ -503,7 +536,7 @@ def report(results: dict) -> str:
                    "| DCR share | TVD - oracle TVD, worst column | missing rate vs training (points) "
                    "| train s | sample s | splits", "llrrrrrrrr")
     for name in ("iris", "wine", "penguins", "diabetes", "digits"):
-        for method in ("ours", "ours_learnt", "forest_diffusion", "interpolation"):
+        for method in METHODS:
             runs = method_runs(results, name, method)
             if not runs:
                 continue
@@ -520,6 +553,9 @@ def report(results: dict) -> str:
                 f"{share[0]:.3f} | {'-' if excess is None else f'{excess:+.3f}'} | "
                 f"{'-' if gap is None else f'{gap:.1f}'} | {mean(name, method, 'train_seconds')[0]:.1f} | "
                 f"{mean(name, method, 'sample_seconds')[0]:.2f} | {ratio[2]} |")
+    lines += ["", "Total variation distance of each categorical column's frequencies to the test split's "
+              "(mean over splits and generations; oracle: the training split's own; a missing cell counts "
+              "as a category):", "", *category_report(results)]
     ablations = grouped(results, "ablation")
     if ablations:
         lines += ["", *header("table | variant | ratio | DCR share | worst TVD - oracle | train s | splits",
