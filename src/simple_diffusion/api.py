@@ -52,13 +52,15 @@ def evaluation_size(train_rows: int, reference_rows: int = REFERENCE_SIZE) -> in
     for each set they are compared with: past ten times its rows, more samples barely move it (a
     300-row table needs no 100,000, nor does a 50,000-row table held out 5,000 rows)."""
     return min(REFERENCE_SIZE, max(10_000, 10 * min(train_rows, reference_rows)))
-TRAINING_ROWS_WARNING = 0.2
-"""Share of the reference's rows that may repeat a training row beyond what the held-out rows
-repeat, before evaluate warns that the reference holds the training rows."""
+
+
 LIKELIHOOD_ROWS = 1000
 """Held-out rows whose log-likelihood evaluation reports (each needs an ODE solve)."""
 REFERENCE_SEED = 1_000_003
 """Seed of the fresh target draws that evaluation compares against (never used for training)."""
+TRAINING_ROWS_WARNING = 0.2
+"""Share of the reference's rows that may repeat a training row beyond what the held-out rows
+repeat, before evaluate warns that the reference holds the training rows."""
 
 
 @dataclass

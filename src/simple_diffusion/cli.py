@@ -100,6 +100,8 @@ device_option = click.option(
     "--device", type=click.Choice(list(choices.DEVICES)), default=None,
     help="Where the network runs: " + choices.describe(choices.DEVICES) + ". [default: auto]",
 )
+
+
 def _output_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """``-o``'s value, with ``/dev/stdout`` read as ``-`` (standard output)."""
     from .data import io
