@@ -816,7 +816,7 @@ def test_animate_follows_a_tables_numeric_columns_gaps_included(tmp_path, monkey
     original = plots.animate_reverse_process
 
     def spy(frames, levels, columns, path):
-        drawn["columns"], drawn["final"] = columns, frames[-1]
+        drawn["columns"], drawn["first"], drawn["final"] = columns, frames[0], frames[-1]
         original(frames, levels, columns, path)
 
     monkeypatch.setattr(plots, "animate_reverse_process", spy)
@@ -827,6 +827,12 @@ def test_animate_follows_a_tables_numeric_columns_gaps_included(tmp_path, monkey
     assert cli(["animate", str(tmp_path / "run"), "-o", str(tmp_path / "a.gif"), "-n", "300",
                 "--num-steps", "4"]) == 0
     assert drawn["columns"] == ["mass", "count"] and drawn["final"].shape == (300, 2)
+    # The noise shows: the first frame's counts are not rounded nor kept within the training
+    # range (they were, and the frames looked like samples from the first); the samples are.
+    counts, low, high = drawn["first"][:, 1], frame["count"].min(), frame["count"].max()
+    assert (counts != np.round(counts)).mean() > 0.9 and ((counts < low) | (counts > high)).any()
+    final = drawn["final"][:, 1]
+    assert np.array_equal(final, np.round(final)) and low <= final.min() and final.max() <= high
     assert (tmp_path / "a.gif").read_bytes()[:3] == b"GIF"
     labels = mixed_frame(300)[["kind", "flag"]].dropna()
     labels.to_csv(tmp_path / "labels.csv", index=False)

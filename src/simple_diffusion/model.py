@@ -604,8 +604,9 @@ class DiffusionModel:
     @torch.inference_mode()
     def trajectory(self, n: int, *, seed: int = 0, **settings: Any) -> tuple[list[torch.Tensor], list[float]]:
         """The reverse process of ``n`` samples: the state at every sampler step (as x_t, the
-        noisy data at unit scale, mapped back to data units) and the final samples; with the
-        noise level of each."""
+        noisy data at unit scale, mapped back to data units, neither rounded nor kept within the
+        training range, which would hide the noise) and the final samples; with the noise level
+        of each."""
         step, sigmas, denoise = self._sampler(self.sampling_settings(**settings))
         sigmas = sigmas.float()
         frames: list[torch.Tensor] = []
@@ -613,7 +614,7 @@ class DiffusionModel:
 
         def record(step: dict) -> None:
             x_t = step["x"] / ve_scale(step["sigma"])
-            frames.append(self.encoder.inverse(x_t.cpu().double()))
+            frames.append(self.encoder.inverse(x_t.cpu().double(), written=False))
             levels.append(float(step["sigma"]))
 
         noise = _BlockNoise(seed, 0, n, self.latent_dim, torch.float32, self.device)

@@ -256,12 +256,13 @@ class TableEncoder:
         blocks += [p[codes[:, k].long()].to(x.dtype) for k, p in enumerate(self.patterns)]
         return torch.cat(blocks, 1)
 
-    def inverse(self, y: torch.Tensor, complete: bool = False) -> torch.Tensor:
+    def inverse(self, y: torch.Tensor, complete: bool = False, written: bool = True) -> torch.Tensor:
         """Rows in the data's units from encoded rows; ``complete`` never decodes a missing
-        label (for filled gaps)."""
+        label (for filled gaps); ``written=False`` leaves the numbers unrounded and unclipped
+        (``Pipeline.inverse``)."""
         x = y.new_empty(len(y), self.width)
         split = self.numeric.transformed_dim
-        x[:, self.numeric_columns] = self.numeric.inverse(y[:, :split])
+        x[:, self.numeric_columns] = self.numeric.inverse(y[:, :split], written=written)
         codes = []
         for k, (p, seen) in enumerate(zip(self.patterns, self.seen)):
             width = p.shape[1]
