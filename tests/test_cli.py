@@ -109,6 +109,21 @@ def test_evaluate_given_samples(trained, tmp_path, capsys):
     assert json.loads(out)["mode_masses"]["model"][1] > 0.99
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["-n", 0], "-n 0 draws no samples, and evaluate needs some (in train, -n 0 skips the evaluation)"),
+    (["--samples-file", "{rows}", "-n", 100], "-n: the rows of --samples-file are evaluated as they are"),
+    (["--samples-file", "{no rows}"], "no samples to evaluate: the samples given have no rows"),
+])
+def test_evaluate_refuses_to_judge_no_samples(trained, tmp_path, capsys, args, message):
+    """`evaluate -n 0` and a samples file of no rows ended in a ZeroDivisionError; -n beside a
+    samples file was ignored without a word."""
+    files = {"{rows}": tmp_path / "s.csv", "{no rows}": tmp_path / "none.csv"}
+    pd.DataFrame({"x1": [0.5, 4.0]}).to_csv(files["{rows}"], index=False)
+    pd.DataFrame({"x1": []}).to_csv(files["{no rows}"], index=False)
+    code, _, err = invoke(capsys, "evaluate", trained, *[files.get(a, a) for a in args], "--quiet")
+    assert code == 1 and err.startswith(f"error: {message}") and "Traceback" not in err
+
+
 def test_datasets_lists_targets(capsys):
     code, out, _ = invoke(capsys, "datasets")
     assert code == 0 and "two_gaussians" in out and "three_gaussians" in out

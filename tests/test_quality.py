@@ -49,6 +49,10 @@ def test_sd_evaluate_reads_flat_arrays_as_one_column_as_fit_does():
     assert flat["ratio"] == columns["ratio"] and flat["memorisation"] == columns["memorisation"]
     with pytest.raises(sd.UserError, match="samples have 1 columns but train has 2"):
         sd.evaluate(samples, against=reference, train=np.ones((5, 2)))
+    for empty in ("samples", "against", "train"):  # rows of none: a ZeroDivisionError before
+        given = {"samples": samples, "against": reference, "train": train} | {empty: samples[:0]}
+        with pytest.raises(sd.UserError, match=f"^{empty}: no rows to evaluate with$"):
+            sd.evaluate(given.pop("samples"), **given)
 
 
 @pytest.mark.parametrize("dim", [1, 3])

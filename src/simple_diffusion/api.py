@@ -625,6 +625,9 @@ def evaluate(
         against = to_frame(table.values, table.schema)
         if not _is_frame(samples) and np.ndim(samples) == 2 and np.shape(samples)[1] == len(table.columns):
             samples = to_frame(np.asarray(samples, dtype=np.float64), table.schema)
+    for name, rows in (("samples", samples), ("against", against), ("train", train)):
+        if rows is not None and not isinstance(rows, str) and not len(rows):
+            raise UserError(f"{name}: no rows to evaluate with")
     if any(_is_frame(x) for x in (samples, against, train, holdout)):
         schema, (samples, against, train, holdout) = _table_rows(samples, against, train, holdout)
         if any(c.kind == "categorical" or c.nullable for c in schema):
@@ -755,6 +758,9 @@ def evaluate_run(
     samples = np.asarray(samples, dtype=np.float64)
     if samples.shape[1] != model.dim:
         raise UserError(f"samples have {samples.shape[1]} columns; the model has {model.dim}")
+    if not len(samples):
+        raise UserError("no samples to evaluate: " + ("n = 0 draws none" if sample_seconds is not None
+                                                      else "the samples given have no rows"))
     result = _evaluate_samples(model, samples, reference, data)
     result["train_seconds"] = model.info.get("train_seconds")
     result["sample_seconds"] = sample_seconds

@@ -577,6 +577,12 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
     if run is None:
         raise UserError("write `simple-diffusion evaluate RUN`")
     samples_file = _either(samples_file, legacy_samples)
+    if count == 0:
+        raise UserError("-n 0 draws no samples, and evaluate needs some "
+                        "(in train, -n 0 skips the evaluation)")
+    if samples_file and count is not None:
+        raise UserError("-n: the rows of --samples-file are evaluated as they are; leave -n out (it is how "
+                        "many samples to draw)")
     samples = io.read_frame(samples_file) if samples_file else None
     result = api.evaluate_run(run, samples=samples, against=against, n=count, seed=seed,
                               progress=not quiet, likelihood_rows=likelihood_rows,
