@@ -51,6 +51,18 @@ def test_sample_writes_the_requested_format(trained, tmp_path, capsys, suffix):
     assert np.abs(table.values).max() < 20  # original units: the modes sit at -4 and +4
 
 
+@pytest.mark.parametrize("name", ["s.csv", "s.parquet", "s.xlsx", "s.npy", "parts/"])
+def test_sample_of_no_rows_writes_a_table_of_no_rows(trained, tmp_path, capsys, name):
+    """-n 0 wrote a file of no bytes: no CSV header, and a Parquet file nothing can read."""
+    code, _, err = invoke(capsys, "sample", trained, "-n", 0, "-o", f"{tmp_path}/{name}", "--quiet")
+    assert code == 0, err
+    if name.endswith(".npy"):
+        assert np.load(tmp_path / name).shape == (0, 1)
+    else:
+        read = {"s.csv": pd.read_csv, "s.xlsx": pd.read_excel}.get(name, pd.read_parquet)
+        assert read(tmp_path / name).shape == (0, 1)
+
+
 @pytest.mark.parametrize("name", ["-", "/dev/stdout"])
 def test_sample_to_standard_output_is_the_csv_file(trained, tmp_path, capsys, name):
     """``/dev/stdout`` is standard output too, written as a stream: through a temporary file

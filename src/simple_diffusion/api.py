@@ -537,6 +537,13 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     chunks = model.sample_chunks(n, given=given, seed=seed, chunk_size=chunk_size, rows=rows,
                                  progress=progress and ranks.is_main, **settings)
     tables = ((start, model.to_frame(chunk) if as_table else chunk.numpy()) for start, chunk in chunks)
+    if total == 0:  # a table of no rows still has its columns: a file of no bytes is no table
+        none = torch.empty(0, model.dim, dtype=torch.float64)
+        empty = model.to_frame(none) if as_table else none.numpy()
+        ranks.on_main(io.write_chunks, str(Path(output) / io.part_name(0)) if to_folder else output,
+                      [empty], 0, model.schema)
+        ranks.barrier()
+        return 0
     if to_folder:
         for part, pieces in itertools.groupby(tables, key=lambda item: item[0] // span):
             size = min(span, total - part * span)
