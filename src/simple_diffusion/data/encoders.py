@@ -132,6 +132,24 @@ class Clip:
         return {"kind": self.kind, "columns": self.columns, "low": self.low, "high": self.high}
 
 
+def skewness(values: np.ndarray) -> float:
+    """The sample skewness m3 / m2^1.5, NaN for values constant up to rounding: what
+    ``scipy.stats.skew`` gives by default, without importing ``scipy.stats`` (0.7 s of every
+    command's start, for this one number).
+
+    >>> round(skewness(np.array([2.0, 8, 0, 4, 1, 9, 9, 0])), 6)  # scipy's own example
+    0.265055
+    >>> skewness(np.full(5, 0.1))
+    nan
+    """
+    mean = values.mean()
+    deviation = values - mean
+    second, third = np.mean(deviation**2), np.mean(deviation**3)
+    if second <= (np.finfo(np.float64).eps * mean) ** 2:
+        return float("nan")
+    return float(third / second**1.5)
+
+
 SKEWED = 2.0
 """Columns whose sample skewness exceeds this in size (an exponential's is 2) go through a
 Yeo-Johnson transform before standardisation: standardised, a population in thousands (skewness
@@ -529,13 +547,8 @@ def fit(
     std = x.std(0) if len(x) > 1 else torch.zeros(x.shape[1], dtype=x.dtype)
     constant = [j for j in range(x.shape[1]) if not std[j] > 0]
     if scaling == "auto" and len(x) > 2:
-        from scipy import stats
-
         candidates = [j for j in range(x.shape[1]) if j not in bounded_columns and j not in constant]
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a nearly constant column: no skew
-            skewness = [stats.skew(x[:, j].double().numpy()) for j in candidates]  # no table copy
-        skewed = [j for j, skew in zip(candidates, skewness) if abs(skew) > SKEWED]
+        skewed = [j for j in candidates if abs(skewness(x[:, j].double().numpy())) > SKEWED]  # no table copy
         if skewed:
             power = YeoJohnson.fit(x, skewed)
             steps.append(power)
