@@ -278,6 +278,44 @@ def tagged_model():
     return sd.fit(table, steps=2500, progress=False, num_samples=0)
 
 
+def test_impute_median_is_one_table_of_each_cells_middle_draw_and_commonest_label(tagged_model):
+    """The best single guess of each gap: a number's median draw (one of the draws, with as
+    many above it as below), a label's most frequent draw, the observed cells as they were."""
+    rows = pd.DataFrame({"kind": [None, None, "b", "a", *[None] * 20], "value": [-2.0, 2.1, *[None] * 22],
+                         "tag": ["a", "b", "b", *[None] * 21]})
+    draws = tagged_model.impute(rows, draws=9, seed=0)
+    point = tagged_model.impute(rows, draws=9, seed=0, median=True)
+    assert list(point.columns) == ["kind", "value", "tag"] and len(point) == 24
+    assert point["kind"].tolist()[:4] == ["a", "b", "b", "a"] and point["tag"].tolist()[:3] == ["a", "b", "b"]
+    for i in (2, 3, 4):
+        column = draws.loc[i, "value"].to_numpy()  # the row's nine draws
+        assert point.loc[i, "value"] in column
+        assert (column < point.loc[i, "value"]).sum() <= 4 and (column > point.loc[i, "value"]).sum() <= 4
+    assert point.loc[2, "value"] > 1 and point.loc[3, "value"] < -1  # value given its kind
+    disagreeing = 0
+    for i in range(4, 24):  # rows with nothing observed: their draws disagree (two labels, no tie in 9)
+        labels = draws.loc[i, "kind"].value_counts()
+        assert point.loc[i, "kind"] == labels.index[0]
+        disagreeing += len(labels) > 1
+    assert disagreeing >= 10
+    with pytest.raises(UserError, match="median sums up several draws"):
+        tagged_model.impute(rows, median=True)
+
+
+def test_impute_median_on_the_command_line_writes_one_table(kinds_run, capsys):
+    gaps = kinds_run / "gaps.csv"
+    pd.DataFrame({"kind": ["a", "b"], "value": [None, None]}).to_csv(gaps, index=False)
+    out = kinds_run / "best.csv"
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(gaps), "-o", str(out), "--median",
+                "--quiet"]) == 1
+    assert "error: --median sums up several draws of each cell: give --draws" in capsys.readouterr().err
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(gaps), "-o", str(out), "--median",
+                "--draws", "5", "--quiet"]) == 0
+    assert "with the median of 5 draws" in capsys.readouterr().err
+    best = pd.read_csv(out)
+    assert list(best.columns) == ["kind", "value"] and best["value"].iloc[0] < -1 < 1 < best["value"].iloc[1]
+
+
 def test_given_labels_are_met_by_reject_sampling(tagged_model):
     """Whole rows drawn and those with the label kept: the model's own conditional, where
     in-painting the label left kind nearer its marginal of 0.3."""

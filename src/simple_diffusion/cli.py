@@ -467,18 +467,21 @@ def _given_frame(given: str):
               "output); with --draws above 1, the table once per draw with a first column `draw`.")
 @click.option("--draws", type=click.IntRange(min=1), default=1, show_default=True,
               help="Fillings per gap: their spread is each filled cell's uncertainty.")
+@click.option("--median", is_flag=True, help="One table, each filled cell the median of its --draws "
+              "(a label: the most frequent): the best single guess, without the spread.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @resample_option
 @device_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None:
+def impute(run, data_file, output, draws, median, seed, resample, device, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
     observed cells (RePaint in-painting, or the model's own for one trained with --inpainting
     learnt); observed cells are kept as they are.
 
     \b
-    Example:
+    Examples:
       simple-diffusion impute runs/penguins --data penguins-with-gaps.csv -o filled.csv --draws 5
+      simple-diffusion impute runs/penguins --data penguins-with-gaps.csv -o best.csv --draws 19 --median
     """
     import numpy as np
 
@@ -494,11 +497,14 @@ def impute(run, data_file, output, draws, seed, resample, device, quiet) -> None
     table = io.read_frame(data_file)
     rows = model.rows(table, data_file)
     gaps = int(np.isnan(rows).sum())
+    if median and draws == 1:
+        raise UserError("--median sums up several draws of each cell: give --draws, e.g. --draws 19")
     filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
-                          progress=not quiet, resample=resample)
+                          progress=not quiet, median=median, resample=resample)
     io.write_table(output, filled, schema=model.schema)
-    click.echo(f"filled {counted(gaps, 'missing cell')} in {counted(len(rows), 'row')}"
-               f"{f' {draws} times' if draws > 1 else ''}: wrote {_destination(output)}", err=True)
+    how = f" with the median of {draws} draws" if median else f" {draws} times" if draws > 1 else ""
+    click.echo(f"filled {counted(gaps, 'missing cell')} in {counted(len(rows), 'row')}{how}: "
+               f"wrote {_destination(output)}", err=True)
 
 
 @cli.command(context_settings=CONTEXT)
