@@ -142,12 +142,13 @@ def skewness(values: np.ndarray) -> float:
     >>> skewness(np.full(5, 0.1))
     nan
     """
-    mean = values.mean()
-    deviation = values - mean
-    second, third = np.mean(deviation**2), np.mean(deviation**3)
-    if second <= (np.finfo(np.float64).eps * mean) ** 2:
-        return float("nan")
-    return float(third / second**1.5)
+    with np.errstate(all="ignore"):  # values near the float limits: NaN or inf, no skew measured, quietly
+        mean = values.mean()
+        deviation = values - mean
+        second, third = np.mean(deviation**2), np.mean(deviation**3)
+        if second <= (np.finfo(np.float64).eps * mean) ** 2:
+            return float("nan")
+        return float(third / second**1.5)
 
 
 SKEWED = 2.0

@@ -37,7 +37,7 @@ SMALL_BELOW = 10_000
 """Training rows below which the small-data budget applies (all of ``MAX_STEPS``, ``keep_best``)."""
 SMALL_ROWS_PER_BATCH = 8
 VALIDATION_SPACING = 32_768
-"""Training rows between two validation losses (the epochs between carry the last one): a
+"""Training rows between two validation losses (the epochs between record none): a
 validation of 1,000 rows then costs about 1% of the training between, where one every epoch of
 10,000 rows cost 6-8% of the default's loop (BENCHMARKS.md, "Speed")."""
 
