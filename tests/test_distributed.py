@@ -164,17 +164,17 @@ import sys
 import simple_diffusion as sd
 model = sd.load(sys.argv[1])
 for output in sys.argv[3:]:
-    sd.write_samples(model, f"{sys.argv[2]}/{output}", 10_000, seed=5, chunk_size=2048, num_steps=10)
+    sd.write_samples(model, f"{sys.argv[2]}/{output}", 5_000, seed=5, chunk_size=1024, num_steps=10)
 """
 
 
 def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path):
-    """1 process against 2 (torchrun), 10,000 rows in chunks of 2,048 (rank 0 draws two chunks,
+    """1 process against 2 (torchrun), 5,000 rows in chunks of 1,024 (rank 0 draws two chunks,
     rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts (an
     Excel workbook: the same cells, it records when it was written; a compressed CSV: the same
     text, compressed as it was fed). The CSV through `sample --nproc 2`, the other formats in one
     torchrun job of ``sd.write_samples`` (what the command calls), one start for all of them."""
-    args = ["sample", str(trained), "-n", "10000", "--chunk-size", "2048", "--seed", "5", "--num-steps", "10",
+    args = ["sample", str(trained), "-n", "5000", "--chunk-size", "1024", "--seed", "5", "--num-steps", "10",
             "--quiet"]  # the default sampler (its noise at every step), in few steps
     one, two = tmp_path / "one", tmp_path / "two"
     one.mkdir()
@@ -198,7 +198,7 @@ def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp
             assert (one / name).read_bytes() == (two / name).read_bytes(), name
     for output in OUTPUTS:
         rows = pd.read_parquet(two / output) if output.endswith("/") else io.read_frame(str(two / output))
-        assert len(rows) == 10_000, output
+        assert len(rows) == 5_000, output
 
 
 def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, capfd):

@@ -520,6 +520,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     # Refused together, so that the one column list printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
     refused = identifiers + counters + groups + empty
+    reasons = ({name: "an identifier?" for name in identifiers} | {name: "numbers the rows" for name in counters}
+               | {name: "numbers groups of rows" for name in groups} | {name: "no values" for name in empty})
     if refused:
         kept = [f.column.name for f in findings if f.column.name not in refused]
         first = next((f for f in findings if f.column.name == refused[0]), findings[0])
@@ -545,7 +547,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with "
             f"{advice({'columns': kept})}{keep}"
-            + (f" (also: {', '.join(map(repr, refused[1:]))})" if len(refused) > 1 else "")
+            + (f" (it leaves out too: {', '.join(f'{name!r} ({reasons[name]})' for name in refused[1:])})"
+               if len(refused) > 1 else "")
         )
     for f in findings:  # numbers declared labels, nearly one per row: the user's call, but said
         labels = f.column.categories
