@@ -425,8 +425,8 @@ def test_text_columns_are_categories_and_an_identifier_is_refused_with_the_optio
     with pytest.raises(UserError) as error:
         io.read_table(str(path))
     message = str(error.value)
-    assert message.endswith("leave it out with columns=['energy', 'label'] (it leaves out too: '2013' (no values), "
-                            "'2014' (no values))")
+    assert message.endswith("leave it out with columns=['energy', 'label'] (it leaves out too: "
+                            "'2013' (no values), '2014' (no values))")
     path.write_text("energy,2013\n1.5,\n2.5,\n")
     with pytest.raises(UserError, match=r"column '2013' has no values, which cannot be learnt: leave it "
                                         r"out with columns=\['energy'\]$"):

@@ -214,8 +214,9 @@ def test_score_ranks_planted_outliers_below_the_inliers(two_gaussians_run, tmp_p
     inlier_scores, planted_scores = scored[:1000, 1], scored[1000:1004, 1]
     assert (planted_scores < np.quantile(inlier_scores, 0.01)).all() and np.isnan(scored[1004, 1])
     out, err = capsys.readouterr()
-    assert "1 rows with a missing cell are not scored" in err and "log-density: 100%" in err  # a bar
-    listed = [int(line.split()[1][:-1]) for line in out.splitlines()]
+    assert "not scored: 1 row with a missing cell" in err and "log-density: 100%" in err  # a bar
+    assert all(line.startswith("line ") for line in out.splitlines())  # the CSV's, after its header
+    listed = [int(line.split()[1][:-1]) - 2 for line in out.splitlines()]
     assert len(listed) == 4 and 1004 not in listed and {1000, 1001} <= set(listed)
     assert (tmp_path / "scored.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -671,6 +671,7 @@ def score(run, data_file, output, lowest, tolerance, conditional, device, quiet)
 
     from . import api
     from .data import io
+    from .data.columns import position
     from .evaluation.plots import score_plot
     from .training.distributed import resolve_device
 
@@ -697,11 +698,11 @@ def score(run, data_file, output, lowest, tolerance, conditional, device, quiet)
                f"{Path(output).with_suffix('.png')}", err=True)
     unscored = int(np.isnan(log_p).sum())
     if unscored:
-        click.echo(f"{unscored:,} rows with a missing cell are not scored (their log_density is empty)",
+        click.echo(f"not scored: {counted(unscored, 'row')} with a missing cell (log_density left empty)",
                    err=True)
     order = np.argsort(log_p, kind="stable")[: min(lowest, len(log_p) - unscored)]  # NaN sorts last
-    for row in order:
-        click.echo(f"row {row}: log density {log_p[row]:.3f}")
+    for row in order:  # where the user finds it: a CSV's line, a sheet's row, an array's row
+        click.echo(f"{position(row, table.attrs.get('first_row'))}: log density {log_p[row]:.3f}")
 
 
 def _conditional_log_prob(model: DiffusionModel, run: str, rows: np.ndarray, tolerance: float,

@@ -520,7 +520,8 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
     # Refused together, so that the one column list printed leaves every one of them out.
     empty = [f.column.name for f in findings if not f.present] if any(f.present for f in findings) else []
     refused = identifiers + counters + groups + empty
-    reasons = ({name: "an identifier?" for name in identifiers} | {name: "numbers the rows" for name in counters}
+    reasons = ({name: "an identifier?" for name in identifiers}
+               | {name: "numbers the rows" for name in counters}
                | {name: "numbers groups of rows" for name in groups} | {name: "no values" for name in empty})
     if refused:
         kept = [f.column.name for f in findings if f.column.name not in refused]
