@@ -438,6 +438,25 @@ def test_given_cells_beyond_the_training_range_are_drawn_with_a_warning(kinds_ru
     assert err.startswith("warning: given: value=10 lies outside") and err.count("warning") == 1
 
 
+def test_an_infinite_given_or_observed_cell_is_refused_in_one_line(kinds_run, capsys):
+    """Conditioned on inf, a row comes out NaN: it is refused where it is, not drawn as NaN."""
+    model = sd.load(kinds_run / "run")
+    with pytest.raises(UserError, match=r"^given: an infinite value in column 'value'$"):
+        model.sample(2, given={"value": math.inf})
+    with pytest.raises(UserError, match=r"^given: an infinite value at row 1 in column 'value'$"):
+        model.sample(2, given=pd.DataFrame({"value": [0.0, -math.inf]}))
+    with pytest.raises(UserError, match=r"^impute: an infinite value at row 1 in column 'value'$"):
+        model.impute(pd.DataFrame({"kind": [None, None], "value": [0.0, math.inf]}))
+    rows = kinds_run / "inf.csv"
+    rows.write_text("kind,value\n,1.0\n,inf\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(rows), "-o", str(kinds_run / "f.csv")]) == 1
+    assert capsys.readouterr().err == "error: impute: an infinite value at line 3 in column 'value'\n"
+    assert cli(["sample", str(kinds_run / "run"), "-n", "2", "-o", str(kinds_run / "g.csv"),
+                "--given", str(rows)]) == 1
+    assert capsys.readouterr().err == "error: given: an infinite value at line 3 in column 'value'\n"
+    assert not (kinds_run / "f.csv").exists() and not (kinds_run / "g.csv").exists()
+
+
 def test_impute_reads_columns_by_name_or_all_by_position_and_counts_in_words(kinds_run, capsys):
     """A file sharing one name with the model and not the other was read in order: its columns
     `kind, other` became `kind, value`, silently (or `other, kind` swapped). Counts said

@@ -195,7 +195,7 @@ def bad(tmp_path, name, content):
         ("titled.csv", "Heights, 2024\n\na,b,c\n1,2,3\n", r"line 3 has 3 cells where the lines above have 2 "
                                                       r"\(a stray separator.* or a title above the header\?"),
         ("binary.csv", b"\xff\xfe\x00\x01garbage", "not a readable CSV|non-numeric|at least 2 rows"),
-        ("inf.npy", np.array([1.0, np.inf, 3.0]), r"1 infinite values, the first at row 1"),
+        ("inf.npy", np.array([1.0, np.inf, 3.0]), r"an infinite value at row 1"),
         ("cube.npy", np.zeros((2, 2, 2)), r"expected shape \(n,\) or \(n, d\)"),
         ("text.npy", np.array(["a", "b"]), "not real numbers"),
         ("complex.npy", np.array([1 + 2j, 3 + 0j]), "not real numbers"),

@@ -728,7 +728,9 @@ def _as_written(model: DiffusionModel, rows: np.ndarray, table: pd.DataFrame, ou
     from .data import io
 
     frame = model.to_frame(rows)
-    return frame if io.file_format(output) == ".npy" else model.beside_other_columns(frame, table)
+    written = frame if io.file_format(output) == ".npy" else model.beside_other_columns(frame, table)
+    written.attrs = table.attrs  # a file's line numbers, for messages
+    return written
 
 
 def _grid(pairs: tuple[str, ...]) -> dict[str, list]:

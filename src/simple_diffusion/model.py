@@ -31,7 +31,7 @@ from torch import nn
 
 from . import precision
 from .config import SAMPLING_CHUNK, Config, SampleConfig, validate
-from .data.columns import UNIT_NAMES, format_value
+from .data.columns import UNIT_NAMES, format_value, refuse_infinite
 from .data.encoders import NoDensity
 from .diffusion import likelihood, prediction, samplers
 from .diffusion.denoisers import MLP
@@ -479,7 +479,7 @@ class DiffusionModel:
                                 f"{', '.join(self.columns)}){did_you_mean(unknown[0], self.columns)}")
             full = pd.DataFrame({c: given[c] if c in given.columns else np.nan for c in self.columns})
             full.attrs = given.attrs  # a file's line numbers, for messages
-            return self._within_range(self._drawable(self.rows(full, "given")))
+            return self._within_range(self._drawable(self.rows(full, "given"), given.attrs.get("first_row")))
         array = np.asarray(given, dtype=np.float64)
         array = array[None] if array.ndim == 1 else array
         names = self.condition_columns
@@ -492,11 +492,13 @@ class DiffusionModel:
             raise UserError(f"given: rows need {wanted} columns, got shape {array.shape}")
         return self._within_range(self._drawable(array))
 
-    def _drawable(self, rows: np.ndarray) -> np.ndarray:
-        """``rows`` of given cells, refused where the model never drew such a cell: a label its
-        training rows lack (one only held-out rows have, or a category a pandas dtype declares),
-        or a value between the whole ones of an integer column (a count, a date on its unit: the
-        rows written would show it rounded, not as given)."""
+    def _drawable(self, rows: np.ndarray, first_row: int | None = None) -> np.ndarray:
+        """``rows`` of given cells, refused where the model never drew such a cell: an infinite
+        value, a label its training rows lack (one only held-out rows have, or a category a pandas
+        dtype declares), or a value between the whole ones of an integer column (a count, a date on
+        its unit: the rows written would show it rounded, not as given). ``first_row``: the line
+        of a file's first row, for the message."""
+        refuse_infinite(rows, self.columns, "given", first_row)
         unseen = self._unseen_labels(rows)
         if unseen:
             raise UserError(f"given: {unseen[1]}")
@@ -585,6 +587,7 @@ class DiffusionModel:
         values = values[:, None] if values.ndim == 1 else values
         if values.ndim != 2 or values.shape[1] != self.dim:
             raise UserError(f"impute needs rows of {self.dim} columns, got shape {values.shape}")
+        refuse_infinite(values, self.columns, "impute", rows.attrs.get("first_row") if is_frame else None)
         gaps = np.flatnonzero(np.isnan(values).any(1))
         filled = np.repeat(values[None], draws, axis=0)
         unseen = self._unseen_labels(values[gaps])

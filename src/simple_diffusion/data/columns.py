@@ -70,6 +70,20 @@ def position(row: int, first_row: int | None) -> str:
     return f"{'row' if isinstance(first_row, SheetRow) else 'line'} {row + first_row}"
 
 
+def refuse_infinite(values: np.ndarray, names: Sequence[str], source: str,
+                    first_row: int | None = None) -> None:
+    """A one-line error naming the first infinite cell of ``values`` (rows of ``names``), if any:
+    no row can hold one, and conditioning on it would fill its row with NaN."""
+    infinite = np.isinf(values)
+    if infinite.any():
+        first = int(np.flatnonzero(infinite.any(1))[0])
+        column = names[int(np.flatnonzero(infinite[first])[0])]
+        count = int(infinite.sum())
+        what = "an infinite value" if count == 1 else f"{count:,} infinite values, the first"
+        where = "" if len(values) == 1 else f" at {position(first, first_row)}"
+        raise UserError(f"{source}: {what}{where} in column {column!r}")
+
+
 @dataclass
 class Column:
     """One column: its name, kind, labels (categorical) and the dtype to give back."""

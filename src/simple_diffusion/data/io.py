@@ -44,7 +44,7 @@ from .columns import (
     forced_kinds,
     is_number,
     missing_cells,
-    position,
+    refuse_infinite,
     to_values,
 )
 
@@ -545,12 +545,7 @@ def select_columns(frame: pd.DataFrame, columns: Sequence[str], path: str) -> pd
 
 def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: int | None,
               drop_missing: bool) -> Table:
-    infinite = np.isinf(values)
-    if infinite.any():
-        first = int(np.flatnonzero(infinite.any(1))[0])
-        column = schema[int(np.flatnonzero(infinite[first])[0])].name
-        raise UserError(f"{source}: {int(infinite.sum())} infinite values, the first at "
-                        f"{position(first, first_row)} in column {column!r}")
+    refuse_infinite(values, [c.name for c in schema], source, first_row)
     missing = np.isnan(values)
     empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
     if empty and len(values):
