@@ -262,19 +262,26 @@ def test_user_table_with_data_options(tmp_path, capsys):
     assert (values[:, 2] == np.round(values[:, 2])).all() and (values[:, 3] == 1).all()
 
 
-@pytest.mark.parametrize("rows", [8, 20])
+@pytest.mark.parametrize("rows", [3, 20])
 def test_a_table_of_a_few_rows_trains_and_says_which_tests_it_could_not_run(tmp_path, capsys, rows):
-    """statsmodels' china_smoking (8 rows) and stackloss (21) ended in a traceback: scikit-learn
-    cannot split 2 held-out rows into the C2ST's five folds, and one row has no energy distance."""
+    """statsmodels' china_smoking (8 rows: one held out, as of 3) and stackloss (21) ended in a
+    traceback: scikit-learn cannot split 2 held-out rows into the C2ST's five folds, and one row
+    has no energy distance. Two rows leave one to train on, which was refused as "column 'a' is
+    constant"."""
     path = tmp_path / "table.csv"
     np.savetxt(path, np.random.default_rng(0).normal(size=(rows, 3)), delimiter=",", header="a,b,c",
                comments="")
     code, out, err = invoke(capsys, "train", tmp_path / "run", "--data", path, "--steps", 50, "--quiet")
     assert code == 0 and "warning" not in err, err
-    held_out = 1 if rows == 8 else 2
+    held_out = 1 if rows == 3 else 2
     assert (f"energy distance and C2ST: not computed ({held_out} reference row{'s' * (held_out > 1)} "
             "to compare with; they need 10)") in out
     assert "not computed" in (tmp_path / "run" / "report.html").read_text()
+    if rows == 3:
+        path.write_text("a,b,c\n1,2,3\n4,5,7\n")
+        code, _, err = invoke(capsys, "train", tmp_path / "two", "--data", path, "--steps", 50, "--quiet")
+        assert code == 1 and err == (f"error: {path}: 2 rows are too few to learn from: 1 held out for "
+                                     "validation would leave 1 training row (at least 3 rows are needed)\n")
 
 
 def test_headerless_csv_declared(tmp_path, capsys):

@@ -30,7 +30,7 @@ from . import config as cfg
 from .data import io
 from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
-from .errors import UserError, advice, is_follower
+from .errors import UserError, advice, counted, is_follower
 from .model import BLOCK, DiffusionModel
 from .runs import RunFolder, file_digest
 from .training.distill import Student
@@ -119,8 +119,10 @@ def training_data(
         rng = np.random.default_rng(data_config.data_seed)
         order = rng.permutation(len(table.values))
         held_out = max(1, round(data_config.val_fraction * len(order)))
-        if len(order) - held_out < 1:
-            raise UserError(f"{table.source}: too few rows ({len(order)}) to hold some out")
+        if len(order) - held_out < 2:  # one training row would be refused as "constant" in every column
+            raise UserError(f"{table.source}: {counted(len(order), 'row')} are too few to learn from: "
+                            f"{held_out:,} held out for validation would leave "
+                            f"{counted(len(order) - held_out, 'training row')} (at least 3 rows are needed)")
         prepared = _split(table, order, held_out, sha256)
     prepared.labels = _number_labels(data, prepared.columns)
     return prepared
