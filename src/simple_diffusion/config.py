@@ -394,9 +394,15 @@ def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, kind) and not isinstance(v, bool) for v in value
         ):
-            # One name alone (--set data.categorical=smoker, or a string in Python): the list it meant.
-            one = [value] if isinstance(value, kind) else None
-            shown = f" (a list of one: {said(json.dumps(one), repr(one))})" if one else ""
+            # One name alone (--set data.categorical=smoker, or a string in Python), or names in
+            # brackets without quotes (--set data.condition=[firm], not TOML): the list it meant.
+            meant, shown = None, ""
+            if kind is str and isinstance(value, str) and value.startswith("[") and value.endswith("]"):
+                meant = [v.strip().strip("'\"") for v in value[1:-1].split(",") if v.strip()]
+                shown = " (in TOML the names in a list are quoted: {})"
+            elif isinstance(value, kind):
+                meant, shown = [value], " (a list of one: {})"
+            shown = shown.format(said(json.dumps(meant), repr(meant))) if meant else ""
             raise UserError(f"{where} must be a list of {noun}, got {value!r}{shown}")
         return list(value)
     if not isinstance(value, str):
