@@ -82,7 +82,8 @@ def test_one_name_where_a_list_is_wanted_is_shown_as_the_list_it_meant(tmp_path,
     (run,) = out.glob("*/config.toml")
     assert config.load_toml(str(run))["data"]["categorical"] == ["kind"]
     # Names in brackets without quotes (not TOML, so read as text): the quoted list, not ["[kind]"].
-    assert cli(["sweep", str(out), "--data", str(data), "--set", "data.categorical=[kind, 'x']", "-n", "0"]) == 1
+    assert cli(["sweep", str(out), "--data", str(data), "--set", "data.categorical=[kind, 'x']",
+                "-n", "0"]) == 1
     assert capsys.readouterr().err.strip().endswith('(in TOML the names in a list are quoted: ["kind", "x"])')
 
 
