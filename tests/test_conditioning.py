@@ -257,15 +257,25 @@ def test_given_a_category_the_rows_have_it_and_its_values(kinds_run):
 
 
 def test_given_a_file_of_conditions_draws_n_rows_for_each(kinds_run):
+    """Each condition's rows carry its identifier (the file's other column) first, also in the
+    second chunk of rows (from row 4,096), so the two conditions of kind a stay told apart."""
     conditions = kinds_run / "conditions.csv"
-    pd.DataFrame({"kind": ["a", "b", "a"]}).to_csv(conditions, index=False)
+    pd.DataFrame({"kind": ["a", "b", "a"], "case": ["p", "q", "r"]}).to_csv(conditions, index=False)
     out = kinds_run / "each.parquet"
-    assert cli(["sample", str(kinds_run / "run"), "-n", "500", "-o", str(out), "--given", str(conditions),
-                "--quiet"]) == 0
+    assert cli(["sample", str(kinds_run / "run"), "-n", "1400", "-o", str(out), "--given", str(conditions),
+                "--chunk-size", "4096", "--quiet"]) == 0
     rows = pd.read_parquet(out)
-    assert len(rows) == 1500 and rows["kind"].tolist() == ["a"] * 500 + ["b"] * 500 + ["a"] * 500
-    means = rows.groupby(np.arange(1500) // 500)["value"].mean()
-    assert means[0] < -1.8 and means[1] > 1.8 and means[2] < -1.8
+    assert list(rows.columns) == ["case", "kind", "value"]
+    assert len(rows) == 4200 and rows["kind"].tolist() == ["a"] * 1400 + ["b"] * 1400 + ["a"] * 1400
+    assert rows["case"].tolist() == ["p"] * 1400 + ["q"] * 1400 + ["r"] * 1400
+    means = rows.groupby("case")["value"].mean()
+    assert means["p"] < -1.8 and means["q"] > 1.8 and means["r"] < -1.8
+    model = sd.load(kinds_run / "run")
+    drawn = model.sample(3, given=pd.DataFrame({"case": [7, 8], "kind": ["b", "a"]}), seed=0)
+    assert drawn[["case", "kind"]].values.tolist() == [[7, "b"]] * 3 + [[8, "a"]] * 3
+    typo = r"^given: the model has no column 'knid' .*\(did you mean 'kind'\?\)$"
+    with pytest.raises(UserError, match=typo):  # a typo, not an identifier
+        model.sample(3, given=pd.DataFrame({"case": [7], "knid": ["b"]}))
 
 
 @pytest.fixture(scope="module")

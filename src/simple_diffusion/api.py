@@ -31,7 +31,7 @@ from .data import io
 from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
 from .errors import UserError, advice, counted, is_follower
-from .model import BLOCK, DiffusionModel
+from .model import BLOCK, DiffusionModel, beside_conditions
 from .runs import RunFolder, file_digest
 from .training.distill import Student
 from .training.distributed import Ranks, resolve_device
@@ -513,12 +513,14 @@ def kept_files(model: DiffusionModel, run: str | os.PathLike | None = None, **in
 
 
 def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarray | None = None,
-                  seed: int = 0, chunk_size: int = cfg.SAMPLING_CHUNK, progress: bool = False,
-                  ranks: Ranks | None = None, **settings: Any) -> int:
+                  beside: pd.DataFrame | None = None, seed: int = 0, chunk_size: int = cfg.SAMPLING_CHUNK,
+                  progress: bool = False, ranks: Ranks | None = None, **settings: Any) -> int:
     """Draw ``n`` samples (for each row of ``given``, rows of ``model.given_rows``) and write
     them to ``output``: one .npy, .csv or .parquet file, or a folder of Parquet parts
     (``part-00000.parquet``, ...: ``output`` ends with a slash) for outputs too large for one
-    file. Memory grows with ``chunk_size``, not with ``n``. Returns the rows written.
+    file. Memory grows with ``chunk_size``, not with ``n``. Returns the rows written. ``beside``
+    (``model.split_given``'s other columns, one row per condition) goes first in each condition's
+    rows of a table; an .npy file holds the model's numbers only.
 
     Among the ranks of a torchrun job each draws its share of whole chunks (and writes its own
     parts, or a part file that rank 0 then joins into ``output``): a row depends on the seed
@@ -538,10 +540,15 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     rows = range(spans.start * span, min(total, spans.stop * span)) if spans else range(0)
     chunks = model.sample_chunks(n, given=given, seed=seed, chunk_size=chunk_size, rows=rows,
                                  progress=progress and ranks.is_main, **settings)
-    tables = ((start, model.to_frame(chunk) if as_table else chunk.numpy()) for start, chunk in chunks)
+    def table(start: int, chunk: torch.Tensor) -> pd.DataFrame | np.ndarray:
+        if not as_table:
+            return chunk.numpy()
+        rows = model.to_frame(chunk)
+        return rows if beside is None else beside_conditions(rows, beside, n, start)
+
+    tables = ((start, table(start, chunk)) for start, chunk in chunks)
     if total == 0:  # a table of no rows still has its columns: a file of no bytes is no table
-        none = torch.empty(0, model.dim, dtype=torch.float64)
-        empty = model.to_frame(none) if as_table else none.numpy()
+        empty = table(0, torch.empty(0, model.dim, dtype=torch.float64))
         ranks.on_main(io.write_chunks, str(Path(output) / io.part_name(0)) if to_folder else output,
                       [empty], 0, model.schema)
         ranks.barrier()

@@ -159,7 +159,8 @@ def given_options(command):
     options = [
         click.option("--given", default=None, metavar="FILE|COL=VALUE,...", help="Draw -n rows for "
                      "each condition: each row of a .csv/.parquet/.xlsx/.npy file (its columns some of "
-                     "the run's), or one condition written col=value,..."),
+                     "the run's; other columns, such as an identifier, go first in its rows), or one "
+                     "condition written col=value,..."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None, help="Classifier-free "
                      "guidance of the learnt condition: 0 ignores it, 1 is the conditional model, "
                      "above 1 sharpens it. [default: the run's]"),
@@ -381,7 +382,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
     if run is None or count is None:
         raise UserError("write `simple-diffusion sample RUN -n COUNT -o FILE`")
     model = api.load(run)
-    conditions = None if given is None else model.given_rows(_given_frame(given))
+    conditions, beside = (None, None) if given is None else model.split_given(
+        _given_frame(given), keep_others=_names_a_file(given))  # a file's identifiers, not col=value's
     settings = model.sampling_settings(sampler=sampler, num_steps=_either(num_steps, legacy_steps),
                                        spacing=spacing, guidance=guidance, resample=resample,
                                        precision=precision)
@@ -394,7 +396,8 @@ def sample(run, count, output, seed, sampler, num_steps, spacing, precision, giv
         return
     model.to(resolve_device(device or "auto"))
     total = api.write_samples(
-        model, output, count, given=conditions, seed=seed, chunk_size=chunk_size, progress=not quiet,
+        model, output, count, given=conditions, beside=beside, seed=seed, chunk_size=chunk_size,
+        progress=not quiet,
         sampler=settings.sampler, num_steps=settings.num_steps, spacing=settings.spacing,
         guidance=settings.guidance, resample=settings.resample, precision=settings.precision,
     )

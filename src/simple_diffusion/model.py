@@ -421,9 +421,10 @@ class DiffusionModel:
         DataFrame (True) or the float matrix of values and category codes (False).
 
         ``given`` sets cells: a dict ``{column: value}`` (a list of values per column: one
-        condition each), a DataFrame whose columns are some of the model's, or an array (or a
-        DataFrame without the model's names) of the condition columns' values or of whole rows,
-        NaN where not given. ``n`` rows are drawn
+        condition each), a DataFrame whose columns are some of the model's (its other columns,
+        such as an identifier, go first in each condition's rows of a returned DataFrame), or an
+        array (or a DataFrame without the model's names) of the condition columns' values or of
+        whole rows, NaN where not given. ``n`` rows are drawn
         for each condition (condition i's are rows i*n to (i+1)*n, all in one batch), with the
         given cells as given.
 
@@ -437,19 +438,43 @@ class DiffusionModel:
             raise UserError(f"the number of samples is a whole number, not {n}")
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
-        conditions = None if given is None else self.given_rows(given)
+        as_frame = (self.returns_frames if frame is None else frame) and not preprocessed
+        conditions, beside = (None, None) if given is None else self.split_given(given, keep_others=as_frame)
         total = count * (1 if conditions is None else len(conditions))
         out = torch.empty(total, self.latent_dim if preprocessed else self.dim, dtype=torch.float64)
         chunks = self.sample_chunks(count, given=conditions, seed=seed, chunk_size=chunk_size,
                                     progress=progress, preprocessed=preprocessed, **settings)
         for start, chunk in chunks:
             out[start : start + len(chunk)] = chunk
-        if (self.returns_frames if frame is None else frame) and not preprocessed:
+        if as_frame:
             labels = self.info.get("labels")  # a DataFrame's number labels, as it had them
-            return self.to_frame(out) if labels is None else self.to_frame(out).set_axis(labels, axis=1)
+            rows = self.to_frame(out) if labels is None else self.to_frame(out).set_axis(labels, axis=1)
+            return rows if beside is None else beside_conditions(rows, beside, count, 0)
         if isinstance(n, tuple) and conditions is None:
             return out.reshape(*n, out.shape[1])
         return out
+
+    def split_given(self, given: Any, keep_others: bool = True) -> tuple[np.ndarray, pd.DataFrame | None]:
+        """``given_rows`` of ``given``, and, for a DataFrame of conditions (a file's) that also
+        holds columns the model lacks (an identifier, a note), those columns (``keep_others``),
+        to write beside each condition's rows; else None. A column named like one of the
+        model's that the table lacks is taken for a typo of it and refused."""
+        import pandas as pd
+
+        if not (keep_others and isinstance(given, pd.DataFrame)):
+            return self.given_rows(given), None
+        names = [str(c) for c in given.columns]
+        others = [c for c, name in zip(given.columns, names) if name not in self.columns]
+        absent = [c for c in self.columns if c not in names]
+        typo = next((str(c) for c in others if did_you_mean(str(c), absent)), None)
+        if typo is not None:
+            raise UserError(f"given: the model has no column {typo!r} (columns: {', '.join(self.columns)})"
+                            f"{did_you_mean(typo, absent)}")
+        if not others or len(others) == len(names):
+            return self.given_rows(given), None  # nothing to keep, or nothing to condition on: refused there
+        conditions = given.drop(columns=others)
+        conditions.attrs = given.attrs
+        return self.given_rows(conditions), given[others].reset_index(drop=True)
 
     def given_rows(self, given: Any) -> np.ndarray:
         """Conditions as rows of the model's matrix (values, category codes), NaN where a cell
@@ -852,6 +877,22 @@ class DiffusionModel:
             return torch.where(mask, z, out)
 
         return denoise, inpaints
+
+
+def beside_conditions(rows: pd.DataFrame, beside: pd.DataFrame, per_condition: int,
+                      start: int) -> pd.DataFrame:
+    """Sampled ``rows`` (those from ``start`` on, ``per_condition`` for each condition in
+    turn) with the conditions' other columns (``beside``, one row per condition) first.
+
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"x": [0.1, 0.2, 0.3]})
+    >>> beside_conditions(rows, pd.DataFrame({"case": ["a", "b"]}), 2, 1).values.tolist()
+    [['a', 0.1], ['b', 0.2], ['b', 0.3]]
+    """
+    import pandas as pd
+
+    which = (start + np.arange(len(rows))) // per_condition
+    return pd.concat([beside.iloc[which].set_axis(rows.index), rows], axis=1)
 
 
 def _scoring_bar(rows: int, enabled: bool):
