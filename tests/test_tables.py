@@ -731,6 +731,10 @@ def test_evaluate_compares_dataframes_with_categories_and_gaps_in_any_column_ord
     assert alone["table"]["categories"][0]["tvd"] == result["table"]["categories"][0]["tvd"]
     with pytest.raises(UserError, match="samples has no column 'grade'"):
         sd.evaluate(samples.drop(columns="grade"), against=reference)
+    with pytest.warns(UserWarning, match=r"^evaluate: samples column 'grade' not in the reference: compared "
+                                         r"on mass, count, kind, flag only$"):  # a partial comparison, said
+        part = sd.evaluate(samples, against=reference.drop(columns="grade"), two_sample_tests=False)
+    assert [row["column"] for row in part["table"]["categories"]] == ["kind", "flag"]
     with pytest.raises(UserError, match="alike, as DataFrames or as arrays"):
         sd.evaluate(samples, against=reference.to_numpy())
 

@@ -696,6 +696,10 @@ def _table_rows(*tables: Any) -> tuple[list[Column], list[np.ndarray | None]]:
         if lacking:
             raise UserError(f"evaluate: {name} has no column {lacking[0]!r} (the reference's columns: "
                             f"{', '.join(names)})")
+        left = [c for c in frame.columns if c not in names]
+        if left:  # a reference of some columns is a choice, but one that the numbers should say
+            warnings.warn(f"evaluate: {name} column{'s' * (len(left) > 1)} {', '.join(map(repr, left))} "
+                          f"not in the reference: compared on {', '.join(names)} only", stacklevel=3)
     together = pd.concat([frame[names] for _, frame in frames], ignore_index=True)
     schema = detect(together)
     rows = {name: to_values(frame[names], schema, name) for name, frame in frames}
