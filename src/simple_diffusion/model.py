@@ -159,7 +159,7 @@ class DiffusionModel:
         a file), not on an array or a built-in target."""
         return bool(self.info.get("frame"))
 
-    def to_frame(self, values: torch.Tensor | np.ndarray):
+    def to_frame(self, values: torch.Tensor | np.ndarray) -> pd.DataFrame:
         """Rows in the model's matrix form (values, category codes, NaN) as a DataFrame with the
         training table's columns, labels and dtypes."""
         from .data.columns import to_frame

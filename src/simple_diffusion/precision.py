@@ -49,6 +49,6 @@ def uses_bfloat16(choice: str, sampler: str) -> bool:
     return sampler in AUTO_SAMPLERS and fast_bfloat16()
 
 
-def autocast(enabled: bool, device_type: str = "cpu"):
+def autocast(enabled: bool, device_type: str = "cpu") -> torch.autocast:
     """The context in which a denoiser runs its matrix products in bfloat16 (when ``enabled``)."""
     return torch.autocast(device_type, dtype=torch.bfloat16, enabled=enabled)

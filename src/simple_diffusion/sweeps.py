@@ -17,9 +17,12 @@ import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import UserError, command_line, on_command_line
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SUMMARY = "summary.csv"
 METRICS = ("ratio", "distance", "floor", "kl_estimate", "nll_per_row", "train_seconds", "sample_seconds")
@@ -83,7 +86,7 @@ def _fit_one(data: Any, folder: str, settings: dict[str, Any], preset: str,
 def sweep(data: Any, out: str | os.PathLike, *, grid: dict[str, list[Any]] | None = None,
           seeds: list[int] | tuple[int, ...] = (0,), preset: str = "default",
           config: dict[str, Any] | str | None = None, jobs: int = 1, overwrite: bool = False,
-          num_samples: int | None = None, likelihood_rows: int = 1000, progress: bool = True):
+          num_samples: int | None = None, likelihood_rows: int = 1000, progress: bool = True) -> pd.DataFrame:
     """Fit ``data`` once per combination of ``grid`` (``{"train.lr": [1e-3, 4e-3], ...}``) and
     ``seeds``, each into its own run folder under ``out`` (named by its settings), ``jobs`` at a
     time in worker processes; return the summary (a DataFrame, also written to
@@ -125,7 +128,7 @@ def sweep(data: Any, out: str | os.PathLike, *, grid: dict[str, list[Any]] | Non
     return table
 
 
-def by_setting(table) -> Any:
+def by_setting(table: pd.DataFrame) -> pd.DataFrame | None:
     """The summary averaged over seeds: mean and standard deviation of each metric per setting
     (None when the sweep has one seed per setting)."""
     settings = [c for c in table.columns if "." in c and c != "train.seed"]

@@ -13,7 +13,7 @@ from diffusion tutorials (moons, swiss roll, pinwheel) have a sampler only.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -22,7 +22,8 @@ from torch import distributions as D
 from ..errors import UserError
 
 
-def gaussian_mixture(weights, means, stds) -> D.MixtureSameFamily:
+def gaussian_mixture(weights: Sequence[float], means: Sequence[Sequence[float]],
+                     stds: Sequence[Sequence[float]]) -> D.MixtureSameFamily:
     """A mixture of axis-aligned Gaussians; ``means`` and ``stds`` have shape (k, d)."""
     weights = torch.as_tensor(weights, dtype=torch.float64)
     means = torch.as_tensor(means, dtype=torch.float64)

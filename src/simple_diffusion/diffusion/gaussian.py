@@ -130,7 +130,7 @@ class GaussianPart:
                 break
         return part
 
-    def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha, sigma_vp,
+    def prediction(self, prediction_type: str, x_t: torch.Tensor, alpha: torch.Tensor, sigma_vp: torch.Tensor,
                    known: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """``share`` times E[target | x_t] under the Gaussian, in ``x_t``'s dtype and device
         (computed in float64 on the CPU; accelerators, where float64 is slow or absent, use

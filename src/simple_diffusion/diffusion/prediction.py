@@ -19,7 +19,7 @@ import torch
 
 
 def target(
-    prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, alpha, sigma_vp
+    prediction_type: str, x0: torch.Tensor, noise: torch.Tensor, alpha: torch.Tensor, sigma_vp: torch.Tensor
 ) -> torch.Tensor:
     """The regression target of the training loss."""
     if prediction_type == "epsilon":
@@ -29,7 +29,8 @@ def target(
     return alpha * noise - sigma_vp * x0
 
 
-def to_sample(prediction_type: str, output: torch.Tensor, x_t: torch.Tensor, alpha, sigma_vp):
+def to_sample(prediction_type: str, output: torch.Tensor, x_t: torch.Tensor, alpha: torch.Tensor,
+              sigma_vp: torch.Tensor) -> torch.Tensor:
     """The network's estimate of x_0 from its output at x_t."""
     if prediction_type == "epsilon":
         return (x_t - sigma_vp * output) / alpha

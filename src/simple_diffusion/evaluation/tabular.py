@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..data.columns import Column, strptime_format
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "(missing)"
 EXACT_W1_ROWS = 2000
@@ -207,7 +210,8 @@ def _sdtype(column: Column) -> dict[str, str]:
     return {"sdtype": "numerical"}
 
 
-def sdmetrics_quality(samples, reference, schema: Sequence[Column]) -> float | None:
+def sdmetrics_quality(samples: pd.DataFrame, reference: pd.DataFrame,
+                      schema: Sequence[Column]) -> float | None:
     """SDMetrics' Quality Report score (column shapes and pair trends, 0-1) of two DataFrames,
     if the optional ``sdmetrics`` package is installed (``pip install simple-diffusion[tables]``)."""
     try:
