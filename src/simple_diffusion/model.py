@@ -21,7 +21,7 @@ import collections
 import functools
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -720,7 +720,7 @@ class DiffusionModel:
         preprocessed: bool = False,
         rows: range | None = None,
         **changes: Any,
-    ):
+    ) -> Iterator[tuple[int, torch.Tensor]]:
         """Yield ``(first_row, samples)`` chunk by chunk: for writing large files in pieces.
 
         With ``given`` (rows of ``given_rows``), ``n`` rows for each; ``fill`` treats them as
@@ -950,7 +950,7 @@ class _RejectionStream:
             self.take(c, out[chosen])
         self.drawn, self.blocks = self.drawn + len(decoded), self.blocks + 1
 
-    def pieces(self, c: int):
+    def pieces(self, c: int) -> Iterator[tuple[int, torch.Tensor]]:
         """Condition ``c``'s rows kept so far for this process, in pieces that end at block
         boundaries (the writers group chunks by part); the last, shorter piece only once the
         condition has all its rows."""
