@@ -18,6 +18,9 @@ def test_the_grid_is_every_combination_with_every_seed_named_by_its_settings():
         "lr=0.001_hidden=32x32_seed=0", "lr=0.001_hidden=32x32_seed=7",
         "lr=0.004_hidden=32x32_seed=0", "lr=0.004_hidden=32x32_seed=7"]
     assert combos[3][1] == {"train.lr": 4e-3, "model.hidden": [32, 32], "train.seed": 7}
+    names = expand({"data.condition": [[], ["kind"], ["kind", "x"]]}, seeds=[0])  # were "=_", "=kindxx"
+    assert [name for name, _ in names] == ["condition=none_seed=0", "condition=kind_seed=0",
+                                           "condition=kind+x_seed=0"]
     with pytest.raises(sd.UserError, match=r"section\.key"):
         expand({"lr": [1e-3]}, seeds=[0])
 

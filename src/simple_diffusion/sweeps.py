@@ -46,8 +46,9 @@ def expand(grid: dict[str, list[Any]], seeds: list[int]) -> list[tuple[str, dict
 
 def _text(value: Any) -> str:
     """A value as it reads in a folder name."""
-    if isinstance(value, (list, tuple)):
-        return "x".join(map(_text, value))
+    if isinstance(value, (list, tuple)):  # widths 32x32, names kind+sex; an empty list: none
+        joiner = "+" if any(isinstance(v, str) for v in value) else "x"
+        return joiner.join(map(_text, value)) or "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
