@@ -238,6 +238,29 @@ def kinds_table(n: int = 1500, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame({"kind": kind, "value": np.where(kind == "a", -2.0, 2.0) + 0.5 * rng.normal(size=n)})
 
 
+def test_a_dataframe_of_conditions_beside_the_data_keeps_its_names_and_labels():
+    """``sd.fit(values, condition=frame)`` read the conditions as floats: a label column ended
+    in a ValueError traceback. Now the two sit side by side as one table (labels stay labels),
+    the model samples DataFrames, and a lone number conditions a one-column condition."""
+    table = kinds_table(600)
+    model = sd.fit(table[["value"]], condition=table[["kind"]], steps=800, progress=False, num_samples=0)
+    assert model.columns == ["value", "kind"] and model.condition_columns == ["kind"]
+    rows = model.sample(400, given={"kind": "b"}, seed=0)
+    assert isinstance(rows, pd.DataFrame) and (rows["kind"] == "b").all()
+    assert abs(rows["value"].mean() - 2.0) < 0.15 + 4 * 0.5 / math.sqrt(400)
+    beside_array = sd.fit(table[["value"]].to_numpy(), condition=table["kind"], steps=50, progress=False,
+                          num_samples=0)  # a Series beside an array: x1 and its name
+    assert beside_array.columns == ["x1", "kind"]
+    numbers = sd.fit(table[["value"]].to_numpy(), condition=(table["kind"] == "b").to_numpy(float), steps=50,
+                     progress=False, num_samples=0)
+    assert numbers.sample(3, given=1.0, seed=0)[:, 1].tolist() == [1.0] * 3  # one value, one column
+    with pytest.raises(UserError, match=r"^condition: column 'value' is in the data too"):
+        sd.fit(table, condition=table[["value"]], progress=False)
+    with pytest.raises(UserError, match=r"^condition needs one row per data row: data has 600 rows, "
+                                        r"condition 10$"):
+        sd.fit(table[["value"]], condition=table[["kind"]][:10], progress=False)
+
+
 @pytest.fixture(scope="module")
 def kinds_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("kinds")

@@ -284,7 +284,7 @@ def fit(
     likelihood_rows: int = LIKELIHOOD_ROWS,
     validation: str | os.PathLike | np.ndarray | pd.DataFrame | None = None,
     verbose: bool | None = None,
-    condition: list[str] | np.ndarray | torch.Tensor | None = None,
+    condition: list[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,
 ) -> DiffusionModel:
     """Train a diffusion model on ``data``: a built-in target name, a file path, a pandas
     DataFrame or an array.
@@ -308,8 +308,10 @@ def fit(
     in the environment), every process calls ``fit`` alike and trains its share of each batch
     of the one model (``training/distributed.py``); rank 0 writes the run folder and evaluates.
 
-    ``condition`` makes a conditional model: names of columns of ``data``, or an array of
-    conditions row by row beside an array ``data`` (then named x1.. and c1..). It learns the
+    ``condition`` makes a conditional model: names of columns of ``data``, or conditions row
+    by row beside it: an array beside an array (then named x1.. and c1..), or a DataFrame (or
+    Series) beside a DataFrame or an array, whose columns keep their names and kinds (labels
+    too), and the model samples DataFrames. It learns the
     other columns given these (``model.sample(n, given=...)``) and, on a share
     ``train.condition_dropout`` of the rows, without them, so that it also samples the joint.
     """
@@ -396,13 +398,16 @@ def fit(
     return model
 
 
-def _with_condition(data, condition) -> tuple[Any, list[str]]:
-    """``data`` and the names of its condition columns: ``condition`` names them, or is an
-    array of conditions joined to an array ``data`` as columns c1.. beside x1..."""
+def _with_condition(data: Any, condition: Any) -> tuple[Any, list[str]]:
+    """``data`` and the names of its condition columns: ``condition`` names them, or holds the
+    conditions row by row, joined beside ``data``: as columns c1.. beside x1.. of arrays, or
+    as a DataFrame when either is one (its columns keep their names and kinds, labels too)."""
     if isinstance(condition, str):
         return data, [condition]
     if isinstance(condition, (list, tuple)) and all(isinstance(c, str) for c in condition):
         return data, list(condition)
+    if _is_frame(data) or _is_frame(condition) or _is_series(data) or _is_series(condition):
+        return _joined_frames(data, condition)
     values, conditions = _as_rows(data), _as_rows(condition)
     if values.ndim != 2 or conditions.ndim != 2 or len(values) != len(conditions):
         raise UserError(f"condition needs one row per data row: data has shape {values.shape}, "
@@ -410,6 +415,35 @@ def _with_condition(data, condition) -> tuple[Any, list[str]]:
     names = [f"c{i + 1}" for i in range(conditions.shape[1])]
     return _NamedArray(np.hstack([values, conditions]),
                        [f"x{i + 1}" for i in range(values.shape[1])] + names), names
+
+
+def _joined_frames(data: Any, condition: Any) -> tuple[pd.DataFrame, list[str]]:
+    """``data`` and ``condition`` (DataFrames, Series or arrays: an array's columns named x1..
+    or c1..) side by side, row by row, and the condition's column names."""
+    import pandas as pd
+
+    def frame(part: Any, prefix: str) -> pd.DataFrame:
+        if _is_series(part):
+            return part.to_frame()
+        if _is_frame(part):
+            return part
+        rows = _as_rows(part)
+        return pd.DataFrame(rows, columns=[f"{prefix}{i + 1}" for i in range(rows.shape[1])])
+
+    left, right = frame(data, "x"), frame(condition, "c")
+    if len(left) != len(right):
+        raise UserError(f"condition needs one row per data row: data has {len(left):,} rows, "
+                        f"condition {len(right):,}")
+    both = sorted({str(c) for c in left.columns} & {str(c) for c in right.columns})
+    if both:
+        raise UserError(f"condition: column {both[0]!r} is in the data too; a condition column is "
+                        "one of the data's named in a list (condition=[...]), or a column beside them")
+    joined = pd.concat([left.reset_index(drop=True), right.reset_index(drop=True)], axis=1)
+    return joined, [str(c) for c in right.columns]
+
+
+def _is_series(x: Any) -> bool:
+    return hasattr(x, "to_frame") and hasattr(x, "iloc") and not hasattr(x, "columns")
 
 
 class _NamedArray(np.ndarray):

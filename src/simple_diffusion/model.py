@@ -506,7 +506,7 @@ class DiffusionModel:
             full.attrs = given.attrs  # a file's line numbers, for messages
             return self._within_range(self._drawable(self.rows(full, "given"), given.attrs.get("first_row")))
         array = np.asarray(given, dtype=np.float64)
-        array = array[None] if array.ndim == 1 else array
+        array = array.reshape(1, -1) if array.ndim < 2 else array  # one condition (one value: one column)
         names = self.condition_columns
         if array.ndim == 2 and names and array.shape[1] == len(names) != self.dim:
             rows = np.full((len(array), self.dim), np.nan)
