@@ -251,6 +251,9 @@ def test_a_dataframe_of_conditions_beside_the_data_keeps_its_names_and_labels():
     beside_array = sd.fit(table[["value"]].to_numpy(), condition=table["kind"], steps=50, progress=False,
                           num_samples=0)  # a Series beside an array: x1 and its name
     assert beside_array.columns == ["x1", "kind"]
+    unnamed = sd.fit(table[["value"]], condition=pd.Series(table["kind"].to_numpy()), steps=50,
+                     progress=False, num_samples=0)  # label 0, given as the number (a pandas error before)
+    assert unnamed.columns == ["value", "0"] and (unnamed.sample(3, given={0: "b"}, seed=0)[0] == "b").all()
     numbers = sd.fit(table[["value"]].to_numpy(), condition=(table["kind"] == "b").to_numpy(float), steps=50,
                      progress=False, num_samples=0)
     assert numbers.sample(3, given=1.0, seed=0)[:, 1].tolist() == [1.0] * 3  # one value, one column

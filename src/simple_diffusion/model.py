@@ -498,6 +498,7 @@ class DiffusionModel:
             except ValueError:
                 raise UserError("given: a table without column names must hold numbers") from None
         if isinstance(given, pd.DataFrame):
+            given = given.rename(columns=str)  # number labels (a DataFrame's 0, 1) as the model names them
             unknown = [str(c) for c in given.columns if str(c) not in self.columns]
             if unknown:
                 raise UserError(f"given: the model has no column {unknown[0]!r} (columns: "
