@@ -463,18 +463,16 @@ class DiffusionModel:
 
         if not (keep_others and isinstance(given, pd.DataFrame)):
             return self.given_rows(given), None
-        names = [str(c) for c in given.columns]
-        others = [c for c, name in zip(given.columns, names) if name not in self.columns]
-        absent = [c for c in self.columns if c not in names]
-        typo = next((str(c) for c in others if did_you_mean(str(c), absent)), None)
+        given = given.rename(columns=str)  # number labels as the model names them
+        others = [c for c in given.columns if c not in self.columns]
+        absent = [c for c in self.columns if c not in given.columns]
+        typo = next((c for c in others if did_you_mean(c, absent)), None)
         if typo is not None:
             raise UserError(f"given: the model has no column {typo!r} (columns: {', '.join(self.columns)})"
                             f"{did_you_mean(typo, absent)}")
-        if not others or len(others) == len(names):
+        if not others or len(others) == len(given.columns):
             return self.given_rows(given), None  # nothing to keep, or nothing to condition on: refused there
-        conditions = given.drop(columns=others)
-        conditions.attrs = given.attrs
-        return self.given_rows(conditions), given[others].reset_index(drop=True)
+        return self.given_rows(given.drop(columns=others)), given[others].reset_index(drop=True)
 
     def given_rows(self, given: Any) -> np.ndarray:
         """Conditions as rows of the model's matrix (values, category codes), NaN where a cell
