@@ -661,3 +661,27 @@ def test_missing_draws_are_left_out_of_the_ranks():
     ranks = calibration.ranks(draws, truth)
     assert ranks.max() <= 100 and ranks.max() > 90
     assert calibration.central_coverage(draws, truth, [0.9]).min() > 0.8
+
+
+def test_impute_and_score_write_the_files_cells_to_their_last_digit(kinds_run, capsys):
+    """Both wrote every number through "%.9g": a user's observed cell 2.12345678901234 came back
+    as 2.12345679, an identifier 1234567890.25 as 1.23456789e+09. Now the file's cells are
+    written as they were read, and only the model's numbers (filled cells, log densities) are
+    cut to nine significant digits."""
+    rows = kinds_run / "precise.csv"
+    rows.write_text("ref,kind,value\n1234567890.25,a,-2.12345678901234\n1234567890.5,b,\n"
+                    "1234567890.75,b,2.00000000000001\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(rows), "-o", "-", "--quiet"]) == 0
+    filled = [line.split(",") for line in capsys.readouterr().out.splitlines()]
+    assert [row[0] for row in filled] == ["ref", "1234567890.25", "1234567890.5", "1234567890.75"]
+    assert filled[1][2] == "-2.12345678901234" and filled[3][2] == "2.00000000000001"
+    assert len(filled[2][2].lstrip("-").replace(".", "").strip("0")) <= 9 and float(filled[2][2]) > 0
+    scored = kinds_run / "scored.csv"
+    complete = kinds_run / "complete.csv"
+    complete.write_text("ref,kind,value\n1234567890.25,a,-2.12345678901234\n1234567890.75,b,2.00000000000001\n")
+    assert cli(["score", str(kinds_run / "run"), "--data", str(complete), "-o", str(scored), "--conditional",
+                "--quiet"]) == 0
+    lines = [line.split(",") for line in scored.read_text().splitlines()]
+    assert [row[:3] for row in lines[1:]] == [["1234567890.25", "a", "-2.12345678901234"],
+                                              ["1234567890.75", "b", "2.00000000000001"]]
+    assert all(len(row[3].lstrip("-").replace(".", "").strip("0")) <= 9 for row in lines[1:])

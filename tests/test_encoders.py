@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import simple_diffusion as sd
-from simple_diffusion.data import encoders
+from simple_diffusion.data import encoders, io
 
 
 @pytest.fixture
@@ -192,7 +192,7 @@ def test_quantile_map_of_a_tied_value_is_the_middle_of_its_mass(offset):
     assert y[0] == pytest.approx(stats.norm.ppf(0.25), abs=0.02)
     order = np.argsort(x, kind="stable")
     assert (np.diff(y[order]) >= 0).all()  # monotone
-    back = pipeline.inverse(torch.tensor(y[:, None]))[:, 0].numpy()
+    back = pipeline.inverse(torch.tensor(y[:, None]), written=False)[:, 0].numpy()  # the value itself
     assert np.array_equal(back[:1000], x[:1000])  # the tied value exactly
     assert np.allclose(back, x, rtol=0, atol=1e-9 * max(1.0, offset))  # the rest to a few ulps
 
@@ -221,3 +221,40 @@ def test_samples_never_reach_a_bound_the_data_never_touches():
     back = pipeline.inverse(extreme).numpy()
     assert (back[:, 0] > 0).all() and (back[:, 0] < 1).all()
     assert (back[:, 1] > 1000).all()
+
+
+def significant_digits(cell: str) -> int:
+    """Digits of a number as written, leading and trailing zeros aside: "0.00120" has 2."""
+    mantissa = cell.lstrip("-").split("e")[0].replace(".", "")
+    return len(mantissa.strip("0"))
+
+
+def test_written_samples_keep_the_datas_places_and_nine_significant_digits_else(tmp_path):
+    """Samples went to a CSV through "%.9g": a column recorded to cents above ten million lost
+    its cents (12345678.91 written 12345678.9) and a constant column its own value
+    (1234567890.12345 written 1.23456789e+09). Now every number is written to its last digit,
+    and the model's own numbers are rounded first: to the data's places, else to nine
+    significant digits (before the training range, whose ends are the data's numbers)."""
+    rng = np.random.default_rng(0)
+    n = 500
+    x = torch.tensor(np.column_stack([
+        np.round(rng.uniform(1.2e7, 1.3e7, n), 2),          # money: cents above ten million
+        rng.normal(0, 1e3, n),                               # free: a simulation's floats
+        np.full(n, 1234567890.12345),                        # constant
+        rng.integers(10**10, 10**10 + 50, n).astype(float),  # count: whole, eleven digits
+    ]))
+    names = ["money", "free", "constant", "count"]
+    pipeline = encoders.fit(x, names, decimals={"money": 2}, integer=["count"], keep_constant=True, clip=True)
+    latent = pipeline.forward(x) + 0.3 * torch.randn(n, pipeline.transformed_dim, dtype=torch.float64,
+                                                     generator=torch.Generator().manual_seed(0))
+    y = pipeline.inverse(latent)
+    assert float(y[:, 1].max()) <= float(x[:, 1].max()) and float(y[:, 1].min()) >= float(x[:, 1].min())
+    io.write_table(str(tmp_path / "s.csv"), y.numpy(), names)
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    cells = [line.split(",") for line in lines[1:]]
+    assert [float(c) for row in cells for c in row] == y.flatten().tolist()  # nothing lost in writing
+    assert all(float(row[0]) == round(float(row[0]), 2) for row in cells)
+    ends = {float(x[:, 1].min()), float(x[:, 1].max())}  # the data's own numbers, to their last digit
+    assert max(significant_digits(row[1]) for row in cells if float(row[1]) not in ends) <= 9
+    assert {row[2] for row in cells} == {"1234567890.12345"}
+    assert all(float(row[3]) == int(float(row[3])) and float(row[3]) >= 1e10 for row in cells)

@@ -237,7 +237,8 @@ def cli() -> None:
 @click.option("--keep-constant", is_flag=True, default=None, help="Pass constant columns through "
               "unchanged instead of refusing them.")
 @click.option("--full-precision", is_flag=True, default=None, help="Write samples of numeric "
-              "columns at full precision, not with the decimal places of the data's values (5.1).")
+              "columns with nine significant digits (the network computes in float32: about seven), "
+              "not with the decimal places of the data's values (5.1).")
 @click.option("--extrapolate", is_flag=True, default=None, help="Let samples of numeric columns "
               "leave the range of the data's values (by default they are kept within it).")
 @evaluation_samples_option
@@ -671,10 +672,12 @@ def score(run, data_file, output, lowest, tolerance, conditional, device, quiet)
       simple-diffusion score runs/posterior --data pairs.csv -o scored.csv --conditional
     """
     import numpy as np
+    import torch
 
     from . import api
     from .data import io
     from .data.columns import position
+    from .data.encoders import significant
     from .evaluation.plots import score_plot
     from .training.distributed import resolve_device
 
@@ -694,7 +697,8 @@ def score(run, data_file, output, lowest, tolerance, conditional, device, quiet)
         log_p = _conditional_log_prob(model, run, rows, tolerance, progress=not quiet)
     else:
         log_p = model.log_prob(rows, rtol=tolerance, atol=tolerance, progress=not quiet).numpy()
-    io.write_table(output, _as_written(model, rows, table, output).assign(log_density=log_p),
+    written = significant(torch.from_numpy(log_p)).numpy()  # a model's number, as its samples are
+    io.write_table(output, _as_written(model, rows, table, output).assign(log_density=written),
                    schema=model.schema)
     io.write_bytes(Path(output).with_suffix(".png"), score_plot(log_p, lowest))
     click.echo(f"wrote {counted(len(rows), 'scored row')} to {output} and a histogram to "

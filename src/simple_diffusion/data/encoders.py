@@ -17,6 +17,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -62,7 +63,7 @@ class Round:
 
 MAX_DECIMALS = 6
 """Most decimal places a column's values may be written with for samples to be rounded to them:
-a column with more (a simulation's floats) is written at full precision."""
+a column with more (a simulation's floats) is written with ``SIGNIFICANT_DIGITS``."""
 
 
 def decimal_places(values: torch.Tensor, stored: torch.dtype = torch.float64) -> int | None:
@@ -453,6 +454,33 @@ STEPS = {cls.kind: cls for cls in (Round, Clip, Decimals, Bounded, YeoJohnson, D
 WRITING_STEPS = ("round", "decimals", "clip")
 """Steps that only shape how a sample is written (``Pipeline.inverse``)."""
 
+SIGNIFICANT_DIGITS = 9
+"""Significant digits of a model's numbers as written: float32's seven and two more, so that a
+file of samples reads as numbers, not as float64 noise, while the data's own cells (given cells,
+observed ones in ``impute``) are written to their last digit."""
+
+
+def significant(x: torch.Tensor, digits: int = SIGNIFICANT_DIGITS) -> torch.Tensor:
+    """``x`` rounded to ``digits`` significant digits, each to the float64 nearest that decimal
+    (so that Python writes it with at most ``digits``: 0.123456789, not 0.12345678912345678);
+    zeros, infinities, NaN and numbers too small to scale (below about 1e-290) as they are.
+
+    >>> x = torch.tensor([1234.56789012, -0.000123456789012, 98765432109.8, 0.0], dtype=torch.float64)
+    >>> [str(v) for v in significant(x).tolist()]
+    ['1234.56789', '-0.000123456789', '98765432100.0', '0.0']
+    """
+    size = x.abs()
+    scalable = x.isfinite() & (size > 1e-290)
+    places = (digits - 1 - torch.floor(torch.log10(torch.where(scalable, size, 1.0)))).clamp(max=300)
+    # Dividing by an exact power of ten (10**22 at most) rounds to the nearest float64 of the
+    # decimal; multiplying by 10**-places (inexact below 1) would not.
+    up, down = 10.0 ** places.clamp(min=0), 10.0 ** (-places).clamp(min=0)
+    rounded = torch.where(places >= 0, torch.round(x * up) / up, torch.round(x / down) * down)
+    rounded = torch.where(scalable, rounded, x)
+    tiny = scalable & (places > 22)  # below 1e-14: rare, rounded through text
+    rounded[tiny] = torch.tensor([float(f"{v:.{digits}g}") for v in x[tiny].tolist()], dtype=x.dtype)
+    return rounded
+
 
 class Pipeline:
     """The fitted steps; ``forward`` runs them in order, ``inverse`` backwards."""
@@ -475,10 +503,32 @@ class Pipeline:
     def inverse(self, y: torch.Tensor, written: bool = True) -> torch.Tensor:
         """The data's values of encoded rows ``y``; ``written=False`` leaves out the steps that
         shape how a sample is written (rounding, decimals, the training range): the value itself,
-        which may lie beyond the training range."""
+        which may lie beyond the training range. Written, the numbers of columns that no step
+        rounds and that are not constant keep ``SIGNIFICANT_DIGITS`` (before the training range:
+        its ends are the data's own numbers)."""
+        exact = {j for step in self.steps if step.kind in ("round", "decimals", "drop_constant")
+                 for j in step.columns}
+        free = [j for j in range(self.width) if j not in exact] if written else []
         for step in reversed(self.steps):
+            if free and step.kind in WRITING_STEPS:
+                y, free = self._significant(y, free), []
             if written or step.kind not in WRITING_STEPS:
                 y = step.inverse(y)
+        return self._significant(y, free) if free else y
+
+    def _significant(self, y: torch.Tensor, columns: list[int]) -> torch.Tensor:
+        """``y`` with ``columns`` cut to ``SIGNIFICANT_DIGITS``, except where that would reach a
+        bound (0.9999999999 is not 1)."""
+        y = y.clone()
+        rounded = significant(y[:, columns])
+        for step in self.steps:
+            for j, low, high in zip(step.columns, step.low, step.high) if step.kind == "bounded" else ():
+                if j in columns:
+                    k = columns.index(j)
+                    beyond = (rounded[:, k] <= (-math.inf if low is None else low)) | (
+                        rounded[:, k] >= (math.inf if high is None else high))
+                    rounded[:, k] = torch.where(beyond, y[:, j], rounded[:, k])
+        y[:, columns] = rounded
         return y
 
     def forward_and_log_det(self, x: torch.Tensor, columns: Sequence[int] | None = None

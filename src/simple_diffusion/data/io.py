@@ -632,11 +632,12 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
     """Write ``rows`` rows arriving as DataFrames (or, for .npy, arrays), never holding more than
     one in memory; the dtypes and labels of the frames are kept (Parquet, Excel) or written as
     text (CSV: missing cells empty, separated by ``csv_separator``, the numbers of the ``schema``'s
-    columns read from text written as they were, ``as_written``)."""
+    columns read from text written as they were, ``as_written``, every other number to its last
+    digit: a user's cells come back as they were read, a model's have ``SIGNIFICANT_DIGITS``)."""
     suffix = file_format(path)
     if path == STDOUT:
         for i, chunk in enumerate(chunks):
-            as_written(chunk, schema).to_csv(sys.stdout, header=i == 0, index=False, float_format="%.9g",
+            as_written(chunk, schema).to_csv(sys.stdout, header=i == 0, index=False,
                                              sep=csv_separator(path, schema))
         sys.stdout.flush()
         return
@@ -666,7 +667,7 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                     named = i == 0 and whitespace and not any(re.search(r"\s", str(c)) for c in chunk.columns)
                     if named:  # as savetxt's header: a "#" line that NumPy's loadtxt skips
                         handle.write("# " + " ".join(map(str, chunk.columns)) + "\n")
-                    chunk.to_csv(handle, header=i == 0 and not named, index=False, float_format="%.9g",
+                    chunk.to_csv(handle, header=i == 0 and not named, index=False,
                                  sep=csv_separator(path, schema), na_rep="nan" if whitespace else "")
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
