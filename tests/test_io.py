@@ -497,6 +497,15 @@ def test_numbers_declared_categorical_nearly_one_per_row_are_learnt_with_a_warni
         io.read_table(str(path), kinds={"categorical": ["name"]})
 
 
+def test_a_table_of_empty_cells_is_refused_without_an_option_that_leaves_nothing(tmp_path):
+    """It said "leave it out with --columns ''", which leaves no column."""
+    path = tmp_path / "empty.csv"
+    path.write_text("a,b\n,\n-,.\n")
+    with pytest.raises(UserError, match=r"^.*empty.csv: every cell of its 2 rows is empty: there is nothing "
+                                        r"to learn$"):
+        io.read_table(str(path))
+
+
 def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     path = tmp_path / "gaps.csv"
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")
@@ -504,7 +513,12 @@ def test_missing_cells_are_nan_and_drop_missing_says_how_many(tmp_path):
     assert np.isnan(table.values).sum(0).tolist() == [1, 1, 1]
     path.write_text("a,b,c\n1,?,x\n#N/A,2,?\n3,4,y\n")  # the UCI repository's "?", Excel's #N/A
     assert np.isnan(io.read_table(str(path)).values).sum(0).tolist() == [1, 1, 1]
+    path.write_text("a,b,c\n1,.,x\n-,2,-\n3,--,y\n")  # SAS's and Stata's point, a spreadsheet's dash
+    table = io.read_table(str(path))
+    assert np.isnan(table.values[:, :2]).sum(0).tolist() == [1, 2]
+    assert table.schema[2].categories == ["-", "x", "y"]  # among labels a dash is a label
     path.write_text("a,b,c\n1,2,x\n3,,y\n4,5,\nNA,6,x\n7,8,y\n")
+    table = io.read_table(str(path))
     assert table.schema[2].nullable and table.schema[2].categories == ["x", "y"]
     dropped = io.read_table(str(path), drop_missing=True)
     assert dropped.dropped == 3 and dropped.values.tolist() == [[1, 2, 0], [7, 8, 1]]

@@ -41,6 +41,9 @@ MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none", "<na>", "#n/
 """Cells of a text column that mean 'missing' (compared in lower case, stripped): pandas' own
 markers, the UCI repository's "?", and the errors a spreadsheet exports in place of a value
 (``#DIV/0!``)."""
+NUMBER_GAPS = frozenset({"-", "--", "."})
+"""Cells that mean 'missing' among numbers only: a spreadsheet's dash, SAS's and Stata's point.
+Among labels they are labels (a test's "+" and "-")."""
 TIME_UNITS = {"D": 86_400 * 10**9, "h": 3_600 * 10**9, "min": 60 * 10**9, "s": 10**9, "ms": 10**6,
               "us": 10**3}
 """The units a date, time or duration column may count in (their length in nanoseconds),
@@ -640,7 +643,7 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
     unparsed = np.flatnonzero(np.isnan(values))
     odd = text.iloc[unparsed].str.strip()
-    words = ~odd.str.lower().isin(MISSING_TOKENS).to_numpy()
+    words = ~odd.str.lower().isin(MISSING_TOKENS | NUMBER_GAPS).to_numpy()
     if not words.any():
         return None if forced == "categorical" else _Numbers(values)
     if forced == "categorical":

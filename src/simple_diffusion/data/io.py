@@ -550,6 +550,9 @@ def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: 
     empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
     if empty and len(values):
         kept = [c.name for c, all_missing in zip(schema, missing.all(0)) if not all_missing]
+        if not kept:
+            raise UserError(f"{source}: every cell of its {counted(len(values), 'row')} is empty: "
+                            "there is nothing to learn")
         raise UserError(f"{source}: column {empty[0]!r} has no values; leave it out with "
                         f"{advice({'columns': kept})}")
     dropped = 0
