@@ -819,9 +819,9 @@ def test_animate_follows_a_tables_numeric_columns_gaps_included(tmp_path, monkey
     drawn = {}
     original = plots.animate_reverse_process
 
-    def spy(frames, levels, columns, path):
+    def spy(frames, levels, columns, path, progress):
         drawn["columns"], drawn["first"], drawn["final"] = columns, frames[0], frames[-1]
-        original(frames, levels, columns, path)
+        original(frames, levels, columns, path, progress=progress)
 
     monkeypatch.setattr(plots, "animate_reverse_process", spy)
     frame = mixed_frame(300)[["kind", "mass", "count", "flag"]]  # mass has gaps

@@ -608,8 +608,9 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
 @click.option("--num-steps", "num_steps", type=click.IntRange(min=2), default=None,
               help="Sampler steps, one frame each. [default: the run's, or 60 for every-timestep runs]")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
 @_renamed("--steps", "--num-steps", type=click.IntRange(min=2))
-def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
+def animate(run, output, count, num_steps, seed, quiet, legacy_steps) -> None:
     """Animate the reverse process of the model in RUN: a histogram evolving from noise (1-D
     data) or points moving into place (2-D; the first two numeric columns of wider data).
 
@@ -638,7 +639,7 @@ def animate(run, output, count, num_steps, seed, legacy_steps) -> None:
     with atomic_path(output) as temporary:
         gif = temporary.with_suffix(".gif")
         animate_reverse_process([f.numpy()[:, shown] for f in frames], levels,
-                                [model.columns[j] for j in shown], str(gif))
+                                [model.columns[j] for j in shown], str(gif), progress=not quiet)
         gif.replace(temporary)
     click.echo(f"wrote {output} ({len(frames)} frames)", err=True)
 

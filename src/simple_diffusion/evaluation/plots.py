@@ -353,10 +353,12 @@ def _on_calendar(ax, axis: str, column, values: np.ndarray) -> np.ndarray:
 
 
 def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float], columns: Sequence[str],
-                            path: str, fps: int = 8) -> None:
+                            path: str, fps: int = 8, progress: bool = False) -> None:
     """A GIF of the reverse process: a histogram evolving (1-D) or points moving (2-D and the first
-    two columns of more)."""
+    two columns of more); ``progress`` shows a bar of the frames drawn (the slow part)."""
     from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from ..progress import bar
 
     final = frames[-1]
     low, high = _limits(final[:, :2])
@@ -391,7 +393,8 @@ def animate_reverse_process(frames: Sequence[np.ndarray], levels: Sequence[float
 
     order = list(range(len(frames))) + [len(frames) - 1] * fps  # linger on the result
     animation = FuncAnimation(fig, draw, frames=order, blit=False)
-    animation.save(path, writer=PillowWriter(fps=fps))
+    with bar(len(order), desc="frames", unit="frame", enabled=progress) as frames_drawn:
+        animation.save(path, writer=PillowWriter(fps=fps), progress_callback=lambda *_: frames_drawn.update())
     plt.close(fig)
 
 
