@@ -394,6 +394,30 @@ def test_parquet_keeps_its_kinds_and_labels(tmp_path):
     assert np.isnan(table.values[2, 0]) and table.values[:, 1].tolist() == [0, 1, 0]
 
 
+def test_a_databases_decimals_are_numbers_and_its_dates_come_back_as_dates(tmp_path):
+    """A Parquet DECIMAL (pandas reads Python Decimals) was refused as "numbers as text", and a
+    DATE came back as text (a string column in Parquet)."""
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    days = [datetime.date(2024, 1, 1) + datetime.timedelta(days=7 * k) for k in range(5)] + [None]
+    prices = [decimal.Decimal(p) for p in ("1.50", "22.25", "3.00", "40.75", "5.10")] + [None]
+    pq.write_table(pa.table({"price": pa.array(prices, pa.decimal128(10, 2)),
+                             "day": pa.array(days, pa.date32())}), tmp_path / "db.parquet")
+    table = io.read_table(str(tmp_path / "db.parquet"))
+    assert [c.kind_name for c in table.schema] == ["numeric", "datetime in days"]
+    np.testing.assert_array_equal(table.values[:, 0], [1.5, 22.25, 3.0, 40.75, 5.1, np.nan])
+    frame = to_frame(table.values, table.schema)
+    assert frame["day"].tolist() == days and frame["price"].dtype == np.float64
+    io.write_table(str(tmp_path / "back.parquet"), frame, schema=table.schema)
+    assert pq.read_schema(tmp_path / "back.parquet").field("day").type == pa.date32()
+    io.write_table(str(tmp_path / "back.csv"), frame, schema=table.schema)
+    assert (tmp_path / "back.csv").read_text().splitlines()[1:3] == ["1.5,2024-01-01", "22.25,2024-01-08"]
+
+
 DETECTOR = "id,energy,momentum,label\n1,2.5,1.0,x0\n2,3.5,1.5,x1\n3,1.5,0.5,x0\n"
 
 

@@ -262,7 +262,7 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     dtype = column.dtype
     if pd.api.types.is_complex_dtype(dtype):
         raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
-    text = _is_text(column)
+    text = _is_text(column) and not _holds_decimals(column)
     if _is_time(dtype):
         return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
@@ -455,7 +455,7 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
                                                              if written else "")
             raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
                             f"which is not {what}")
-        zone = getattr(pd.api.types.pandas_dtype(like.dtype), "tz", None) if like and not duration else None
+        zone = _zone(like.dtype) if like and not duration else None
         if zone is not None and times.dt.tz is None:  # a time without an offset: the column's zone
             times = times.dt.tz_localize(zone)
     if not duration and times.dt.tz is not None:
@@ -484,10 +484,19 @@ def _time_finding(column: pd.Series, name: str, forced: str | None, written: tup
     days = present / TIME_UNITS["D"]
     phases = {} if duration else {period: set(np.floor(days % period / period * 24).astype(int).tolist())
                                   for period in CYCLE_NAMES}
-    return Finding(Column(name, "integer", _dtype_name(column.dtype), nullable=bool(missing.any()),
+    # Python dates (a Parquet DATE, read_sql's) come back as dates, not as text in their format.
+    dtype = "date" if pd.api.types.infer_dtype(column, skipna=True) == "date" else _dtype_name(column.dtype)
+    return Finding(Column(name, "integer", dtype, nullable=bool(missing.any()),
                           time_unit=unit, time_origin="" if duration else pd.Timestamp(origin).isoformat(),
                           time_format=written[0] if written else "", cycles=_covered(phases)),
                    present=len(present), phases=phases)
+
+
+def _zone(dtype: str) -> Any:
+    """The time zone of a time column's dtype; None for naive times and Python dates."""
+    import pandas as pd
+
+    return None if dtype == "date" else getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
 
 
 def _covered(phases: dict[float, set[int]]) -> list[float]:
@@ -593,6 +602,14 @@ def _is_text(column: pd.Series) -> bool:
     import pandas as pd
 
     return column.dtype == object or pd.api.types.is_string_dtype(column.dtype)
+
+
+def _holds_decimals(column: pd.Series) -> bool:
+    """Whether a column holds Python ``Decimal`` numbers (a database's NUMERIC through pandas'
+    ``read_sql``, a Parquet DECIMAL): numbers, although their dtype is ``object``."""
+    import pandas as pd
+
+    return column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "decimal"
 
 
 def missing_cells(column: pd.Series) -> np.ndarray:
@@ -952,10 +969,12 @@ def _times(values: np.ndarray, column: Column) -> pd.Series:
         times = pd.Series(whole.view("timedelta64[ns]")).mask(missing)
         return times.astype(column.dtype)
     times = pd.Series(whole.view("datetime64[ns]")).mask(missing)
+    if column.dtype == "date":
+        return times.dt.date.astype(object).where(~missing, None)
     if column.time_format:
         text = _strftime(times, column.time_format).astype(object).where(~missing, np.nan)
         return text if column.dtype in ("object", "O") else text.astype(column.dtype)
-    zone = getattr(pd.api.types.pandas_dtype(column.dtype), "tz", None)
+    zone = _zone(column.dtype)
     if zone is not None:
         times = times.dt.tz_localize("UTC").dt.tz_convert(zone)
     return times.astype(column.dtype)
