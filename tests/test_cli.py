@@ -173,6 +173,8 @@ BAD = [
     (["--resume", "--inpainting", "learnt"], "--inpainting sets a new run's"),
     (["--resume", "--extrapolate"], "--extrapolate sets a new run's"),
     (["--resume", "--steps", "5"], "--steps sets a new run's budget"),
+    (["--resume", "--seed", "3"], "config.toml); --seed sets a new run's"),
+    (["--resume", "--preset", "seed"], "config.toml); --preset sets a new run's"),
     (["--data", "two_gaussians", "--inpainting", "learnt", "--condition", "x1"],
      "inpainting = learnt conditions on any columns: leave data.condition (--condition) empty"),
 ]

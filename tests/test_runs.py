@@ -145,6 +145,13 @@ def test_a_run_trained_from_an_array_evaluates_and_resumes_from_another_folder(t
     assert result["reference"] == len(held_out) == 60
     sd.fit(None, out=out, resume=True, epochs=3, progress=False, num_samples=0)
     assert sd.load(out).info["epochs"] == 3
+    # A resumed run goes on as it began: a setting of a new run was ignored, silently.
+    for ignored in ({"seed": 5}, {"preset": "seed"}, {"config": {"train": {"lr": 1e-3}}},
+                    {"columns": ["x1"]}):
+        with pytest.raises(sd.UserError, match=rf"^resuming continues with the run's own settings \(.*"
+                                               rf"config.toml\); {next(iter(ignored))} sets a new run's$"):
+            sd.fit(None, out=out, resume=True, epochs=4, progress=False, num_samples=0, **ignored)
+    assert sd.load(out).info["epochs"] == 3
 
 
 def test_a_relative_data_path_works_from_another_folder_and_a_changed_file_is_named(tmp_path, monkeypatch):

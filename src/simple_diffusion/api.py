@@ -30,9 +30,9 @@ from . import config as cfg
 from .data import io
 from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
-from .errors import UserError, advice, counted, is_follower
+from .errors import UserError, advice, counted, is_follower, said
 from .model import BLOCK, DiffusionModel, beside_conditions
-from .runs import RunFolder, file_digest
+from .runs import CONFIG, RunFolder, file_digest
 from .training.distill import Student
 from .training.distributed import Ranks, resolve_device
 
@@ -331,6 +331,15 @@ def fit(
             raise UserError("resuming needs the run folder (out=...)")
         if steps is not None:
             raise UserError("resuming trains on to a number of epochs; steps sets a new run's budget")
+        ignored = next((name for name, given in (
+            ("condition", condition is not None), ("data", data is not None),
+            ("preset", preset != "default"), ("seed", seed is not None),
+            ("config", any(config.values()) if isinstance(config, dict) else config is not None),
+            ("columns", bool(columns)), ("validation", validation is not None)) if given), None)
+        if ignored is not None:  # each would be silently ignored: the run goes on as it began
+            given = said(f"--{ignored}", ignored)
+            raise UserError(f"{said('--resume', 'resuming')} continues with the run's own settings "
+                            f"({folder.file(CONFIG)}); {given} sets a new run's")
         resolved, saved_info = folder.read_config()
         prepared = run_training_data(folder, resolved, saved_info)
     else:
