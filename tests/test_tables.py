@@ -401,7 +401,10 @@ def test_bad_columns_and_counts_from_python_are_one_line_errors():
     model = sd.fit(frame, steps=2, progress=False, verbose=False)
     with pytest.raises(UserError, match=r"^the number of samples is a whole number, not 2\.5$"):
         model.sample(2.5)
-    assert len(model.sample(np.int64(3))) == 3
+    for bad in ("10", None, True, float("nan")):  # a numpy or overflow error, or one row for True
+        with pytest.raises(UserError, match=rf"^the number of samples is a whole number, not {bad!r}$"):
+            model.sample(bad)
+    assert len(model.sample(np.int64(3))) == 3 and len(model.sample(4.0)) == 4
 
 
 def test_a_label_the_training_rows_lack_is_refused_when_given():

@@ -433,8 +433,12 @@ class DiffusionModel:
         gives the same samples whatever ``chunk_size``; memory grows with the chunk, not with
         ``n``; ``seed=None`` draws a fresh seed.
         """
-        count = int(np.prod(n)) if isinstance(n, tuple) else int(n)
-        if count != np.prod(n):
+        sizes = n if isinstance(n, tuple) else (n,)
+        if not all(isinstance(size, (int, float, np.integer, np.floating)) and not isinstance(size, bool)
+                   and np.isfinite(size) for size in sizes):
+            raise UserError(f"the number of samples is a whole number, not {n!r}")
+        count = int(np.prod(sizes))
+        if count != np.prod(sizes):
             raise UserError(f"the number of samples is a whole number, not {n}")
         if count < 0:
             raise UserError(f"cannot draw a negative number of samples ({count})")
