@@ -147,6 +147,15 @@ def test_guidance_zero_is_the_unconditional_model_and_above_one_extrapolates(pos
     plain = posterior_model.sample(3000, given=[[2.0]], guidance=1, seed=1)[:, 0].mean()
     guided = posterior_model.sample(3000, given=[[2.0]], guidance=2, seed=1)[:, 0].mean()
     assert guided > plain + 0.1  # guidance pushes further from the unconditional mean
+    with pytest.raises(UserError, match=r"^sample.guidance must not be negative"):
+        posterior_model.sample(10, given=[[2.0]], guidance=-1)
+
+
+def test_guidance_of_a_model_without_a_condition_is_refused():
+    """It was ignored, silently: a user asking for sharper samples got the same ones."""
+    model = sd.fit(gaussian_pairs(300)[0], steps=50, progress=False, num_samples=0)
+    with pytest.raises(UserError, match=r"^guidance steers a learnt condition, and this model learnt none"):
+        model.sample(10, guidance=2)
 
 
 def test_a_loaded_conditional_model_samples_as_the_trained_one(tmp_path):

@@ -445,6 +445,7 @@ def validate(config: Config) -> Config:
         (smp.resample >= 1, "sample.resample must be at least 1"),
         (smp.reject_tries >= 0, "sample.reject_tries must be 0 (never) or positive"),
         (smp.num_steps >= 0, "sample.num_steps must not be negative"),
+        (smp.guidance >= 0, "sample.guidance must not be negative (0 ignores the condition, 1 follows it)"),
         (smp.sigma_max >= 0 and smp.sigma_min >= 0, "sample.sigma_min and sigma_max must not be negative"),
         (smp.sigma_max == 0 or smp.sigma_min < smp.sigma_max, "sample.sigma_min must be below sigma_max"),
         (smp.num_steps <= s.num_timesteps,

@@ -400,6 +400,12 @@ class DiffusionModel:
             raise UserError(f"unknown sampling setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
         settings = replace(self.config.sample, **{k: v for k, v in changes.items() if v is not None})
         validate(replace(self.config, sample=settings))
+        if changes.get("guidance") not in (None, self.config.sample.guidance) and self.condition is None:
+            # It would change nothing: a user asking for sharper samples would get the same ones.
+            ways = said("--condition COL or --inpainting learnt",
+                        "condition=[...] or config={'train': {'inpainting': 'learnt'}}")
+            raise UserError(f"{said('--guidance', 'guidance')} steers a learnt condition, and this model "
+                            f"learnt none (train with {ways})")
         return settings
 
     @torch.inference_mode()
