@@ -391,6 +391,17 @@ def test_a_dataframe_of_numbered_columns_gets_its_numbers_back(tmp_path):
     assert list(picked.sample(2).columns) == [2, 0]
 
 
+def test_a_series_is_learnt_as_a_one_column_dataframe():
+    """A pandas Series was read as an array: named x1, sampled as a tensor, and a Series of
+    labels refused ("values of type object are not real numbers")."""
+    rng = np.random.default_rng(0)
+    for series, dtype in ((pd.Series(rng.choice(["a", "b"], 200), name="kind"), object),
+                          (pd.Series(rng.normal(size=200), name="height"), np.float64)):
+        samples = sd.fit(series, steps=20, progress=False, verbose=False, num_samples=0).sample(5, seed=0)
+        assert isinstance(samples, pd.DataFrame) and list(samples.columns) == [series.name]
+        assert samples[series.name].dtype == dtype
+
+
 def test_bad_columns_and_counts_from_python_are_one_line_errors():
     """`sd.fit(frame, columns=[...])` naming a column the frame lacks ended in pandas' KeyError;
     `model.sample(2.5)` drew 2 rows."""

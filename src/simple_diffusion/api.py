@@ -107,6 +107,7 @@ def training_data(
     validation rows: a random ``data.val_fraction`` of the rows held out, or all of ``data``
     trained on and ``validation`` held out."""
     data_config = data_config or cfg.DataConfig()
+    data, validation = _as_table(data), _as_table(validation)
     if isinstance(data, str) and data in builtin.TARGETS:
         train = builtin.draw(data, data_config.train_size, seed=data_config.data_seed).numpy()
         val = builtin.draw(data, data_config.val_size, seed=data_config.data_seed + 1).numpy()
@@ -287,7 +288,7 @@ def fit(
     condition: list[str] | np.ndarray | torch.Tensor | pd.DataFrame | None = None,
 ) -> DiffusionModel:
     """Train a diffusion model on ``data``: a built-in target name, a file path, a pandas
-    DataFrame or an array.
+    DataFrame (or Series: one column) or an array.
 
     Column kinds come from the data (text, booleans and pandas categories are categorical,
     whole-number columns integer; ``config={"data": {"categorical": [...]}}`` and its siblings
@@ -453,6 +454,12 @@ def _joined_frames(data: Any, condition: Any) -> tuple[pd.DataFrame, list[str]]:
 
 def _is_series(x: Any) -> bool:
     return hasattr(x, "to_frame") and hasattr(x, "iloc") and not hasattr(x, "columns")
+
+
+def _as_table(x: Any) -> Any:
+    """A pandas Series as the one-column DataFrame it is (its name, else x1), so that its kind
+    (labels, dates, whole numbers) is found as a DataFrame's column's; anything else as it is."""
+    return x.to_frame(name="x1" if x.name is None else x.name) if _is_series(x) else x
 
 
 class _NamedArray(np.ndarray):
