@@ -147,6 +147,16 @@ def test_log_prob_is_in_the_data_units():
     torch.testing.assert_close(model.log_prob(x), truth, rtol=0, atol=1e-3)
 
 
+def test_one_row_as_a_series_is_scored_by_its_names():
+    """``model.log_prob(df.iloc[0])`` read the row's two cells as two rows of one column:
+    "log_prob needs rows of 2 columns, got shape (2, 1)"."""
+    rows = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 2)), columns=["a", "b"])
+    model = sd.fit(rows, steps=20, progress=False, verbose=False, num_samples=0)
+    alone = model.log_prob(rows.iloc[:1])
+    assert torch.equal(model.log_prob(rows.iloc[0]), alone)
+    assert torch.equal(model.log_prob(rows.iloc[0][["b", "a"]]), alone)  # by name, not by place
+
+
 def test_a_model_with_integer_columns_says_it_has_no_density_and_which_model_has_one(tmp_path):
     """The refusal named no column and no way out; its advice is now a model that has one (a
     count declared numeric, a date left out)."""

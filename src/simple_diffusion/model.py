@@ -390,6 +390,8 @@ class DiffusionModel:
     def _matrix(self, x: Any) -> np.ndarray:
         if hasattr(x, "columns") and hasattr(x, "iloc"):  # a pandas DataFrame
             return self.rows(x)
+        if hasattr(x, "to_frame") and self.dim > 1 and set(self.columns) <= set(map(str, x.index)):
+            return self.rows(x.to_frame().T)  # one row as a Series (df.iloc[0]): its cells by name
         return np.asarray(x, dtype=np.float64)
 
     def sampling_settings(self, **changes: Any) -> SampleConfig:
