@@ -394,6 +394,21 @@ def test_parquet_keeps_its_kinds_and_labels(tmp_path):
     assert np.isnan(table.values[2, 0]) and table.values[:, 1].tolist() == [0, 1, 0]
 
 
+def test_times_of_day_are_times_learnt_in_minutes_and_written_back_as_read(tmp_path):
+    """A column of departure times ("13:55") was refused as "an identifier, or free text?"."""
+    path = tmp_path / "trips.csv"
+    path.write_text("depart,took,x\n13:55,0:53:00,1\n07:05,1:07:30,2\n,2:00:00,3\n22:40,0:05:00,4\n")
+    table = io.read_table(str(path))
+    assert [c.kind_name for c in table.schema[:2]] == ["time of day in minutes", "time of day in seconds"]
+    assert table.schema[0].axis_label == "depart (minutes from 07:05:00)"
+    np.testing.assert_array_equal(table.values[:, 0], [410, 0, np.nan, 935])
+    frame = to_frame(table.values, table.schema)
+    assert frame["depart"].tolist()[:2] == ["13:55", "07:05"] and frame["took"].tolist()[1] == "1:07:30"
+    with pytest.raises(UserError, match=r"column 'depart' has '25:00' at row 0, which is not a time of day "
+                                        r"written as %H:%M$"):
+        to_values(pd.DataFrame({"depart": ["25:00"], "took": ["0:10:00"], "x": ["1"]}), table.schema, "given")
+
+
 def test_a_databases_decimals_are_numbers_and_its_dates_come_back_as_dates(tmp_path):
     """A Parquet DECIMAL (pandas reads Python Decimals) was refused as "numbers as text", and a
     DATE came back as text (a string column in Parquet)."""

@@ -476,7 +476,7 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
     network is shown of dates (and how to show it more), and what was dropped."""
     import sys
 
-    from .data.columns import CYCLE_NAMES, describe
+    from .data.columns import CYCLE_EXAMPLES, CYCLE_NAMES, describe
     from .data.encoders import YeoJohnson
     from .data.tables import ONEHOT_MOST_ENTRIES
 
@@ -505,13 +505,15 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
             continue
         names = [f"a {CYCLE_NAMES[period]}" for period in column.cycles]
         cycles = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        what = "a time of day" if column.clock_only else "a date"
         if column.name in config.data.condition or config.train.inpainting == "learnt":
             where = "" if column.name in config.data.condition else " where given"
-            print(f"{column.name}: a date, shown to the network{where} with its phase in {cycles} (the "
+            print(f"{column.name}: {what}, shown to the network{where} with its phase in {cycles} (the "
                   "cycles its dates cover)", file=sys.stderr)
         else:
-            print(f"{column.name}: a date, drawn with the rest; for rows by its phase in {cycles} (seasons, "
-                  f"weekdays) train with {advice({'condition': [column.name]})} (rows given it) or "
+            examples = ", ".join(CYCLE_EXAMPLES[period] for period in column.cycles)
+            print(f"{column.name}: {what}, drawn with the rest; for rows by its phase in {cycles} "
+                  f"({examples}) train with {advice({'condition': [column.name]})} (rows given it) or "
                   f"{advice({'train.inpainting': 'learnt'})} (gaps filled given it)", file=sys.stderr)
     missing = np.isnan(prepared.train).any(1).sum()
     if missing:

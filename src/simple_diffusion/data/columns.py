@@ -52,6 +52,7 @@ UNIT_NAMES = {"D": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms":
               "us": "microseconds"}
 CYCLE_NAMES = {365.2425: "year", 7.0: "week", 1.0: "day"}
 """The cycles a date may follow (``Column.cycles``), by their lengths in days."""
+CYCLE_EXAMPLES = {365.2425: "seasons", 7.0: "weekdays", 1.0: "hours"}
 CYCLE_PHASES = 4
 """Of a cycle's 24 equal parts, how many a column's dates must fall in for the cycle to count:
 weekly readings (all on a Saturday) do not say where in the week other days fall."""
@@ -122,11 +123,18 @@ class Column:
         return asdict(self)
 
     @property
+    def clock_only(self) -> bool:
+        """Whether the column holds times of day written without a date ("13:55")."""
+        return bool(self.time_format) and not re.search("%-?[YymdbBjaA]", self.time_format)
+
+    @property
     def kind_name(self) -> str:
-        """The kind as ``train`` prints it: ``datetime`` or ``duration`` for time columns."""
+        """The kind as ``train`` prints it: ``datetime``, ``time of day`` or ``duration`` for time
+        columns."""
         if not self.time_unit:
             return self.kind
-        what = "duration" if self.dtype.startswith("timedelta") else "datetime"
+        what = ("duration" if self.dtype.startswith("timedelta") else "time of day" if self.clock_only
+                else "datetime")
         return f"{what} in {UNIT_NAMES[self.time_unit]}"
 
     @property
@@ -134,7 +142,8 @@ class Column:
         """The name, with what a time column's numbers count: ``when (hours from 2023-03-01)``."""
         if not self.time_unit:
             return self.name
-        origin = f" from {self.time_origin}{' UTC' if ', ' in self.dtype else ''}" if self.time_origin else ''
+        start = self.time_origin.partition("T")[2] if self.clock_only else self.time_origin  # no 1900-01-01
+        origin = f" from {start}{' UTC' if ', ' in self.dtype else ''}" if self.time_origin else ''
         return f"{self.name} ({UNIT_NAMES[self.time_unit]}{origin})"
 
     @property
@@ -315,7 +324,8 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
                    ) -> tuple[str, pd.Series] | None:
     """The ``strftime`` format in which every present cell of a text column is written and the
     cells read in it (UTC, NaT where missing), if they are calendar dates (a year and a month at
-    least: "2024-03-01", "01/03/2024 10:30", "2024-03"), else None. Day-first formats are tried
+    least: "2024-03-01", "01/03/2024 10:30", "2024-03") or times of day ("13:55", "7:05:30",
+    "1:05 PM": on 1900-01-01, as ``strptime`` reads them), else None. Day-first formats are tried
     where month-first ones fail. A column whose cells are mostly dates in one format, but not
     all, is an error naming the first that is not (a typo, or dates in two formats)."""
     import pandas as pd
@@ -327,12 +337,17 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
     if first is None:
         return None
     text, nearest = None, None
-    for day_first in (False, True):
-        with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
-            warnings.simplefilter("ignore", UserWarning)
-            written = guess_datetime_format(first, dayfirst=day_first)
-        if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
-            continue
+    clock = _CLOCK_TIME.fullmatch(first)
+    for day_first in (False,) if clock else (False, True):
+        if clock:  # pandas guesses no format for a time alone
+            written = "%I:%M" if clock["half"] else "%H:%M"
+            written += (":%S" if clock["seconds"] else "") + (" %p" if clock["half"] else "")
+        else:
+            with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
+                warnings.simplefilter("ignore", UserWarning)
+                written = guess_datetime_format(first, dayfirst=day_first)
+            if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
+                continue
         if text is None:
             missing = missing_cells(column)
             text = column.astype(str).str.strip().where(~missing)
@@ -352,6 +367,8 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
     return None
 
 
+_CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?P<seconds>:\d{2})?(?P<half> ?[AaPp][Mm])?")
+"""A time of day: hours and minutes, seconds maybe, and AM or PM maybe."""
 _DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}",
                 "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}", "j": r"\d{1,3}",
                 "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "a": r"[^\W\d_]+", "A": r"[^\W\d_]+",
@@ -451,8 +468,9 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
         bad = np.flatnonzero(times.isna().to_numpy() & ~missing)
         if len(bad):
             where = position(bad[0], first_row)
-            what = "a duration" if duration else "a date" + (f" written as {written} (or as 2024-03-01)"
-                                                             if written else "")
+            clock = bool(like and like.clock_only)
+            what = ("a duration" if duration else f"a time of day written as {written}" if clock
+                    else "a date" + (f" written as {written} (or as 2024-03-01)" if written else ""))
             raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
                             f"which is not {what}")
         zone = _zone(like.dtype) if like and not duration else None
