@@ -148,6 +148,25 @@ def test_numpys_text_files_are_read_and_written_as_savetxt_and_loadtxt_do(tmp_pa
     np.testing.assert_allclose(io.read_table(str(out)).values[:, 1], [1.5, 2.5])
 
 
+def test_a_csv_of_numbers_between_spaces_and_names_in_single_quotes_is_read_as_its_columns(tmp_path):
+    """statsmodels ships such files (spector.csv: 'OBS' 'GPA' ... over "1 2.66 20 0 0"; anes96.csv
+    tab-separated under 'popul' 'TVnews'): read as one column of unique text, they were refused as
+    an identifier with --columns '' suggested, and quoted names had to be typed with their quotes."""
+    (tmp_path / "spector.csv").write_text("'OBS' 'GPA' 'GRADE'\n1 2.66 0\n2  2.89 1\n3 3.28 0\n")
+    table = io.read_table(str(tmp_path / "spector.csv"))
+    assert table.columns == ["OBS", "GPA", "GRADE"]
+    assert table.values.tolist() == [[1, 2.66, 0], [2, 2.89, 1], [3, 3.28, 0]]
+    (tmp_path / "bare.csv").write_text("-0.0031 0.083\n0.0189 0.083\n")  # no header: numbered
+    assert io.read_table(str(tmp_path / "bare.csv")).columns == ["0", "1"]
+    (tmp_path / "anes.csv").write_text("'popul'\t'vote'\n0\t1\n190\t0\n")
+    assert io.read_table(str(tmp_path / "anes.csv")).columns == ["popul", "vote"]
+    # One column of text with spaces stays one column; a name quoted on one side stays as written.
+    (tmp_path / "names.csv").write_text("name\nAda Lovelace\nAlan Turing\nAda Lovelace\n")
+    assert io.read_table(str(tmp_path / "names.csv")).columns == ["name"]
+    (tmp_path / "odd.csv").write_text("'a,b'\n1,2\n3,4\n")
+    assert io.read_table(str(tmp_path / "odd.csv")).columns == ["'a", "b'"]
+
+
 def test_npy_one_dimensional_becomes_one_column(tmp_path):
     path = tmp_path / "x.npy"
     np.save(path, np.arange(10.0))

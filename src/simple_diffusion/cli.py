@@ -193,10 +193,10 @@ def cli() -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
-              ".npy, .csv (comma-, tab-, semicolon- or bar-separated; .csv.gz and the like too), .tsv, "
-              ".txt or .dat (NumPy's savetxt), .parquet or .xlsx (its first sheet, or BOOK.xlsx#SHEET) "
-              "table, one row per sample: numbers, categories (text, booleans), dates and times, and "
-              "empty cells.")
+              ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
+              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet or .xlsx (its first sheet, or "
+              "BOOK.xlsx#SHEET) table, one row per sample: numbers, categories (text, booleans), dates and "
+              "times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"

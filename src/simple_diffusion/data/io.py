@@ -341,9 +341,10 @@ PREAMBLE_LINES = 20
 """How far down a file its first row of cells is looked for, past comments and titles."""
 
 
-def _preamble(path: str) -> tuple[int, str, list[str], str]:
-    """How many lines open the file before its first row, that row, the titles among them, and the
-    comment line right above it (where ``savetxt`` writes the column names).
+def _preamble(path: str) -> tuple[int, list[str], list[str], str]:
+    """How many lines open the file before its first row, its lines from that row on (as far as
+    it was read), the titles among them, and the comment line right above it (where ``savetxt``
+    writes the column names).
     Skipped: comment lines starting with "#" (as instruments and NumPy's ``savetxt`` write them),
     blank lines, and lines of one cell above the first line of several (a spreadsheet export's
     title: "Heights of 2024"); a table of one column has none of those."""
@@ -353,22 +354,31 @@ def _preamble(path: str) -> tuple[int, str, list[str], str]:
             for line in itertools.islice(file, PREAMBLE_LINES):
                 lines.append(line)
     except (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError):  # pandas names what is wrong
-        return 0, "", [], ""
+        return 0, [], [], ""
     content = [k for k, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")]
     if not content:
-        return len(lines), "", [], ""
+        return len(lines), [], [], ""
     several = next((k for k in content if _cells(lines[k]) > 1), None)
     first = content[0] if several is None else several
     if any(is_number(lines[k].strip()) for k in content if k < first):  # a table's first row
         first = content[0]
     titles = [lines[k].strip() for k in content if k < first]
     comment = next((line for line in reversed(lines[:first]) if line.strip()), "")
-    return first, lines[first], titles, comment.strip() if comment.lstrip().startswith("#") else ""
+    rows = [lines[k] for k in content if k >= first]
+    return first, rows, titles, comment.strip() if comment.lstrip().startswith("#") else ""
 
 
 def _cells(line: str) -> int:
     """The most cells a line splits into by any separator a CSV may use (quotes respected)."""
     return max(len(next(csv.reader([line], delimiter=d), [])) for d in (",", *OTHER_DELIMITERS))
+
+
+def _spaced(rows: list[str]) -> bool:
+    """Whether the rows are numbers between spaces (under a header of as many names): NumPy's
+    ``savetxt`` or a Fortran program's output, saved as .csv."""
+    cells = [row.split() for row in rows]
+    return (len(cells) > 1 and len(cells[0]) > 1 and all(len(row) == len(cells[0]) for row in cells)
+            and all(is_number(cell) for row in cells[1:] for cell in row))
 
 
 def _delimiter(first: str) -> str:
@@ -389,10 +399,11 @@ tools export (Latin-1 with printable characters where Latin-1 has control codes)
 def _read_csv(path: str, header: bool | None) -> pd.DataFrame:
     import pandas as pd
 
-    skipped, first, titles, comment = _preamble(path)
+    skipped, rows, titles, comment = _preamble(path)
+    first = rows[0] if rows else ""
     # A .txt of cells between spaces (savetxt's), unless its first row is split by another
-    # separator: many programs write CSV under that name.
-    whitespace = file_format(path) in WHITESPACE and _cells(first) == 1
+    # separator: many programs write CSV under that name; and a .csv of numbers between spaces.
+    whitespace = _cells(first) == 1 and (file_format(path) in WHITESPACE or _spaced(rows))
     if titles:
         warnings.warn(f"{path}: skipped {counted(len(titles), 'line')} of one cell above the header (a "
                       f"title?): {titles[0]!r}", stacklevel=3)
@@ -448,6 +459,9 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
         unnamed = [pd.isna(c) or not str(c).strip() for c in raw.iloc[0]]
         names = [f"column {i}" if blank else str(c).strip()
                  for i, (c, blank) in enumerate(zip(raw.iloc[0], unnamed))]
+        if all(len(name) > 1 and name[0] == name[-1] == "'" for name, blank in zip(names, unnamed)
+               if not blank):  # quoted as some programs quote text: 'age' 'income'
+            names = [name[1:-1] if not blank else name for name, blank in zip(names, unnamed)]
         _refuse_repeated(names, path)
         frame, first_row = raw.iloc[1:].reset_index(drop=True), 2
     else:
