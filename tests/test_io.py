@@ -489,6 +489,12 @@ def test_text_columns_are_categories_and_an_identifier_is_refused_with_the_optio
     with pytest.raises(UserError, match=r"column '2013' has no values, which cannot be learnt: leave it "
                                         r"out with columns=\['energy'\]$"):
         io.read_table(str(path))
+    # Nothing else to learn: columns=[] (--columns '') reads every column again, so it is not offered.
+    path.write_text("name,2013\n" + "".join(f"event-{k},\n" for k in range(25)))
+    with pytest.raises(UserError, match=r"^column 'name' has a different value in every row \(an "
+                                        r"identifier\?\), which cannot be learnt, and the table has no other "
+                                        r"column to learn: '2013' \(no values\)$"):
+        io.read_table(str(path))
 
 
 @pytest.mark.parametrize("start", [0, 1])

@@ -589,11 +589,13 @@ def finish(findings: Sequence[Finding]) -> list[Column]:
                 if refused[0] in counters + groups
                 else f" (or {advice({'data.categorical': refused[:1]})} to learn it as labels)"
                 if identifiers and levels < first.present else "")
+        others = ", ".join(f"{name!r} ({reasons[name]})" for name in refused[1:])
+        if not kept:  # --columns '' would read every column again: nothing is left to suggest
+            raise UserError(f"column {refused[0]!r} {what}, which cannot be learnt, and the table has no "
+                            f"other column to learn{f': {others}' if others else ''}{keep}")
         raise UserError(
             f"column {refused[0]!r} {what}, which cannot be learnt: leave it out with "
-            f"{advice({'columns': kept})}{keep}"
-            + (f" (it leaves out too: {', '.join(f'{name!r} ({reasons[name]})' for name in refused[1:])})"
-               if len(refused) > 1 else "")
+            f"{advice({'columns': kept})}{keep}" + (f" (it leaves out too: {others})" if others else "")
         )
     for f in findings:  # numbers declared labels, nearly one per row: the user's call, but said
         labels = f.column.categories
