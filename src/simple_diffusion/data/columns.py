@@ -22,6 +22,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import re
 import warnings
 from collections.abc import Sequence
@@ -664,6 +665,26 @@ def _number_hint(cell: str) -> str | None:
     return "a thousands separator? write the column's numbers all one way" if thousands else None
 
 
+def _parsed(text: pd.Series) -> np.ndarray:
+    """The cells of ``text`` as the float64 numbers they name, to the last bit (NaN where a cell
+    is not a number), so that a user's 17-digit cells are written back as read. Arrow parses a
+    column of plain numbers exactly in one pass; pandas' ``to_numeric`` finds the numbers among
+    gaps, words and spaces around them, but rounds about a third of 17-digit cells to a
+    neighbouring float, so those it finds are parsed again by Python's rules."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(pa.array(text.to_numpy(), type=pa.string()), pa.float64()).to_numpy()
+    except pa.ArrowInvalid:  # not every cell a plain number: on a million rows the reading's cost
+        values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    found = np.flatnonzero(~np.isnan(values))
+    with contextlib.suppress(ValueError):  # a spelling pandas reads and Python does not: pandas'
+        values[found] = text.iloc[found].astype(np.float64).to_numpy()
+    return values
+
+
 def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row: int | None,
                      source: str | None = None, like: Column | None = None) -> _Numbers | None:
     """A text column as numbers if every present cell is one, plain or written one way with a
@@ -674,10 +695,8 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     beside plain numbers."""
     import pandas as pd
 
-    # Parsed as a whole first (pandas skips the spaces around a number), so that only the cells
-    # that are not numbers pay for string work: on a million rows that is the reading's cost.
     text = column.astype(str)
-    values = pd.to_numeric(text, errors="coerce").to_numpy(np.float64)
+    values = _parsed(text)
     unparsed = np.flatnonzero(np.isnan(values))
     odd = text.iloc[unparsed].str.strip()
     words = ~odd.str.lower().isin(MISSING_TOKENS | NUMBER_GAPS).to_numpy()
