@@ -75,8 +75,12 @@ def test_a_sheet_is_named_after_a_hash_as_excels_links_name_it(tmp_path):
         table = io.read_table(f"{path}#Prices #2")
     assert table.columns == ["mass", "kind"] and table.values.shape == (4, 2)
     with pytest.raises(UserError, match=r"book\.xlsx has no sheet 'Prices'; its sheets are 'Notes', "
-                                        r"'Prices #2'$"):
+                                        r"'Prices #2' \(did you mean 'Prices #2'\?\)$"):
         io.read_table(f"{path}#Prices")
+    with pytest.raises(UserError, match=r"'Prices #2' \(did you mean 'Notes'\?\)$"):
+        io.read_table(f"{path}#notes")
+    with pytest.raises(UserError, match=r"its sheets are 'Notes', 'Prices #2'$"):
+        io.read_table(f"{path}#Sheet1")
     with pytest.raises(UserError, match=r"data file not found: .*other\.xlsx$"):
         io.read_table(f"{tmp_path / 'other.xlsx'}#Notes")
     odd = tmp_path / "odd.xlsx#1"  # a file whose own name holds a hash is that file

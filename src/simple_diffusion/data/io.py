@@ -498,7 +498,8 @@ def _read_excel(workbook: str, header: bool | None, sheet: str | None = None) ->
     except Exception as exc:  # openpyxl raises many types for a file that is not a workbook
         raise UserError(f"{workbook}: not a readable Excel workbook ({type(exc).__name__})") from None
     if raw is None:
-        raise UserError(f"{workbook} has no sheet {sheet!r}; its sheets are {', '.join(map(repr, sheets))}")
+        raise UserError(f"{workbook} has no sheet {sheet!r}; its sheets are {', '.join(map(repr, sheets))}"
+                        + did_you_mean(sheet, sheets))
     if sheet is None and len(sheets) > 1:
         others = ", ".join(map(repr, sheets[1:4])) + (", ..." if len(sheets) > 4 else "")
         named = said(shlex.quote(f"{workbook}#{sheets[1]}"), repr(f"{workbook}#{sheets[1]}"))
