@@ -504,17 +504,32 @@ def test_an_infinite_given_or_observed_cell_is_refused_in_one_line(kinds_run, ca
 
 def test_impute_reads_columns_by_name_or_all_by_position_and_counts_in_words(kinds_run, capsys):
     """A file sharing one name with the model and not the other was read in order: its columns
-    `kind, other` became `kind, value`, silently (or `other, kind` swapped). Counts said
-    "1 rows"."""
+    `kind, other` became `kind, value`, silently (or `other, kind` swapped), and then refused: a
+    column the file lacks (new rows whose measurement is still to come) is filled in every row,
+    unless it is named like one of the file's (a typo). Counts said "1 rows"."""
     one = kinds_run / "one.csv"
     one.write_text("kind,value\na,\n")
     assert cli(["impute", str(kinds_run / "run"), "--data", str(one), "-o", "-", "--quiet"]) == 0
     assert capsys.readouterr().err.strip() == "filled 1 missing cell in 1 row: wrote standard output"
     partly = kinds_run / "partly.csv"
-    partly.write_text("other,kind\n1.5,a\n")
-    assert cli(["impute", str(kinds_run / "run"), "--data", str(partly), "-o", "-", "--quiet"]) == 1
+    partly.write_text("other,kind\n1.5,a\n2.5,b\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(partly), "-o", "-", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.splitlines() == [f"warning: {partly} has no column 'value': filled in every row",
+                                         "filled 2 missing cells in 2 rows: wrote standard output"]
+    lines = captured.out.splitlines()
+    assert lines[0] == "other,kind,value" and [line[:6] for line in lines[1:]] == ["1.5,a,", "2.5,b,"]
+    assert all(np.isfinite(float(line.split(",")[2])) for line in lines[1:])
+    model = sd.load(kinds_run / "run")
+    with pytest.warns(UserWarning, match=r"^impute has no column 'value': filled in every row$"):
+        filled = model.impute(pd.DataFrame({"kind": ["a", "b", None]}), draws=2)
+    assert list(filled.columns) == ["draw", "kind", "value"] and filled.notna().all().all()
+    typo = kinds_run / "typo.csv"
+    typo.write_text("kind,Value\na,1.5\n")
+    assert cli(["impute", str(kinds_run / "run"), "--data", str(typo), "-o", "-", "--quiet"]) == 1
     assert capsys.readouterr().err.strip().endswith(
-        "partly.csv: the model's columns are kind, value; its columns are other, kind (no 'value')")
+        "typo.csv: no column 'value' (did you mean 'Value'?): name it as the model does, or it is taken "
+        "to be absent and filled in every row")
     unnamed = kinds_run / "unnamed.csv"  # none of the names: in order, as a headerless file's
     unnamed.write_text("u,v\nb,\n")
     assert cli(["impute", str(kinds_run / "run"), "--data", str(unnamed), "-o", "-", "--quiet"]) == 0

@@ -480,7 +480,8 @@ def _given_frame(given: str):
 def impute(run, data_file, output, draws, median, seed, resample, device, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
     observed cells (RePaint in-painting, or the model's own for one trained with --inpainting
-    learnt); observed cells are kept as they are.
+    learnt); observed cells are kept as they are, and a model's column that --data lacks is
+    filled in every row.
 
     \b
     Examples:
@@ -498,7 +499,7 @@ def impute(run, data_file, output, draws, median, seed, resample, device, quiet)
     model = api.load(run).to(resolve_device(device or "auto"))
     io.check_writable(output, model.schema)
     io.refuse_overwriting(output, api.kept_files(model, run, data=data_file))
-    table = io.read_frame(data_file)
+    table = model.with_absent_columns(io.read_frame(data_file), data_file)
     rows = model.rows(table, data_file)
     gaps = int(np.isnan(rows).sum())
     if median and draws == 1:

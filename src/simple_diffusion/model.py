@@ -176,6 +176,29 @@ class DiffusionModel:
         out = table.set_axis(names, axis=1).set_axis(frame.index)
         return out.assign(**{name: frame[name] for name in self.columns})
 
+    def with_absent_columns(self, frame: pd.DataFrame, source: str = "rows") -> pd.DataFrame:
+        """``frame`` with the model's columns that it lacks added empty (after the model's column
+        before each), so that `impute` fills them in every row: new rows whose measurement is
+        still to come. A frame of none of the model's columns is left as it is (a headerless
+        table, read in order); a lacking column named like one of the frame's others (``Sex``
+        for ``sex``) is refused as a typo."""
+        names = [str(c) for c in frame.columns]
+        absent = [c for c in self.columns if c not in names]
+        if not absent or len(absent) == len(self.columns):
+            return frame
+        unknown = [name for name in names if name not in self.columns]
+        for name in absent:
+            if hint := did_you_mean(name, unknown):
+                raise UserError(f"{source}: no column {name!r}{hint}: name it as the model does, or it is "
+                                "taken to be absent and filled in every row")
+        warnings.warn(f"{source} has no column{'s' if len(absent) > 1 else ''} "
+                      f"{', '.join(map(repr, absent))}: filled in every row", stacklevel=3)
+        out = frame.set_axis(names, axis=1)  # a copy, its attrs (first_row) kept
+        for name in absent:
+            before = [c for c in self.columns[: self.columns.index(name)] if c in out.columns]
+            out.insert(out.columns.get_loc(before[-1]) + 1 if before else 0, name, np.nan)
+        return out
+
     @property
     def latent_dim(self) -> int:
         """Columns the network works on (constant columns are not modelled)."""
@@ -601,7 +624,8 @@ class DiffusionModel:
                median: bool = False, **settings: Any) -> torch.Tensor | pd.DataFrame:
         """Fill the missing cells of ``rows`` (a DataFrame or an array with NaN), each drawn from
         the model given the row's observed cells; observed cells are kept as they are, and so
-        are a DataFrame's columns that the model was not trained on.
+        are a DataFrame's columns that the model was not trained on. A model's column that the
+        DataFrame lacks is filled in every row (``with_absent_columns``).
 
         With ``draws`` > 1, that many fillings: a DataFrame of ``draws`` copies of the table one
         after the other, with a first column ``draw`` (1, 2, ...), or a tensor of shape
@@ -619,6 +643,8 @@ class DiffusionModel:
         if median and draws == 1:
             raise UserError("median sums up several draws of each cell: give draws, e.g. draws=19")
         is_frame = isinstance(rows, pd.DataFrame)
+        if is_frame:
+            rows = self.with_absent_columns(rows, "impute")
         values = self._matrix(rows)
         values = values[:, None] if values.ndim == 1 else values
         if values.ndim != 2 or values.shape[1] != self.dim:
