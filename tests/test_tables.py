@@ -241,15 +241,16 @@ FRAME_DTYPES = {"object": ["x", None, "y", "x"], "category": ["x", "y", None, "x
                 "Int64": [1, None, 3, 4], "float32": [1.5, np.nan, 2.5, 3.0], "int64": [3, 1, 2, 2],
                 "Float64": [1.5, None, 2.5, 3.0], "double[pyarrow]": [1.5, None, 2.5, 3.0],
                 "int64[pyarrow]": [3, 1, 2, 2], "bool[pyarrow]": [True, False, True, True],
-                "string[pyarrow]": ["x", "y", None, "x"]}
+                "string[pyarrow]": ["x", "y", None, "x"], "ordered category": ["low", "high", None, "low"]}
 """A column of each dtype a DataFrame brings (pandas' nullable ones and pyarrow's, as
 ``read_parquet`` gives them), with a missing cell where the dtype allows one."""
+ORDERED = pd.CategoricalDtype(["low", "high"], ordered=True)  # came back unordered
 
 
 @pytest.mark.parametrize("dtype", FRAME_DTYPES)
 def test_frames_round_trip_with_their_dtypes(dtype):
-    values = FRAME_DTYPES
-    frame = pd.DataFrame({"c": pd.Series(values[dtype], dtype=dtype), "z": [0.1, 0.2, 0.3, 0.4]})
+    column = pd.Series(FRAME_DTYPES[dtype], dtype=ORDERED if dtype == "ordered category" else dtype)
+    frame = pd.DataFrame({"c": column, "z": [0.1, 0.2, 0.3, 0.4]})
     schema = detect(frame)
     back = to_frame(to_values(frame, schema), schema)
     expected = frame.fillna({"c": np.nan}) if dtype == "object" else frame  # missing text is NaN

@@ -1079,8 +1079,8 @@ def _labelled(codes: np.ndarray, missing: np.ndarray, column: Column):
     labels[missing] = None
     labels[~missing] = [column.categories[int(c)] for c in codes[~missing]]
     dtype = column.dtype
-    if dtype == "category":
-        return pd.Categorical(labels, categories=column.categories)
+    if dtype in ("category", ORDERED_CATEGORY):
+        return pd.Categorical(labels, categories=column.categories, ordered=dtype == ORDERED_CATEGORY)
     if dtype in ("bool", "boolean"):
         return pd.array(labels, dtype="boolean") if nullable else labels.astype(bool)
     if _is_int_dtype(dtype):
@@ -1095,6 +1095,10 @@ def _labelled(codes: np.ndarray, missing: np.ndarray, column: Column):
     return series
 
 
+ORDERED_CATEGORY = "ordered category"
+"""The dtype name of a pandas category whose labels are ordered (``str`` calls both "category")."""
+
+
 def _dtype_name(dtype: Any) -> str:
     """The name that gives ``dtype`` back: pandas writes its pyarrow-backed strings as plain
     ``string``, which would come back stored in Python objects."""
@@ -1102,6 +1106,8 @@ def _dtype_name(dtype: Any) -> str:
 
     if isinstance(dtype, pd.StringDtype) and dtype.storage != "python":
         return f"string[{dtype.storage}]"
+    if isinstance(dtype, pd.CategoricalDtype) and dtype.ordered:
+        return ORDERED_CATEGORY
     return str(dtype)
 
 
