@@ -111,6 +111,10 @@ def test_a_share_above_the_warning_within_its_noise_is_not_called_copying():
     line = metrics.memorisation_line(check)
     assert "WARNING" not in line and "not evidence of copying" in line and "8 held-out rows" in line
     assert f"+- {check['standard_error']:.3f}" in line
+    # How far the share is, beside how far chance reaches (it read "within 12.71 standard errors").
+    distance = (check["share"] - 0.5) / check["standard_error"]
+    assert f"but {distance:.1f} standard errors from 0.5, within the noise of 8 held-out rows (chance " \
+           f"reaches {check['noise_margin']:.2f})" in line and distance < check["noise_margin"]
 
 
 @pytest.mark.parametrize("draw", [lambda rng, n: rng.normal(size=(n, 3)), repeated_rows],

@@ -465,6 +465,8 @@ def memorisation_line(check: dict[str, Any]) -> str:
                  f"from chance (which gives as many one time in {1 / check['chance']:.0f})")
     elif check["share"] > MEMORISATION_WARNING:
         margin = check.get("noise_margin", 2.0)  # metrics.json of runs before stop 32: two errors
-        line += (f"; above {MEMORISATION_WARNING} but within {margin:.2f} standard errors of 0.5, the "
-                 f"noise of {check['holdout_rows']} held-out rows: not evidence of copying")
+        distance = (check["share"] - 0.5) / error
+        line += (f"; above {MEMORISATION_WARNING} but {distance:.1f} standard errors from 0.5, within the "
+                 f"noise of {check['holdout_rows']} held-out rows (chance reaches {margin:.2f}): not "
+                 "evidence of copying")
     return line
