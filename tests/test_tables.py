@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
 from simple_diffusion.data.columns import Column, describe, detect, find, to_frame, to_values
 from simple_diffusion.errors import command_line
-from simple_diffusion.evaluation import tabular
+from simple_diffusion.evaluation import plots, tabular
 from simple_diffusion.training import budget
 
 
@@ -783,6 +784,19 @@ def test_exact_w1_with_l1_cost_against_a_known_shift():
 
 
 # -- the command line -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("columns", [6, 10])
+def test_a_table_of_numbers_wider_than_a_corner_plot_is_drawn_column_by_column(tmp_path, columns):
+    """A corner plot shows 8 columns: breast cancer's 31 were drawn as its first 8, silently."""
+    x = np.random.default_rng(0).normal(size=(200, columns))
+    with mock.patch.object(plots, "table_plot", wraps=plots.table_plot) as drawn:
+        sd.fit(x, steps=20, out=tmp_path / "run", progress=False, num_samples=300, likelihood_rows=0)
+    wide = columns > plots.CORNER_COLUMNS
+    assert drawn.called == wide and (tmp_path / "run" / "pairs.png").exists() == wide
+    if wide:
+        assert len(drawn.call_args.args[2]) == columns  # every column has its panel
+    assert (tmp_path / "run" / "samples.png").read_bytes().startswith(b"\x89PNG")
+
 
 def test_cli_trains_on_a_table_with_gaps_and_writes_typed_samples(tmp_path, capsys):
     frame = mixed_frame(300)

@@ -858,7 +858,7 @@ def evaluate_run(
             folder.save_bytes("calibration.png", plots.calibration_plot(
                 result["calibration"], title=f"{Path(path).name}: calibration on held-out rows"))
     folder.save_metrics(result)
-    if "table" in result:
+    if "table" in result or model.dim > plots.CORNER_COLUMNS:  # a table, or too wide for a corner plot
         masses = dict(zip(model.encoder.point_mass_columns, model.encoder.masses))
         figure = plots.table_plot(samples, data.train, model.schema, title=Path(path).name,
                                   point_masses=masses)

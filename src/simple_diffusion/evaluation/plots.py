@@ -126,10 +126,16 @@ def _two_dimensional(samples, data, columns, reference, title) -> bytes:
     return _png(fig)
 
 
+CORNER_COLUMNS = 8
+"""The most columns a corner plot shows (a wider table is drawn column by column and by its most
+associated pairs: ``table_plot``, ``pairs_plot``)."""
+
+
 def corner_plot(samples: np.ndarray, reference: np.ndarray, columns: Sequence[str],
-                title: str = "", max_columns: int = 8) -> bytes:
-    """Pairwise scatter below the diagonal and marginal histograms on it."""
-    d = min(samples.shape[1], max_columns)
+                title: str = "") -> bytes:
+    """Pairwise scatter below the diagonal and marginal histograms on it (the first
+    ``CORNER_COLUMNS`` columns)."""
+    d = min(samples.shape[1], CORNER_COLUMNS)
     low, high = _limits(samples[:, :d], reference[:, :d])
     fig, axes = plt.subplots(d, d, figsize=(1.9 * d + 1, 1.9 * d + 1), squeeze=False)
     shown_s, shown_r = samples[:4000], reference[:4000]
@@ -234,7 +240,7 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
     if legend is not None:
         legend.legend(fontsize=7)
     fig.suptitle(title or "generated vs training, per column")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # room for the title: 0.3 inch
     return _png(fig)
 
 
