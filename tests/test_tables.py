@@ -346,6 +346,15 @@ def test_a_dataframe_model_samples_dataframes_with_the_same_columns_and_dtypes()
     assert isinstance(model.sample(5, seed=0, frame=False), torch.Tensor)
 
 
+def test_a_model_fitted_without_a_run_folder_pickles_and_samples_the_same_rows():
+    """The README's way to keep such a model (pickle, joblib): its encoders, labels and network."""
+    import pickle
+
+    model = sd.fit(mixed_frame(), epochs=2, progress=False)
+    again = pickle.loads(pickle.dumps(model))
+    pd.testing.assert_frame_equal(again.sample(300, seed=1), model.sample(300, seed=1))
+
+
 def test_dates_written_without_leading_zeros_come_back_without_them(tmp_path):
     """"1/2/2020 9:05" came back "01/02/2020 09:05": the same date, not as the data wrote it."""
     cells = ["1/2/2020 9:05", "12/25/2020 13:30", "3/14/2021 0:00", "10/1/2020 10:45"]
