@@ -1,5 +1,7 @@
 """Statistical behaviour against analytic targets, with tolerances."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,17 @@ def test_a_shift_scores_high():
     shifted = metrics.evaluate(rng.normal(size=(100_000, 1)) + 0.3, reference, ["x"], train=data)
     assert shifted["ratio"] > 10
     assert shifted["distance"] == pytest.approx(0.3, abs=0.02)  # W1 of a shift is the shift
+
+
+@pytest.mark.parametrize("shown", [139, 140, 142, 143])
+def test_the_ks_statistic_of_a_two_valued_column_is_the_gap_between_its_shares_and_warns_of_nothing(shown):
+    """A category's column (0 or 0.5, as encoded), 300 rows each: SciPy's exact p-value failed and
+    its warning reached the user's `evaluate` output."""
+    a = np.r_[np.zeros(300 - shown), np.full(shown, 0.5)]
+    b = np.r_[np.zeros(159), np.full(141, 0.5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert metrics.ks_statistic(a, b) == pytest.approx(abs(shown - 141) / 300)
 
 
 def test_sd_evaluate_reads_flat_arrays_as_one_column_as_fit_does():
