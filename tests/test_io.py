@@ -682,9 +682,9 @@ def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_pa
     path = tmp_path / "mixed.parquet"
     _mixed_parquet(path)
     whole = io.read_table(str(path), kinds=kinds)  # small: read whole
-    assert io._read_parquet_in_row_groups(str(path), None, kinds, False) is None
+    assert io._read_parquet_in_row_groups([str(path)], str(path), None, kinds, False) is None
     monkeypatch.setattr(io, "READ_WHOLE_BYTES", 0)
-    grouped = io._read_parquet_in_row_groups(str(path), None, kinds, False)
+    grouped = io._read_parquet_in_row_groups([str(path)], str(path), None, kinds, False)
     assert grouped is not None and grouped.schema == whole.schema
     assert grouped.columns == whole.columns
     np.testing.assert_array_equal(grouped.values, whole.values)  # NaN where missing, in both
@@ -695,6 +695,34 @@ def test_a_large_parquet_table_read_in_row_groups_is_the_table_read_whole(tmp_pa
     selected = io.read_table(str(path), columns=["species", "x"])
     assert selected.columns == ["species", "x"]
     np.testing.assert_array_equal(selected.values, whole.values[:, [3, 0]])
+
+
+@pytest.mark.parametrize("whole_bytes", [None, 0])
+def test_a_folder_of_parquet_parts_is_one_table_read_whole_or_a_row_group_at_a_time(
+        tmp_path, monkeypatch, whole_bytes):
+    """What `sample -o parts/` (or Spark, or Dask) writes: a folder of part-*.parquet beside a
+    _SUCCESS file. It was refused as "not a data file" by train, evaluate --samples-file and
+    --against."""
+    import pyarrow.parquet as pq
+
+    _mixed_parquet(tmp_path / "mixed.parquet", groups=4)
+    whole = io.read_table(str(tmp_path / "mixed.parquet"))
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    rows = pq.read_table(tmp_path / "mixed.parquet")
+    for k, start in enumerate((0, 70)):  # parts of unequal sizes, cut inside a row group
+        pq.write_table(rows.slice(start, 70 if k == 0 else None), folder / f"part-{k:05d}.parquet",
+                       row_group_size=40)
+    (folder / "_SUCCESS").write_text("")
+    if whole_bytes is not None:
+        monkeypatch.setattr(io, "READ_WHOLE_BYTES", whole_bytes)
+    table = io.read_table(f"{folder}/")
+    assert table.schema == whole.schema and table.columns == whole.columns
+    np.testing.assert_array_equal(table.values, whole.values)
+    assert len(io.read_frame(str(folder))) == 160
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"empty is a folder without Parquet parts \(\*\.parquet\)"):
+        io.read_table(str(tmp_path / "empty"))
 
 
 @pytest.mark.parametrize("levels", [15, 16])
@@ -747,7 +775,7 @@ def test_identifiers_are_judged_on_the_whole_column_not_a_row_group(tmp_path, mo
         io.read_table(str(path))
     pq.write_table(pa.table({"id": [labels[i % 20] for i in range(60)], "x": np.arange(60.0)}), path,
                    row_group_size=20)
-    table = io._read_parquet_in_row_groups(str(path), None, None, False)
+    table = io._read_parquet_in_row_groups([str(path)], str(path), None, None, False)
     assert table is not None and table.schema[0].kind == "categorical"
     assert len(table.schema[0].categories) == 20
 

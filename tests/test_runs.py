@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import cli
 
 import simple_diffusion as sd
 from simple_diffusion.runs import RunFolder
@@ -168,6 +169,23 @@ def test_a_relative_data_path_works_from_another_folder_and_a_changed_file_is_na
         sd.evaluate_run(work / "run", n=1000)
     with pytest.raises(sd.UserError, match=r"table.csv changed since training"):
         sd.fit(None, out=work / "run", resume=True, progress=False, num_samples=0)
+
+
+def test_a_run_on_a_folder_of_parquet_parts_evaluates_and_names_a_changed_part(tmp_path, monkeypatch):
+    """A model's own `sample -o parts/` output trains a run and is evaluated; a part written
+    again with other rows changes the data, as an edited file does."""
+    monkeypatch.setattr(sd.api, "PART_ROWS", 256)
+    source = sd.fit("moons", epochs=1, progress=False)
+    sd.write_samples(source, f"{tmp_path}/parts/", 5000, seed=0, chunk_size=4096)  # parts: 4,096 + 904
+    assert len(list((tmp_path / "parts").glob("part-*.parquet"))) > 1
+    sd.fit(str(tmp_path / "parts"), epochs=1, out=tmp_path / "run", progress=False, num_samples=0)
+    assert sd.evaluate_run(tmp_path / "run", n=500, likelihood_rows=0)["reference"] == 500
+    assert cli(["evaluate", str(tmp_path / "run"), "--samples-file", f"{tmp_path}/parts/",
+                "--likelihood-rows", "0", "--quiet"]) == 0  # --samples-file took files only
+    sd.write_samples(source, str(tmp_path / "other.parquet"), 904, seed=1)
+    (tmp_path / "other.parquet").replace(tmp_path / "parts" / "part-00001.parquet")
+    with pytest.raises(sd.UserError, match=r"parts changed since training"):
+        sd.evaluate_run(tmp_path / "run", n=500, likelihood_rows=0)
 
 
 def test_fit_with_a_folder_writes_what_the_command_line_writes(tmp_path):

@@ -159,10 +159,10 @@ def _read(data, config: cfg.DataConfig, columns: list[str] | None) -> tuple[io.T
         return io.from_frame(frame, "DataFrame", kinds, config.drop_missing), None
     if isinstance(data, (str, os.PathLike)):
         path = os.path.abspath(data)  # evaluation and resumption may run from another folder
-        if not os.path.splitext(path)[1]:
+        if not os.path.splitext(path)[1] and not os.path.isdir(path):
             raise UserError(
                 f"{data!s:.200} is neither a built-in target ({', '.join(builtin.TARGETS)}) "
-                f"nor a {', '.join(io.FORMATS)} file"
+                f"nor a {', '.join(io.FORMATS)} file (nor a folder of Parquet parts)"
             )
         table = io.read_table(str(data), columns=columns, header=_header(config), kinds=kinds,
                               drop_missing=config.drop_missing)

@@ -195,8 +195,8 @@ def cli() -> None:
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
               "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet or .xlsx (its first sheet, or "
-              "BOOK.xlsx#SHEET) table, one row per sample: numbers, categories (text, booleans), dates and "
-              "times, and empty cells.")
+              "BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one row per sample: numbers, "
+              "categories (text, booleans), dates and times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"
@@ -556,8 +556,9 @@ def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @run_argument
-@click.option("--samples-file", type=click.Path(dir_okay=False), default=None,
-              help="Evaluate these samples instead of drawing new ones from the model.")
+@click.option("--samples-file", type=click.Path(), default=None,
+              help="Evaluate these samples (a file, or a folder of Parquet parts as `sample -o "
+              "parts/` writes) instead of drawing new ones from the model.")
 @click.option("--against", default=None, metavar="SPEC", help="Reference: a built-in target or a "
               "data file. [default: the run's target, or its held-out rows]")
 @evaluation_samples_option

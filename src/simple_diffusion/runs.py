@@ -38,7 +38,7 @@ from . import __version__
 from .build import build_parts
 from .choices import PREDICTION_TYPES
 from .config import Config, from_dict
-from .data.io import write_bytes, write_text
+from .data.io import parquet_parts, write_bytes, write_text
 from .diffusion.gaussian import GaussianPart
 from .errors import UserError, advice, said
 from .model import DiffusionModel
@@ -402,8 +402,13 @@ def _join_tensors(plain: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes, read in blocks."""
+    """SHA-256 of a file's bytes, read in blocks; of a folder of Parquet parts, of its parts'
+    names and digests, in order."""
     digest = hashlib.sha256()
+    if parts := parquet_parts(str(path)):
+        for part in parts:
+            digest.update(f"{Path(part).name}\0{file_digest(part)}\n".encode())
+        return digest.hexdigest()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)

@@ -219,8 +219,9 @@ def read_table(
 
     ``header=None`` detects a CSV header: a first row with any non-numeric cell is one.
     """
-    if path.lower().endswith(".parquet") and os.path.isfile(path):
-        table = _read_parquet_in_row_groups(path, columns, kinds, drop_missing)
+    parts = parquet_parts(path)
+    if parts or (path.lower().endswith(".parquet") and os.path.isfile(path)):
+        table = _read_parquet_in_row_groups(parts or [path], path, columns, kinds, drop_missing)
         if table is not None:
             return table
     frame = read_frame(path, header)
@@ -229,27 +230,32 @@ def read_table(
     return from_frame(frame, path, kinds, drop_missing)
 
 
-def _read_parquet_in_row_groups(path: str, columns: list[str] | None, kinds: dict[str, list[str]] | None,
-                                drop_missing: bool) -> Table | None:
-    """A large Parquet table read a row group at a time: once to find the columns' kinds and
-    labels (merged over the groups), once to fill one preallocated matrix; None for a table of
-    at most ``READ_WHOLE_BYTES`` of values or of one row group (read whole). The same table as a
-    whole read (labels of a pandas ``category`` column may come in another order)."""
+def _read_parquet_in_row_groups(files: list[str], path: str, columns: list[str] | None,
+                                kinds: dict[str, list[str]] | None, drop_missing: bool) -> Table | None:
+    """A large Parquet table (the ``files`` of ``path``: one, or a folder's parts) read a row
+    group at a time: once to find the columns' kinds and labels (merged over the groups), once
+    to fill one preallocated matrix; None for a table of at most ``READ_WHOLE_BYTES`` of values
+    or of one row group (read whole). The same table as a whole read (labels of a pandas
+    ``category`` column may come in another order)."""
     import pyarrow.parquet as pq
 
-    try:
-        source = pq.ParquetFile(path)
-    except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
-    rows = source.metadata.num_rows
-    if source.num_row_groups < 2 or rows * source.metadata.num_columns * 8 <= READ_WHOLE_BYTES:
+    sources = []
+    for file in files:
+        try:
+            sources.append(pq.ParquetFile(file))
+        except Exception as exc:  # pyarrow raises many types for a corrupt file
+            raise UserError(f"{file}: not a readable Parquet file ({type(exc).__name__})") from None
+    rows = sum(source.metadata.num_rows for source in sources)
+    if (sum(source.num_row_groups for source in sources) < 2
+            or rows * sources[0].metadata.num_columns * 8 <= READ_WHOLE_BYTES):
         return None
 
     def groups(names: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        for group in range(source.num_row_groups):
-            frame = source.read_row_group(group).to_pandas()
-            frame.columns = [str(c) for c in frame.columns]
-            yield select_columns(frame, columns, path) if columns else frame
+        for source in sources:
+            for group in range(source.num_row_groups):
+                frame = source.read_row_group(group).to_pandas()
+                frame.columns = [str(c) for c in frame.columns]
+                yield select_columns(frame, columns, path) if columns else frame
 
     names = list(next(groups()).columns)
     kinds = kinds or {}
@@ -271,19 +277,20 @@ def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
     """The cells of a table file as a DataFrame, untyped (a CSV's cells are text; its
     ``attrs["first_row"]`` is the line of its first row, for messages). An Excel workbook's
     first sheet, or the one the path names (``book.xlsx#Prices``, ``workbook_sheet``)."""
+    parts = parquet_parts(path)
+    if parts:
+        return _read_parquet(parts, path)
     file, sheet = workbook_sheet(path)
     suffix = file_format(file)
     if not os.path.exists(file):
         raise UserError(f"data file not found: {file}")
-    if os.path.isdir(file):
-        raise UserError(f"{file} is a folder, not a data file")
     if suffix == ".npy":
         return _read_npy(path)
     if suffix in SEPARATED:
         return _read_csv(path, header)
     if suffix == ".xlsx":
         return _read_excel(file, header, sheet)
-    return _read_parquet(path)
+    return _read_parquet([path], path)
 
 
 def from_frame(
@@ -523,10 +530,26 @@ def _read_excel(workbook: str, header: bool | None, sheet: str | None = None) ->
     return frame
 
 
-def _read_parquet(path: str) -> pd.DataFrame:
+def parquet_parts(path: str) -> list[str] | None:
+    """The Parquet files of a folder, in order of their names (``sample -o parts/``'s, Spark's or
+    Dask's ``part-*.parquet``; files starting with ``_`` or ``.``, as their ``_SUCCESS``, are
+    skipped), or None when ``path`` is not a folder. A folder without any is refused."""
+    if not os.path.isdir(path):
+        return None
+    parts = sorted(str(Path(path) / name) for name in os.listdir(path)
+                   if name.lower().endswith(".parquet") and not name.startswith(("_", "."))
+                   and os.path.isfile(Path(path) / name))
+    if not parts:
+        raise UserError(f"{path} is a folder without Parquet parts (*.parquet): name a data file, or a "
+                        "folder of parts as `sample -o parts/` writes them")
+    return parts
+
+
+def _read_parquet(files: list[str], path: str) -> pd.DataFrame:
+    """The table of Parquet ``files`` (one, or the parts of the folder ``path``), one after another."""
     import pandas as pd
     try:
-        frame = pd.read_parquet(path)
+        frame = pd.concat([pd.read_parquet(file) for file in files], ignore_index=True)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
     frame.columns = [str(c) for c in frame.columns]
