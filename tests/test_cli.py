@@ -136,6 +136,15 @@ def test_evaluate_refuses_to_judge_no_samples(trained, tmp_path, capsys, args, m
     assert code == 1 and err.startswith(f"error: {message}") and "Traceback" not in err
 
 
+def test_a_samples_file_in_other_columns_is_named_by_its_path(trained, tmp_path, capsys):
+    """The message began "samples:", not with the file the user gave."""
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"a": [0.5, 4.0], "b": [1.0, 2.0]}).to_csv(other, index=False)
+    code, _, err = invoke(capsys, "evaluate", trained, "--samples-file", other, "--quiet")
+    assert code == 1 and err.strip() == (f"error: {other}: the model's columns are x; its columns are a, b "
+                                         "(no 'x')")
+
+
 def test_datasets_lists_targets(capsys):
     code, out, _ = invoke(capsys, "datasets")
     assert code == 0 and "two_gaussians" in out and "three_gaussians" in out

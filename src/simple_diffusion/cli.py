@@ -595,7 +595,8 @@ def evaluate(run, samples_file, against, count, likelihood_rows, seed, as_json, 
     if samples_file and count is not None:
         raise UserError("-n: the rows of --samples-file are evaluated as they are; leave -n out (it is how "
                         "many samples to draw)")
-    samples = io.read_frame(samples_file) if samples_file else None
+    # The file's rows in the model's columns here, so that a message names the file.
+    samples = api.load(run).rows(io.read_frame(samples_file), samples_file) if samples_file else None
     result = api.evaluate_run(run, samples=samples, against=against, n=count, seed=seed,
                               progress=not quiet, likelihood_rows=likelihood_rows,
                               device=device or "auto")
