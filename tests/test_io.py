@@ -115,6 +115,19 @@ def test_numbers_are_read_to_their_last_bit_with_gaps_and_spaces_too(tmp_path):
     np.testing.assert_array_equal(read, exact)  # equal, not close
 
 
+def test_fortran_double_precision_exponents_are_numbers(tmp_path):
+    """Fortran programs print 1.257302D+01: the file's first row was taken for a header and every
+    column refused as an identifier."""
+    (tmp_path / "run.dat").write_text("  1.257302D+01  -1.321049D-01\n  6.404227D+01  1.049001d-01\n"
+                                      "  .5D0  2.0D+00\n")
+    table = io.read_table(str(tmp_path / "run.dat"))
+    assert table.columns == ["0", "1"]
+    np.testing.assert_array_equal(table.values, [[12.57302, -0.1321049], [64.04227, 0.1049001], [0.5, 2.0]])
+    (tmp_path / "t.csv").write_text("energy,angle\n,2.0D-1\n1.5D+00,-\n2.5,3.5D-01\n")  # gaps first
+    np.testing.assert_array_equal(io.read_table(str(tmp_path / "t.csv")).values,
+                                  [[np.nan, 0.2], [1.5, np.nan], [2.5, 0.35]])
+
+
 def test_compressed_csv_is_read_and_written_as_its_extension_says(tmp_path):
     """Downloads come as .csv.gz or .zip: refused before as "unsupported file type .gz"."""
     import gzip

@@ -645,6 +645,8 @@ _DECIMAL_COMMA = re.compile(r"^[-+]?(\d+|\d{1,3}(\.\d{3})+),\d+$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
+_FORTRAN_NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)[dD][-+]?\d+\s*$")
+"""A number with Fortran's double-precision exponent (``1.257302D+01``), as its programs print."""
 _CENSORED = re.compile(r"^([<>≤≥]=?\s*[-+]?\.?\d|\d[\d.,]*\s*\+$)")
 """A value beyond a limit: under a detection limit (``<0.01``), over a range (``>100``), top-coded
 (an age of ``90+``)."""
@@ -670,7 +672,8 @@ def _parsed(text: pd.Series) -> np.ndarray:
     is not a number), so that a user's 17-digit cells are written back as read. Arrow parses a
     column of plain numbers exactly in one pass; pandas' ``to_numeric`` finds the numbers among
     gaps, words and spaces around them, but rounds about a third of 17-digit cells to a
-    neighbouring float, so those it finds are parsed again by Python's rules."""
+    neighbouring float, so those it finds are parsed again by Python's rules; a column whose
+    first word is a Fortran number (``1.2D+03``) has those read too."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -682,6 +685,13 @@ def _parsed(text: pd.Series) -> np.ndarray:
     found = np.flatnonzero(~np.isnan(values))
     with contextlib.suppress(ValueError):  # a spelling pandas reads and Python does not: pandas'
         values[found] = text.iloc[found].astype(np.float64).to_numpy()
+    unread = np.flatnonzero(np.isnan(values))
+    cells = text.iloc[unread]
+    gaps = MISSING_TOKENS | NUMBER_GAPS
+    first = next((cell for cell in cells.iloc[:100] if cell.strip().lower() not in gaps), "")
+    if _FORTRAN_NUMBER.match(first):  # the first word says: a column of labels pays nothing more
+        fortran = cells.str.match(_FORTRAN_NUMBER).to_numpy()
+        values[unread[fortran]] = cells[fortran].str.replace(r"[dD]", "e", regex=True).astype(np.float64)
     return values
 
 
@@ -894,7 +904,7 @@ def is_number(cell: str) -> bool:
     try:
         float(cell)
     except ValueError:
-        return False
+        return bool(_FORTRAN_NUMBER.match(cell))
     return True
 
 
