@@ -5,6 +5,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from helpers import cli
@@ -235,3 +236,73 @@ def test_an_evaluation_draws_ten_samples_per_row_of_the_smaller_of_its_sets(tmp_
     sd.fit(x, epochs=1, out=tmp_path / "run", progress=False, likelihood_rows=0,
            config={"sample": {"num_steps": 10}})  # how many samples, not how good
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["samples"] == 20_000
+
+
+def _table(n: int = 300) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    kind = rng.choice(["a", "b"], n)
+    return pd.DataFrame({"kind": kind, "mass": rng.normal(size=n) + 3 * (kind == "b")})
+
+
+def test_a_model_fitted_in_python_saves_as_a_run_folder_every_command_reads(tmp_path, capsys):
+    """model.save writes the folder fit(out=...) would (a DataFrame's rows included, so that
+    evaluate finds its held-out rows): it loads to the same model, the commands sample and
+    evaluate it, a distilled student goes with it, and the losses are those of its training."""
+
+    model = sd.fit(_table(), epochs=3, progress=False)
+    sd.distill(model, pairs=8192, train_steps=4, progress=False)
+    folder = tmp_path / "saved"
+    model.save(folder)
+    loaded = sd.load(folder)
+    pd.testing.assert_frame_equal(loaded.sample(200, seed=1), model.sample(200, seed=1))
+    pd.testing.assert_frame_equal(loaded.sample(50, seed=1, sampler="distilled"),
+                                  model.sample(50, seed=1, sampler="distilled"))
+    assert len(pd.read_csv(folder / "losses.csv")) == 3 and (folder / "loss.png").stat().st_size > 1000
+    assert 'saved_by = "DiffusionModel.save"' in (folder / "config.toml").read_text()
+    assert cli(["evaluate", str(folder), "-n", "300", "--likelihood-rows", "0", "--quiet"]) == 0
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["reference"] == 30  # the held-out tenth of 300 rows
+    assert cli(["sample", str(folder), "-n", "5", "-o", str(tmp_path / "s.csv"), "--quiet"]) == 0
+    assert list(pd.read_csv(tmp_path / "s.csv").columns) == ["kind", "mass"]
+    capsys.readouterr()
+
+
+def test_save_replaces_only_a_run_and_a_loaded_model_keeps_its_folders_rows(tmp_path, capsys):
+    """A user's folder is refused, a run replaced only with overwrite (no advice to resume what
+    was not trained there); a loaded model saved over its own folder or elsewhere keeps the
+    rows it trained on, so the copy still evaluates."""
+    model = sd.fit(_table(), epochs=2, progress=False)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(sd.UserError, match="is not empty and is not a simple-diffusion run folder"):
+        model.save(mine)
+    assert (mine / "notes.txt").read_text() == "keep"
+    run = tmp_path / "run"
+    model.save(run)
+    with pytest.raises(sd.UserError, match=r"holds a run; pass overwrite=True to replace it$"):
+        model.save(run)
+    loaded = sd.load(run)
+    loaded.save(run, overwrite=True)
+    loaded.save(tmp_path / "copy")
+    for folder in (run, tmp_path / "copy"):
+        assert (folder / "split.safetensors").exists() and (folder / "losses.csv").exists()
+        assert cli(["evaluate", str(folder), "-n", "100", "--likelihood-rows", "0", "--quiet"]) == 0
+    capsys.readouterr()
+
+
+def test_an_unpickled_model_saves_without_rows_and_evaluate_and_resume_say_why(tmp_path, capsys):
+    """A pickle carries no training rows: its saved folder samples, and evaluate (no held-out
+    rows) and --resume (no training state) each refuse in one line that says what to do."""
+    import pickle
+
+    model = pickle.loads(pickle.dumps(sd.fit(_table(), epochs=2, progress=False)))
+    assert model.split is None
+    model.save(tmp_path / "run")
+    assert sd.load(tmp_path / "run").sample(3, seed=0).shape == (3, 2)
+    assert cli(["evaluate", str(tmp_path / "run"), "--quiet"]) == 1
+    assert "no longer held the rows it trained on (an unpickled one)" in capsys.readouterr().err
+    assert cli(["train", "--resume", str(tmp_path / "run")]) == 1
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'run'} was saved by DiffusionModel.save, "
+                                               "which keeps the model, not its training's state: train a "
+                                               "new run to train longer")

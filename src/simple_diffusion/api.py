@@ -32,7 +32,7 @@ from .data import targets as builtin
 from .data.columns import Column, from_states, to_frame
 from .errors import UserError, advice, counted, is_follower, said
 from .model import BLOCK, DiffusionModel, beside_conditions
-from .runs import CONFIG, RunFolder, file_digest
+from .runs import CONFIG, SAVED_BY, RunFolder, file_digest, split_record
 from .training.distill import Student
 from .training.distributed import Ranks, resolve_device
 
@@ -342,6 +342,9 @@ def fit(
             raise UserError(f"{said('--resume', 'resuming')} continues with the run's own settings "
                             f"({folder.file(CONFIG)}); {given} sets a new run's")
         resolved, saved_info = folder.read_config()
+        if SAVED_BY in saved_info:
+            raise UserError(f"{folder.path} was saved by DiffusionModel.save, which keeps the model, not "
+                            "its training's state: train a new run to train longer")
         prepared = run_training_data(folder, resolved, saved_info)
     else:
         resolved = resolve_config(preset, config, seed, epochs, steps)
@@ -393,7 +396,7 @@ def fit(
                                                              "steps": trainer.total_steps}})
             run_info["columns_selected"] = saved_info.get("columns_selected")
         elif ranks.is_main:
-            folder.save_split(prepared)
+            folder.save_split(split_record(prepared))
         if ranks.is_main:
             folder.save_config(resolved, run_info)
         folder.train(trainer, resolved.train.checkpoint_every, progress, ranks)
@@ -535,8 +538,10 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
             "encoded_mean": encoded.mean(0).tolist(), "encoded_variance": encoded.var(0).tolist(),
             # The box a sampler's denoised estimates stay in (``DiffusionModel.denoised_bounds``).
             "encoded_min": encoded.min(0).values.tolist(), "encoded_max": encoded.max(0).values.tolist()}
-    return DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
-                          prepared.columns, info, parts.condition, trainer.objective.gaussian)
+    model = DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
+                           prepared.columns, info, parts.condition, trainer.objective.gaussian)
+    model.split, model.history = split_record(prepared), list(trainer.history)  # for model.save
+    return model
 
 
 def load(path: str | os.PathLike) -> DiffusionModel:

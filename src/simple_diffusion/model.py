@@ -20,9 +20,11 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import fields, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +78,36 @@ class DiffusionModel:
         self.student: Student | str | None = None
         """The few-step sampler of ``distill``, if the run has one (``sampler="distilled"``); a
         sentence when the run's student no longer matches its weights."""
+        self.split: tuple[dict[str, torch.Tensor], dict[str, str]] | None = None
+        """Which rows it trained on (``runs.split_record``), kept by ``fit`` for ``save``."""
+        self.history: list[dict[str, float]] = []
+        """The losses per epoch of the training that made it (``fit``), for ``save``."""
+        self.source_folder: Path | None = None
+        """The run folder it was loaded from (``sd.load``), whose split and losses ``save`` copies."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickle holds the model, not the rows it trained on (an array's are in ``split``):
+        a model is shared to share what it learnt."""
+        return {**self.__dict__, "split": None}
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
+        """Write the model as a run folder, the one ``fit(out=...)`` and ``train`` write:
+        ``sd.load(path)`` and the commands (``sample``, ``score``, ``impute``, ``evaluate``, ...)
+        read it. A folder that holds a run is replaced only with ``overwrite``; any other
+        non-empty folder is refused. The rows it trained on go with it (their order and the data
+        file's digest, or the rows of an array or DataFrame) while the model holds them: one
+        loaded or unpickled has no rows to give, and its folder samples but does not evaluate.
+
+        >>> import tempfile, simple_diffusion as sd
+        >>> model = sd.fit("two_gaussians", epochs=2, progress=False)
+        >>> with tempfile.TemporaryDirectory() as folder:
+        ...     model.save(folder)
+        ...     torch.equal(sd.load(folder).sample(5, seed=0), model.sample(5, seed=0))
+        True
+        """
+        from .runs import RunFolder
+
+        RunFolder(path).save_fitted(self, overwrite)
 
     def __repr__(self) -> str:
         """What a notebook shows for the model: its columns and kinds, what it is conditioned

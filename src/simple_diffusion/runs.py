@@ -19,6 +19,7 @@ Weights are read only from safetensors and metadata only from JSON and TOML: not
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -58,6 +59,8 @@ RUN_FILES = (CONFIG, MODEL, CHECKPOINT, SPLIT, LOSSES, METRICS, STUDENT, "loss.p
              "pairs.png", "density.png", "calibration.png", "report.html")
 """Every file a run writes: all that ``--overwrite`` may delete."""
 MARKER = ".simple-diffusion-run"
+SAVED_BY = "saved_by"
+"""The key of config.toml's [run] table that marks a folder ``DiffusionModel.save`` wrote."""
 
 
 def resume_command(path: Path) -> str:
@@ -78,9 +81,10 @@ class RunFolder:
         return self.path / name
 
     # -- starting a run ----------------------------------------------------------------------
-    def check_claimable(self, overwrite: bool = False, resume: bool = False) -> None:
+    def check_claimable(self, overwrite: bool = False, resume: bool = False, resumable: bool = True) -> None:
         """Refuse, changing nothing, a folder that training could not claim: not a folder,
         another's files, a run without ``overwrite`` (or without a checkpoint for ``resume``).
+        ``resumable``: whether the refusal may suggest continuing the run's training instead.
 
         Asked before the data are read, so that a refusal comes first and alone.
         """
@@ -102,19 +106,19 @@ class RunFolder:
                     "choose a new or empty folder"
                 )
             if not overwrite:
-                raise UserError(
-                    f"{self.path} holds a run; pass {advice({'overwrite': True})} to replace it, or "
-                    f"continue its training with `{resume_command(self.path)}`"
-                )
+                instead = f", or continue its training with `{resume_command(self.path)}`"
+                raise UserError(f"{self.path} holds a run; pass {advice({'overwrite': True})} to replace it"
+                                + (instead if resumable else ""))
 
-    def open_for_training(self, overwrite: bool = False, resume: bool = False) -> None:
+    def open_for_training(self, overwrite: bool = False, resume: bool = False,
+                          resumable: bool = True) -> None:
         """Create or claim the folder and lock it; refuse one that holds anything but a run.
 
         A non-empty folder is used only with ``resume`` (it must hold a checkpoint) or with
         ``overwrite`` when it carries the marker a run writes, and then only the run's own
         files are deleted: a folder of the user's is never emptied.
         """
-        self.check_claimable(overwrite, resume)
+        self.check_claimable(overwrite, resume, resumable)
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path / ".lock"))
         try:
@@ -122,7 +126,8 @@ class RunFolder:
         except Timeout:
             raise UserError(f"another training is writing to {self.path}") from None
         try:
-            self.check_claimable(overwrite, resume)  # again, now that no other process can change it
+            # Again, now that no other process can change it.
+            self.check_claimable(overwrite, resume, resumable)
             if not resume:
                 for name in RUN_FILES:
                     self.file(name).unlink(missing_ok=True)
@@ -247,26 +252,50 @@ class RunFolder:
         metadata = {"format_version": str(FORMAT_VERSION), "state": json.dumps(plain)}
         write_bytes(self.file(CHECKPOINT), save(tensors, metadata=metadata))
 
-    def save_split(self, data: Any) -> None:
-        """Record which rows ``data`` (a ``TrainingData``) trained on, so that evaluation and
-        resumption find the same split from any folder, and notice a changed data file."""
-        tensors: dict[str, torch.Tensor] = {}
-        if data.order is not None:
-            tensors["order"] = torch.as_tensor(data.order, dtype=torch.int64)
-        if data.sha256 is None and data.target is None:  # an array: no file to come back to
-            tensors["train"] = torch.as_tensor(data.train)
-            tensors["val"] = torch.as_tensor(data.val)
-        metadata = {"format_version": str(FORMAT_VERSION), "source": data.source,
-                    "columns": json.dumps(data.columns), "sha256": data.sha256 or "",
-                    "held_out": str(len(data.val)),
-                    "schema": json.dumps([c.state() for c in data.schema]),
-                    "frame": "true" if data.frame else "false",
-                    **({"labels": json.dumps(data.labels)} if data.labels else {})}
+    def save_split(self, record: SplitRecord) -> None:
+        """Write a ``split_record``: which rows the run trained on and held out."""
+        tensors, metadata = record
         write_bytes(self.file(SPLIT), save(tensors or {"none": torch.zeros(0)}, metadata=metadata))
 
-    def load_split(self) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    def save_fitted(self, model: DiffusionModel, overwrite: bool = False) -> None:
+        """Write a model as a run folder (``DiffusionModel.save``): its config, weights, student,
+        losses and, where known, the rows it trained on, which ``evaluate`` needs: a fitted
+        model's own, or a loaded model's folder's (read before a replaced folder's files go).
+        The folder is claimed as training claims it: never a user's own."""
+        carried = {}
+        if model.source_folder is not None:
+            source = RunFolder(model.source_folder)
+            carried = {name: source.file(name).read_bytes() for name in (SPLIT, LOSSES, "loss.png")
+                       if source.file(name).exists()}
+        self.open_for_training(overwrite=overwrite, resumable=False)
+        try:
+            run_info = {key: model.info[key] for key in ("data", "target") if model.info.get(key)}
+            if model.split is not None:
+                metadata = model.split[1]
+                run_info |= {"train_rows": int(metadata["train_rows"]), "val_rows": int(metadata["held_out"])}
+                self.save_split(model.split)
+            self.save_config(model.config, run_info | {SAVED_BY: "DiffusionModel.save",
+                                                       "simple_diffusion": __version__,
+                                                       "torch": torch.__version__})
+            for name, data in carried.items():
+                self.save_bytes(name, data)
+            if model.history:
+                self.finish(model, model.history)
+            else:
+                self.save_model(model)
+            if isinstance(model.student, Student):
+                info = model.student.info | {"teacher_sha256": file_digest(self.file(MODEL))}
+                self.save_student(dataclasses.replace(model.student, info=info))
+        finally:
+            self.close()
+
+    def load_split(self) -> SplitRecord:
         """The tensors and metadata of ``save_split``."""
         if not self.file(SPLIT).exists():
+            if SAVED_BY in self.read_config()[1]:
+                raise UserError(f"{self.path} has no {SPLIT}: it was saved from a model that no longer "
+                                "held the rows it trained on (an unpickled one), which evaluation needs; "
+                                "sd.evaluate(model.sample(n), against=rows) judges it against rows of yours")
             raise UserError(f"{self.path} has no {SPLIT}: it was trained by an older simple-diffusion; "
                             "retrain it to evaluate or resume")
         return _read_safetensors(self.file(SPLIT))
@@ -327,7 +356,31 @@ class RunFolder:
                                info | run_info, parts.condition,
                                GaussianPart.from_state(gaussian) if gaussian else None)
         model.student = self._load_student(parts.net)
+        model.source_folder = self.path
         return model
+
+
+SplitRecord = tuple[dict[str, torch.Tensor], dict[str, str]]
+"""The tensors and metadata of split.safetensors."""
+
+
+def split_record(data: Any) -> SplitRecord:
+    """What split.safetensors records of ``data`` (a ``TrainingData``), so that evaluation and
+    resumption find the same split from any folder and notice a changed data file: the row
+    order and the file's digest, or the rows themselves for data given as an array."""
+    tensors: dict[str, torch.Tensor] = {}
+    if data.order is not None:
+        tensors["order"] = torch.as_tensor(data.order, dtype=torch.int64)
+    if data.sha256 is None and data.target is None:  # an array: no file to come back to
+        tensors["train"] = torch.as_tensor(data.train)
+        tensors["val"] = torch.as_tensor(data.val)
+    metadata = {"format_version": str(FORMAT_VERSION), "source": data.source,
+                "columns": json.dumps(data.columns), "sha256": data.sha256 or "",
+                "held_out": str(len(data.val)), "train_rows": str(len(data.train)),
+                "schema": json.dumps([c.state() for c in data.schema]),
+                "frame": "true" if data.frame else "false",
+                **({"labels": json.dumps(data.labels)} if data.labels else {})}
+    return tensors, metadata
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
