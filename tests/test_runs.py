@@ -248,7 +248,6 @@ def test_a_model_fitted_in_python_saves_as_a_run_folder_every_command_reads(tmp_
     """model.save writes the folder fit(out=...) would (a DataFrame's rows included, so that
     evaluate finds its held-out rows): it loads to the same model, the commands sample and
     evaluate it, a distilled student goes with it, and the losses are those of its training."""
-
     model = sd.fit(_table(), epochs=3, progress=False)
     sd.distill(model, pairs=8192, train_steps=4, progress=False)
     folder = tmp_path / "saved"
