@@ -36,7 +36,7 @@ def test_a_sweep_in_two_workers_trains_the_runs_train_would(tmp_path, capfd):
     config.write_text("[train]\nsteps = 40\n")
     out = tmp_path / "sweep"
     assert cli(["sweep", str(out), "--data", "two_gaussians", "--set", "train.lr=1e-3,4e-3",
-                "--seeds", "0,1", "--jobs", "2", "--config", str(config), "-n", "2000",
+                "--seeds", "0,1", "--jobs", "2", "--config", str(config), "-n", "500",
                 "--likelihood-rows", "0", "--quiet"]) == 0
     captured = capfd.readouterr()
     assert "over seeds:" in captured.out and "wrote" in captured.err

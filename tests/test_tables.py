@@ -794,7 +794,8 @@ def test_exact_w1_with_l1_cost_against_a_known_shift():
 
 # -- the command line -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("columns", [6, 10])
+# A corner plot (6 columns) is slow here: every narrower run's samples.png is one.
+@pytest.mark.parametrize("columns", [pytest.param(6, marks=pytest.mark.slow), 10])
 def test_a_table_of_numbers_wider_than_a_corner_plot_is_drawn_column_by_column(tmp_path, columns):
     """A corner plot shows 8 columns: breast cancer's 31 were drawn as its first 8, silently."""
     x = np.random.default_rng(0).normal(size=(200, columns))
