@@ -40,9 +40,11 @@ Denoise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EXACT_DIVERGENCE_MAX_DIM = 16
 """Up to this many dimensions the divergence is computed exactly (see BENCHMARKS.md)."""
 CHUNK_ROWS = 4096
-"""Rows integrated together (the solver's step size follows the hardest row of a chunk). Measured
-on a trained 1-D model: 4,096-row chunks need a quarter of the network calls of 1,024-row ones,
-at the same or smaller error per row."""
+"""Rows integrated together: the solver's steps follow the chunk's error as a whole (SciPy's
+root-mean-square over every row's state), so a row's result moves a little with its companions,
+within the tolerance's error (BENCHMARKS.md, "Densities"). Measured on a trained 1-D model:
+4,096-row chunks need a quarter of the network calls of 1,024-row ones, at the same or smaller
+error per row."""
 
 
 def log_likelihood(
