@@ -1,5 +1,6 @@
 """Every input format, and every bad input, with the message a user should see."""
 
+import json
 import re
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def table():
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx", ".csv.gz", ".tsv.bz2",
-                                    ".csv.xz", ".txt", ".dat.gz"])
+                                    ".csv.xz", ".txt", ".dat.gz", ".feather", ".jsonl"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -33,6 +34,40 @@ def test_write_then_read_round_trip(tmp_path, table, suffix):
         assert read.columns == ["a", "b", "c"]
     if suffix == ".tsv":  # separated by tabs
         assert Path(path).read_text().startswith("a\tb\tc\n")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson", ".feather", ".arrow"])
+def test_json_lines_and_feather_tables_come_back_with_their_kinds_labels_gaps_and_last_bits(tmp_path, suffix):
+    """A web export's JSON Lines (a key an object lacks, or null, is a missing cell) and pandas'
+    or R's Feather: each kind found, and a table written back reads as the same cells."""
+    frame = pd.DataFrame({"kind": ["a", None, "b", "a"],
+                          "x": [0.1 + 0.2, np.nan, 3.1257302210933937e-09, -2.5],
+                          "count": [1, 2, 3, 4], "ok": [True, False, True, True],
+                          "day": ["2020-01-31", "2020-02-01", "2020-02-02", "2020-02-03"]})
+    path = str(tmp_path / f"t{suffix}")
+    if suffix in (".jsonl", ".ndjson"):  # as a web API writes it: the key of a missing cell left out
+        lines = ['{"kind": "a", "x": 0.30000000000000004, "count": 1, "ok": true, "day": "2020-01-31"}',
+                 '{"x": null, "count": 2, "ok": false, "day": "2020-02-01"}',
+                 '{"kind": "b", "x": 3.1257302210933937e-09, "count": 3, "ok": true, "day": "2020-02-02"}',
+                 '{"kind": "a", "x": -2.5, "count": 4, "ok": true, "day": "2020-02-03"}']
+        Path(path).write_text("\n".join(lines) + "\n")
+    else:
+        frame.to_feather(path)
+    table = io.read_table(path)
+    assert [c.kind for c in table.schema] == ["categorical", "numeric", "integer", "categorical", "integer"]
+    assert table.schema[4].time_format == "%Y-%m-%d"
+    cells = to_frame(table.values, table.schema)
+    assert cells["x"].tolist()[::2] == [0.30000000000000004, 3.1257302210933937e-09]  # to the last bit
+    assert cells["kind"].isna().tolist() == [False, True, False, False] and np.isnan(table.values[1, 1])
+    io.write_table(path, cells, schema=table.schema)
+    again = io.read_table(path)
+    pd.testing.assert_frame_equal(to_frame(again.values, again.schema), cells)
+    if suffix in (".jsonl", ".ndjson"):  # strict JSON, as other tools read it: null, never NaN
+        def refuse(constant):
+            raise ValueError(constant)
+
+        rows = [json.loads(line, parse_constant=refuse) for line in Path(path).read_text().splitlines()]
+        assert rows[1] == {"kind": None, "x": None, "count": 2, "ok": False, "day": "2020-02-01"}
 
 
 def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp_path):
@@ -253,6 +288,11 @@ def bad(tmp_path, name, content):
          b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (100,), }",
          "cannot read|not a plain"),
         ("corrupt.parquet", b"PAR1 this is not parquet", "not a readable Parquet"),
+        ("corrupt.feather", b"ARROW1 this is not arrow", r"not a readable Feather \(Arrow\) file"),
+        ("broken.jsonl", '{"a": 1, "b": 2}\n{"a": 3, "b": \n',
+         r"not JSON Lines \(line 2\): each line must be one JSON object"),
+        ("nested.jsonl", '{"a": 1, "b": {"c": 2}}\n{"a": 3, "b": {"c": 4}}\n',
+         r"column 'b' holds nested JSON \(objects or lists\).*pandas.json_normalize"),
         ("data.json", "[1, 2]\n", "unsupported file type .json"),
         # Numbers in two ways (a decimal comma, a decimal point): which is meant is for the user.
         ("decimal_commas.csv", "a;b\n1,5;2\n2.5;3\n3,1;4\n",

@@ -158,8 +158,8 @@ def given_options(command):
     """``--given``, ``--guidance`` and ``--resample``: sampling with some cells set."""
     options = [
         click.option("--given", default=None, metavar="FILE|COL=VALUE,...", help="Draw -n rows for "
-                     "each condition: each row of a .csv/.parquet/.xlsx/.npy file (its columns some of "
-                     "the run's; other columns, such as an identifier, go first in its rows), or one "
+                     "each condition: each row of a table file (.csv, .parquet, .xlsx, ...: its columns "
+                     "some of the run's; other columns, such as an identifier, go first in its rows), or one "
                      "condition written col=value,..."),
         click.option("--guidance", type=click.FloatRange(min=0), default=None, help="Classifier-free "
                      "guidance of the learnt condition: 0 ignores it, 1 is the conditional model, "
@@ -194,8 +194,9 @@ def cli() -> None:
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
-              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet or .xlsx (its first sheet, or "
-              "BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one row per sample: numbers, "
+              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .jsonl (JSON Lines) or "
+              ".xlsx (its first sheet, or BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one "
+              "row per sample: numbers, "
               "categories (text, booleans), dates and times, and empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
@@ -330,8 +331,9 @@ def _summary(result: dict) -> str:
 @run_argument
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/", callback=_output_name,
-              help="Output file: .csv or .tsv (with a header), .parquet (keeping the training table's "
-              "dtypes), .xlsx (one sheet), .txt (as NumPy's savetxt) or .npy (numbers only, shape (n, d)); "
+              help="Output file: .csv or .tsv (with a header), .parquet or .feather (keeping the training "
+              "table's dtypes), .jsonl (an object per row), .xlsx (one sheet), .txt (as NumPy's savetxt) "
+              "or .npy (numbers only, shape (n, d)); "
               "a new folder (written with a "
               "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
               "standard output.")
@@ -464,7 +466,8 @@ def _given_frame(given: str):
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
-              help="The table with gaps: .csv or .xlsx (empty cells), .parquet or .npy (NaN), with the "
+              help="The table with gaps: .csv or .xlsx (empty cells), .jsonl (null), .parquet, .feather or "
+              ".npy (NaN), with the "
               "run's columns; other columns (an identifier) are written back as they are.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True, callback=_output_name,
               help="The filled table, in the format of the extension (- : CSV on standard "
@@ -650,8 +653,9 @@ def animate(run, output, count, num_steps, seed, quiet, legacy_steps) -> None:
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
-              help="Rows to score: .npy, .csv, .parquet or .xlsx with the run's columns (by name, or the "
-              "same number of columns); other columns (an identifier) are written back beside them.")
+              help="Rows to score: a table file (.csv, .parquet, .jsonl, .xlsx, ...) with the run's "
+              "columns (by name, or the same number of columns); other columns (an identifier) are "
+              "written back beside them.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True, callback=_output_name,
               help="The rows with a log_density column added, in the format of the extension; a "
               "histogram of the scores goes beside it (same name, .png).")

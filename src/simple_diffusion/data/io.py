@@ -1,5 +1,5 @@
-"""Reading tables of numbers (``.npy``, ``.csv``, ``.parquet``) with clear errors, and writing
-samples back in the same format, atomically.
+"""Reading tables (``.npy``, ``.csv`` and its kin, ``.parquet``, ``.feather``, ``.jsonl``, ``.xlsx``)
+with clear errors, and writing samples back in the same format, atomically.
 
 >>> import numpy as np, tempfile, os
 >>> path = os.path.join(tempfile.mkdtemp(), "x.csv")
@@ -51,7 +51,9 @@ from .columns import (
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
-FORMATS = (".npy", ".csv", ".tsv", ".txt", ".dat", ".parquet", ".xlsx")
+FORMATS = (".npy", ".csv", ".tsv", ".txt", ".dat", ".parquet", ".feather", ".jsonl", ".xlsx")
+JSON_LINES = (".jsonl", ".ndjson")
+"""One JSON object per line (a web API's or a warehouse's export), read and written as ``.jsonl``."""
 WHITESPACE = (".txt", ".dat")
 """Text tables whose cells are separated by spaces or tabs, as NumPy's ``savetxt`` writes them
 (missing cells ``nan``, the column names in a "#" line above the rows)."""
@@ -168,6 +170,10 @@ def file_format(path: str) -> str:
     suffix = Path(path).suffix.lower()
     if suffix in COMPRESSIONS and Path(path).with_suffix("").suffix.lower() in SEPARATED:
         return Path(path).with_suffix("").suffix.lower()
+    if suffix in JSON_LINES:
+        return ".jsonl"
+    if suffix == ".arrow":  # the Arrow IPC file that Feather (version 2) is
+        return ".feather"
     if suffix not in FORMATS:
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)} "
                         f"(.csv and .tsv also compressed: {', '.join('.csv' + c for c in COMPRESSIONS)})")
@@ -290,6 +296,8 @@ def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
         return _read_csv(path, header)
     if suffix == ".xlsx":
         return _read_excel(file, header, sheet)
+    if suffix == ".jsonl":
+        return _read_json_lines(path)
     return _read_parquet([path], path)
 
 
@@ -546,14 +554,54 @@ def parquet_parts(path: str) -> list[str] | None:
 
 
 def _read_parquet(files: list[str], path: str) -> pd.DataFrame:
-    """The table of Parquet ``files`` (one, or the parts of the folder ``path``), one after another."""
+    """The table of Parquet ``files`` (one, or the parts of the folder ``path``), one after another;
+    or of one Feather (Arrow IPC) file."""
     import pandas as pd
+
+    feather = file_format(files[0]) == ".feather"  # a folder's parts are Parquet
     try:
-        frame = pd.concat([pd.read_parquet(file) for file in files], ignore_index=True)
+        frame = pd.concat([pd.read_feather(file) if feather else pd.read_parquet(file) for file in files],
+                          ignore_index=True)
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise UserError(f"{path}: not a readable Parquet file ({type(exc).__name__})") from None
+        kind = "Feather (Arrow)" if feather else "Parquet"
+        raise UserError(f"{path}: not a readable {kind} file ({type(exc).__name__})") from None
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _read_json_lines(path: str) -> pd.DataFrame:
+    """A JSON Lines file's objects as rows, each key a column (a key an object lacks, or null, is
+    a missing cell); numbers to their last bit, text as written (``detect`` finds dates in it)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False, precise_float=True)
+    except ValueError:
+        raise UserError(f"{path}: not JSON Lines{_first_bad_json_line(path)}: each line must be one JSON "
+                        "object, as {\"a\": 1.5, \"kind\": \"x\"}") from None
+    nested = next((str(name) for name in frame.columns if frame[name].map(
+        lambda cell: isinstance(cell, (dict, list))).any()), None)
+    if nested is not None:
+        raise UserError(f"{path}: column {nested!r} holds nested JSON (objects or lists); a table's "
+                        "cells are numbers, text, true/false or null: flatten it first "
+                        "(pandas.json_normalize)")
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _first_bad_json_line(path: str) -> str:
+    """`` (line N)`` for the first line of ``path`` that is not a JSON object, else nothing."""
+    import json
+
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for number, line in enumerate(lines, 1):
+            try:
+                parsed = json.loads(line) if line.strip() else {}
+            except ValueError:
+                return f" (line {number})"
+            if not isinstance(parsed, dict):
+                return f" (line {number})"
+    return ""
 
 
 def _check_real(dtype: np.dtype, source: str) -> None:
@@ -712,20 +760,59 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                                  sep=csv_separator(path, schema), na_rep="nan" if whitespace else "")
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
+        elif suffix == ".jsonl":
+            with open(temporary, "w", encoding="utf-8") as handle:
+                for chunk in chunks:
+                    handle.writelines(_json_lines(chunk))
         else:
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
-            writer = None
-            try:
-                for chunk in chunks:
-                    table = pa.Table.from_pandas(chunk, preserve_index=False)
-                    if writer is None:
-                        writer = pq.ParquetWriter(temporary, table.schema)
-                    writer.write_table(table.cast(writer.schema))
-            finally:
-                if writer is not None:
-                    writer.close()
+            _write_arrow(temporary, suffix, (pa.Table.from_pandas(chunk, preserve_index=False)
+                                             for chunk in chunks))
+
+
+def _write_arrow(path: str | os.PathLike, suffix: str, tables: Iterable[Any]) -> None:
+    """Arrow tables one after another as one Parquet or Feather file, the first's schema for all
+    (none: the empty file ``atomic_path`` made, as a process without rows leaves its part)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writer = schema = None
+    try:
+        for table in tables:
+            if writer is None:
+                schema = table.schema
+                writer = (pa.ipc.new_file(str(path), schema) if suffix == ".feather"
+                          else pq.ParquetWriter(path, schema))
+            writer.write_table(table.cast(schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _json_lines(frame: pd.DataFrame) -> Iterator[str]:
+    """Each row as a line of JSON: numbers to their last bit (as Python writes them: a model's
+    numbers are already cut to ``SIGNIFICANT_DIGITS``), a missing cell null, dates and times in
+    ISO 8601 unless they are text already."""
+    import json
+
+    import pandas as pd
+
+    names = [str(name) for name in frame.columns]
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            column = column.astype(object)
+        if pd.api.types.is_datetime64_any_dtype(column.dtype):
+            cells = [None if pd.isna(cell) else cell.isoformat() for cell in column]
+        else:
+            cells = [None if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA
+                     else cell.item() if isinstance(cell, np.generic) else cell
+                     for cell in column.tolist()]
+        columns.append(cells)
+    for row in zip(*columns):
+        yield json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n"
 
 
 def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame]) -> None:
@@ -764,6 +851,12 @@ def concatenate(parts: list[Path], path: str) -> None:
             import pandas as pd
 
             _write_excel(temporary, (pd.read_excel(part, engine="openpyxl") for part in parts))
+        elif suffix == ".jsonl":
+            with open(temporary, "wb") as handle:
+                for part in parts:
+                    with open(part, "rb") as source:
+                        while block := source.read(1 << 20):
+                            handle.write(block)
         elif suffix in SEPARATED:
             with _open_binary(temporary, "w", _compression(path)) as handle:
                 headed = False
@@ -776,19 +869,24 @@ def concatenate(parts: list[Path], path: str) -> None:
                         while block := source.read(1 << 20):
                             handle.write(block)
         else:
-            import pyarrow.parquet as pq
+            _write_arrow(temporary, suffix, _arrow_pieces([p for p in parts if p.stat().st_size], suffix))
 
-            writer = None
-            try:
-                for part in (p for p in parts if p.stat().st_size):  # a rank without rows: empty
-                    source = pq.ParquetFile(part)
-                    for group in range(source.num_row_groups):  # the parts' row groups, as written
-                        if writer is None:
-                            writer = pq.ParquetWriter(temporary, source.schema_arrow)
-                        writer.write_table(source.read_row_group(group))
-            finally:
-                if writer is not None:
-                    writer.close()
+
+def _arrow_pieces(parts: list[Path], suffix: str) -> Iterator[Any]:
+    """The tables of Parquet or Feather ``parts`` a row group (a record batch) at a time, as written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for part in parts:
+        if suffix == ".feather":
+            with pa.memory_map(str(part)) as source:
+                reader = pa.ipc.open_file(source)
+                for batch in range(reader.num_record_batches):
+                    yield pa.Table.from_batches([reader.get_batch(batch)])
+        else:
+            source = pq.ParquetFile(part)
+            for group in range(source.num_row_groups):
+                yield source.read_row_group(group)
 
 
 def is_parts_folder(path: str) -> bool:
