@@ -284,7 +284,10 @@ def test_save_replaces_only_a_run_and_a_loaded_model_keeps_its_folders_rows(tmp_
     loaded = sd.load(run)
     loaded.save(run, overwrite=True)
     loaded.save(tmp_path / "copy")
-    for folder in (run, tmp_path / "copy"):
+    fitted = sd.fit(_table(), epochs=2, progress=False, out=tmp_path / "fitted", num_samples=0)
+    assert fitted.split is None  # its folder holds its rows, and save takes them from there
+    fitted.save(tmp_path / "fitted copy")
+    for folder in (run, tmp_path / "copy", tmp_path / "fitted copy"):
         assert (folder / "split.safetensors").exists() and (folder / "losses.csv").exists()
         assert cli(["evaluate", str(folder), "-n", "100", "--likelihood-rows", "0", "--quiet"]) == 0
     capsys.readouterr()

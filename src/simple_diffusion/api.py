@@ -403,6 +403,8 @@ def fit(
         model = _trained_model(trainer, parts, resolved, prepared)
         if ranks.is_main:
             folder.finish(model, trainer.history)
+            # Its folder holds the split now: a large table's rows need not stay in memory for save.
+            model.source_folder, model.split = folder.path, None
     finally:
         folder.close()
     if num_samples != 0 and ranks.is_main:

@@ -79,11 +79,13 @@ class DiffusionModel:
         """The few-step sampler of ``distill``, if the run has one (``sampler="distilled"``); a
         sentence when the run's student no longer matches its weights."""
         self.split: tuple[dict[str, torch.Tensor], dict[str, str]] | None = None
-        """Which rows it trained on (``runs.split_record``), kept by ``fit`` for ``save``."""
+        """Which rows it trained on (``runs.split_record``), kept by ``fit`` for ``save`` where no
+        run folder (``source_folder``) holds them."""
         self.history: list[dict[str, float]] = []
         """The losses per epoch of the training that made it (``fit``), for ``save``."""
         self.source_folder: Path | None = None
-        """The run folder it was loaded from (``sd.load``), whose split and losses ``save`` copies."""
+        """The run folder it was loaded from (``sd.load``) or trained into (``fit(out=...)``), whose
+        split and losses ``save`` copies."""
 
     def __getstate__(self) -> dict[str, Any]:
         """A pickle holds the model, not the rows it trained on (an array's are in ``split``):
