@@ -50,7 +50,7 @@ def test_json_lines_and_feather_tables_come_back_with_their_kinds_labels_gaps_an
                  '{"x": null, "count": 2, "ok": false, "day": "2020-02-01"}',
                  '{"kind": "b", "x": 3.1257302210933937e-09, "count": 3, "ok": true, "day": "2020-02-02"}',
                  '{"kind": "a", "x": -2.5, "count": 4, "ok": true, "day": "2020-02-03"}']
-        Path(path).write_text("\n".join(lines) + "\n")
+        Path(path).write_text("\ufeff" + "\n\n".join(lines) + "\n")  # a byte-order mark, a blank line
     else:
         frame.to_feather(path)
     table = io.read_table(path)
@@ -291,6 +291,7 @@ def bad(tmp_path, name, content):
         ("corrupt.feather", b"ARROW1 this is not arrow", r"not a readable Feather \(Arrow\) file"),
         ("broken.jsonl", '{"a": 1, "b": 2}\n{"a": 3, "b": \n',
          r"not JSON Lines \(line 2\): each line must be one JSON object"),
+        ("array.jsonl", '[{"a": 1}, {"a": 2}]\n', r"not JSON Lines \(line 1\)"),
         ("nested.jsonl", '{"a": 1, "b": {"c": 2}}\n{"a": 3, "b": {"c": 4}}\n',
          r"column 'b' holds nested JSON \(objects or lists\).*pandas.json_normalize"),
         ("data.json", "[1, 2]\n", "unsupported file type .json"),

@@ -574,11 +574,18 @@ def _read_json_lines(path: str) -> pd.DataFrame:
     a missing cell); numbers to their last bit, text as written (``detect`` finds dates in it)."""
     import pandas as pd
 
-    try:
-        frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False, precise_float=True)
+    def not_lines() -> UserError:
+        return UserError(f"{path}: not JSON Lines{_first_bad_json_line(path)}: each line must be one "
+                         "JSON object, as {\"a\": 1.5, \"kind\": \"x\"}")
+
+    with open(path, encoding="utf-8-sig", errors="replace") as text:
+        if text.read(1 << 16).lstrip()[:1] not in ("{", ""):  # a JSON array, or not JSON at all
+            raise not_lines()
+    try:  # utf-8-sig: a byte-order mark, as Windows tools write one, is not a cell
+        frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False, precise_float=True,
+                             encoding="utf-8-sig")
     except ValueError:
-        raise UserError(f"{path}: not JSON Lines{_first_bad_json_line(path)}: each line must be one JSON "
-                        "object, as {\"a\": 1.5, \"kind\": \"x\"}") from None
+        raise not_lines() from None
     nested = next((str(name) for name in frame.columns if frame[name].map(
         lambda cell: isinstance(cell, (dict, list))).any()), None)
     if nested is not None:
@@ -593,7 +600,7 @@ def _first_bad_json_line(path: str) -> str:
     """`` (line N)`` for the first line of ``path`` that is not a JSON object, else nothing."""
     import json
 
-    with open(path, encoding="utf-8", errors="replace") as lines:
+    with open(path, encoding="utf-8-sig", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             try:
                 parsed = json.loads(line) if line.strip() else {}
