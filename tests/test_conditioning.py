@@ -64,7 +64,7 @@ def test_a_posteriors_density_is_normalised_and_follows_its_condition(posterior_
     leaving out c's own Jacobian would scale it by c's standard deviation, 1.12), centred where
     the closed form is (theta | c ~ N(0.8 c, 0.2); the model error of the sampling test)."""
     for c in (-1.5, 1.0):
-        mass, mean, variance = _density_moments(posterior_model, np.linspace(0.8 * c - 4, 0.8 * c + 4, 801),
+        mass, mean, variance = _density_moments(posterior_model, np.linspace(0.8 * c - 4, 0.8 * c + 4, 401),
                                                 [[c]])
         assert abs(mass - 1) < 2e-3
         assert abs(mean - 0.8 * c) < 0.06 and abs(variance / 0.2 - 1) < 0.15

@@ -174,6 +174,7 @@ for output in sys.argv[3:]:
 """
 
 
+@pytest.mark.slow  # a torchrun start; its parts run in one process here: row ranges above, joins below
 def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp_path):
     """1 process against 2 (torchrun), 5,000 rows in chunks of 1,024 (rank 0 draws two chunks,
     rank 1 three): the same bytes, one file (the parts joined and removed) or the same parts (an

@@ -11,8 +11,8 @@ from simple_diffusion.evaluation import metrics
 
 def test_short_default_training_puts_a_third_of_the_mass_below_zero():
     model = sd.fit("two_gaussians", epochs=15, seed=0, progress=False)
-    share = float((model.sample(50_000, seed=0) < 0).double().mean())
-    assert abs(share - 1 / 3) < 0.03
+    share = float((model.sample(20_000, seed=0) < 0).double().mean())
+    assert abs(share - 1 / 3) < 0.03  # the model's error, and 9 standard errors of 20,000 draws
 
 
 def test_exact_samples_score_the_predicted_ratio_and_copies_score_one():

@@ -281,15 +281,17 @@ def test_save_replaces_only_a_run_and_a_loaded_model_keeps_its_folders_rows(tmp_
     model.save(run)
     with pytest.raises(sd.UserError, match=r"holds a run; pass overwrite=True to replace it$"):
         model.save(run)
+    split = (run / "split.safetensors").read_bytes()
     loaded = sd.load(run)
     loaded.save(run, overwrite=True)
     loaded.save(tmp_path / "copy")
     fitted = sd.fit(_table(), epochs=2, progress=False, out=tmp_path / "fitted", num_samples=0)
     assert fitted.split is None  # its folder holds its rows, and save takes them from there
     fitted.save(tmp_path / "fitted copy")
-    for folder in (run, tmp_path / "copy", tmp_path / "fitted copy"):
-        assert (folder / "split.safetensors").exists() and (folder / "losses.csv").exists()
-        assert cli(["evaluate", str(folder), "-n", "100", "--likelihood-rows", "0", "--quiet"]) == 0
+    fitted_split = (tmp_path / "fitted" / "split.safetensors").read_bytes()
+    for folder, rows in ((run, split), (tmp_path / "copy", split), (tmp_path / "fitted copy", fitted_split)):
+        assert (folder / "split.safetensors").read_bytes() == rows and (folder / "losses.csv").exists()
+    assert cli(["evaluate", str(tmp_path / "copy"), "-n", "100", "--likelihood-rows", "0", "--quiet"]) == 0
     capsys.readouterr()
 
 

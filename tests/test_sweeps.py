@@ -29,6 +29,7 @@ def weights(run) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in sd.load(run).net.parameters()])
 
 
+@pytest.mark.slow  # four runs evaluated in two worker processes; the next test runs workers too
 def test_a_sweep_in_two_workers_trains_the_runs_train_would(tmp_path, capfd):
     """Each run is the run `train` makes with its settings (same weights, bit for bit), whatever
     the worker it ran in; the summary has one row per run and the mean over seeds."""
