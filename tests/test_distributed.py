@@ -164,7 +164,7 @@ def test_row_ranges_of_a_sample_are_the_rows_of_the_whole_sample(trained):
 
 
 OUTPUTS = ["samples.csv", "samples.npy", "samples.parquet", "parts/", "samples.xlsx", "samples.csv.gz",
-           "samples.feather", "samples.jsonl"]
+           "samples.feather", "samples.json", "samples.jsonl"]
 WRITE_IN_TWO_PROCESSES = """
 import sys
 import simple_diffusion as sd
@@ -218,7 +218,7 @@ def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, 
 
 def test_concatenate_joins_parts_of_each_format_skipping_empty_ones(tmp_path):
     blocks = [np.arange(6.0).reshape(3, 2), np.empty((0, 2)), np.arange(6.0, 10.0).reshape(2, 2)]
-    for suffix in (".csv", ".npy", ".parquet", ".xlsx", ".csv.gz", ".feather", ".jsonl"):
+    for suffix in (".csv", ".npy", ".parquet", ".xlsx", ".csv.gz", ".feather", ".json", ".jsonl"):
         parts = []
         for i, block in enumerate(blocks):
             part = tmp_path / f"part{i}{suffix}"

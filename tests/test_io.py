@@ -23,7 +23,7 @@ def table():
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx", ".csv.gz", ".tsv.bz2",
-                                    ".csv.xz", ".txt", ".dat.gz", ".feather", ".jsonl"])
+                                    ".csv.xz", ".txt", ".dat.gz", ".feather", ".json", ".jsonl"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -36,21 +36,25 @@ def test_write_then_read_round_trip(tmp_path, table, suffix):
         assert Path(path).read_text().startswith("a\tb\tc\n")
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson", ".feather", ".arrow"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".ndjson", ".json", ".feather", ".arrow"])
 def test_json_lines_and_feather_tables_come_back_with_their_kinds_labels_gaps_and_last_bits(tmp_path, suffix):
-    """A web export's JSON Lines (a key an object lacks, or null, is a missing cell) and pandas'
-    or R's Feather: each kind found, and a table written back reads as the same cells."""
+    """A web export's JSON Lines or array of objects (a key an object lacks, or null, is a missing
+    cell) and pandas' or R's Feather: each kind found, and a table written back reads as the same
+    cells."""
     frame = pd.DataFrame({"kind": ["a", None, "b", "a"],
                           "x": [0.1 + 0.2, np.nan, 3.1257302210933937e-09, -2.5],
                           "count": [1, 2, 3, 4], "ok": [True, False, True, True],
                           "day": ["2020-01-31", "2020-02-01", "2020-02-02", "2020-02-03"]})
     path = str(tmp_path / f"t{suffix}")
-    if suffix in (".jsonl", ".ndjson"):  # as a web API writes it: the key of a missing cell left out
+    if suffix in (".jsonl", ".ndjson", ".json"):  # as a web API writes it: a missing cell's key left out
         lines = ['{"kind": "a", "x": 0.30000000000000004, "count": 1, "ok": true, "day": "2020-01-31"}',
                  '{"x": null, "count": 2, "ok": false, "day": "2020-02-01"}',
                  '{"kind": "b", "x": 3.1257302210933937e-09, "count": 3, "ok": true, "day": "2020-02-02"}',
                  '{"kind": "a", "x": -2.5, "count": 4, "ok": true, "day": "2020-02-03"}']
-        Path(path).write_text("\ufeff" + "\n\n".join(lines) + "\n")  # a byte-order mark, a blank line
+        if suffix == ".json":
+            Path(path).write_text("[" + ", ".join(lines) + "]")
+        else:
+            Path(path).write_text("\ufeff" + "\n\n".join(lines) + "\n")  # a byte-order mark, a blank line
     else:
         frame.to_feather(path)
     table = io.read_table(path)
@@ -62,11 +66,13 @@ def test_json_lines_and_feather_tables_come_back_with_their_kinds_labels_gaps_an
     io.write_table(path, cells, schema=table.schema)
     again = io.read_table(path)
     pd.testing.assert_frame_equal(to_frame(again.values, again.schema), cells)
-    if suffix in (".jsonl", ".ndjson"):  # strict JSON, as other tools read it: null, never NaN
+    if "json" in suffix:  # strict JSON, as other tools read it: null, never NaN
         def refuse(constant):
             raise ValueError(constant)
 
-        rows = [json.loads(line, parse_constant=refuse) for line in Path(path).read_text().splitlines()]
+        text = Path(path).read_text()
+        rows = (json.loads(text, parse_constant=refuse) if suffix == ".json"
+                else [json.loads(line, parse_constant=refuse) for line in text.splitlines()])
         assert rows[1] == {"kind": None, "x": None, "count": 2, "ok": False, "day": "2020-02-01"}
 
 
@@ -294,7 +300,8 @@ def bad(tmp_path, name, content):
         ("array.jsonl", '[{"a": 1}, {"a": 2}]\n', r"not JSON Lines \(line 1\)"),
         ("nested.jsonl", '{"a": 1, "b": {"c": 2}}\n{"a": 3, "b": {"c": 4}}\n',
          r"column 'b' holds nested JSON \(objects or lists\).*pandas.json_normalize"),
-        ("data.json", "[1, 2]\n", "unsupported file type .json"),
+        ("data.yaml", "a: [1, 2]\n", "unsupported file type .yaml"),
+        ("scalar.json", "3\n", r"not a JSON table: an array of objects"),
         # Numbers in two ways (a decimal comma, a decimal point): which is meant is for the user.
         ("decimal_commas.csv", "a;b\n1,5;2\n2.5;3\n3,1;4\n",
          r"column 'a' has a non-numeric value '1,5' at line 2 \(a decimal comma\?"),

@@ -194,7 +194,7 @@ def cli() -> None:
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
-              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .jsonl (JSON Lines) or "
+              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .json, .jsonl or "
               ".xlsx (its first sheet, or BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one "
               "row per sample: numbers, "
               "categories (text, booleans), dates and times, and empty cells.")
@@ -332,8 +332,8 @@ def _summary(result: dict) -> str:
 @num_samples_option
 @click.option("-o", "output", required=True, metavar="FILE|FOLDER/", callback=_output_name,
               help="Output file: .csv or .tsv (with a header), .parquet or .feather (keeping the training "
-              "table's dtypes), .jsonl (an object per row), .xlsx (one sheet), .txt (as NumPy's savetxt) "
-              "or .npy (numbers only, shape (n, d)); "
+              "table's dtypes), .json or .jsonl (an object per row), .xlsx (one sheet), .txt (as "
+              "NumPy's savetxt) or .npy (numbers only, shape (n, d)); "
               "a new folder (written with a "
               "trailing slash) for Parquet parts of about a million rows each; or - for CSV on "
               "standard output.")
@@ -466,9 +466,9 @@ def _given_frame(given: str):
 @cli.command(context_settings=CONTEXT)
 @run_argument
 @click.option("--data", "data_file", type=click.Path(dir_okay=False), required=True,
-              help="The table with gaps: .csv or .xlsx (empty cells), .jsonl (null), .parquet, .feather or "
-              ".npy (NaN), with the "
-              "run's columns; other columns (an identifier) are written back as they are.")
+              help="The table with gaps: .csv or .xlsx (empty cells), .json or .jsonl (null), .parquet, "
+              ".feather or .npy (NaN), with the run's columns; other columns (an identifier) are "
+              "written back as they are.")
 @click.option("-o", "output", type=click.Path(dir_okay=False), required=True, callback=_output_name,
               help="The filled table, in the format of the extension (- : CSV on standard "
               "output); with --draws above 1, the table once per draw with a first column `draw`.")

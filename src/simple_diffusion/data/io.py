@@ -1,4 +1,4 @@
-"""Reading tables (``.npy``, ``.csv`` and its kin, ``.parquet``, ``.feather``, ``.jsonl``, ``.xlsx``)
+"""Reading tables (``.npy``, ``.csv`` and its kin, ``.parquet``, ``.feather``, ``.json(l)``, ``.xlsx``)
 with clear errors, and writing samples back in the same format, atomically.
 
 >>> import numpy as np, tempfile, os
@@ -51,9 +51,10 @@ from .columns import (
 if TYPE_CHECKING:  # pandas is imported by the readers alone: writing samples needs none
     import pandas as pd
 
-FORMATS = (".npy", ".csv", ".tsv", ".txt", ".dat", ".parquet", ".feather", ".jsonl", ".xlsx")
+FORMATS = (".npy", ".csv", ".tsv", ".txt", ".dat", ".parquet", ".feather", ".json", ".jsonl", ".xlsx")
 JSON_LINES = (".jsonl", ".ndjson")
-"""One JSON object per line (a web API's or a warehouse's export), read and written as ``.jsonl``."""
+"""One JSON object per line (a web API's or a warehouse's export), read and written as ``.jsonl``;
+a ``.json`` file is an array of such objects (pandas' ``to_json(orient="records")``)."""
 WHITESPACE = (".txt", ".dat")
 """Text tables whose cells are separated by spaces or tabs, as NumPy's ``savetxt`` writes them
 (missing cells ``nan``, the column names in a "#" line above the rows)."""
@@ -296,8 +297,8 @@ def read_frame(path: str, header: bool | None = None) -> pd.DataFrame:
         return _read_csv(path, header)
     if suffix == ".xlsx":
         return _read_excel(file, header, sheet)
-    if suffix == ".jsonl":
-        return _read_json_lines(path)
+    if suffix in (".json", ".jsonl"):
+        return _read_json(path, lines=suffix == ".jsonl")
     return _read_parquet([path], path)
 
 
@@ -569,23 +570,35 @@ def _read_parquet(files: list[str], path: str) -> pd.DataFrame:
     return frame
 
 
-def _read_json_lines(path: str) -> pd.DataFrame:
-    """A JSON Lines file's objects as rows, each key a column (a key an object lacks, or null, is
-    a missing cell); numbers to their last bit, text as written (``detect`` finds dates in it)."""
+def _read_json(path: str, lines: bool) -> pd.DataFrame:
+    """A JSON table's objects as rows, each key a column (a key an object lacks, or null, is a
+    missing cell): JSON Lines (``lines``), or a .json file's array of them, or any other table
+    pandas writes to JSON (a .json of JSON Lines too, as some tools name them); numbers to
+    their last bit, text as written (``detect`` finds dates in it)."""
     import pandas as pd
 
-    def not_lines() -> UserError:
-        return UserError(f"{path}: not JSON Lines{_first_bad_json_line(path)}: each line must be one "
-                         "JSON object, as {\"a\": 1.5, \"kind\": \"x\"}")
+    def not_a_table() -> UserError:
+        if lines:
+            return UserError(f"{path}: not JSON Lines{_first_bad_json_line(path)}: each line must be one "
+                             "JSON object, as {\"a\": 1.5, \"kind\": \"x\"}")
+        return UserError(f"{path}: not a JSON table: an array of objects, as [{{\"a\": 1.5, \"kind\": "
+                         "\"x\"}, ...], or one object per line (.jsonl)")
 
     with open(path, encoding="utf-8-sig", errors="replace") as text:
-        if text.read(1 << 16).lstrip()[:1] not in ("{", ""):  # a JSON array, or not JSON at all
-            raise not_lines()
-    try:  # utf-8-sig: a byte-order mark, as Windows tools write one, is not a cell
-        frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False, precise_float=True,
-                             encoding="utf-8-sig")
-    except ValueError:
-        raise not_lines() from None
+        start = text.read(1 << 16).lstrip()[:1]
+    if start not in (("{", "") if lines else ("{", "[")):  # a JSON array as lines, or not JSON at all
+        raise not_a_table()
+    frame = None
+    # utf-8-sig: a byte-order mark, as Windows tools write one, is not a cell.
+    for as_lines in (lines,) if lines or start == "[" else (False, True):
+        try:
+            frame = pd.read_json(path, lines=as_lines, dtype=False, convert_dates=False, precise_float=True,
+                                 encoding="utf-8-sig")
+            break
+        except ValueError:
+            continue
+    if frame is None:
+        raise not_a_table()
     nested = next((str(name) for name in frame.columns if frame[name].map(
         lambda cell: isinstance(cell, (dict, list))).any()), None)
     if nested is not None:
@@ -767,10 +780,10 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                                  sep=csv_separator(path, schema), na_rep="nan" if whitespace else "")
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
-        elif suffix == ".jsonl":
+        elif suffix in (".json", ".jsonl"):
             with open(temporary, "w", encoding="utf-8") as handle:
-                for chunk in chunks:
-                    handle.writelines(_json_lines(chunk))
+                _write_json(handle, (line for chunk in chunks for line in _json_lines(chunk)),
+                            array=suffix == ".json")
         else:
             import pyarrow as pa
 
@@ -795,6 +808,17 @@ def _write_arrow(path: str | os.PathLike, suffix: str, tables: Iterable[Any]) ->
     finally:
         if writer is not None:
             writer.close()
+
+
+def _write_json(handle: IO[str], lines: Iterable[str], array: bool) -> None:
+    """JSON Lines as they come, or (``array``) as a .json file's array of them, a row per line."""
+    if not array:
+        handle.writelines(lines)
+        return
+    handle.write("[")
+    for i, line in enumerate(lines):
+        handle.write(("\n" if i == 0 else ",\n") + line.rstrip("\n"))
+    handle.write("\n]\n")
 
 
 def _json_lines(frame: pd.DataFrame) -> Iterator[str]:
@@ -858,12 +882,9 @@ def concatenate(parts: list[Path], path: str) -> None:
             import pandas as pd
 
             _write_excel(temporary, (pd.read_excel(part, engine="openpyxl") for part in parts))
-        elif suffix == ".jsonl":
-            with open(temporary, "wb") as handle:
-                for part in parts:
-                    with open(part, "rb") as source:
-                        while block := source.read(1 << 20):
-                            handle.write(block)
+        elif suffix in (".json", ".jsonl"):
+            with open(temporary, "w", encoding="utf-8") as handle:
+                _write_json(handle, _json_rows(parts, array=suffix == ".json"), array=suffix == ".json")
         elif suffix in SEPARATED:
             with _open_binary(temporary, "w", _compression(path)) as handle:
                 headed = False
@@ -894,6 +915,20 @@ def _arrow_pieces(parts: list[Path], suffix: str) -> Iterator[Any]:
             source = pq.ParquetFile(part)
             for group in range(source.num_row_groups):
                 yield source.read_row_group(group)
+
+
+def _json_rows(parts: list[Path], array: bool) -> Iterator[str]:
+    """The rows of JSON Lines ``parts``, or of .json arrays that ``_write_json`` wrote (a row per
+    line between the brackets), one line at a time."""
+    for part in parts:
+        with open(part, encoding="utf-8") as source:
+            for line in source:
+                if array:
+                    line = line.rstrip().removesuffix(",")
+                    if line in ("[", "]", ""):
+                        continue
+                    line += "\n"
+                yield line
 
 
 def is_parts_folder(path: str) -> bool:
