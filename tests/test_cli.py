@@ -246,10 +246,10 @@ def test_installed_command_exits_non_zero_without_traceback(tmp_path):
 
 def test_animate_writes_a_gif(trained, tmp_path, capsys):
     path = tmp_path / "reverse.gif"
-    code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 300, "--num-steps", 6)
+    code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 100, "--num-steps", 3)
     assert code == 0, err
     assert path.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
-    assert "frames: 100%" in err  # 15 frames (7 steps, and 8 to linger on the samples) take seconds
+    assert "frames: 100%" in err  # 12 frames (4 steps, and 8 to linger on the samples) take seconds
     code, _, err = invoke(capsys, "animate", trained, "-o", path, "-n", 50, "--num-steps", 2, "--quiet")
     assert code == 0 and err.strip() == f"wrote {path} (3 frames)"
     code, _, err = invoke(capsys, "animate", trained, "-o", tmp_path / "x.mp4")
