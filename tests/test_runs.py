@@ -295,6 +295,15 @@ def test_save_replaces_only_a_run_and_a_loaded_model_keeps_its_folders_rows(tmp_
     capsys.readouterr()
 
 
+def test_in_a_torchrun_job_rank_0_alone_saves(tmp_path, monkeypatch):
+    """Every process of a job holds the model; the others writing too would race for the folder."""
+    model = sd.fit(_table(), epochs=1, progress=False)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    model.save(tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_unpickled_model_saves_without_rows_and_evaluate_and_resume_say_why(tmp_path, capsys):
     """A pickle carries no training rows: its saved folder samples, and evaluate (no held-out
     rows) and --resume (no training state) each refuse in one line that says what to do."""

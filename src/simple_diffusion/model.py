@@ -40,7 +40,7 @@ from .diffusion.denoisers import MLP
 from .diffusion.gaussian import GaussianPart
 from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
-from .errors import UserError, advice, counted, did_you_mean, said
+from .errors import UserError, advice, counted, did_you_mean, is_follower, said
 from .progress import bar as progress_bar
 
 if TYPE_CHECKING:
@@ -97,8 +97,9 @@ class DiffusionModel:
         ``sd.load(path)`` and the commands (``sample``, ``score``, ``impute``, ``evaluate``, ...)
         read it. A folder that holds a run is replaced only with ``overwrite``; any other
         non-empty folder is refused. The rows it trained on go with it (their order and the data
-        file's digest, or the rows of an array or DataFrame) while the model holds them: one
-        loaded or unpickled has no rows to give, and its folder samples but does not evaluate.
+        file's digest, or the rows of an array or DataFrame), from the model or the folder it
+        came from; an unpickled one has none to give, and its folder samples but does not
+        evaluate. In a torchrun job, where every process holds the model, rank 0 alone writes.
 
         >>> import tempfile, simple_diffusion as sd
         >>> model = sd.fit("two_gaussians", epochs=2, progress=False)
@@ -109,7 +110,8 @@ class DiffusionModel:
         """
         from .runs import RunFolder
 
-        RunFolder(path).save_fitted(self, overwrite)
+        if not is_follower():
+            RunFolder(path).save_fitted(self, overwrite)
 
     def __repr__(self) -> str:
         """What a notebook shows for the model: its columns and kinds, what it is conditioned
