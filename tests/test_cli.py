@@ -229,8 +229,8 @@ def test_sample_from_a_missing_run(tmp_path, capsys):
 
 
 def test_sample_to_an_unknown_format(trained, tmp_path, capsys):
-    code, _, err = invoke(capsys, "sample", trained, "-n", 10, "-o", tmp_path / "x.json", "--quiet")
-    assert code == 1 and "unsupported file type .json; use .npy, .csv, .tsv, .txt, .dat, .parquet" in err
+    code, _, err = invoke(capsys, "sample", trained, "-n", 10, "-o", tmp_path / "x.yaml", "--quiet")
+    assert code == 1 and "unsupported file type .yaml; use .npy, .csv, .tsv, .txt, .dat, .parquet" in err
 
 
 def test_installed_command_exits_non_zero_without_traceback(tmp_path):

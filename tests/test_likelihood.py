@@ -243,7 +243,7 @@ def test_score_refuses_bad_input_in_one_line_before_any_work(two_gaussians_run, 
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n3,4\n")
     cases = [
-        (["--data", str(rows), "-o", str(tmp_path / "out.json")], "unsupported file type .json"),
+        (["--data", str(rows), "-o", str(tmp_path / "out.yaml")], "unsupported file type .yaml"),
         (["--data", str(other), "-o", str(tmp_path / "o.csv")],
          "the model's columns are x; its columns are a, b"),
         (["--data", str(tmp_path / "none.csv"), "-o", str(tmp_path / "o.csv")], "data file not found"),
