@@ -131,7 +131,7 @@ def test_a_signal_to_one_rank_checkpoints_all_and_the_run_resumes_with_one_proce
 
 
 @needs_proc
-@pytest.mark.slow  # a second interrupted 2-process run; SIGTERM's (not slow) saves the checkpoint alike
+@pytest.mark.slow  # a second interrupted 2-process run; test_reliability interrupts one process by default
 def test_a_rank_killed_outright_leaves_rank_0_saving_the_last_epoch(tmp_path):
     """SIGKILL to rank 1: rank 0's next gradient sum fails; it saves the last complete epoch and
     says so in one line, and the run resumes (in one process: a second start of torchrun would
