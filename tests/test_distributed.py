@@ -218,7 +218,8 @@ def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, 
 
 def test_concatenate_joins_parts_of_each_format_skipping_empty_ones(tmp_path):
     blocks = [np.arange(6.0).reshape(3, 2), np.empty((0, 2)), np.arange(6.0, 10.0).reshape(2, 2)]
-    for suffix in (".csv", ".npy", ".parquet", ".xlsx", ".csv.gz", ".feather", ".json", ".jsonl"):
+    for suffix in (".csv", ".npy", ".parquet", ".xlsx", ".csv.gz", ".feather", ".json", ".jsonl",
+                   ".jsonl.gz"):
         parts = []
         for i, block in enumerate(blocks):
             part = tmp_path / f"part{i}{suffix}"

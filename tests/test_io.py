@@ -23,7 +23,8 @@ def table():
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv", ".parquet", ".xlsx", ".csv.gz", ".tsv.bz2",
-                                    ".csv.xz", ".txt", ".dat.gz", ".feather", ".json", ".jsonl"])
+                                    ".csv.xz", ".txt", ".dat.gz", ".feather", ".json", ".jsonl", ".jsonl.gz",
+                                    ".json.bz2"])
 def test_write_then_read_round_trip(tmp_path, table, suffix):
     path = str(tmp_path / f"data{suffix}")
     io.write_table(path, table, ["a", "b", "c"])
@@ -189,8 +190,13 @@ def test_compressed_csv_is_read_and_written_as_its_extension_says(tmp_path):
     assert (tmp_path / "out.csv.gz").read_bytes() == first
     with pytest.raises(UserError, match=r"out.csv.zip: a .zip is read, not written; write out.csv.gz"):
         io.check_writable(str(tmp_path / "out.csv.zip"), table.schema)
-    with pytest.raises(UserError, match=r"unsupported file type .gz; .* \(.csv and .tsv also compressed"):
+    with pytest.raises(UserError, match=r"unsupported file type .gz; .* \(text tables also compressed"):
         io.read_table(str(tmp_path / "x.npy.gz"))
+    # A warehouse's export: JSON Lines in a zip archive, read as the CSV was.
+    with zipfile.ZipFile(tmp_path / "t.jsonl.zip", "w") as archive:
+        archive.writestr("t.jsonl", "".join(f'{{"mass": {m}, "kind": "{k}"}}\n' for m, k in
+                                            ((1.5, "a"), (2.5, "b"), (3.5, "a"))))
+    assert io.read_table(str(tmp_path / "t.jsonl.zip")).values.tolist() == [[1.5, 0], [2.5, 1], [3.5, 0]]
 
 
 def test_numpys_text_files_are_read_and_written_as_savetxt_and_loadtxt_do(tmp_path):

@@ -194,7 +194,8 @@ def cli() -> None:
 @run_argument
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
-              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .json, .jsonl or "
+              "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .json, .jsonl (.jsonl.gz "
+              "too) or "
               ".xlsx (its first sheet, or BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one "
               "row per sample: numbers, "
               "categories (text, booleans), dates and times, and empty cells.")

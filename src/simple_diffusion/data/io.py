@@ -61,6 +61,8 @@ WHITESPACE = (".txt", ".dat")
 SEPARATED = (".csv", ".tsv", *WHITESPACE)
 """Text formats (a .csv is read with the separator its first line uses, and written with
 ``csv_separator``'s)."""
+COMPRESSIBLE = (*SEPARATED, ".json", *JSON_LINES)
+"""Text formats also read and written compressed (``COMPRESSIONS``: ``.csv.gz``, ``.jsonl.gz``)."""
 MANY_COLUMNS = 64
 READ_WHOLE_BYTES = 1 << 28
 """A Parquet table of more values than this (256 MiB as float64: 1.7 million rows of 20 columns)
@@ -169,15 +171,17 @@ def file_format(path: str) -> str:
         raise UserError(f"{path}: samples, filled rows and scores are written as a workbook of one sheet; "
                         f"name the file alone ({workbook})")
     suffix = Path(path).suffix.lower()
-    if suffix in COMPRESSIONS and Path(path).with_suffix("").suffix.lower() in SEPARATED:
-        return Path(path).with_suffix("").suffix.lower()
+    if suffix in COMPRESSIONS and Path(path).with_suffix("").suffix.lower() in COMPRESSIBLE:
+        suffix = Path(path).with_suffix("").suffix.lower()
+        return ".jsonl" if suffix in JSON_LINES else suffix
     if suffix in JSON_LINES:
         return ".jsonl"
     if suffix == ".arrow":  # the Arrow IPC file that Feather (version 2) is
         return ".feather"
     if suffix not in FORMATS:
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use {', '.join(FORMATS)} "
-                        f"(.csv and .tsv also compressed: {', '.join('.csv' + c for c in COMPRESSIONS)})")
+                        f"(text tables also compressed: {', '.join('.csv' + c for c in COMPRESSIONS)}, "
+                        ".jsonl.gz, ...)")
     return suffix
 
 
@@ -188,9 +192,9 @@ def full_suffix(path: str) -> str:
 
 
 def _compression(path: str) -> Any:
-    """The module that opens a compressed .csv or .tsv (``COMPRESSIONS``), else None."""
+    """The module that opens a compressed text table (``COMPRESSIONS``), else None."""
     suffix = Path(path).suffix.lower()
-    return COMPRESSIONS[suffix] if suffix in COMPRESSIONS and file_format(path) in SEPARATED else None
+    return COMPRESSIONS[suffix] if suffix in COMPRESSIONS and file_format(path) in COMPRESSIBLE else None
 
 
 @contextlib.contextmanager
@@ -584,7 +588,7 @@ def _read_json(path: str, lines: bool) -> pd.DataFrame:
         return UserError(f"{path}: not a JSON table: an array of objects, as [{{\"a\": 1.5, \"kind\": "
                          "\"x\"}, ...], or one object per line (.jsonl)")
 
-    with open(path, encoding="utf-8-sig", errors="replace") as text:
+    with _open_text(path, "r", _compression(path), encoding="utf-8-sig", errors="replace") as text:
         start = text.read(1 << 16).lstrip()[:1]
     if start not in (("{", "") if lines else ("{", "[")):  # a JSON array as lines, or not JSON at all
         raise not_a_table()
@@ -613,7 +617,7 @@ def _first_bad_json_line(path: str) -> str:
     """`` (line N)`` for the first line of ``path`` that is not a JSON object, else nothing."""
     import json
 
-    with open(path, encoding="utf-8-sig", errors="replace") as lines:
+    with _open_text(path, "r", _compression(path), encoding="utf-8-sig", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             try:
                 parsed = json.loads(line) if line.strip() else {}
@@ -781,7 +785,7 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
         elif suffix in (".json", ".jsonl"):
-            with open(temporary, "w", encoding="utf-8") as handle:
+            with _open_text(temporary, "w", _compression(path), encoding="utf-8") as handle:
                 _write_json(handle, (line for chunk in chunks for line in _json_lines(chunk)),
                             array=suffix == ".json")
         else:
@@ -883,8 +887,9 @@ def concatenate(parts: list[Path], path: str) -> None:
 
             _write_excel(temporary, (pd.read_excel(part, engine="openpyxl") for part in parts))
         elif suffix in (".json", ".jsonl"):
-            with open(temporary, "w", encoding="utf-8") as handle:
-                _write_json(handle, _json_rows(parts, array=suffix == ".json"), array=suffix == ".json")
+            with _open_text(temporary, "w", _compression(path), encoding="utf-8") as handle:
+                _write_json(handle, _json_rows(parts, _compression(path), array=suffix == ".json"),
+                            array=suffix == ".json")
         elif suffix in SEPARATED:
             with _open_binary(temporary, "w", _compression(path)) as handle:
                 headed = False
@@ -917,11 +922,11 @@ def _arrow_pieces(parts: list[Path], suffix: str) -> Iterator[Any]:
                 yield source.read_row_group(group)
 
 
-def _json_rows(parts: list[Path], array: bool) -> Iterator[str]:
+def _json_rows(parts: list[Path], compression: Any, array: bool) -> Iterator[str]:
     """The rows of JSON Lines ``parts``, or of .json arrays that ``_write_json`` wrote (a row per
     line between the brackets), one line at a time."""
     for part in parts:
-        with open(part, encoding="utf-8") as source:
+        with _open_text(part, "r", compression, encoding="utf-8") as source:
             for line in source:
                 if array:
                     line = line.rstrip().removesuffix(",")
