@@ -833,21 +833,19 @@ def _json_lines(frame: pd.DataFrame) -> Iterator[str]:
 
     import pandas as pd
 
-    names = [str(name) for name in frame.columns]
     columns = []
     for name in frame.columns:
         column = frame[name]
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            column = column.astype(object)
         if pd.api.types.is_datetime64_any_dtype(column.dtype):
-            cells = [None if pd.isna(cell) else cell.isoformat() for cell in column]
-        else:
-            cells = [None if cell is None or (isinstance(cell, float) and cell != cell) or cell is pd.NA
-                     else cell.item() if isinstance(cell, np.generic) else cell
-                     for cell in column.tolist()]
-        columns.append(cells)
+            column = column.map(lambda cell: cell.isoformat(), na_action="ignore")
+        columns.append(column.astype(object).where(column.notna(), None).tolist())  # Python's types
+    # One encoder for every row (json.dumps with options builds one per call); a NumPy scalar
+    # that an object column holds (a label) is written as its Python value.
+    encoder = json.JSONEncoder(
+        ensure_ascii=False, default=lambda cell: cell.item() if isinstance(cell, np.generic) else str(cell))
+    names = [str(name) for name in frame.columns]
     for row in zip(*columns):
-        yield json.dumps(dict(zip(names, row)), ensure_ascii=False, default=str) + "\n"
+        yield encoder.encode(dict(zip(names, row))) + "\n"
 
 
 def _write_excel(path: str | os.PathLike, chunks: Iterable[pd.DataFrame]) -> None:
