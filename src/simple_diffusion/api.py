@@ -384,7 +384,9 @@ def fit(
     }
     if folder is None:
         trainer.run(progress=progress)
-        return _trained_model(trainer, parts, resolved, prepared)
+        model = _trained_model(trainer, parts, resolved, prepared)
+        model.split = split_record(prepared)  # no folder holds its rows: save writes them from here
+        return model
     # Rank 0 alone claims and writes the folder; the others train beside it.
     ranks.on_main(folder.open_for_training, overwrite=overwrite, resume=resume)
     try:
@@ -403,8 +405,7 @@ def fit(
         model = _trained_model(trainer, parts, resolved, prepared)
         if ranks.is_main:
             folder.finish(model, trainer.history)
-            # Its folder holds the split now: a large table's rows need not stay in memory for save.
-            model.source_folder, model.split = folder.path, None
+        model.source_folder = folder.path  # which holds its split: save copies it from there
     finally:
         folder.close()
     if num_samples != 0 and ranks.is_main:
@@ -542,7 +543,7 @@ def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: Tr
             "encoded_min": encoded.min(0).values.tolist(), "encoded_max": encoded.max(0).values.tolist()}
     model = DiffusionModel(trainer.averaged_net(), parts.schedule, parts.encoder, config,
                            prepared.columns, info, parts.condition, trainer.objective.gaussian)
-    model.split, model.history = split_record(prepared), list(trainer.history)  # for model.save
+    model.history = list(trainer.history)  # for model.save
     return model
 
 
