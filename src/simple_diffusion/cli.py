@@ -195,10 +195,9 @@ def cli() -> None:
 @click.option("--data", "data", metavar="SPEC", help="Built-in target name (see `datasets`) or a "
               ".npy, .csv (comma-, tab-, semicolon-, bar- or space-separated; .csv.gz and the like "
               "too), .tsv, .txt or .dat (NumPy's savetxt), .parquet, .feather, .json, .jsonl (.jsonl.gz "
-              "too) or "
-              ".xlsx (its first sheet, or BOOK.xlsx#SHEET) table, or a folder of Parquet parts, one "
-              "row per sample: numbers, "
-              "categories (text, booleans), dates and times, and empty cells.")
+              "too) or .xlsx (its first sheet, or BOOK.xlsx#SHEET) table, or a folder of Parquet "
+              "parts, one row per sample: numbers, categories (text, booleans), dates and times, and "
+              "empty cells.")
 @click.option("--preset", type=click.Choice(sorted(cfg.PRESETS)), default="default",
               show_default=True, help="Starting hyperparameters: "
               + "; ".join(f"{name} ({cfg.PRESET_USES[name]}): {cfg.summary(cfg.preset(name))}"
