@@ -295,7 +295,7 @@ class RunFolder:
             if SAVED_BY in self.read_config()[1]:
                 raise UserError(f"{self.path} has no {SPLIT}: it was saved from a model that no longer "
                                 "held the rows it trained on (an unpickled one), which evaluation needs; "
-                                "sd.evaluate(model.sample(n), against=rows) judges it against rows of yours")
+                                "in Python, sd.evaluate judges its samples against rows of yours")
             raise UserError(f"{self.path} has no {SPLIT}: it was trained by an older simple-diffusion; "
                             "retrain it to evaluate or resume")
         return _read_safetensors(self.file(SPLIT))
