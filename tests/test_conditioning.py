@@ -3,8 +3,10 @@ and the calibration checks, against closed-form conditionals."""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
+import shutil
 import warnings
 from unittest import mock
 
@@ -49,6 +51,40 @@ def test_conditional_samples_follow_the_closed_form_conditional(posterior_model)
         # Model error (a few hundredths) plus four standard errors of n draws.
         assert abs(theta.mean() - 0.8 * c) < 0.06 + 4 * math.sqrt(0.2 / n)
         assert abs(theta.var() / 0.2 - 1) < 0.15 + 4 * math.sqrt(2 / n)
+
+
+def test_a_distilled_student_samples_the_closed_form_conditional_and_the_joint(posterior_model):
+    """The student of a conditional model learns the teacher's paths given conditions drawn from
+    the teacher's own joint (and, on a fifth of its pairs, the joint): one network evaluation
+    gives theta | c ~ N(0.8 c, 0.2) and, at guidance 0, theta's marginal N(0, 1)."""
+    model = sd.distill(copy.deepcopy(posterior_model), pairs=16_384, train_steps=1500, progress=False)
+    assert model.student.conditional and model.student.network_evaluations == 1
+    n = 4000
+    conditions = np.array([[-1.5], [0.0], [2.0]])
+    calls = []
+    hook = model.student.net.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        draws = model.sample(n, given=conditions, sampler="distilled", seed=0, chunk_size=3 * n)
+    finally:
+        hook.remove()
+    assert len(calls) == 1  # the conditions in one batch, one evaluation
+    for i, c in enumerate(conditions[:, 0]):
+        theta = draws[i * n : (i + 1) * n, 0].numpy()
+        assert np.all(draws[i * n : (i + 1) * n, 1].numpy() == c)
+        # The teacher's model error (0.04), the student's (0.1 at c = 2, where the joint puts few
+        # conditions: 1.8 standard deviations out), and four standard errors of n draws.
+        assert abs(theta.mean() - 0.8 * c) < 0.12 + 4 * math.sqrt(0.2 / n)
+        assert abs(theta.var() / 0.2 - 1) < 0.25 + 4 * math.sqrt(2 / n)
+    joint = model.sample(n, given=conditions[:1], sampler="distilled", guidance=0, seed=0)[:, 0].numpy()
+    assert abs(joint.mean()) < 0.1 + 4 / math.sqrt(n) and abs(joint.var() - 1) < 0.25 + 4 * math.sqrt(2 / n)
+    with pytest.raises(UserError, match=r"draws rows given all of the condition columns \(c1\) and nothing "
+                                        r"else; for other given cells \(filling gaps, in-painting\)"):
+        model.sample(10, given={"x1": 0.5, "c1": 1.0}, sampler="distilled")
+    with pytest.raises(UserError, match="given all of the condition columns"):
+        model.sample(10, given={"x1": 0.5}, sampler="distilled")
+    with pytest.raises(UserError, match=r"follows its model at guidance 1, the guidance it was distilled "
+                                        r"with .* for guidance 2 choose another sampler"):
+        model.sample(10, given=[[1.0]], sampler="distilled", guidance=2)
 
 
 def _density_moments(model, grid: np.ndarray, given) -> tuple[float, float, float]:
@@ -289,6 +325,25 @@ def test_given_a_category_the_rows_have_it_and_its_values(kinds_run):
     rows = pd.read_csv(out)
     assert list(rows.columns) == ["kind", "value"] and (rows["kind"] == "b").all()
     assert abs(rows["value"].mean() - 2.0) < 0.1 + 4 * 0.5 / math.sqrt(2000)
+
+
+def test_a_conditional_runs_student_samples_given_a_label_and_evaluate_checks_its_calibration(
+        kinds_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(kinds_run / "run", run)
+    assert cli(["distill", str(run), "--pairs", "8192", "--train-steps", "400", "--quiet"]) == 0
+    assert "--sampler distilled` (with --given for rows given kind)" in capsys.readouterr().err
+    out = tmp_path / "b.csv"
+    assert cli(["sample", str(run), "-n", "2000", "-o", str(out), "--given", "kind=b", "--sampler",
+                "distilled", "--quiet"]) == 0
+    rows = pd.read_csv(out)  # value | kind = b is N(2, 0.25); the student errs by a tenth or so
+    assert (rows["kind"] == "b").all() and abs(rows["value"].mean() - 2.0) < 0.2
+    assert cli(["evaluate", str(run), "-n", "500", "--likelihood-rows", "0"]) == 0
+    assert "; held-out coverage " in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    coverage = metrics["distilled"]["calibration"]["coverage"]
+    # The student's own draws (not the run's sampler's), within reach of nominal on 200 rows.
+    assert coverage != metrics["calibration"]["coverage"] and 0.75 < coverage["0.9"] <= 1
 
 
 def test_given_a_file_of_conditions_draws_n_rows_for_each(kinds_run):

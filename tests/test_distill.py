@@ -79,19 +79,16 @@ def test_distilled_sampling_is_deterministic_and_takes_its_steps(gaussian_model)
     assert model.noise_levels(sampler="distilled").tolist() == pytest.approx([10.0, 1.0, 0.1, 0.0])
 
 
-def test_distilled_sampler_refuses_given_cells_and_conditional_teachers(gaussian_model):
-    with pytest.raises(UserError, match="whole distribution"):
+def test_distilled_sampler_refuses_given_cells_and_a_joint_student_of_an_inpainting_model(gaussian_model):
+    with pytest.raises(UserError, match="draws the whole distribution only; for other given cells"):
         gaussian_model.sample(10, sampler="distilled", given={"x1": 1.0})
-    rng = np.random.default_rng(0)
-    theta = rng.normal(size=(500, 1))
-    conditional = sd.fit(theta, condition=theta + rng.normal(size=(500, 1)), epochs=1, progress=False)
-    with pytest.raises(UserError, match="conditional"):
-        sd.distill(conditional, progress=False)
-    with pytest.raises(UserError, match="are not distilled; sample with its own samplers"):  # no advice
-        conditional.sample(10, sampler="distilled")  # to run distill, which would refuse
+    theta = np.random.default_rng(0).normal(size=(500, 2))
     inpainting = sd.fit(theta, config={"train": {"inpainting": "learnt"}}, epochs=1, progress=False)
-    with pytest.raises(UserError, match="trained to in-paint"):
-        sd.distill(inpainting, progress=False)
+    sd.distill(inpainting, pairs=8192, train_steps=5, progress=False)
+    assert not inpainting.student.conditional  # learnt from the joint alone
+    assert inpainting.sample(10, sampler="distilled").shape == (10, 2)
+    with pytest.raises(UserError, match="draws the whole distribution only"):
+        inpainting.sample(10, sampler="distilled", given={"x1": 1.0})
 
 
 @pytest.fixture(scope="module")

@@ -642,8 +642,10 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
             device: str | None = None) -> DiffusionModel:
     """Give a model a few-step sampler: a student network that samples in ``num_steps``
     evaluations (``sample(n, sampler="distilled")``), trained on ``pairs`` of the teacher's
-    deterministic samples for ``train_steps`` steps (``training/distill.py``). A run folder
-    gets student.safetensors; the model is returned with its student. The student trains on
+    deterministic samples for ``train_steps`` steps (``training/distill.py``); a conditional
+    model's student also samples given its condition columns (``sample(n, given=...,
+    sampler="distilled")``). A run folder gets student.safetensors; the model is returned with
+    its student. The student trains on
     ``device`` (a ``--device`` choice); by default on a model's own device, and for a run
     folder on ``auto``'s (a GPU where torch sees one).
 
@@ -924,9 +926,13 @@ def _evaluate_student(model: DiffusionModel, n: int, reference: str | np.ndarray
     seconds = time.perf_counter() - start
     result = _evaluate_samples(model, samples, reference, data)
     kept = ("distance", "floor", "ratio", "energy", "c2st", "memorisation")
-    return {**{k: result[k] for k in kept if k in result}, "sample_seconds": seconds,
-            "network_evaluations": model.student.network_evaluations,
-            "distill_seconds": model.student.info.get("seconds")}
+    summary = {**{k: result[k] for k in kept if k in result}, "sample_seconds": seconds,
+               "network_evaluations": model.student.network_evaluations,
+               "distill_seconds": model.student.info.get("seconds")}
+    if model.student.conditional:  # its draws given held-out conditions, checked as the run's
+        calibrated = _calibration(model, data, seed, sampler="distilled")
+        summary["calibration"] = {k: v for k, v in calibrated.items() if k in ("skipped", "coverage", "tarp")}
+    return summary
 
 
 CALIBRATION_ROWS = 200
@@ -935,9 +941,11 @@ CALIBRATION_DRAWS = 100
 """Draws per held-out row (ranks 0..100: ten bins of ten)."""
 
 
-def _calibration(model: DiffusionModel, data: TrainingData, seed: int) -> dict[str, Any]:
+def _calibration(model: DiffusionModel, data: TrainingData, seed: int,
+                 sampler: str | None = None) -> dict[str, Any]:
     """Calibration of a conditional model's numeric columns given the condition columns, on
-    held-out rows whose cells are all present (``evaluation/calibration.py``)."""
+    held-out rows whose cells are all present (``evaluation/calibration.py``), drawn with
+    ``sampler`` (None: the run's)."""
     from .evaluation import calibration
 
     given = model.condition_positions
@@ -951,7 +959,8 @@ def _calibration(model: DiffusionModel, data: TrainingData, seed: int) -> dict[s
     conditions = np.full_like(rows, np.nan)
     conditions[:, given] = rows[:, given]
     with _beyond_the_training_range_allowed():
-        draws = model.sample(CALIBRATION_DRAWS, given=conditions, seed=seed, frame=False).numpy()
+        draws = model.sample(CALIBRATION_DRAWS, given=conditions, seed=seed, frame=False,
+                             sampler=sampler).numpy()
     draws = draws.reshape(len(rows), CALIBRATION_DRAWS, -1)[:, :, checked]
     return calibration.calibrate(draws, rows[:, checked], [model.columns[j] for j in checked])
 

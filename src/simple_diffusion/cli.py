@@ -533,7 +533,9 @@ def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
     The student starts as a copy of the model and learns to follow, in --num-steps DDIM steps,
     the straight paths from starting noise to the model's own deterministic samples (rectified
     flow's reflow, Liu et al. 2023; one step is a direct regression). On the built-in targets one
-    evaluation did as well as two or three (BENCHMARKS.md, "Few-step sampling").
+    evaluation did as well as two or three (BENCHMARKS.md, "Few-step sampling"). A conditional
+    model's student samples given its condition columns (`sample --given`) and the joint; a
+    model trained to in-paint gets a student of its joint.
 
     \b
     Example:
@@ -554,7 +556,9 @@ def distill(run, num_steps, pairs, train_steps, seed, device, quiet) -> None:
     labelled = not all(c.numbers_only for c in model.schema)  # .npy holds numbers only
     click.echo(f"distilled a sampler of {counted(num_steps, 'network evaluation')} in {seconds:.1f} s"
                f"{against}: sample with `simple-diffusion sample {shlex.quote(str(run))} -n 100000 "
-               f"-o samples.{'parquet' if labelled else 'npy'} --sampler distilled`", err=True)
+               f"-o samples.{'parquet' if labelled else 'npy'} --sampler distilled`"
+               + (f" (with --given for rows given {', '.join(model.condition_columns)})"
+                  if model.student.conditional else ""), err=True)
 
 
 @cli.command(context_settings=CONTEXT)

@@ -758,10 +758,6 @@ class DiffusionModel:
         """The sampler function with its options bound, its noise levels and its denoiser
         (``distilled``: DDIM with the student on the student's levels)."""
         if settings.sampler == "distilled":
-            if self.student is None and self.condition is not None:
-                raise UserError("this model has no distilled sampler: models with a condition input "
-                                "(conditional, or trained to in-paint) are not distilled; sample with "
-                                "its own samplers (the default, or another sampler)")
             if self.student is None:
                 raise UserError("this model has no distilled sampler: make one with "
                                 f"`{said('simple-diffusion distill RUN', 'sd.distill(model)')}`")
@@ -808,8 +804,7 @@ class DiffusionModel:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         step, sigmas, denoise = self._sampler(settings)
         if given is not None and settings.sampler == "distilled":
-            raise UserError("the distilled sampler draws from the whole distribution only; "
-                            "for given cells choose another sampler")
+            settings = self._student_settings(given, settings)
         blocks_per_chunk = max(1, -(-chunk_size // BLOCK))
         dtype = next(self.net.parameters()).dtype
         sigmas = sigmas.to(dtype)
@@ -843,6 +838,27 @@ class DiffusionModel:
                         x = torch.where(known.isnan(), x, known)
                 yield start, x
                 bar.update(count)
+
+    def _student_settings(self, given: np.ndarray, settings: SampleConfig) -> SampleConfig:
+        """The settings under which the distilled sampler draws ``given`` rows: a student of a
+        conditional model takes every condition column and nothing else (it learnt no
+        in-painting), at the guidance it was distilled with (which its network now gives
+        alone: 1) or at 0 (its joint)."""
+        student = self.student
+        assert not isinstance(student, (str, type(None)))  # ``_sampler`` refused those
+        conditions = self.condition_positions if student.conditional else []
+        others = [j for j in range(self.dim) if j not in conditions]
+        if not conditions or np.isnan(given[:, conditions]).any() or not np.isnan(given[:, others]).all():
+            shown = f"all of the condition columns ({', '.join(self.condition_columns)}) and nothing else"
+            what = shown if conditions else "the whole distribution only"
+            raise UserError(f"the distilled sampler draws {'rows given ' if conditions else ''}{what}; "
+                            "for other given cells (filling gaps, in-painting) choose another sampler")
+        learnt = student.info["guidance"]
+        if settings.guidance not in (0, learnt):
+            raise UserError(f"the distilled sampler follows its model at guidance {learnt:g}, the "
+                            f"guidance it was distilled with (or 0: the joint); for guidance "
+                            f"{settings.guidance:g} choose another sampler")
+        return replace(settings, guidance=1.0 if settings.guidance else 0.0)
 
     def _rejects(self, given: np.ndarray, settings: SampleConfig) -> bool:
         """Whether ``given`` rows are met by reject sampling (``sample.reject_tries``), on a

@@ -77,6 +77,19 @@ class Objective:
                 known = (self.condition.loss_weights(x0, shown) == 0, x0)
         return x_t, t, network_target(self, x0, noise, x_t, alpha, sigma_vp, known), shown
 
+    def shows(self, x0: torch.Tensor, shown: torch.Tensor | None):
+        """The network's condition input and the loss weights for clean rows ``x0`` that show
+        ``shown`` (None, None for an unconditional model)."""
+        return condition_inputs(self.condition, x0, shown)
+
+
+def condition_inputs(condition: Condition | None, x0: torch.Tensor, shown: torch.Tensor | None):
+    """``condition``'s network input and loss weights for clean rows ``x0`` (None, None where
+    nothing is shown)."""
+    if condition is None or shown is None:
+        return None, None
+    return condition.inputs(x0, shown), condition.loss_weights(x0, shown)
+
 
 class CalendarTerms:
     """The sine and cosine of a date's phase in calendar cycles (a year, a week, a day), as
@@ -223,6 +236,9 @@ class StraightPaths:
     rectified-flow view of distillation (Liu et al. 2023), in the variance-exploding scaling.
     Rows of ``draw``'s input are [x_0 | e]; ``top_share`` of the draws are at the first level,
     whose step (noise to data in one go) is the hardest to learn, the rest uniform over all.
+    A student of a conditional teacher (``condition``: its ``ColumnCondition``) takes rows
+    [x_0 | e | shown]: x_0 drawn by the teacher given x_0's condition columns where shown is 1
+    (the network sees them, as in training), from the joint where it is 0.
 
     >>> from simple_diffusion.diffusion import schedules
     >>> paths = StraightPaths(schedules.cosine(1000), "sample", torch.tensor([10.0, 1.0, 0.0]))
@@ -232,17 +248,17 @@ class StraightPaths:
     """
 
     def __init__(self, schedule: Schedule, prediction_type: str, sigmas: torch.Tensor,
-                 top_share: float = 0.5, gaussian: GaussianPart | None = None):
+                 top_share: float = 0.5, gaussian: GaussianPart | None = None,
+                 condition: ColumnCondition | None = None):
         self.schedule, self.prediction_type, self.top_share = schedule, prediction_type, top_share
-        self.gaussian = gaussian
-        self.condition = None  # a student draws from the whole distribution
+        self.gaussian, self.condition = gaussian, condition
         self.levels = torch.as_tensor(sigmas, dtype=torch.float64)[:-1]
 
     def draw(self, pairs: torch.Tensor, generator: torch.Generator, validation: bool = False):
-        """Timesteps, noisy inputs and targets for rows [x_0 | e], in their dtype (and None:
-        nothing is shown)."""
+        """Timesteps, noisy inputs and targets for rows [x_0 | e (| shown)], in their dtype, and
+        which rows show their condition (None for an unconditional student)."""
         dim = pairs.shape[1] // 2
-        x0, slope = pairs[:, :dim], pairs[:, dim:]
+        x0, slope = pairs[:, :dim], pairs[:, dim : 2 * dim]
         level = torch.randint(len(self.levels), (len(pairs),), generator=generator)
         top = torch.rand(len(pairs), generator=generator) < self.top_share
         sigma = self.levels[torch.where(top, 0, level)]
@@ -250,7 +266,15 @@ class StraightPaths:
         alpha, sigma_vp = alpha.unsqueeze(-1), sigma_vp.unsqueeze(-1)
         x_t = alpha * x0 + sigma_vp * slope  # alpha (x_0 + sigma e): the path at unit scale
         t = self.schedule.sigma_to_t(sigma).to(pairs.dtype)
-        return x_t, t, network_target(self, x0, slope, x_t, alpha, sigma_vp), None
+        shown = known = None
+        if self.condition is not None:
+            shown = pairs[:, -1] > 0.5
+            known = (self.condition.loss_weights(x0, shown) == 0, x0)
+        return x_t, t, network_target(self, x0, slope, x_t, alpha, sigma_vp, known), shown
+
+    def shows(self, pairs: torch.Tensor, shown: torch.Tensor | None):
+        """``Objective.shows`` for rows [x_0 | e (| shown)]."""
+        return condition_inputs(self.condition, pairs[:, : pairs.shape[1] // 2], shown)
 
 
 def network_target(draws: Objective | StraightPaths, x0: torch.Tensor, noise: torch.Tensor,

@@ -436,8 +436,11 @@ def distilled_line(result: dict[str, Any]) -> str:
     own = ("" if result.get("ratio") is None else
            f" (the default sampler: ratio {result['ratio']:.2f}{seconds(result.get('sample_seconds'))})")
     evaluations = student["network_evaluations"]
+    coverage = student.get("calibration", {}).get("coverage")
+    calibrated = "" if coverage is None else "; held-out coverage " + ", ".join(
+        f"{value:.3f} at {float(level):.0%}" for level, value in coverage.items())
     return (f"distilled sampler ({counted(evaluations, 'network evaluation')}): {ratio}"
-            f"distance {student['distance']:.4f}{seconds(student['sample_seconds'])}{own}")
+            f"distance {student['distance']:.4f}{seconds(student['sample_seconds'])}{own}{calibrated}")
 
 
 def likelihood_line(summary: dict[str, Any]) -> str:

@@ -6,7 +6,9 @@ noise to samples; the student learns to denoise the straight paths between the t
 (``objective.StraightPaths``: rectified flow's reflow, Liu et al. 2023, at the student's own
 noise levels only), starting from the teacher's weights. DDIM then walks those levels in
 ``num_steps`` network evaluations; one step is the direct regression of Luhman & Luhman (2021).
-Why these settings: BENCHMARKS.md, "Few-step sampling".
+A conditional teacher's student learns its paths given condition columns too (and the joint's,
+as the teacher trained with condition dropout); a teacher trained to in-paint gets a student of
+its joint. Why these settings: BENCHMARKS.md, "Few-step sampling".
 
 >>> import simple_diffusion as sd
 >>> teacher = sd.fit("two_gaussians", epochs=2, progress=False)
@@ -21,6 +23,7 @@ import copy
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +31,7 @@ import torch
 from torch import nn
 
 from ..diffusion import samplers
-from ..diffusion.objective import StraightPaths
+from ..diffusion.objective import ColumnCondition, StraightPaths
 from ..diffusion.schedules import ve_scale
 from ..errors import UserError
 from ..progress import bar as progress_bar
@@ -61,6 +64,18 @@ class Student:
     def network_evaluations(self) -> int:
         return len(self.sigmas) - 1
 
+    @property
+    def conditional(self) -> bool:
+        """Whether it samples given its model's condition columns (else from the joint only)."""
+        return bool(self.info.get("conditional", False))
+
+
+def learns_a_condition(model: DiffusionModel) -> bool:
+    """Whether a student of ``model`` learns to sample given its condition columns: a conditional
+    model sampled with its guidance (at 0, which ignores the condition, the student learns the
+    joint alone, as for a model trained to in-paint)."""
+    return isinstance(model.condition, ColumnCondition) and model.sampling_settings().guidance != 0
+
 
 def student_sigmas(model: DiffusionModel, num_steps: int) -> torch.Tensor:
     """The student's levels: ``num_steps`` evenly in log sigma from the run's top sampling level
@@ -73,20 +88,44 @@ def student_sigmas(model: DiffusionModel, num_steps: int) -> torch.Tensor:
 def teacher_pairs(model: DiffusionModel, n: int, top: float, seed: int,
                   progress: bool = False) -> torch.Tensor:
     """Rows [x_0 | e] of ``n`` straight paths: the teacher's deterministic samples x_0 (encoded)
-    from starting points x_T at level ``top``, and the slopes e = (x_T - x_0) / top."""
+    from starting points x_T at level ``top``, and the slopes e = (x_T - x_0) / top.
+
+    A conditional teacher's rows end in a flag: where it is 1 (the share of rows that training
+    showed their condition), x_0 is drawn given condition columns taken from the teacher's own
+    joint samples of other noise (so a condition is independent of its row's x_T, as when a
+    user gives one); where it is 0, from the joint."""
     dtype = next(model.net.parameters()).dtype
     sigmas = model.schedule.sampling_sigmas(TEACHER_STEPS, "logsnr", top,
                                             model.config.sample.sigma_min).to(dtype)
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(n, model.latent_dim, generator=generator, dtype=dtype) * ve_scale(sigmas[0])
+    settings = model.sampling_settings()
+    conditional = learns_a_condition(model)
+    shown = (torch.rand(n, generator=generator) >= model.condition.dropout if conditional
+             else torch.zeros(n, dtype=torch.bool))
+    sources = torch.randn(int(shown.sum()), model.latent_dim, generator=generator, dtype=dtype)
     x0 = torch.empty_like(start)
     denoise = functools.partial(model.denoise, activations={})
-    with progress_bar(n, desc="teacher pairs", unit="pt", enabled=progress, unit_scale=True) as bar:
-        for first in range(0, n, PAIR_CHUNK):
-            rows = slice(first, first + PAIR_CHUNK)
-            x0[rows] = samplers.dpmpp_3m(denoise, start[rows], sigmas)
-            bar.update(len(start[rows]))
-    return torch.cat([x0, (start - x0) / sigmas[0]], dim=1)
+    others = [j for j in range(model.dim) if j not in model.condition_positions]
+    with progress_bar(n + len(sources), desc="teacher pairs", unit="pt", enabled=progress,
+                      unit_scale=True) as bar:
+
+        def solve(given_denoise: Callable, noise: torch.Tensor) -> torch.Tensor:
+            samples = samplers.dpmpp_3m(given_denoise, noise, sigmas)
+            bar.update(len(noise))
+            return samples
+
+        for rows in torch.arange(n)[~shown].split(PAIR_CHUNK):
+            x0[rows] = solve(denoise, start[rows])
+        for noise, rows in zip(sources.split(PAIR_CHUNK), torch.arange(n)[shown].split(PAIR_CHUNK)):
+            conditions = model.encoder.inverse(solve(denoise, noise * ve_scale(sigmas[0])).double())
+            conditions[:, others] = torch.nan
+            # A joint row without a condition cell is drawn as such: from the joint, shown nothing.
+            shown[rows] = ~conditions[:, model.condition_positions].isnan().any(1)
+            given_denoise, _ = model._given_denoiser(conditions, False, settings, dtype, denoise)
+            x0[rows] = solve(given_denoise, start[rows])
+    pairs = [x0, (start - x0) / sigmas[0]]
+    return torch.cat([*pairs, shown.to(dtype).unsqueeze(-1)] if conditional else pairs, dim=1)
 
 
 def distill(
@@ -108,15 +147,13 @@ def distill(
     the top level a noise prediction reaches x_0 only through a division by alpha (about 0.1),
     which magnifies its errors tenfold (measured in BENCHMARKS.md).
     """
-    if model.condition is not None:
-        raise UserError("distill: models with a condition input (conditional, or trained to "
-                        "in-paint) are not supported; their samplers stay the teacher's")
     if num_steps < 1 or pairs < 2 * VALIDATION_PAIRS or train_steps < 1:
         raise UserError(f"distill needs num_steps >= 1, pairs >= {2 * VALIDATION_PAIRS} and "
                         f"train_steps >= 1 (got {num_steps}, {pairs}, {train_steps})")
     start = time.perf_counter()
     sigmas = student_sigmas(model, num_steps)
     paths = teacher_pairs(model, pairs, float(sigmas[0]), seed, progress)
+    conditional = learns_a_condition(model)
     pair_seconds = time.perf_counter() - start
     net = copy.deepcopy(model.net).train()
     for p in net.parameters():
@@ -124,12 +161,14 @@ def distill(
     train, val = paths[VALIDATION_PAIRS:], paths[:VALIDATION_PAIRS]
     steps_per_epoch = len(train) // min(batch_size, len(train))
     trainer = Trainer(
-        net, StraightPaths(model.schedule, prediction_type, sigmas, gaussian=model.gaussian), train, val,
+        net, StraightPaths(model.schedule, prediction_type, sigmas, gaussian=model.gaussian,
+                           condition=model.condition if conditional else None), train, val,
         epochs=math.ceil(train_steps / steps_per_epoch), batch_size=batch_size, lr=lr,
         ema_decay=0.999, seed=seed, device=model.device,
     )
     history = trainer.run(progress=progress)
     info = {"num_steps": num_steps, "pairs": pairs, "train_steps": trainer.total_steps,
             "teacher_steps": TEACHER_STEPS, "pair_seconds": pair_seconds,
-            "seconds": time.perf_counter() - start, "val_loss": history[-1]["val_loss"], "seed": seed}
+            "seconds": time.perf_counter() - start, "val_loss": history[-1]["val_loss"], "seed": seed,
+            "conditional": conditional, "guidance": model.sampling_settings().guidance}
     return Student(trainer.averaged_net(), sigmas.to(torch.float32), prediction_type, info)

@@ -107,7 +107,7 @@ class Trainer:
         ranks: Ranks = Ranks(),
     ):
         self.device, self.ranks = torch.device(device), ranks
-        self.net, self.objective, self.condition = net.to(self.device), objective, objective.condition
+        self.net, self.objective = net.to(self.device), objective
         self.keep_best, self.validation_seed = keep_best, seed + 1
         self._fixed_validation: tuple | None = None
         self.best: tuple[float, int, list[torch.Tensor]] | None = None
@@ -202,7 +202,7 @@ class Trainer:
         for first in range(0, steps, segment_steps):
             x0 = self.train_data[order[first * b : (first + segment_steps) * b]]
             x_t, t, target, shown = self.objective.draw(x0, self.generator)
-            condition, weights = self._condition(x0, shown)
+            condition, weights = self.objective.shows(x0, shown)
             x_t, t, target, condition, weights = (self._mine(v) for v in (x_t, t, target, condition, weights))
             first_step = self.epoch * steps + first
             if self.fast is not None:
@@ -241,13 +241,6 @@ class Trainer:
             self.optimizer.step()
             self._update_ema(first_step + i + 1)
         return losses
-
-    def _condition(self, x0: torch.Tensor, shown: torch.Tensor | None):
-        """The network's condition input and the loss weights for clean rows ``x0`` (None, None
-        for an unconditional model)."""
-        if self.condition is None or shown is None:
-            return None, None
-        return self.condition.inputs(x0, shown), self.condition.loss_weights(x0, shown)
 
     def _loss(self, x_t, t, target, condition, weights, net: nn.Module | None = None) -> torch.Tensor:
         """The mean squared error of the network's output (over the coordinates it must learn)."""
@@ -302,7 +295,7 @@ class Trainer:
     def _validation_draws(self, rows: torch.Tensor, generator: torch.Generator) -> tuple:
         """The loss's inputs for validation ``rows``, on the training device."""
         x_t, t, target, shown = self.objective.draw(rows, generator, validation=True)
-        condition, weights = self._condition(rows, shown)
+        condition, weights = self.objective.shows(rows, shown)
         return tuple(None if v is None else v.to(self.device) for v in (x_t, t, target, condition, weights))
 
     @contextlib.contextmanager
