@@ -16,6 +16,11 @@ stopping early on a held-out tenth of each fold (after 50 epochs without improve
 of running 10,000 epochs. Coverage: the
 same model's central 50% / 90% intervals and TARP on 200 fresh (theta, x) pairs, 100 draws each.
 
+**The distilled sampler** (``--students``): the same default model, retrained, and its
+one-evaluation student (``sd.distill`` at its defaults: 65,536 teacher pairs, a fifth of them
+from the joint and the rest given conditions drawn from the teacher's own joint), scored as above
+on the same observations, references and coverage pairs.
+
 **Posterior densities** (``--posterior-density``): on ``gaussian_linear``, whose posterior has a
 closed form, the same models' ``log_prob(theta, given=x_o)`` at 300 exact posterior draws for
 each of the ten observations: the mean of log p - log q estimates KL(p || q) to the true
@@ -56,6 +61,7 @@ imputation without RePaint).
 
     .venv/bin/python benchmarks/conditional.py --posteriors
     .venv/bin/python benchmarks/conditional.py --guidance            # guidance and dropout sweep
+    .venv/bin/python benchmarks/conditional.py --students            # the distilled sampler's posteriors
     .venv/bin/python benchmarks/conditional.py --posterior-density [--preset density]  # against NPE
     .venv/bin/python benchmarks/conditional.py --resample          # RePaint's repetitions
     .venv/bin/python benchmarks/conditional.py --tables
@@ -152,20 +158,26 @@ def sbibm_c2st(a: np.ndarray, b: np.ndarray, seed: int = 1) -> float:
 
 
 # -- one run ---------------------------------------------------------------------------------
-def posterior_run(task: str, simulations: int, seed: int = 0, config: dict | None = None,
-                  guidance: float | None = None) -> dict:
+def _posterior_model(task: str, simulations: int, seed: int, config: dict | None = None):
+    """A model of ``task``'s posterior trained on ``simulations`` draws, and its training seconds."""
     rng = np.random.default_rng(seed)
     theta = prior(task, simulations, rng)
     x = simulate(task, theta, rng)
     start = time.perf_counter()
     model = sd.fit(theta, condition=x, config=config or {}, progress=False, seed=seed)
-    train_seconds = time.perf_counter() - start
-    d = theta.shape[1]
+    return model, time.perf_counter() - start
+
+
+def _posterior_scores(model, task: str, seed: int, **sampling) -> dict:
+    """C2ST against the reference posteriors of the ten observations, and the coverage on 200
+    fresh (theta, x) pairs, of ``model``'s draws with the ``sampling`` settings (the same
+    observations, references and pairs for every call with one seed)."""
+    d = model.dim // 2
     observed_rng = np.random.default_rng(10_000 + seed)
     truths = prior(task, OBSERVATIONS, observed_rng)
     observations = simulate(task, truths, observed_rng)
     start = time.perf_counter()
-    draws = model.sample(POSTERIOR_SAMPLES, given=observations, seed=seed, guidance=guidance).numpy()
+    draws = model.sample(POSTERIOR_SAMPLES, given=observations, seed=seed, **sampling).numpy()
     sample_seconds = time.perf_counter() - start
     draws = draws[:, :d].reshape(OBSERVATIONS, POSTERIOR_SAMPLES, d)
     scores = [sbibm_c2st(reference_posterior(task, obs, POSTERIOR_SAMPLES, observed_rng), draws[i])
@@ -174,15 +186,33 @@ def posterior_run(task: str, simulations: int, seed: int = 0, config: dict | Non
     check_rng = np.random.default_rng(20_000 + seed)
     check_theta = prior(task, 200, check_rng)
     check_x = simulate(task, check_theta, check_rng)
-    check = model.sample(100, given=check_x, seed=seed + 1, guidance=guidance).numpy()
+    check = model.sample(100, given=check_x, seed=seed + 1, **sampling).numpy()
     check = check[:, :d].reshape(200, 100, d)
     calibrated = calibration.calibrate(check, check_theta, [f"theta{i + 1}" for i in range(d)])
+    return {"c2st": float(np.mean(scores)), "c2st_each": scores,
+            "coverage": calibrated["coverage"], "tarp": calibrated["tarp"],
+            "rank_p_min": min(calibrated["rank_p_values"]), "sample_seconds": sample_seconds}
+
+
+def posterior_run(task: str, simulations: int, seed: int = 0, config: dict | None = None,
+                  guidance: float | None = None) -> dict:
+    model, train_seconds = _posterior_model(task, simulations, seed, config)
     return {"task": task, "simulations": simulations, "seed": seed, "config": config or {},
             "guidance": model.sampling_settings(guidance=guidance).guidance,
-            "c2st": float(np.mean(scores)), "c2st_each": scores,
-            "coverage": calibrated["coverage"], "tarp": calibrated["tarp"],
-            "rank_p_min": min(calibrated["rank_p_values"]),
-            "train_seconds": train_seconds, "sample_seconds": sample_seconds}
+            **_posterior_scores(model, task, seed, guidance=guidance), "train_seconds": train_seconds}
+
+
+def student_run(task: str, simulations: int, num_steps: int = 1, seed: int = 0) -> dict:
+    """The default model of ``posterior_run`` and its ``num_steps`` student (``sd.distill``'s
+    defaults), scored alike: how much of the posterior's fit the few-step sampler keeps."""
+    model, train_seconds = _posterior_model(task, simulations, seed)
+    teacher = _posterior_scores(model, task, seed)
+    start = time.perf_counter()
+    sd.distill(model, num_steps=num_steps, progress=False, seed=seed)
+    distill_seconds = time.perf_counter() - start
+    return {"task": task, "simulations": simulations, "num_steps": num_steps, "seed": seed,
+            "train_seconds": train_seconds, "distill_seconds": distill_seconds, "teacher": teacher,
+            "student": _posterior_scores(model, task, seed, sampler="distilled")}
 
 
 def posterior_density_run(task: str, simulations: int, seed: int = 0, rows: int = 300,
@@ -460,7 +490,8 @@ KEYS = {"posteriors": ("task", "simulations", "seed", "config", "guidance"),
         "posterior_density": ("task", "simulations", "seed", "preset"),
         "resample": ("resample",),
         "tables": ("table", "condition", "split", "route"),
-        "imputation": ("table", "mechanism", "method", "seed")}
+        "imputation": ("table", "mechanism", "method", "seed"),
+        "students": ("task", "simulations", "num_steps", "seed")}
 
 
 def key(section: str, run: dict) -> str:
@@ -497,7 +528,8 @@ def add(results: dict, section: str, run: dict) -> None:
 
 
 def report(results: dict) -> str:
-    return "\n\n".join(part for part in (posterior_report(results), density_report(results),
+    return "\n\n".join(part for part in (posterior_report(results), student_report(results),
+                                          density_report(results),
                                           resample_report(results), table_report(results),
                                           imputation_report(results)) if part)
 
@@ -602,10 +634,33 @@ def posterior_report(results: dict) -> str:
     return "\n".join(lines)
 
 
+def student_report(results: dict) -> str:
+    runs = results["students"]
+    if not runs:
+        return ""
+    lines = ["The distilled sampler on the same posteriors (`--students`: the default model of the table "
+             "above, retrained, and its student from `sd.distill` at its defaults; both scored on the same "
+             "observations, references and 200 coverage pairs; sampling seconds for the 100,000 draws):", "",
+             "| task | simulations | sampler | network evaluations | C2ST (NPE) | coverage 50% / 90% | "
+             "TARP 50% / 90% | sample s | train + distill s |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(runs, key=lambda r: (r["task"], r["simulations"], r["num_steps"])):
+        for name, scores, evaluations, seconds in (
+                ("default", r["teacher"], 50, r["train_seconds"]),
+                ("distilled", r["student"], r["num_steps"], r["train_seconds"] + r["distill_seconds"])):
+            lines.append(
+                f"| {r['task']} | {r['simulations']:,} | {name} | {evaluations} | {scores['c2st']:.3f} "
+                f"({NPE[(r['task'], r['simulations'])]:.3f}) | {scores['coverage']['0.5']:.3f} / "
+                f"{scores['coverage']['0.9']:.3f} | {scores['tarp']['0.5']:.3f} / "
+                f"{scores['tarp']['0.9']:.3f} | {scores['sample_seconds']:.2f} | {seconds:.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posteriors", action="store_true")
     parser.add_argument("--guidance", action="store_true", help="guidance and dropout sweep")
+    parser.add_argument("--students", action="store_true", help="the distilled sampler's posteriors")
+    parser.add_argument("--num-steps", default="1", help="student steps for --students")
     parser.add_argument("--tasks", default="two_moons,gaussian_linear")
     parser.add_argument("--simulations", default="1000,10000")
     parser.add_argument("--posterior-density", action="store_true",
@@ -629,6 +684,12 @@ def main() -> None:
         for task in tasks:
             for simulations in budgets:
                 add(results, "posteriors", posterior_run(task, simulations))
+    if args.students:
+        for task in tasks:
+            for simulations in budgets:
+                for num_steps in [int(s) for s in args.num_steps.split(",")]:
+                    if not done(results, "students", task=task, simulations=simulations, num_steps=num_steps):
+                        add(results, "students", student_run(task, simulations, num_steps))
     if args.guidance:
         for task in tasks:
             for simulations in budgets:
