@@ -645,9 +645,8 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
     deterministic samples for ``train_steps`` steps (``training/distill.py``); a conditional
     model's student also samples given its condition columns (``sample(n, given=...,
     sampler="distilled")``). A run folder gets student.safetensors; the model is returned with
-    its student. The student trains on
-    ``device`` (a ``--device`` choice); by default on a model's own device, and for a run
-    folder on ``auto``'s (a GPU where torch sees one).
+    its student. The student trains on ``device`` (a ``--device`` choice); by default on a
+    model's own device, and for a run folder on ``auto``'s (a GPU where torch sees one).
 
     >>> import simple_diffusion as sd
     >>> model = sd.distill(sd.fit("two_gaussians", epochs=2, progress=False), pairs=8192,
