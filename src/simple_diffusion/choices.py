@@ -32,7 +32,7 @@ SAMPLERS = {
     "dpmpp_3m": "DPM-Solver++(3M), deterministic, third order multistep",
     "dpmpp_2m_sde": "SDE-DPM-Solver++(2M), stochastic, second order multistep",
     "heun": "EDM's Heun sampler, deterministic, second order, two evaluations per step",
-    "distilled": "the run's few-step student (made by `distill`), deterministic",
+    "distilled": "the run's few-step student (made by `distill`; also given conditions), deterministic",
 }
 """Samplers (``diffusion/samplers.py``), k-diffusion's names; ``distilled`` is DDIM with the
 run's student network on the student's own noise levels (``training/distill.py``)."""
