@@ -5,6 +5,10 @@ import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Module fixtures are set up before the autouse fixture below, so a pytest-xdist worker (one per core)
+# takes one thread from the start: two workers of two threads each would fight over two cores.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
