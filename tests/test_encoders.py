@@ -123,14 +123,19 @@ def test_samples_are_written_with_the_decimal_places_of_the_data():
     values = ([5.1, 3.25], [2.0], [1 / 3])
     places = [encoders.decimal_places(torch.tensor(v, dtype=torch.float64)) for v in values]
     assert places == [2, 0, None]
+    values = ([3.469e-07, 1.2e-05], [6.02e23, -1.5e-30], [1 / 3], [5.1])
+    digits = [encoders.significant_digits(torch.tensor(v, dtype=torch.float64)) for v in values]
+    assert digits == [4, 3, None, 2]
 
 
 def test_a_model_writes_samples_as_the_data_was_written_unless_told_otherwise():
     """Places from the observed cells: a column with gaps (filled for training with values
-    between its own) was written at full precision."""
+    between its own) was written at full precision. A column of tiny numbers with four
+    significant digits (beyond six places) comes back with four."""
     rng = np.random.default_rng(1)
     frame = pd.DataFrame({"length": rng.normal(5, 1, 300).round(1), "mass": rng.normal(size=300),
-                          "width": rng.normal(2, 1, 300).round(2).astype("float32")})
+                          "width": rng.normal(2, 1, 300).round(2).astype("float32"),
+                          "rate": [float(f"{v:.3e}") for v in rng.lognormal(-15, 1, 300)]})
     frame.loc[::10, "length"] = np.nan
     samples = sd.fit(frame, steps=30, progress=False).sample(500, seed=0)
     assert samples["length"].isna().any()
@@ -140,8 +145,14 @@ def test_a_model_writes_samples_as_the_data_was_written_unless_told_otherwise():
     assert width.dtype == np.float32
     assert np.array_equal(width, np.round(width.astype(np.float64), 2).astype(np.float32))
     assert not (samples["mass"] == samples["mass"].round(6)).all()
+    rate = torch.tensor(samples["rate"].to_numpy())
+    assert torch.equal(encoders.significant(rate, 4), rate)
+    assert not torch.equal(encoders.significant(rate, 3), rate)
     full = sd.fit(frame, steps=30, progress=False, config={"data": {"round_to_data": False}})
-    assert not (full.sample(500, seed=0)["length"] == samples["length"]).all()
+    unrounded = full.sample(500, seed=0)
+    assert not (unrounded["length"] == samples["length"]).all()
+    assert not torch.equal(encoders.significant(torch.tensor(unrounded["rate"].to_numpy()), 4),
+                           torch.tensor(unrounded["rate"].to_numpy()))
 
 
 def test_a_skewed_column_is_made_symmetric_and_every_column_comes_back_within_its_range():

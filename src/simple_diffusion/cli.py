@@ -239,7 +239,7 @@ def cli() -> None:
               "unchanged instead of refusing them.")
 @click.option("--full-precision", is_flag=True, default=None, help="Write samples of numeric "
               "columns with nine significant digits (the network computes in float32: about seven), "
-              "not with the decimal places of the data's values (5.1).")
+              "not with the decimal places (5.1) or significant digits (3.469e-07) of the data's values.")
 @click.option("--extrapolate", is_flag=True, default=None, help="Let samples of numeric columns "
               "leave the range of the data's values (by default they are kept within it).")
 @evaluation_samples_option

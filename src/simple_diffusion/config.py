@@ -70,7 +70,8 @@ class DataConfig:
     """Pass constant columns through unchanged instead of refusing them."""
     round_to_data: bool = True
     """Write samples of a numeric column with the decimal places its training values have (iris'
-    5.1, not 5.0873; up to 6 places, as SDV's ``enforce_rounding``); the density is unchanged."""
+    5.1, not 5.0873; up to 6 places, as SDV's ``enforce_rounding``), or else their significant
+    digits (3.469e-07, not 3.46912874e-07); the density is unchanged."""
     clip_to_range: bool = True
     """Keep samples of a numeric column within the range of its training values (SDV's
     ``enforce_min_max_values``): no population below 0, no age above the oldest. Integer columns

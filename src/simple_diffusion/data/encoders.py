@@ -1,10 +1,11 @@
 """Invertible column transforms fitted on the training data and stored as plain numbers.
 
 A ``Pipeline`` applies, in order: rounding of integer columns, keeping the others within their
-training range, and rounding of columns written with so many decimal places (all three on the
-way back only), a bounded transform of columns that must stay in a range (log for one bound,
-logit for two), a Yeo-Johnson transform of skewed columns, removal of constant columns (put back
-on the way out), and standardisation or a quantile transform to a standard normal.
+training range, and rounding of columns written with so many decimal places or significant
+digits (all four on the way back only), a bounded transform of columns that must stay in a range
+(log for one bound, logit for two), a Yeo-Johnson transform of skewed columns, removal of
+constant columns (put back on the way out), and standardisation or a quantile transform to a
+standard normal.
 ``inverse(forward(x))`` returns ``x``.
 
 >>> import torch
@@ -103,6 +104,32 @@ class Decimals:
 
     def state(self) -> dict[str, Any]:
         return {"kind": self.kind, "columns": self.columns, "places": self.places}
+
+
+class SignificantDigits:
+    """Numeric columns recorded to so many significant digits at every size (a physicist's
+    3.469e-07, written ``%.3e``), whose decimal places ``Decimals`` cannot hold: on the way out,
+    rounding to those digits. Like ``Decimals``, how a sample is written, not what is learnt."""
+
+    kind = "digits"
+
+    def __init__(self, columns: list[int], digits: list[int]):
+        self.columns, self.digits = list(columns), list(digits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        y = y.clone()
+        for j, digits in zip(self.columns, self.digits):
+            y[:, j] = significant(y[:, j], digits)
+        return y
+
+    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+    def state(self) -> dict[str, Any]:
+        return {"kind": self.kind, "columns": self.columns, "digits": self.digits}
 
 
 class Clip:
@@ -447,11 +474,11 @@ def _tie_aware_knots(quantiles: np.ndarray, references: np.ndarray) -> tuple[np.
     return np.asarray(knots), np.asarray(scores)
 
 
-STEPS = {cls.kind: cls for cls in (Round, Clip, Decimals, Bounded, YeoJohnson, DropConstant, Standardize,
-                                   Quantile)}
+STEPS = {cls.kind: cls for cls in (Round, Clip, Decimals, SignificantDigits, Bounded, YeoJohnson,
+                                   DropConstant, Standardize, Quantile)}
 
 
-WRITING_STEPS = ("round", "decimals", "clip")
+WRITING_STEPS = ("round", "decimals", "digits", "clip")
 """Steps that only shape how a sample is written (``Pipeline.inverse``)."""
 
 SIGNIFICANT_DIGITS = 9
@@ -482,6 +509,21 @@ def significant(x: torch.Tensor, digits: int = SIGNIFICANT_DIGITS) -> torch.Tens
     return rounded
 
 
+def significant_digits(values: torch.Tensor, stored: torch.dtype = torch.float64) -> int | None:
+    """The fewest significant digits, fewer than ``SIGNIFICANT_DIGITS``, that write every value
+    as it is stored (a physicist's 3.469e-07 and 1.2e-05: 4), or None.
+
+    >>> significant_digits(torch.tensor([3.469e-07, 1.2e-05, -2.0e-08], dtype=torch.float64))
+    4
+    """
+    values = values.double()
+    for digits in range(1, SIGNIFICANT_DIGITS):
+        # the first thousand values rule most digits out before the whole column is rounded
+        if all(torch.equal(significant(v, digits).to(stored), v.to(stored)) for v in (values[:1000], values)):
+            return digits
+    return None
+
+
 class Pipeline:
     """The fitted steps; ``forward`` runs them in order, ``inverse`` backwards."""
 
@@ -506,7 +548,7 @@ class Pipeline:
         which may lie beyond the training range. Written, the numbers of columns that no step
         rounds and that are not constant keep ``SIGNIFICANT_DIGITS`` (before the training range:
         its ends are the data's own numbers)."""
-        exact = {j for step in self.steps if step.kind in ("round", "decimals", "drop_constant")
+        exact = {j for step in self.steps if step.kind in ("round", "decimals", "digits", "drop_constant")
                  for j in step.columns}
         free = [j for j in range(self.width) if j not in exact] if written else []
         for step in reversed(self.steps):
@@ -564,10 +606,12 @@ def fit(
     integer: Sequence[str] = (),
     keep_constant: bool | Sequence[str] = False,
     decimals: dict[str, int] | None = None,
+    digits: dict[str, int] | None = None,
     clip: bool = False,
 ) -> Pipeline:
     """Fit a pipeline on training data ``x`` (n, d) whose columns are named ``columns``; the
-    columns named in ``decimals`` are rounded to so many decimal places on the way out and, with
+    columns named in ``decimals`` are rounded to so many decimal places on the way out, those in
+    ``digits`` to so many significant digits, and, with
     ``clip``, the columns that are not integer (which always are) kept within their training
     range. ``scaling``: ``auto`` standardises, after a Yeo-Johnson transform of the columns skewed
     beyond ``SKEWED``; ``standardize``, ``quantile`` or ``none``. A constant column is refused
@@ -589,6 +633,9 @@ def fit(
     if decimals:
         written = {position(name, "decimals"): places for name, places in decimals.items()}
         steps.append(Decimals(list(written), list(written.values())))
+    if digits:
+        written = {position(name, "digits"): kept for name, kept in digits.items()}
+        steps.append(SignificantDigits(list(written), list(written.values())))
     bounded_columns: list[int] = []
     if bounds:
         bounded = _bounded(x, {position(n, "data.bounds"): b for n, b in bounds.items()}, columns)

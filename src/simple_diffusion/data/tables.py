@@ -420,8 +420,8 @@ def fit(
     """Fit the encoder of the table whose training rows ``x`` (from ``columns.to_values``) have
     columns ``schema``; ``integer`` adds integer columns to those the schema has, and the
     ``continuous`` ones (declared numeric) are not searched for point masses; ``round_to_data``
-    writes samples of numeric columns with the decimal places of their training values and
-    ``clip_to_range`` within their range."""
+    writes samples of numeric columns with the decimal places (or else the significant digits) of
+    their training values and ``clip_to_range`` within their range."""
     names = [c.name for c in schema]
     for name in integer:
         if name not in names:
@@ -481,15 +481,20 @@ def fit(
                            categories_as_bits=encoding == "auto" and entries > ONEHOT_MOST_ENTRIES)
     numeric_names = [names[j] for j in numeric]
     # Places from the observed cells: a gap is filled for training with values between them.
-    places = {names[j]: encoders.decimal_places(x[:, j][~x[:, j].isnan()], _storage(schema[j]))
-              for j in numeric if round_to_data and schema[j].kind == "numeric"}
+    observed = {j: x[:, j][~x[:, j].isnan()] for j in numeric
+                if round_to_data and schema[j].kind == "numeric"}
+    places = {names[j]: encoders.decimal_places(values, _storage(schema[j]))
+              for j, values in observed.items()}
+    digits = {names[j]: encoders.significant_digits(values, _storage(schema[j]))
+              for j, values in observed.items() if places[names[j]] is None}
     encoder.numeric = encoders.fit(
         encoder._filled(x), numeric_names, scaling=scaling, bounds=bounds,
         integer=[c.name for c in schema if c.kind == "integer"],
         # A column of one value and gaps ("1" or empty: a ticked box) says what it says by its gaps,
         # which the missing block learns: its values are passed through, never refused.
         keep_constant=keep_constant or [names[j] for j in missing_numeric],
-        decimals={name: p for name, p in places.items() if p is not None}, clip=clip_to_range,
+        decimals={name: p for name, p in places.items() if p is not None},
+        digits={name: d for name, d in digits.items() if d is not None}, clip=clip_to_range,
     ) if numeric else encoders.Pipeline([], 0)
     return encoder
 
