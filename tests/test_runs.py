@@ -266,6 +266,28 @@ def test_a_model_fitted_in_python_saves_as_a_run_folder_every_command_reads(tmp_
     capsys.readouterr()
 
 
+def test_distilling_a_model_of_a_run_folder_gives_the_folder_its_student(tmp_path, capsys):
+    """fit(out=...) then distill: the folder's commands sample with the student, as after the
+    `distill` command; a loaded model whose weights were changed since leaves the folder's
+    student as it was (its teacher is no longer the folder's model)."""
+    model = sd.fit(_table(), epochs=2, out=tmp_path / "run", progress=False, likelihood_rows=0,
+                   num_samples=100)
+    sd.distill(model, pairs=8192, train_steps=4, progress=False)
+    student = tmp_path / "run" / "student.safetensors"
+    assert cli(["sample", str(tmp_path / "run"), "-n", "5", "-o", str(tmp_path / "s.csv"),
+                "--sampler", "distilled", "--quiet"]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "s.csv"),
+                                  model.sample(5, sampler="distilled", seed=0).reset_index(drop=True),
+                                  check_exact=False, atol=1e-6)
+    written = student.read_bytes()
+    changed = sd.load(tmp_path / "run")
+    with torch.no_grad():
+        next(changed.net.parameters()).add_(0.1)
+    sd.distill(changed, pairs=8192, train_steps=4, seed=1, progress=False)
+    assert student.read_bytes() == written
+    capsys.readouterr()
+
+
 def test_save_replaces_only_a_run_and_a_loaded_model_keeps_its_folders_rows(tmp_path, capsys):
     """A user's folder is refused, a run replaced only with overwrite (no advice to resume what
     was not trained there); a loaded model saved over its own folder or elsewhere keeps the

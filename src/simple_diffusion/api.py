@@ -646,7 +646,9 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
     model's student also samples given its condition columns (``sample(n, given=...,
     sampler="distilled")``). A run folder gets student.safetensors; the model is returned with
     its student. The student trains on ``device`` (a ``--device`` choice); by default on a
-    model's own device, and for a run folder on ``auto``'s (a GPU where torch sees one).
+    model's own device, and for a run folder on ``auto``'s (a GPU where torch sees one). A model
+    trained into a run folder or loaded from one (``fit(out=...)``, ``load``) gives its folder the
+    student too, while the folder holds the model's weights.
 
     >>> import simple_diffusion as sd
     >>> model = sd.distill(sd.fit("two_gaussians", epochs=2, progress=False), pairs=8192,
@@ -656,11 +658,13 @@ def distill(model: DiffusionModel | str | os.PathLike, *, num_steps: int = 1, pa
     """
     from .training import distill as distillation
 
-    folder = None if isinstance(model, DiffusionModel) else RunFolder(model)
-    if folder is not None:
+    if isinstance(model, DiffusionModel):
+        source = None if model.source_folder is None else RunFolder(model.source_folder)
+        folder = source if source is not None and source.holds_weights_of(model) else None
+    else:
+        folder = RunFolder(model)
         model = folder.load_model()
         device = device or "auto"
-    assert isinstance(model, DiffusionModel)
     if device is not None:
         model.to(resolve_device(device))
     student = distillation.distill(model, num_steps=num_steps, pairs=pairs, train_steps=train_steps,

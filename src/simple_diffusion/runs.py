@@ -198,6 +198,16 @@ class RunFolder:
         }
         write_bytes(self.file(MODEL), save(tensors, metadata=metadata))
 
+    def holds_weights_of(self, model: DiffusionModel) -> bool:
+        """Whether the folder's model.safetensors holds ``model``'s network as it is now (a
+        model loaded from it or trained into it, unchanged since)."""
+        if not self.file(MODEL).exists():
+            return False
+        tensors, _ = _read_safetensors(self.file(MODEL))
+        saved = {key[len("net."):]: v for key, v in tensors.items() if key.startswith("net.")}
+        network = model.net.state_dict()
+        return saved.keys() == network.keys() and all(torch.equal(saved[k], network[k].cpu()) for k in saved)
+
     def save_student(self, student: Student) -> None:
         """Write ``distill``'s student beside the model it was distilled from."""
         tensors = {f"net.{k}": v.cpu().contiguous() for k, v in student.net.state_dict().items()}
