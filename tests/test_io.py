@@ -77,6 +77,32 @@ def test_json_lines_and_feather_tables_come_back_with_their_kinds_labels_gaps_an
         assert rows[1] == {"kind": None, "x": None, "count": 2, "ok": False, "day": "2020-02-01"}
 
 
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_json_tables_numbers_written_as_text_are_read_as_a_csvs_and_written_back_so(tmp_path, suffix):
+    """Web APIs often write every number as a string: such a column is typed as a CSV's text is
+    (numbers, whole numbers zero-padded, amounts with a currency sign) and written back as it
+    was written; a word among them is named by its object, counted from 1."""
+    rows = [{"mass": "1.5", "postcode": "02134", "price": "$1,200.50", "kind": "a"},
+            {"mass": "2.25", "postcode": "10001", "price": "$3.00", "kind": "b"},
+            {"mass": None, "postcode": "00501", "price": "$45.10", "kind": "a"}]
+    path = tmp_path / f"t{suffix}"
+    path.write_text(json.dumps(rows) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in rows))
+    table = io.read_table(str(path))
+    assert [c.kind for c in table.schema] == ["numeric", "integer", "numeric", "categorical"]
+    assert table.values[:, 1].tolist() == [2134, 10001, 501] and table.values[0, 2] == 1200.5
+    out = tmp_path / f"out{suffix}"
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    text = out.read_text()
+    back = json.loads(text) if suffix == ".json" else [json.loads(line) for line in text.splitlines()]
+    assert [r["postcode"] for r in back] == ["02134", "10001", "00501"]
+    assert [r["price"] for r in back] == ["$1,200.50", "$3.00", "$45.10"]
+    assert [r["mass"] for r in back] == [1.5, 2.25, None]
+    rows[2]["mass"] = "about 3"
+    path.write_text(json.dumps(rows) if suffix == ".json" else "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match=r"column 'mass' has a non-numeric value 'about 3' at row 3"):
+        io.read_table(str(path))
+
+
 def test_an_excel_sheet_reads_with_its_kinds_and_rows_come_back_in_its_types(tmp_path):
     """Spreadsheets are where many tables live: the first sheet is read (a warning names the
     others), cells keep Excel's types (dates as dates, whole numbers with gaps as integers), and a

@@ -63,8 +63,8 @@ _INTEGER_TEXT = re.compile(r"^[+-]?\d+$")
 
 
 class SheetRow(int):
-    """The number of a table's first row on a spreadsheet's sheet, where a cell's place is its
-    row; a text file's (a CSV's) is a plain int, the number of its line."""
+    """The number of a table's first row where a cell's place is its row (a spreadsheet's sheet,
+    a JSON table's objects); a text file's (a CSV's) is a plain int, the number of its line."""
 
 
 def position(row: int, first_row: int | None) -> str:

@@ -610,6 +610,9 @@ def _read_json(path: str, lines: bool) -> pd.DataFrame:
                         "cells are numbers, text, true/false or null: flatten it first "
                         "(pandas.json_normalize)")
     frame.columns = [str(c) for c in frame.columns]
+    # Text is typed as a CSV's is (many web APIs write every number as a string, "1.5"); a cell
+    # is named by its object, counted from 1.
+    frame.attrs["first_row"] = SheetRow(1)
     return frame
 
 
@@ -744,9 +747,10 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                  schema: Sequence[Column] = ()) -> None:
     """Write ``rows`` rows arriving as DataFrames (or, for .npy, arrays), never holding more than
     one in memory; the dtypes and labels of the frames are kept (Parquet, Excel) or written as
-    text (CSV: missing cells empty, separated by ``csv_separator``, the numbers of the ``schema``'s
-    columns read from text written as they were, ``as_written``, every other number to its last
-    digit: a user's cells come back as they were read, a model's have ``SIGNIFICANT_DIGITS``)."""
+    text (CSV: missing cells empty, separated by ``csv_separator``; CSV and JSON: the numbers of
+    the ``schema``'s columns read from text written as they were, ``as_written``, every other
+    number to its last digit: a user's cells come back as they were read, a model's have
+    ``SIGNIFICANT_DIGITS``)."""
     suffix = file_format(path)
     if path == STDOUT:
         for i, chunk in enumerate(chunks):
@@ -786,8 +790,8 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
             _write_excel(temporary, chunks)
         elif suffix in (".json", ".jsonl"):
             with _open_text(temporary, "w", _compression(path), encoding="utf-8") as handle:
-                _write_json(handle, (line for chunk in chunks for line in _json_lines(chunk)),
-                            array=suffix == ".json")
+                lines = (line for chunk in chunks for line in _json_lines(as_written(chunk, schema)))
+                _write_json(handle, lines, array=suffix == ".json")
         else:
             import pyarrow as pa
 
