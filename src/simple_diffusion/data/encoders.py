@@ -86,50 +86,45 @@ class Decimals:
     sample is written, not part of what is learnt, so it adds nothing to the log-determinant."""
 
     kind = "decimals"
+    unit = "places"
 
     def __init__(self, columns: list[int], places: list[int]):
-        self.columns, self.places = list(columns), list(places)
+        self.columns, self.precision = list(columns), list(places)
+
+    @staticmethod
+    def rounded(values: torch.Tensor, places: int) -> torch.Tensor:
+        return torch.round(values, decimals=places)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         y = y.clone()
-        for j, places in zip(self.columns, self.places):
-            y[:, j] = torch.round(y[:, j], decimals=places)
+        for j, precision in zip(self.columns, self.precision):
+            y[:, j] = self.rounded(y[:, j], precision)
         return y
 
     def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
 
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "columns": self.columns, "places": self.places}
+        return {"kind": self.kind, "columns": self.columns, self.unit: self.precision}
 
 
-class SignificantDigits:
+class SignificantDigits(Decimals):
     """Numeric columns recorded to so many significant digits at every size (a physicist's
     3.469e-07, written ``%.3e``), whose decimal places ``Decimals`` cannot hold: on the way out,
-    rounding to those digits. Like ``Decimals``, how a sample is written, not what is learnt."""
+    rounding to those digits; like ``Decimals``, how a sample is written, not what is learnt."""
 
     kind = "digits"
+    unit = "digits"
 
     def __init__(self, columns: list[int], digits: list[int]):
-        self.columns, self.digits = list(columns), list(digits)
+        super().__init__(columns, digits)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        y = y.clone()
-        for j, digits in zip(self.columns, self.digits):
-            y[:, j] = significant(y[:, j], digits)
-        return y
-
-    def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(x)
-
-    def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "columns": self.columns, "digits": self.digits}
+    @staticmethod
+    def rounded(values: torch.Tensor, digits: int) -> torch.Tensor:
+        return significant(values, digits)
 
 
 class Clip:
