@@ -133,6 +133,26 @@ def test_text_dates_are_read_from_a_csv_and_a_given_date_is_read_in_the_columns_
         to_values(pd.DataFrame({"t": [1.5]}), zoned)
 
 
+def test_dates_written_as_eight_digits_are_dates_unless_declared_integer_and_come_back_so(tmp_path):
+    """A bank's or a database's 20240301 is a date when every cell is one (a column of other
+    eight-digit numbers, or of dates with one that is not, stays whole numbers); --integer keeps
+    it a number; samples come back in the same eight digits."""
+    path = tmp_path / "t.csv"
+    days = pd.date_range("2023-12-20", periods=40, freq="D")
+    ids = np.random.default_rng(0).integers(10_000_000, 99_999_999, 40)
+    frame = pd.DataFrame({"booked": days.strftime("%Y%m%d"), "id": ids, "x": np.linspace(0, 1, 40)})
+    frame.to_csv(path, index=False)
+    table = io.read_table(str(path))
+    assert [c.kind_name for c in table.schema] == ["datetime in days", "integer", "numeric"]
+    assert table.schema[0].time_format == "%Y%m%d" and table.values[:, 0].tolist() == list(range(40))
+    assert io.read_table(str(path), kinds={"integer": ["booked"]}).schema[0].kind_name == "integer"
+    written = tmp_path / "out.csv"
+    io.write_table(str(written), to_frame(table.values, table.schema), schema=table.schema)
+    assert written.read_text().splitlines()[1].startswith("20231220,")
+    path.write_text("booked,x\n20240301,1.5\n20240302,2.5\n20241301,0.5\n")  # no thirteenth month
+    assert io.read_table(str(path)).schema[0].kind_name == "integer"
+
+
 def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_labels(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("when,x\n2020-01-03,1.5\n2020-02-30,2.5\n2020-01-05,0.5\n")

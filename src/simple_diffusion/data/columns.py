@@ -277,8 +277,10 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
         return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
         numbers = _numbers_of_text(column, name, forced, first_row)
-        written = None if numbers is not None or forced == "categorical" else _written_dates(column, name,
-                                                                                             first_row)
+        dated = numbers is None or (forced is None and _compact_dates(column, numbers.values))
+        # Numbers that are mostly dates, but not all, stay numbers: a typo is only a typo in dates.
+        written = (_written_dates(column, name, first_row, typos=numbers is None)
+                   if dated and forced != "categorical" else None)
         if written:
             return _time_finding(column, name, forced, written, parsed)
         if numbers is not None:
@@ -321,14 +323,15 @@ def _is_time(dtype: Any) -> bool:
     return pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
 
 
-def _written_dates(column: pd.Series, name: str, first_row: int | None = None
+def _written_dates(column: pd.Series, name: str, first_row: int | None = None, typos: bool = True
                    ) -> tuple[str, pd.Series] | None:
     """The ``strftime`` format in which every present cell of a text column is written and the
     cells read in it (UTC, NaT where missing), if they are calendar dates (a year and a month at
-    least: "2024-03-01", "01/03/2024 10:30", "2024-03") or times of day ("13:55", "7:05:30",
-    "1:05 PM": on 1900-01-01, as ``strptime`` reads them), else None. Day-first formats are tried
-    where month-first ones fail. A column whose cells are mostly dates in one format, but not
-    all, is an error naming the first that is not (a typo, or dates in two formats)."""
+    least: "2024-03-01", "01/03/2024 10:30", "2024-03", "20240301") or times of day ("13:55",
+    "7:05:30", "1:05 PM": on 1900-01-01, as ``strptime`` reads them), else None. Day-first formats
+    are tried where month-first ones fail. With ``typos``, a column whose cells are mostly dates
+    in one format, but not all, is an error naming the first that is not (a typo, or dates in two
+    formats)."""
     import pandas as pd
     from pandas.tseries.api import guess_datetime_format
 
@@ -359,13 +362,25 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None
         if nearest is None or bad.sum() < nearest[1].sum():
             nearest = written, bad
     # Mostly dates, as a column of numbers with a few words is mostly numbers: by distinct cells.
-    if nearest is not None and text[nearest[1]].nunique() < 0.5 * text.nunique():
+    if typos and nearest is not None and text[nearest[1]].nunique() < 0.5 * text.nunique():
         written, bad = nearest
         row = int(np.flatnonzero(bad)[0])
         raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
                         f"{position(row, first_row)}: fix the cell, or learn the column as labels with "
                         f"{advice({'data.categorical': [name]})}")
     return None
+
+
+def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
+    """Whether a text column read as whole numbers may be dates written without separators
+    (20240301, a database's or a bank's export): eight digits in every present cell, the numbers
+    looked at first so that a column of other numbers costs no text search."""
+    present = values[~np.isnan(values)]
+    if not len(present) or present.min() < 10_000_101 or present.max() > 99_991_231:
+        return False
+    if not np.array_equal(present, np.round(present)):
+        return False
+    return bool(column[~missing_cells(column)].astype(str).str.strip().str.fullmatch(r"\d{8}").all())
 
 
 _CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?P<seconds>:\d{2})?(?P<half> ?[AaPp][Mm])?")
