@@ -13,7 +13,7 @@ import pytest
 
 from simple_diffusion import UserError
 from simple_diffusion.data import io
-from simple_diffusion.data.columns import Column, to_frame, to_values
+from simple_diffusion.data.columns import Column, describe, to_frame, to_values
 
 
 @pytest.fixture
@@ -433,6 +433,9 @@ def test_a_column_is_integer_when_its_numbers_are_written_as_whole_numbers(tmp_p
     (["12 kg", "3 kg", "-20 kg"], [12, 3, -20], "integer", ","),
     (['"1,234"', "999", '"1,000,000"'], [1234, 999, 1e6], "integer", ","),
     (["01234", "98765", "00501"], [1234, 98765, 501], "integer", ","),  # postcodes keep their zeros
+    (["12.50", "(3.25)", "0.00"], [12.5, -3.25, 0.0], "numeric", ","),  # an accountant's negatives
+    (["$258.04", '"($2,331.78)"', "$5.00", ""], [258.04, -2331.78, 5.0, np.nan], "numeric", ","),
+    (["$1.00", "$(2.50)"], [1.0, -2.5], "numeric", ","),
 ])
 def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_written_back_so(
         tmp_path, cells, values, kind, separator):
@@ -453,6 +456,24 @@ def test_numbers_written_with_a_currency_unit_separators_or_zeros_are_numbers_wr
     # New rows (a condition, rows to fill) are read in the column's way, or as plain numbers.
     new = pd.DataFrame({"a": [cells[0].strip('"'), "7"], "b": ["1", "2"]})
     np.testing.assert_allclose(to_values(new, table.schema)[:, 0], [values[0], 7])
+
+
+def test_an_accountants_negatives_are_shown_as_train_prints_them_and_given_either_way():
+    """Parentheses are a negative number where the column's other numbers are plain; a column
+    of nothing but "(1)", "(2)" stays labels, and parentheses beside minus signs are an error."""
+    frame = pd.DataFrame({"a": ["$1,200.00", "($3.50)", "$0.25"]})
+    frame.attrs["first_row"] = 2
+    schema = io.from_frame(frame).schema
+    assert describe(schema) == "a numeric (as $1,234.50, ($1,234.50))"
+    given = pd.DataFrame({"a": ["($7.00)", "-7", "7"]})
+    np.testing.assert_array_equal(to_values(given, schema)[:, 0], [-7.0, -7.0, 7.0])
+    frame = pd.DataFrame({"a": ["(1)", "(2)", "(1)"]})
+    frame.attrs["first_row"] = 2
+    assert io.from_frame(frame).schema[0].kind == "categorical"
+    frame = pd.DataFrame({"a": ["(5.00)", "-3.00", "2.00", "4.00"]})
+    frame.attrs["first_row"] = 2
+    with pytest.raises(UserError, match=r"column 'a' has a non-numeric value '\(5\.00\)' at line 2"):
+        io.from_frame(frame)
 
 
 def test_a_typographic_minus_and_a_spreadsheets_error_cells_are_read():

@@ -114,8 +114,10 @@ class Column:
     number_format: str = ""
     """How numbers read from text were written, as a ``str.format`` template of one number with a
     point for its decimal mark and commas for thousands: a currency sign or unit, thousands
-    separators, the decimal places, zero padding (``"${:,.2f}"``, ``"{:.1f}%"``, ``"{:05.0f}"``).
-    Samples are written the same way; empty for plain numbers."""
+    separators, the decimal places, zero padding (``"${:,.2f}"``, ``"{:.1f}%"``, ``"{:05.0f}"``),
+    and after a ``;`` a section for negatives where they were written in parentheses
+    (``"${:,.2f};(${:,.2f})"``, as a spreadsheet's format has one). Samples are written the same
+    way; empty for plain numbers."""
     number_marks: str = ""
     """The thousands separator and the decimal mark those numbers were written with, where not a
     comma and a point: ``".,"`` (1.234,5), ``" ,"`` (1 234,5), ``"'."`` (1'234.5)."""
@@ -172,8 +174,11 @@ def parse_option_list(value: str) -> list[str]:
 
 
 def _example(column: Column) -> str:
-    """A number written as the column's numbers are: ``$1,234.50``, ``12.5%``, ``00012``."""
-    return str(written_numbers(np.array([1234.5 if "," in column.number_format else 12.5]), column)[0])
+    """A number written as the column's numbers are: ``$1,234.50``, ``12.5%``, ``00012``; and a
+    negative one where they have a way of their own (``$1,234.50, ($1,234.50)``)."""
+    number = 1234.5 if "," in column.number_format else 12.5
+    shown = [number, -number] if ";" in column.number_format else [number]
+    return ", ".join(written_numbers(np.array(shown), column))
 
 
 def detect(
@@ -732,7 +737,7 @@ def _numbers_of_text(column: pd.Series, name: str, forced: str | None, first_row
     # Written numbers: every present cell in one way (a trained column's way, or plain); the first
     # word decides for a column of labels, that it pays for no more.
     written = None
-    if _WRITTEN_NUMBER.match(odd[words].iloc[0]):
+    if _WRITTEN_NUMBER.match(_ACCOUNTING.sub(r"\g<before>\g<inside>\g<after>", odd[words].iloc[0])):
         cells = text.str.strip() if like is None else odd[words]
         codes, distinct = pd.factorize(cells.where(~cells.str.lower().isin(MISSING_TOKENS)))
         written = _written(list(distinct), like)
@@ -786,16 +791,28 @@ such as ``SKU001`` is no amount) or a unit after it (``%``, `` kg``, ``°C``), i
 or not, its decimal mark a point or a comma."""
 
 
+_ACCOUNTING = re.compile(r"^(?P<before>[^()\d+\-\u2212]*)\((?P<inside>[^()]*\d[^()]*)\)(?P<after>[^()\d]*)$")
+"""An accountant's negative number, in parentheses around it or around its digits after a
+currency sign: ``(1,234.50)``, ``($5.00)``, ``$(5.00)``."""
+
+
 def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
     """The distinct ``cells`` of a column as numbers, if all are written one way (the trained
     column ``like``'s, where given, or plain): with the same currency sign or unit, one decimal
     mark (the one a cell shows unambiguously: ``1,5``, ``1,234.5``; else a point), and groups of
-    three digits between thousands separators. None if they are not."""
-    matches = []
+    three digits between thousands separators; negatives with a minus sign, or all in
+    parentheses placed one way (an accountant's ``(5.00)``, ``($5.00)`` or ``$(5.00)``). None if
+    they are not."""
+    matches, bracketed, placements = [], [], set()
     for cell in cells:
+        accounting = _ACCOUNTING.match(cell)
+        if accounting:
+            placements.add(bool(accounting["before"]))  # around the digits, after a currency sign
+            cell = accounting["before"] + accounting["inside"] + accounting["after"]
         if not (match := _WRITTEN_NUMBER.match(cell)):
             return None
         matches.append(match)
+        bracketed.append(bool(accounting))
     affixes = {(m["prefix"] or "", m["suffix"] or "") for m in matches}
     if like is None:
         if len(affixes) > 1:
@@ -808,8 +825,13 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
         mark = (like.number_marks or ",.")[1]
     if mark is None:
         return None
+    # Parentheses placed one way, never beside a minus sign, and numbers outside them too: a
+    # column of "(1)", "(2)" alone is more likely labels than all negative amounts.
+    if any(bracketed) and (len(placements) > 1 or (all(bracketed) and like is None)
+                           or any(m["sign"] or m["inner"] for m in matches)):
+        return None
     values, places, separators = [], 0, set()
-    for m in matches:
+    for m, negative in zip(matches, bracketed):
         whole, _, fraction = m["body"].partition(mark)
         if not (fraction.isdigit() or mark not in m["body"]):
             return None
@@ -821,7 +843,8 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
             return None
         separators |= set(grouping)
         places = max(places, len(fraction))
-        sign = -1.0 if {"-", "\u2212"} & set(m["sign"] + m["inner"]) else 1.0  # a typographic minus too
+        minus = negative or {"-", "\u2212"} & set(m["sign"] + m["inner"])  # a typographic minus too
+        sign = -1.0 if minus else 1.0
         values.append(sign * float(f"{re.sub('[^0-9]', '', whole)}.{fraction or 0}"))
     allowed = {(like.number_marks or ",.")[0]} if like is not None else set(_SEPARATORS) - {mark}
     if len(separators) > 1 or not separators <= allowed:
@@ -830,7 +853,11 @@ def _written(cells: list[str], like: Column | None = None) -> _Numbers | None:
     separator = separators.pop() if separators else "." if mark == "," else ","
     prefix, suffix = affixes.pop() if like is None else ("", "")
     marks = "" if separator + mark == ",." else separator + mark
-    return _Numbers(np.array(values), f"{prefix}{{:{grouped}.{places}f}}{suffix}", marks)
+    number = f"{{:{grouped}.{places}f}}"
+    template = f"{prefix}{number}{suffix}"
+    if any(bracketed) and like is None:  # a negative section, as a spreadsheet's format has one
+        template += f";{prefix}({number}){suffix}" if placements.pop() else f";({template})"
+    return _Numbers(np.array(values), template, marks)
 
 
 def _decimal_mark(bodies: list[str]) -> str | None:
@@ -851,24 +878,30 @@ def _decimal_mark(bodies: list[str]) -> str | None:
     return (votes.pop() if votes else ".") if len(votes) <= 1 else None
 
 
-def _template_parts(column: Column) -> tuple[str, str, str]:
-    """A number format's text before the number, its ``format`` spec, and its text after."""
-    prefix, _, rest = column.number_format.partition("{")
+def _template_parts(column: Column, negative: bool = False) -> tuple[str, str, str]:
+    """A number format's text before the number, its ``format`` spec, and its text after: of
+    its negative section (``$({:,.2f})`` in ``${:,.2f};$({:,.2f})``) with ``negative``, where it
+    has one, else of its first."""
+    sections = column.number_format.split(";")
+    prefix, _, rest = sections[-1 if negative else 0].partition("{")
     spec, _, suffix = rest.partition("}")
     return prefix, spec.removeprefix(":"), suffix
 
 
 def written_numbers(values: np.ndarray, column: Column) -> np.ndarray:
     """``values`` written as the column's numbers were (``Column.number_format``; the sign before
-    a currency sign: ``-$5.00``), NaN as a missing cell (None)."""
-    prefix, spec, suffix = _template_parts(column)
+    a currency sign, ``-$5.00``, or its negative section, ``($5.00)``), NaN as a missing cell
+    (None)."""
+    parts = {sign: _template_parts(column, negative=sign) for sign in (False, True)}
+    minus = "" if ";" in column.number_format else "-"
     out = np.full(len(values), None, dtype=object)
     marks = column.number_marks
     marks = str.maketrans({",": marks[0], ".": marks[1]}) if marks else None
     for i in np.flatnonzero(~np.isnan(values)):
-        number = format(abs(values[i]), spec)
+        number = format(abs(values[i]), parts[False][1])
         negative = values[i] < 0 and float(number.replace(",", "")) != 0  # no "-0.00"
-        out[i] = f"{'-' if negative else ''}{prefix}{number.translate(marks) if marks else number}{suffix}"
+        prefix, _, suffix = parts[negative]
+        out[i] = f"{minus if negative else ''}{prefix}{number.translate(marks) if marks else number}{suffix}"
     return out
 
 
