@@ -208,6 +208,26 @@ def test_samples_are_the_same_file_whatever_the_number_of_processes(trained, tmp
         assert len(rows) == 5_000, output
 
 
+def test_two_processes_fill_the_gaps_one_process_fills(trained, tmp_path, capfd):
+    """impute --nproc 2: each process fills a share of the gap rows' draws (9,000 rows of 3
+    draws: three blocks of 4,096 rows and part of a fourth, two per process), rank 0 writes them
+    all, the same bytes as one process (a row's observed -0.0 too); the printout comes once."""
+    rows = sd.targets.draw("moons", 3_000, seed=1).numpy()
+    rows[::2, 0] = np.nan
+    rows[1::3, 1] = np.nan
+    rows[0, 1] = -0.0
+    pd.DataFrame(rows, columns=["x1", "x2"]).to_csv(tmp_path / "gaps.csv", index=False)
+    common = [str(trained), "--data", str(tmp_path / "gaps.csv"), "--draws", "3", "--resample", "1",
+              "--quiet"]
+    assert cli(["impute", *common, "-o", str(tmp_path / "one.csv")]) == 0
+    capfd.readouterr()
+    assert cli(["impute", *common, "-o", str(tmp_path / "two.csv"), "--nproc", "2"]) == 0
+    assert capfd.readouterr().err.count("filled ") == 1
+    one, two = (tmp_path / "one.csv").read_bytes(), (tmp_path / "two.csv").read_bytes()
+    assert one == two and len(pd.read_csv(tmp_path / "two.csv")) == 9_000 and b",-0.0\n" in two
+    assert pd.read_csv(tmp_path / "two.csv")[["x1", "x2"]].notna().all().all()
+
+
 def test_a_folder_of_parts_is_refused_when_it_holds_anything(trained, tmp_path, capfd):
     (tmp_path / "parts").mkdir()
     (tmp_path / "parts" / "mine.txt").write_text("keep me")

@@ -119,6 +119,8 @@ def test_samples_are_written_with_the_decimal_places_of_the_data():
     assert torch.equal(written[:, 0], torch.round(exact[:, 0], decimals=1))
     assert torch.equal(written[:, 2], torch.round(exact[:, 2], decimals=3))
     assert torch.equal(written[:, 1], exact[:, 1]) and not torch.equal(written[:, 0], exact[:, 0])
+    tiny = encoders.Decimals([0], [3]).inverse(torch.tensor([[-1e-9]], dtype=torch.float64))
+    assert tiny[0, 0] == 0 and not torch.signbit(tiny[0, 0])  # written 0.0, not -0.0
     assert torch.equal(rounding.forward_and_log_det(x)[1], plain.forward_and_log_det(x)[1])
     values = ([5.1, 3.25], [2.0], [1 / 3])
     places = [encoders.decimal_places(torch.tensor(v, dtype=torch.float64)) for v in values]

@@ -476,20 +476,26 @@ def _given_frame(given: str):
               help="Fillings per gap: their spread is each filled cell's uncertainty.")
 @click.option("--median", is_flag=True, help="One table, each filled cell the median of its --draws "
               "(a label: the most frequent): the best single guess, without the spread.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Sampling seed; the same seed gives the same table, whatever --nproc.")
 @resample_option
 @device_option
+@nproc_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def impute(run, data_file, output, draws, median, seed, resample, device, quiet) -> None:
+def impute(run, data_file, output, draws, median, seed, resample, device, nproc, quiet) -> None:
     """Fill the missing cells of --data with draws from the model in RUN given each row's
     observed cells (RePaint in-painting, or the model's own for one trained with --inpainting
     learnt); observed cells are kept as they are, and a model's column that --data lacks is
     filled in every row.
 
+    With --nproc (or under torchrun) each process fills a share of the rows with gaps; the
+    output is the same file whatever the number of processes.
+
     \b
     Examples:
       simple-diffusion impute runs/penguins --data penguins-with-gaps.csv -o filled.csv --draws 5
       simple-diffusion impute runs/penguins --data penguins-with-gaps.csv -o best.csv --draws 19 --median
+      simple-diffusion impute runs/big --data big-with-gaps.parquet -o filled.parquet --nproc 2
     """
     import numpy as np
 
@@ -499,16 +505,22 @@ def impute(run, data_file, output, draws, median, seed, resample, device, quiet)
 
     if run is None:
         raise UserError("write `simple-diffusion impute RUN --data FILE -o OUT`")
-    model = api.load(run).to(resolve_device(device or "auto"))
+    if median and draws == 1:
+        raise UserError("--median sums up several draws of each cell: give --draws, e.g. --draws 19")
+    model = api.load(run)
     io.check_writable(output, model.schema)
     io.refuse_overwriting(output, api.kept_files(model, run, data=data_file))
+    io.check_stdout_writers(output, nproc or 1)
     table = model.with_absent_columns(io.read_frame(data_file), data_file)
     rows = model.rows(table, data_file)
     gaps = int(np.isnan(rows).sum())
-    if median and draws == 1:
-        raise UserError("--median sums up several draws of each cell: give --draws, e.g. --draws 19")
+    if _launched(nproc, device):
+        return
+    model.to(resolve_device(device or "auto"))
     filled = model.impute(_as_written(model, rows, table, output), draws=draws, seed=seed,
                           progress=not quiet, median=median, resample=resample)
+    if is_follower():
+        return
     io.write_table(output, filled, schema=model.schema)
     how = f" with the median of {draws} draws" if median else f" {draws} times" if draws > 1 else ""
     click.echo(f"filled {counted(gaps, 'missing cell')} in {counted(len(rows), 'row')}{how}: "

@@ -42,6 +42,7 @@ from .diffusion.objective import Condition
 from .diffusion.schedules import Schedule, ve_scale, vp_scales
 from .errors import UserError, advice, counted, did_you_mean, is_follower, said
 from .progress import bar as progress_bar
+from .training.distributed import Ranks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -665,7 +666,9 @@ class DiffusionModel:
 
         With ``draws`` > 1, that many fillings: a DataFrame of ``draws`` copies of the table one
         after the other, with a first column ``draw`` (1, 2, ...), or a tensor of shape
-        (draws, rows, d). Their spread is the uncertainty of each filled cell. With ``median``,
+        (draws, rows, d). Their spread is the uncertainty of each filled cell. Among the ranks of
+        a torchrun job (``impute --nproc``) each fills a share of the rows and every rank gets
+        the whole table: the same numbers whatever the number of processes. With ``median``,
         one table instead, each filled cell summing up its draws: a number their median (the
         lower middle draw for an even count, so that it is one of them: whole, on a point
         mass, within the range as a draw is), a label the most frequent one. That is the best
@@ -694,10 +697,29 @@ class DiffusionModel:
                           f"(the first: {unseen[1]}): what the model fills beside it is a guess",
                           stacklevel=2)
         if len(gaps):
-            for start, chunk in self.sample_chunks(draws, given=values[gaps], fill=True, seed=seed,
-                                                   progress=progress, **settings):
+            ranks = Ranks.from_environment(self.device)
+            total = draws * len(gaps)
+            blocks = ranks.share(range(-(-total // BLOCK)))
+            share = range(blocks.start * BLOCK, min(total, blocks.stop * BLOCK)) if blocks else range(0)
+
+            def place(start: int, chunk: torch.Tensor) -> None:
                 index = np.arange(start, start + len(chunk))
                 filled[index % draws, gaps[index // draws]] = chunk.numpy()
+
+            # Among ranks, each rank's rows in a table of -0.0, summed over the ranks: every
+            # filled row (its cells all numbers) once, exactly (x + -0.0 is x, a zero's sign
+            # too). Alone, the rows go straight to the result.
+            drawn = (torch.full((total, self.dim), -0.0, dtype=torch.float64, device=self.device)
+                     if ranks.distributed else None)
+            for start, chunk in self.sample_chunks(draws, given=values[gaps], fill=True, seed=seed,
+                                                   rows=share, progress=progress and ranks.is_main,
+                                                   **settings):
+                if drawn is None:
+                    place(start, chunk)
+                else:
+                    drawn[start : start + len(chunk)] = chunk
+            if drawn is not None:
+                place(0, ranks.sum_(drawn).cpu())
         if median:
             filled, draws = self._median_of(filled)[None], 1
         if not (is_frame or self.returns_frames):

@@ -101,7 +101,7 @@ class Decimals:
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         y = y.clone()
         for j, precision in zip(self.columns, self.precision):
-            y[:, j] = self.rounded(y[:, j], precision)
+            y[:, j] = self.rounded(y[:, j], precision) + 0.0  # -0.0004 to 3 places is 0.0, not -0.0
         return y
 
     def log_slopes(self, x: torch.Tensor) -> torch.Tensor:
