@@ -166,11 +166,12 @@ def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_label
 
 
 @pytest.mark.parametrize("frequency, cycles", [("D", [365.2425, 7.0]), ("7D", [365.2425]),
-                                               ("h", [7.0, 1.0]), ("YS", [7.0])])
+                                               ("h", [7.0, 1.0]), ("MS", [365.2425]), ("YS", [])])
 def test_a_date_column_keeps_the_cycles_whose_phases_its_dates_cover(frequency, cycles):
     """Weekly readings all fall on one weekday, 200 hours on a few days of one year, one date a
     year on one day of it: those cycles say nothing, and a network shown them for other dates
-    would be shown phases it never saw."""
+    would be shown phases it never saw. Months and years fall on every weekday in turn, but a
+    month's or a year's row says nothing of its first day's weekday."""
     frame = pd.DataFrame({"t": pd.date_range("2000-01-01", periods=200, freq=frequency)})
     assert detect(frame)[0].cycles == cycles
 

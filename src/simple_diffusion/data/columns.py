@@ -237,6 +237,8 @@ class Finding:
     sorted column (maybe a group ID) if 0 or 1."""
     phases: dict[float, set[int]] = field(default_factory=dict)
     """For a date column: which of each cycle's 24 parts its dates fall in (``Column.cycles``)."""
+    spacing: float = float("inf")
+    """For a date column: the least time between two of its dates, in days."""
 
     def merge(self, other: Finding) -> Finding:
         a, b = self.column, other.column
@@ -254,7 +256,7 @@ class Finding:
             phases = {period: self.phases.get(period, set()) | other.phases.get(period, set())
                       for period in CYCLE_NAMES}
             merged = replace(a, nullable=a.nullable or b.nullable, time_unit=unit, time_origin=origin,
-                             cycles=_covered(phases))
+                             cycles=_covered(phases, min(self.spacing, other.spacing)))
         else:  # a whole-number dtype where a row group has no gap, floats where one has
             kind = a.kind if a.kind == b.kind else "numeric"
             merged = Column(a.name, kind, a.dtype if a.dtype == b.dtype else "float64",
@@ -265,7 +267,7 @@ class Finding:
             kind = "rows" if kinds == {"rows"} else "sorted" if "sorted" in kinds else "groups"
             counting = (kind, self.counts[1])
         return Finding(merged, self.text or other.text, self.present + other.present, self.forced, counting,
-                       phases)
+                       phases, min(self.spacing, other.spacing))
 
 
 def find(column: pd.Series, name: str, forced: str | None = None, first_row: int | None = None,
@@ -523,12 +525,14 @@ def _time_finding(column: pd.Series, name: str, forced: str | None, written: tup
     days = present / TIME_UNITS["D"]
     phases = {} if duration else {period: set(np.floor(days % period / period * 24).astype(int).tolist())
                                   for period in CYCLE_NAMES}
+    gaps = np.diff(np.unique(days))
+    spacing = float(gaps.min()) if len(gaps) else float("inf")
     # Python dates (a Parquet DATE, read_sql's) come back as dates, not as text in their format.
     dtype = "date" if pd.api.types.infer_dtype(column, skipna=True) == "date" else _dtype_name(column.dtype)
     return Finding(Column(name, "integer", dtype, nullable=bool(missing.any()),
                           time_unit=unit, time_origin="" if duration else pd.Timestamp(origin).isoformat(),
-                          time_format=written[0] if written else "", cycles=_covered(phases)),
-                   present=len(present), phases=phases)
+                          time_format=written[0] if written else "", cycles=_covered(phases, spacing)),
+                   present=len(present), phases=phases, spacing=spacing)
 
 
 def _zone(dtype: str) -> Any:
@@ -538,9 +542,13 @@ def _zone(dtype: str) -> Any:
     return None if dtype == "date" else getattr(pd.api.types.pandas_dtype(dtype), "tz", None)
 
 
-def _covered(phases: dict[float, set[int]]) -> list[float]:
-    """The cycles whose phases a date column covers (at least ``CYCLE_PHASES`` of 24 parts)."""
-    return [period for period, parts in phases.items() if len(parts) >= CYCLE_PHASES]
+def _covered(phases: dict[float, set[int]], spacing: float) -> list[float]:
+    """The cycles whose phases a date column covers (at least ``CYCLE_PHASES`` of 24 parts) with
+    dates closer than half a cycle (``spacing``: the least time between two, in days): dates a
+    month or a year apart stand for their month or year, not for a day of the week, although the
+    first of each month falls on every weekday in turn."""
+    return [period for period, parts in phases.items()
+            if len(parts) >= CYCLE_PHASES and 2 * spacing <= period]
 
 
 GROUP_RUNS_SPREAD = 0.25
