@@ -596,8 +596,7 @@ def write_samples(model: DiffusionModel, output: str, n: int, *, given: np.ndarr
     as_table = to_folder or io.file_format(output) != ".npy"  # .npy takes the numbers without pandas
     chunk_rows = -(-chunk_size // BLOCK) * BLOCK
     span = -(-PART_ROWS // chunk_rows) * chunk_rows if to_folder else chunk_rows
-    spans = ranks.share(range(-(-total // span)))
-    rows = range(spans.start * span, min(total, spans.stop * span)) if spans else range(0)
+    rows = ranks.share_rows(total, span)
     chunks = model.sample_chunks(n, given=given, seed=seed, chunk_size=chunk_size, rows=rows,
                                  progress=progress and ranks.is_main, **settings)
     def table(start: int, chunk: torch.Tensor) -> pd.DataFrame | np.ndarray:

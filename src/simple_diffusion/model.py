@@ -699,8 +699,6 @@ class DiffusionModel:
         if len(gaps):
             ranks = Ranks.from_environment(self.device)
             total = draws * len(gaps)
-            blocks = ranks.share(range(-(-total // BLOCK)))
-            share = range(blocks.start * BLOCK, min(total, blocks.stop * BLOCK)) if blocks else range(0)
 
             def place(start: int, chunk: torch.Tensor) -> None:
                 index = np.arange(start, start + len(chunk))
@@ -712,7 +710,8 @@ class DiffusionModel:
             drawn = (torch.full((total, self.dim), -0.0, dtype=torch.float64, device=self.device)
                      if ranks.distributed else None)
             for start, chunk in self.sample_chunks(draws, given=values[gaps], fill=True, seed=seed,
-                                                   rows=share, progress=progress and ranks.is_main,
+                                                   rows=ranks.share_rows(total, BLOCK),
+                                                   progress=progress and ranks.is_main,
                                                    **settings):
                 if drawn is None:
                     place(start, chunk)

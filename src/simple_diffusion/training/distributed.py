@@ -105,6 +105,12 @@ class Ranks:
         n = len(items)
         return items[self.rank * n // self.world_size : (self.rank + 1) * n // self.world_size]
 
+    def share_rows(self, total: int, run: int) -> range:
+        """This rank's contiguous part of ``total`` rows in whole runs of ``run`` rows (a
+        sampler's blocks, a file's parts), as ``share`` gives out the runs."""
+        runs = self.share(range(-(-total // run)))
+        return range(runs.start * run, min(total, runs.stop * run)) if runs else range(0)
+
     def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the ranks, in place (every rank gets the sum)."""
         if self.distributed:
