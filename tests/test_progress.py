@@ -54,3 +54,15 @@ def test_training_writes_a_line_every_ten_seconds_to_a_log(monkeypatch, capsys):
     sd.fit("two_gaussians", config={"train": {"epochs": 60}, "model": {"hidden": [8]}})
     lines = capsys.readouterr().err.count("training")
     assert lines <= clock.now / progress.LOG_INTERVAL + 3
+
+
+def test_a_process_left_no_rows_shows_no_bar_and_one_with_rows_shows_its_own(capsys):
+    """Under --nproc a small job may leave rank 0 no rows: it showed an empty bar ("0.00pt")."""
+    import simple_diffusion as sd
+
+    model = sd.fit("two_gaussians", epochs=1, progress=False)
+    capsys.readouterr()
+    assert list(model.sample_chunks(5_000, seed=0, rows=range(0), progress=True, num_steps=2)) == []
+    assert "sampling" not in capsys.readouterr().err
+    list(model.sample_chunks(5_000, seed=0, rows=range(4096, 5000), progress=True, num_steps=2))
+    assert "904/904" in capsys.readouterr().err

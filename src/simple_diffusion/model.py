@@ -836,7 +836,8 @@ class DiffusionModel:
         if given is not None and not fill and self._rejects(given, settings):
             yield from self._rejection_chunks(n, given, seed, rows, progress, preprocessed, changes)
             return
-        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
+        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress and len(rows) > 0,
+                          unit_scale=True) as bar:  # no empty bar for a rank left no rows
             for first_block in range(rows.start // BLOCK, -(-rows.stop // BLOCK), blocks_per_chunk):
                 start = first_block * BLOCK
                 count = min(rows.stop - start, blocks_per_chunk * BLOCK)
@@ -917,7 +918,8 @@ class DiffusionModel:
             groups.setdefault(keys[c], []).append(c)
         streams = {key: _RejectionStream(members, n, rows) for key, members in groups.items()}
         short: list[tuple[int, int, int, int]] = []  # (condition, rows found, in-painted, drawn)
-        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress, unit_scale=True) as bar:
+        with progress_bar(len(rows), desc="sampling", unit="pt", enabled=progress and len(rows) > 0,
+                          unit_scale=True) as bar:  # no empty bar for a rank left no rows
             for c in range(rows.start // n, last_condition) if n else ():
                 stream = streams[keys[c]]
                 while True:
