@@ -527,6 +527,11 @@ def add(results: dict, section: str, run: dict) -> None:
           flush=True)
 
 
+def header(*columns: str) -> list[str]:
+    """A Markdown table's first two lines."""
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def report(results: dict) -> str:
     return "\n\n".join(part for part in (posterior_report(results), student_report(results),
                                           density_report(results),
@@ -542,8 +547,8 @@ def density_report(results: dict) -> str:
              "nats (mean over 10 observations x 300 exact posterior draws, +- standard error; worst "
              "observation); NPE: a conditional neural spline flow trained as sbi trains one (zuko's "
              "NSF, sbi's defaults, early stopping):", "",
-             "| task | simulations | our preset | KL ours | worst obs. | KL NPE | worst obs. | "
-             "train s: ours / NPE | ours log_prob s |", "|---|---|---|---|---|---|---|---|---|"]
+             *header("task", "simulations", "our preset", "KL ours", "worst obs.", "KL NPE", "worst obs.",
+                     "train s: ours / NPE", "ours log_prob s")]
     for r in sorted(runs, key=lambda r: (r["task"], r["simulations"], r["preset"] != "default")):
         cells = [f"{r[m]['kl']:.3f} +- {r[m]['kl_se']:.3f} | {max(r[m]['kl_each']):.3f}"
                  for m in ("ours", "npe")]
@@ -557,8 +562,8 @@ def resample_report(results: dict) -> str:
     if not results["resample"]:
         return ""
     lines = ["In-painting a Gaussian posterior (20,000 draws; truth: mean x / 2, variance 0.05):", "",
-             "| RePaint repetitions | network evaluations per row | largest mean error | variance / truth |",
-             "|---|---|---|---|"]
+             *header("RePaint repetitions", "network evaluations per row", "largest mean error",
+                     "variance / truth")]
     for r in results["resample"]:
         ratio = " / ".join(f"{v:.2f}" for v in r["variance_ratio"])
         lines.append(f"| {r['resample']} | {r['evaluations']} | {r['mean_error']:.3f} | {ratio} |")
@@ -572,8 +577,8 @@ def table_report(results: dict) -> str:
     lines = ["Conditional rows (mean over splits; C2ST per condition value, then averaged). Route: "
              "`condition`, a model trained with `--condition COL`; `learnt`, a model trained with "
              "`--inpainting learnt` and sampled with `--given COL=...`:", "",
-             "| table | condition | route | splits | C2ST ours | C2ST oracle (training rows) | "
-             "worst value: ours / oracle | unconditional ratio |", "|---|---|---|---|---|---|---|---|"]
+             *header("table", "condition", "route", "splits", "C2ST ours", "C2ST oracle (training rows)",
+                     "worst value: ours / oracle", "unconditional ratio")]
     for name, column, route in sorted({(r["table"], r["condition"], r["route"]) for r in runs}):
         group = [r for r in runs if (r["table"], r["condition"], r["route"]) == (name, column, route)]
         values = group[0]["per_value"].keys()
@@ -594,9 +599,8 @@ def imputation_report(results: dict) -> str:
         return ""
     lines = ["Filling gaps (20% of cells removed; numbers: MAE / std of the 5-draw mean, coverage of "
              "the 19 draws' range, 0.90 when calibrated; categories: share of wrong labels):", "",
-             "| table | gaps | method | MAE / std | MAE / std, mean of all draws | MAE / std, median draw | "
-             "coverage (0.90) | wrong labels | seconds |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             *header("table", "gaps", "method", "MAE / std", "MAE / std, mean of all draws",
+                     "MAE / std, median draw", "coverage (0.90)", "wrong labels", "seconds")]
     order = ["ours", "ours_learnt", "iterative", "mice", "knn", "forest_diffusion"]
     for r in sorted(runs, key=lambda r: (r["table"], r["mechanism"], order.index(r["method"]))):
         coverage = "" if r["coverage"] is None else f"{r['coverage']:.3f}"
@@ -611,8 +615,8 @@ def posterior_report(results: dict) -> str:
     if not results["posteriors"]:
         return ""
     rows = [r for r in results["posteriors"] if not r["config"] and r["guidance"] == 1.0]
-    lines = ["| task | simulations | C2ST ours (10 obs.) | C2ST NPE (sbibm) | coverage 50% / 90% | "
-             "TARP 50% / 90% | train s |", "|---|---|---|---|---|---|---|"]
+    lines = header("task", "simulations", "C2ST ours (10 obs.)", "C2ST NPE (sbibm)", "coverage 50% / 90%",
+                   "TARP 50% / 90%", "train s")
     for r in sorted(rows, key=lambda r: (r["task"], r["simulations"])):
         lines.append(
             f"| {r['task']} | {r['simulations']:,} | {r['c2st']:.3f} | "
@@ -623,8 +627,8 @@ def posterior_report(results: dict) -> str:
     if sweep:
         lines += ["", "Guidance, condition dropout and the Gaussian part (the same tasks; rows with "
                   "share 0 were measured before the default had a part):", "",
-                  "| task | simulations | gaussian_part | condition_dropout | guidance | C2ST | "
-                  "coverage 50% / 90% |", "|---|---|---|---|---|---|---|"]
+                  *header("task", "simulations", "gaussian_part", "condition_dropout", "guidance", "C2ST",
+                          "coverage 50% / 90%")]
         for r in sorted(rows + sweep, key=lambda r: (r["task"], r["simulations"], json.dumps(r["config"]),
                                                      r["guidance"])):
             dropout = r["config"].get("train", {}).get("condition_dropout", 0.2)
@@ -641,8 +645,8 @@ def student_report(results: dict) -> str:
     lines = ["The distilled sampler on the same posteriors (`--students`: the default model of the table "
              "above, retrained, and its student from `sd.distill` at its defaults; both scored on the same "
              "observations, references and 200 coverage pairs; sampling seconds for the 100,000 draws):", "",
-             "| task | simulations | sampler | network evaluations | C2ST (NPE) | coverage 50% / 90% | "
-             "TARP 50% / 90% | sample s | train + distill s |", "|---|---|---|---|---|---|---|---|---|"]
+             *header("task", "simulations", "sampler", "network evaluations", "C2ST (NPE)",
+                     "coverage 50% / 90%", "TARP 50% / 90%", "sample s", "train + distill s")]
     for r in sorted(runs, key=lambda r: (r["task"], r["simulations"], r["num_steps"])):
         for name, scores, evaluations, seconds in (
                 ("default", r["teacher"], 50, r["train_seconds"]),
