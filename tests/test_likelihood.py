@@ -175,6 +175,33 @@ def test_a_model_with_integer_columns_says_it_has_no_density_and_which_model_has
     assert torch.isfinite(continuous.log_prob(pd.read_csv(path).head(2))).all()
 
 
+def test_a_flag_written_as_decimals_has_no_density_but_whole_years_have_one(tmp_path):
+    """A 0/1 column written 0.0 and 1.0 (pandas' floats: statsmodels' survival table's
+    ``censors``) was learnt as a number, so its two spikes silently entered the density; it is
+    refused now, as the same column written 0 and 1 is, while ages in whole years (60 values)
+    and a column declared numeric keep their density."""
+    path = tmp_path / "survival.csv"
+    rng = np.random.default_rng(3)
+    table = pd.DataFrame({"x": rng.normal(size=300), "age": rng.integers(20, 80, 300).astype(float),
+                          "censored": rng.integers(0, 2, 300).astype(float)})
+    table.to_csv(path, index=False)
+    assert ",1.0\n" in path.read_text()  # written as floats
+    sd.fit(str(path), epochs=1, progress=False, verbose=False, num_samples=0, out=tmp_path / "run")
+    model = sd.load(tmp_path / "run")  # what is refused survives the run folder
+    rows = pd.read_csv(path).head(2)
+    refused = (r"no density: column 'censored' takes a few whole values, each in many rows \(codes or "
+               r"counts: a probability mass, not a density\); a model trained with (.*) has one$")
+    with pytest.raises(sd.UserError, match=refused) as refusal:
+        model.log_prob(rows)
+    advice = str(refusal.value).split("trained with ")[1].removesuffix(" has one")
+    assert advice == "config={'data': {'numeric': ['censored']}}"
+    continuous = sd.fit(str(path), **eval(f"dict({advice})"), epochs=1, progress=False, verbose=False,
+                        num_samples=0)
+    assert torch.isfinite(continuous.log_prob(rows)).all()
+    without = sd.fit(str(path), columns=["x", "age"], epochs=1, progress=False, verbose=False, num_samples=0)
+    assert torch.isfinite(without.log_prob(rows[["x", "age"]])).all()
+
+
 @pytest.fixture(scope="module")
 def two_gaussians_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("likelihood") / "two"

@@ -83,6 +83,23 @@ POINT_MASS_SAMPLE_ROWS = 1 << 20
 """Point masses of a longer column are found on this many of its cells, drawn at random."""
 
 
+def whole_codes(values: np.ndarray) -> bool:
+    """Whether the observed cells ``values`` of a continuous column are codes or counts written
+    as decimals (a 0/1 flag as 0.0 and 1.0, a quarter as 1.0-4.0): at most ``POINT_MASSES_MOST``
+    distinct whole values, each in ``POINT_MASS_ROWS`` cells or more. Rounding writes their
+    samples as the data was, but their values carry probability mass, not density.
+
+    >>> whole_codes(np.array([0.0, 1.0] * 20)), whole_codes(np.arange(60.0).repeat(8))
+    (True, False)
+    >>> whole_codes(np.array([0.0, 1.0] * 20 + [0.5])), whole_codes(np.array([0.0] * 9 + [1.0] * 4))
+    (False, False)
+    """
+    values = values[~np.isnan(values)]
+    unique, counts = np.unique(values, return_counts=True)
+    return (1 < len(unique) <= POINT_MASSES_MOST and bool(np.all(counts >= POINT_MASS_ROWS))
+            and np.array_equal(unique, np.round(unique)))
+
+
 def point_masses(values: np.ndarray) -> list[float]:
     """The values that the observed cells ``values`` of a continuous column take far more often
     than the values around them, in increasing order.
@@ -168,13 +185,14 @@ class TableEncoder:
     """A table's numeric pipeline, category patterns, missing-cell indicators and point masses,
     fitted. ``sizes`` and ``seen`` list the blocks in order: categorical columns, numeric columns
     with missing cells, numeric columns with point masses (``masses``: each one's values, in
-    increasing order)."""
+    increasing order). ``whole_code_columns``: numeric columns that hold a few whole values
+    (``whole_codes``), learnt as numbers but without a density."""
 
     def __init__(self, schema: Sequence[Column], numeric: encoders.Pipeline, encoding: str,
                  sizes: list[int], seen: list[list[int]], fill: list[list[float]],
                  missing_numeric: list[int], missing_category: list[int],
                  point_mass_columns: Sequence[int] = (), masses: Sequence[list[float]] = (),
-                 categories_as_bits: bool = False):
+                 categories_as_bits: bool = False, whole_code_columns: Sequence[int] = ()):
         self.schema = list(schema)
         self.numeric, self.encoding = numeric, encoding
         self.sizes, self.seen, self.fill = list(sizes), [list(s) for s in seen], [list(f) for f in fill]
@@ -182,6 +200,7 @@ class TableEncoder:
         self.point_mass_columns, self.masses = list(point_mass_columns), [list(m) for m in masses]
         self.numeric_columns = [j for j, c in enumerate(self.schema) if c.kind != "categorical"]
         self.categorical_columns = [j for j, c in enumerate(self.schema) if c.kind == "categorical"]
+        self.whole_code_columns = list(whole_code_columns)
         self.categories_as_bits = categories_as_bits
         """``auto`` with more one-hot entries than ``ONEHOT_MOST_ENTRIES``: categories as bits."""
         self.patterns = [patterns(size, self._encoding(block)) for block, size in enumerate(self.sizes)]
@@ -367,6 +386,8 @@ class TableEncoder:
         discrete = [(self.categorical_columns, f"is categorical ({mass})"),
                     (self.missing_numeric, f"has missing cells ({mass})"),
                     (self.point_mass_columns, f"has point masses (values it takes repeatedly: {mass})"),
+                    (self.whole_code_columns,
+                     f"takes a few whole values, each in many rows (codes or counts: {mass})"),
                     ([j for j, c in enumerate(self.schema) if c.kind == "integer"],
                      f"takes whole values ({mass})")]
         for owners, reason in discrete:
@@ -391,7 +412,7 @@ class TableEncoder:
             options["columns"] = kept
         if self.missing_numeric:
             options["data.drop_missing"] = True
-        continuous = [self.schema[j].name for j in self.point_mass_columns] + counts
+        continuous = [self.schema[j].name for j in self.point_mass_columns + self.whole_code_columns] + counts
         if continuous:
             options["data.numeric"] = [name for name in kept if name in continuous]
         return f"; a model trained with {advice(options)} has one"
@@ -402,7 +423,7 @@ class TableEncoder:
                 "fill": self.fill, "missing_numeric": self.missing_numeric,
                 "missing_category": self.missing_category,
                 "point_mass_columns": self.point_mass_columns, "masses": self.masses,
-                "categories_as_bits": self.categories_as_bits}
+                "categories_as_bits": self.categories_as_bits, "whole_code_columns": self.whole_code_columns}
 
 
 def fit(
@@ -475,10 +496,13 @@ def fit(
                 codes = _mass_codes(x[:, j][~x[:, j].isnan()], found)
                 sizes.append(len(found) + 1)
                 seen.append(torch.unique(codes).tolist())
+    whole_code_columns = [j for j in numeric if schema[j].kind == "numeric" and j not in point_mass_columns
+                          and schema[j].name not in continuous and whole_codes(x[:, j].numpy())]
     entries = onehot_entries(sizes, sum(c.kind == "categorical" for c in schema))
     encoder = TableEncoder(schema, encoders.Pipeline([], 0), encoding, sizes, seen, fill,
                            missing_numeric, missing_category, point_mass_columns, masses,
-                           categories_as_bits=encoding == "auto" and entries > ONEHOT_MOST_ENTRIES)
+                           categories_as_bits=encoding == "auto" and entries > ONEHOT_MOST_ENTRIES,
+                           whole_code_columns=whole_code_columns)
     numeric_names = [names[j] for j in numeric]
     # Places from the observed cells: a gap is filled for training with values between them.
     observed = {j: x[:, j][~x[:, j].isnan()] for j in numeric
@@ -519,7 +543,7 @@ def from_state(state: dict[str, Any]) -> TableEncoder:
             from_states(state["schema"]), encoders.from_state(state["numeric"]), state["encoding"],
             state["sizes"], state["seen"], state["fill"], state["missing_numeric"],
             state["missing_category"], state.get("point_mass_columns", []), state.get("masses", []),
-            state.get("categories_as_bits", False),
+            state.get("categories_as_bits", False), state.get("whole_code_columns", []),
         )
     except (KeyError, TypeError) as exc:
         raise UserError(f"the model file's preprocessing is unreadable ({exc})") from None
