@@ -153,6 +153,43 @@ def test_dates_written_as_eight_digits_are_dates_unless_declared_integer_and_com
     assert io.read_table(str(path)).schema[0].kind_name == "integer"
 
 
+@pytest.mark.parametrize("written, example", [("%YQ%q", "1999Q4"), ("%Y-Q%q", "1999-Q4"),
+                                              ("Q%q %Y", "Q4 1999"), ("%Yq%q", "1999q4")])
+def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(tmp_path, written, example):
+    """An economist's 1960Q1 (pandas' Period, Eurostat's 1960-Q1) was refused as an identifier:
+    it is the quarter's first day, sampled, given and written back as the data wrote it; a cell
+    that is no quarter (1960Q5, 1960Q41) is named."""
+    path = tmp_path / "t.csv"
+    quarters = pd.period_range("1990Q1", periods=44, freq="Q")
+    cells = [written.replace("%Y", str(p.year)).replace("%q", str(p.quarter)) for p in quarters]
+    pd.DataFrame({"quarter": cells, "x": np.linspace(0, 1, 44)}).to_csv(path, index=False)
+    table = io.read_table(str(path))
+    column = table.schema[0]
+    assert column.kind_name == "datetime in days" and column.time_format == written
+    assert column.cycles == [365.2425]  # a season: four phases of a year
+    start = pd.Timestamp("1990-01-01")
+    assert table.values[:, 0].tolist() == [(p.start_time - start).days for p in quarters]
+    out = tmp_path / "out.csv"
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    assert pd.read_csv(out)["quarter"].tolist() == cells
+    assert cells[39] == example
+    given = to_values(pd.DataFrame({"quarter": [example, "1999-10-01"], "x": [0.5, 0.5]}), table.schema)
+    assert given[:, 0].tolist() == [table.values[39, 0]] * 2  # and ISO 8601 beside its own format
+    for bad in ("1999Q5", "1999Q41"):
+        with pytest.raises(UserError, match=f"column 'quarter' has '{bad}' at row 0, which is not a date"):
+            to_values(pd.DataFrame({"quarter": [bad], "x": [0.5]}), table.schema)
+    # SDMetrics reads dates with strptime, which has no quarter: handed over as dates, or it
+    # scored the column NaN and left it out (1.0 here, where only the quarters differ).
+    early = to_frame(table.values, table.schema).iloc[:22]
+    late = early.assign(quarter=to_frame(table.values, table.schema)["quarter"].iloc[22:].to_numpy())
+    assert tabular.sdmetrics_quality(late, early, table.schema) < 0.9
+    typo = written.replace("%Y", "1990").replace("%q", "5")
+    path.write_text(path.read_text().replace(cells[3], typo))
+    with pytest.raises(UserError, match=re.escape(f"column 'quarter' holds dates written as {written}, "
+                                                  f"but not '{typo}' at line 5")):
+        io.read_table(str(path))
+
+
 def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_labels(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("when,x\n2020-01-03,1.5\n2020-02-30,2.5\n2020-01-05,0.5\n")

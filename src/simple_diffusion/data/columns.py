@@ -334,35 +334,23 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None, t
                    ) -> tuple[str, pd.Series] | None:
     """The ``strftime`` format in which every present cell of a text column is written and the
     cells read in it (UTC, NaT where missing), if they are calendar dates (a year and a month at
-    least: "2024-03-01", "01/03/2024 10:30", "2024-03", "20240301") or times of day ("13:55",
-    "7:05:30", "1:05 PM": on 1900-01-01, as ``strptime`` reads them), else None. Day-first formats
-    are tried where month-first ones fail. With ``typos``, a column whose cells are mostly dates
-    in one format, but not all, is an error naming the first that is not (a typo, or dates in two
-    formats)."""
-    import pandas as pd
-    from pandas.tseries.api import guess_datetime_format
-
+    least: "2024-03-01", "01/03/2024 10:30", "2024-03", "20240301"), quarters ("2024Q1",
+    "2024-Q1", "Q1 2024": ``%q`` in the format, on the quarter's first day) or times of day
+    ("13:55", "7:05:30", "1:05 PM": on 1900-01-01, as ``strptime`` reads them), else None.
+    Day-first formats are tried where month-first ones fail. With ``typos``, a column whose cells
+    are mostly dates in one format, but not all, is an error naming the first that is not (a
+    typo, or dates in two formats)."""
     # The first present cell guesses a format, so that a column of labels costs one guess.
     head = column.head(1000)
     first = next((str(cell).strip() for cell, gap in zip(head, missing_cells(head)) if not gap), None)
     if first is None:
         return None
     text, nearest = None, None
-    clock = _CLOCK_TIME.fullmatch(first)
-    for day_first in (False,) if clock else (False, True):
-        if clock:  # pandas guesses no format for a time alone
-            written = "%I:%M" if clock["half"] else "%H:%M"
-            written += (":%S" if clock["seconds"] else "") + (" %p" if clock["half"] else "")
-        else:
-            with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
-                warnings.simplefilter("ignore", UserWarning)
-                written = guess_datetime_format(first, dayfirst=day_first)
-            if written is None or not re.search("%[Yy]", written) or not re.search("%[mbB]", written):
-                continue
+    for written in _guessed_formats(first):
         if text is None:
             missing = missing_cells(column)
             text = column.astype(str).str.strip().where(~missing)
-        times = pd.to_datetime(text, format=written, errors="coerce", utc=True)
+        times = read_dates(text, written, utc=True)
         bad = times.isna().to_numpy() & ~missing
         if not bad.any():
             return _unpadded_format(written, text), times.dt.tz_localize(None)
@@ -376,6 +364,43 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None, t
                         f"{position(row, first_row)}: fix the cell, or learn the column as labels with "
                         f"{advice({'data.categorical': [name]})}")
     return None
+
+
+def _guessed_formats(first: str) -> list[str]:
+    """The date formats a column whose first present cell is ``first`` may be written in: a
+    quarter's, a time of day's (pandas guesses no format for either), or pandas' guesses,
+    month first then day first, that hold a year and a month."""
+    from pandas.tseries.api import guess_datetime_format
+
+    if quarter := _QUARTER.fullmatch(first):
+        if quarter["year"]:
+            return ["%Y" + quarter["before"] + quarter["mark"] + "%q"]
+        return [quarter["mark_first"] + "%q" + quarter["after"] + "%Y"]
+    if clock := _CLOCK_TIME.fullmatch(first):
+        written = "%I:%M" if clock["half"] else "%H:%M"
+        return [written + (":%S" if clock["seconds"] else "") + (" %p" if clock["half"] else "")]
+    guesses = []
+    for day_first in (False, True):
+        with warnings.catch_warnings():  # pandas' notes on the day-first convention it guessed
+            warnings.simplefilter("ignore", UserWarning)
+            written = guess_datetime_format(first, dayfirst=day_first)
+        if written is not None and re.search("%[Yy]", written) and re.search("%[mbB]", written):
+            guesses.append(written)
+    return guesses
+
+
+def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
+    """Text cells as the dates they write in the format ``written`` (NaT where one does not):
+    pandas' ``to_datetime``, and a quarter (``%q``, which ``strptime`` lacks) as its first day."""
+    import pandas as pd
+
+    if "%q" not in written:
+        return pd.to_datetime(text, format=strptime_format(written), errors="coerce", utc=utc)
+    regex, fields = _date_pattern(written)
+    parts = text.str.extract(regex.pattern).set_axis(fields, axis=1)
+    dates = pd.to_datetime({"year": pd.to_numeric(parts["Y"]), "month": 3 * pd.to_numeric(parts["q"]) - 2,
+                            "day": 1}, errors="coerce", utc=utc)
+    return dates.where(text.str.fullmatch(regex.pattern).fillna(False).astype(bool))
 
 
 def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
@@ -392,11 +417,15 @@ def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
 
 _CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?P<seconds>:\d{2})?(?P<half> ?[AaPp][Mm])?")
 """A time of day: hours and minutes, seconds maybe, and AM or PM maybe."""
-_DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}",
-                "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}", "j": r"\d{1,3}",
+_QUARTER = re.compile(r"(?P<year>\d{4})(?P<before>[-/ _]?)(?P<mark>[Qq])[1-4]"
+                      r"|(?P<mark_first>[Qq])[1-4](?P<after>[-/ _]?)\d{4}")
+"""A quarter as economists' tables write it: 2024Q1, 2024-Q1, 2024 q1, Q1 2024, Q1-2024."""
+_DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "q": "[1-4]", "m": r"\d{1,2}", "d": r"\d{1,2}",
+                "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}",
+                "j": r"\d{1,3}",
                 "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "a": r"[^\W\d_]+", "A": r"[^\W\d_]+",
                 "p": r"[AaPp][Mm]", "z": r"[+-]\d{2}:?\d{2}|Z", "%": "%"}
-"""What each ``strftime`` field of a guessed date format matches."""
+"""What each ``strftime`` field of a guessed date format matches (``%q``, a quarter, is ours)."""
 UNPADDED_FIELDS = "mdHI"
 """The fields a date may write without a leading zero ("1/2/2020", "9:05"), which GNU's ``strftime``
 notation marks ``%-d``: such a format is read as its padded self and written without the zeros."""
@@ -441,6 +470,10 @@ def strptime_format(written: str) -> str:
 def _strftime(times: pd.Series, written: str) -> pd.Series:
     """Dates as text in a format whose ``%-d`` fields drop their leading zero (GNU's notation,
     which other platforms' ``strftime`` lacks: the padded text is trimmed here)."""
+    if "%q" in written:  # strftime has no quarter: the text around it, and the quarter between
+        before, after = written.split("%q", 1)
+        quarter = times.dt.quarter.astype("Int64").astype(str)
+        return _strftime(times, before) + quarter + _strftime(times, after)
     text = times.dt.strftime(strptime_format(written))
     if "%-" not in written:
         return text
@@ -481,7 +514,8 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
             if duration:
                 times = pd.to_timedelta(text, errors="coerce")
             else:
-                times = pd.to_datetime(text, format=written or "mixed", errors="coerce")
+                times = (read_dates(text, written) if written
+                         else pd.to_datetime(text, format="mixed", errors="coerce"))
                 if not pd.api.types.is_datetime64_any_dtype(times.dtype):  # offsets that differ
                     times = pd.to_datetime(text, format=written or "mixed", errors="coerce", utc=True)
                 unread = times.isna().to_numpy() & ~missing
