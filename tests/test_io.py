@@ -919,3 +919,17 @@ def test_a_table_that_repeats_a_column_name_is_refused_by_name(tmp_path):
         io.from_frame(frame)
     with pytest.raises(UserError, match="the column name '1' appears twice"):  # 1 and "1" both read "1"
         io.from_frame(pd.DataFrame(np.ones((5, 2)), columns=[1, "1"]))
+
+
+def test_a_frame_with_two_levels_of_column_names_is_refused_with_the_line_that_flattens_them():
+    """A pivot's or ``agg``'s columns, ("mass", "mean"), were looked up as one name: "no column
+    \"('mass', 'mean')\""."""
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 2)),
+                         columns=pd.MultiIndex.from_tuples([("mass", "mean"), ("mass", "max")]))
+    refused = (r"DataFrame: its columns have 2 levels of names \(such as \('mass', 'mean'\)\): give each "
+               r"column one name first, e\.g\. df\.columns = .*$")
+    with pytest.raises(UserError, match=refused) as refusal:
+        io.from_frame(frame)
+    df = frame.copy()
+    exec(refusal.value.args[0].split("e.g. ")[1], {}, {"df": df})  # the line, as printed
+    assert io.from_frame(df).columns == ["mass_mean", "mass_max"]

@@ -18,7 +18,7 @@ import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
 from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
-from simple_diffusion.data.columns import Column, describe, detect, find, to_frame, to_values
+from simple_diffusion.data.columns import Column, describe, detect, find, from_states, to_frame, to_values
 from simple_diffusion.errors import command_line
 from simple_diffusion.evaluation import plots, tabular
 from simple_diffusion.training import budget
@@ -188,6 +188,44 @@ def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(t
     with pytest.raises(UserError, match=re.escape(f"column 'quarter' holds dates written as {written}, "
                                                   f"but not '{typo}' at line 5")):
         io.read_table(str(path))
+
+
+def test_a_period_column_is_dates_given_back_as_periods(tmp_path):
+    """A DataFrame from a PeriodIndex (``df.reset_index()`` of quarterly data) crashed ("float()
+    argument must be ... not 'Period'"): its periods are their first days, given as periods or
+    text, and come back as periods; in a CSV they are written, and read back, as quarters."""
+    periods = pd.period_range("1990Q1", periods=44, freq="Q")
+    frame = pd.DataFrame({"quarter": periods, "x": np.linspace(0, 1, 44)})
+    schema = detect(frame)
+    assert schema[0].kind_name == "datetime in days" and schema[0].dtype == "period[Q-DEC]"
+    values = to_values(frame, schema)
+    assert values[:3, 0].tolist() == [0.0, 90.0, 181.0]  # 1990-01-01, 04-01 and 07-01
+    pd.testing.assert_frame_equal(to_frame(values, schema), frame)
+    given = pd.DataFrame({"quarter": pd.PeriodIndex(["1999Q4", "1991Q2"], freq="Q"), "x": [0.5, 0.5]})
+    assert to_values(given, schema)[:, 0].tolist() == [values[39, 0], values[5, 0]]
+    assert to_values(given.astype({"quarter": str}), schema)[:, 0].tolist() == [values[39, 0], values[5, 0]]
+    path = tmp_path / "out.csv"
+    io.write_table(str(path), to_frame(values, schema), schema=schema)
+    assert io.read_table(str(path)).schema[0].time_format == "%YQ%q"
+
+
+@pytest.mark.parametrize("labels", [
+    pd.cut(np.linspace(0, 1, 40), 4, right=False),
+    pd.cut(pd.date_range("2020-01-01", periods=40, freq="D"), 3),
+    pd.Categorical(pd.to_datetime(["2020-01-01 00:00", "2021-06-30 12:00"] * 20)),
+    pd.Categorical(pd.period_range("2020-01-06", periods=4, freq="W").repeat(10)),
+    pd.Categorical(pd.to_timedelta(["1h", "90min"] * 20)),
+], ids=["intervals", "date intervals", "timestamps", "periods", "durations"])
+def test_a_categorys_labels_of_any_pandas_kind_survive_the_run_folder(labels):
+    """``pd.cut``'s intervals (an age band), timestamps or periods as categories could not be
+    saved ("Object of type Interval is not JSON serializable", after training); they are written
+    tagged and come back as the same labels."""
+    frame = pd.DataFrame({"band": labels, "x": np.linspace(0, 1, 40)})
+    schema = detect(frame)
+    assert schema[0].kind == "categorical"
+    saved = from_states(json.loads(json.dumps([c.state() for c in schema])))
+    assert saved == schema
+    pd.testing.assert_frame_equal(to_frame(to_values(frame, schema), saved), frame)
 
 
 def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_labels(tmp_path):

@@ -123,7 +123,7 @@ class Column:
     comma and a point: ``".,"`` (1.234,5), ``" ,"`` (1 234,5), ``"'."`` (1'234.5)."""
 
     def state(self) -> dict[str, Any]:
-        return asdict(self)
+        return asdict(self) | {"categories": [_label_state(label) for label in self.categories]}
 
     @property
     def clock_only(self) -> bool:
@@ -280,6 +280,9 @@ def find(column: pd.Series, name: str, forced: str | None = None, first_row: int
     if pd.api.types.is_complex_dtype(dtype):
         raise UserError(f"column {name!r}: values of type {dtype} are not real numbers")
     text = _is_text(column) and not _holds_decimals(column)
+    if isinstance(dtype, pd.PeriodDtype):  # a PeriodIndex reset (1960Q1, ...): dates, given back as periods
+        finding = _time_finding(column.dt.start_time, name, forced, None, parsed)
+        return replace(finding, column=replace(finding.column, dtype=str(dtype)))
     if _is_time(dtype):
         return _time_finding(column, name, forced, None, parsed)
     if text and first_row is not None:  # a CSV read as text: its typing is ours to find
@@ -1072,6 +1075,8 @@ def _time_counts(series: pd.Series, column: Column, source: str, first_row: int 
 
     if series.isna().all():  # not given (a condition), or a column of gaps
         return np.full(len(series), np.nan)
+    if isinstance(series.dtype, pd.PeriodDtype):
+        series = series.dt.start_time
     duration = column.dtype.startswith("timedelta")
     if not _is_text(series) and (not _is_time(series.dtype)
                                  or pd.api.types.is_timedelta64_dtype(series.dtype) != duration):
@@ -1229,6 +1234,40 @@ def _float_dtype(dtype: str) -> str:
 def from_states(states: Sequence[dict[str, Any]]) -> list[Column]:
     """The schema from ``[column.state(), ...]``."""
     try:
-        return [Column(**state) for state in states]
-    except TypeError as exc:
+        return [Column(**state | {"categories": [_label_of_state(label) for label in state["categories"]]})
+                for state in states]
+    except (TypeError, ValueError, KeyError) as exc:
         raise UserError(f"the model file's column description is unreadable ({exc})") from None
+
+
+def _label_state(label: Any) -> Any:
+    """A category label as JSON: text, numbers and booleans as they are; the labels pandas'
+    categoricals hold besides (``pd.cut``'s intervals, timestamps, periods, durations) tagged."""
+    import pandas as pd
+
+    if isinstance(label, pd.Interval):
+        return {"interval": [_label_state(_plain(label.left)), _label_state(_plain(label.right))],
+                "closed": label.closed}
+    if isinstance(label, pd.Timestamp):
+        return {"timestamp": label.isoformat()}
+    if isinstance(label, pd.Period):
+        return {"period": str(label), "freq": label.freqstr}
+    if isinstance(label, pd.Timedelta):
+        return {"timedelta": label.value}
+    return label
+
+
+def _label_of_state(state: Any) -> Any:
+    """The label ``_label_state`` wrote."""
+    import pandas as pd
+
+    if not isinstance(state, dict):
+        return state
+    if "interval" in state:
+        left, right = (_label_of_state(end) for end in state["interval"])
+        return pd.Interval(left, right, closed=state["closed"])
+    if "timestamp" in state:
+        return pd.Timestamp(state["timestamp"])
+    if "period" in state:
+        return pd.Period(state["period"], freq=state["freq"])
+    return pd.Timedelta(state["timedelta"])

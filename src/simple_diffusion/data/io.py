@@ -316,6 +316,10 @@ def from_frame(
     categories are categorical; whole-number dtypes integer) unless ``kinds`` says otherwise."""
     if frame.shape[1] == 0:
         raise UserError(f"{source}: no columns of data")
+    if frame.columns.nlevels > 1:  # a pivot's or an aggregation's columns, ("price", "mean")
+        raise UserError(f"{source}: its columns have {frame.columns.nlevels} levels of names (such as "
+                        f"{frame.columns[0]!r}): give each column one name first, e.g. "
+                        "df.columns = ['_'.join(map(str, c)) for c in df.columns]")
     frame = frame.rename(columns=str)
     _refuse_repeated(list(frame.columns), source)
     kinds = kinds or {}
