@@ -933,3 +933,26 @@ def test_a_frame_with_two_levels_of_column_names_is_refused_with_the_line_that_f
     df = frame.copy()
     exec(refusal.value.args[0].split("e.g. ")[1], {}, {"df": df})  # the line, as printed
     assert io.from_frame(df).columns == ["mass_mean", "mass_max"]
+
+
+def test_a_spreadsheets_totals_row_is_named_and_a_flag_set_once_is_no_total(tmp_path):
+    """A sheet exported with its "Total" row gave a row 60 times the others, learnt as data
+    without a word."""
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({"amount": rng.normal(10, 2, 60).round(2), "count": rng.integers(1, 9, 60),
+                         "shop": rng.choice(["a", "b"], 60)})
+    total = pd.DataFrame({"amount": [round(rows["amount"].sum(), 1)], "count": [rows["count"].sum()],
+                          "shop": ["Total"]})
+    path = tmp_path / "sales.csv"
+    pd.concat([rows, total]).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"sales\.csv: line 62 holds the sum of the rows above it in 'amount', "
+                                         r"'count' \(a totals row\?\), which is learnt as data: leave it out"):
+        io.read_table(str(path))
+    flags = pd.DataFrame({"x": rng.normal(size=60), "flag": np.r_[np.zeros(30), 1, np.zeros(28), 1]})
+    sums = pd.DataFrame({"x": rng.normal(size=60), "y": np.r_[rng.normal(size=59), 0.0]})
+    sums.loc[59, "x"] = sums["x"][:59].sum()  # one column sums, the other does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        io.from_frame(flags[["flag"]])
+        io.from_frame(rows)
+        io.from_frame(sums)

@@ -44,6 +44,7 @@ from .columns import (
     forced_kinds,
     is_number,
     missing_cells,
+    position,
     refuse_infinite,
     to_values,
 )
@@ -660,9 +661,33 @@ def select_columns(frame: pd.DataFrame, columns: Sequence[str], path: str) -> pd
     return selected
 
 
+TOTALS_LEAST_ROWS, TOTALS_TOLERANCE = 5, 1e-3
+"""A table of this many rows or more whose last row holds the sum of the rows above it, within
+this share, in every number column where it has a value, ends in a totals row."""
+
+
+def _warn_of_a_totals_row(values: np.ndarray, schema: list[Column], source: str,
+                          first_row: int | None) -> None:
+    """Warns where the last row is a spreadsheet's totals row: learnt as data, it is a row about
+    as many times the others as there are rows, which stretches every column's scale. A sum of
+    one number is not looked for (a flag set once above, and in the last row)."""
+    numbers = [j for j, c in enumerate(schema) if c.kind != "categorical" and not c.time_unit]
+    if len(values) < TOTALS_LEAST_ROWS or not numbers:
+        return
+    above = values[:-1, numbers]
+    last, sums = values[-1, numbers], np.nansum(above, 0)
+    summed = ~np.isnan(last) & (np.count_nonzero(np.nan_to_num(above), 0) >= 2)
+    if summed.any() and np.all(np.abs(last - sums)[summed] <= TOTALS_TOLERANCE * np.abs(sums[summed])):
+        names = ", ".join(repr(schema[j].name) for j, s in zip(numbers, summed) if s)
+        warnings.warn(f"{source}: {position(len(values) - 1, first_row)} holds the sum of the rows above it "
+                      f"in {names} (a totals row?), which is learnt as data: leave it out of the table",
+                      stacklevel=3)
+
+
 def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: int | None,
               drop_missing: bool) -> Table:
     refuse_infinite(values, [c.name for c in schema], source, first_row)
+    _warn_of_a_totals_row(values, schema, source, first_row)
     missing = np.isnan(values)
     empty = [c.name for c, all_missing in zip(schema, missing.all(0)) if all_missing]
     if empty and len(values):
