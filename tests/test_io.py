@@ -945,8 +945,9 @@ def test_a_spreadsheets_totals_row_is_named_and_a_flag_set_once_is_no_total(tmp_
                           "shop": ["Total"]})
     path = tmp_path / "sales.csv"
     pd.concat([rows, total]).to_csv(path, index=False)
-    with pytest.warns(UserWarning, match=r"sales\.csv: line 62 holds the sum of the rows above it in 'amount', "
-                                         r"'count' \(a totals row\?\), which is learnt as data: leave it out"):
+    totals = (r"sales\.csv: line 62 holds the sum of the rows above it in 'amount', 'count' \(a totals "
+              r"row\?\), which is learnt as data: leave it out")
+    with pytest.warns(UserWarning, match=totals):
         io.read_table(str(path))
     flags = pd.DataFrame({"x": rng.normal(size=60), "flag": np.r_[np.zeros(30), 1, np.zeros(28), 1]})
     sums = pd.DataFrame({"x": rng.normal(size=60), "y": np.r_[rng.normal(size=59), 0.0]})

@@ -18,7 +18,16 @@ import simple_diffusion as sd
 from simple_diffusion import UserError, build, config
 from simple_diffusion.config import ModelConfig
 from simple_diffusion.data import io, tables
-from simple_diffusion.data.columns import Column, describe, detect, find, from_states, to_frame, to_values
+from simple_diffusion.data.columns import (
+    Column,
+    describe,
+    detect,
+    find,
+    from_states,
+    strptime_format,
+    to_frame,
+    to_values,
+)
 from simple_diffusion.errors import command_line
 from simple_diffusion.evaluation import plots, tabular
 from simple_diffusion.training import budget
@@ -188,6 +197,25 @@ def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(t
     with pytest.raises(UserError, match=re.escape(f"column 'quarter' holds dates written as {written}, "
                                                   f"but not '{typo}' at line 5")):
         io.read_table(str(path))
+
+
+@pytest.mark.parametrize("written, read_as", [
+    ("%b %Y", None), ("%B %Y", None), ("%b-%y", None), ("%m/%Y", None), ("%YM%m", None),
+    ("%m/%d/%y", None), ("%d/%m/%y", None), ("%d.%m.%y", None), ("%Y-%m-%dT%H:%M:%SZ", None),
+    ("%-m/%-d/%y", "%m/%d/%y"),
+])
+def test_dates_pandas_guesses_no_format_for_are_dates_and_come_back_as_written(written, read_as):
+    """Monthly "Jan 2021", Excel's "Jan-21" and US "1/5/21" were refused as identifiers (pandas
+    guesses no format for them); "2021-01-01T00:00:00Z" came back as "...+0000"."""
+    days = pd.date_range("2021-01-01", periods=40, freq="17D")
+    cells = ([f"{day.month}/{day.day}/{day:%y}" for day in days] if read_as
+             else days.strftime(written).tolist())
+    table = io.from_frame(pd.DataFrame({"t": cells, "x": np.linspace(0, 1, 40)}))
+    assert table.schema[0].kind_name == "datetime in days"
+    assert strptime_format(table.schema[0].time_format) == (read_as or written)
+    if "%d" in written or "%-d" in written:  # a month's dates are its first day
+        assert table.values[:, 0].tolist() == list(range(0, 40 * 17, 17))
+    assert to_frame(table.values, table.schema)["t"].tolist() == cells
 
 
 def test_a_period_column_is_dates_given_back_as_periods(tmp_path):

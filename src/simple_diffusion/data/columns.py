@@ -388,8 +388,27 @@ def _guessed_formats(first: str) -> list[str]:
             warnings.simplefilter("ignore", UserWarning)
             written = guess_datetime_format(first, dayfirst=day_first)
         if written is not None and re.search("%[Yy]", written) and re.search("%[mbB]", written):
-            guesses.append(written)
-    return guesses
+            # A "Z" for UTC is written back as one, not as strftime's +0000.
+            guesses.append(written[:-2] + "Z" if written.endswith("%z") and first.endswith("Z") else written)
+    return guesses or [written for written in UNGUESSED_FORMATS if _reads(first, written)]
+
+
+UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%b %y", "%m/%Y", "%YM%m",
+                     "%m/%d/%y", "%d/%m/%y", "%m-%d-%y", "%d-%m-%y", "%d.%m.%y")
+"""Date formats pandas guesses none for, tried in turn where it guesses none: months ("Jan 2024",
+Excel's "Jan-24", "01/2024", Eurostat's "2024M01") and two-digit years ("1/5/24", month first
+where a day past 12 does not say otherwise)."""
+
+
+def _reads(cell: str, written: str) -> bool:
+    """Whether ``strptime`` reads ``cell`` as a date written in ``written``."""
+    import datetime
+
+    try:
+        datetime.datetime.strptime(cell, written)
+    except ValueError:
+        return False
+    return True
 
 
 def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
