@@ -165,7 +165,10 @@ def test_the_joint_s_refusal_points_to_the_density_given_the_condition_only_wher
     model = sd.fit(frame, condition=["kind"], epochs=1, progress=False, num_samples=0)
     with pytest.raises(UserError) as refusal:  # flag, not given, has no density either
         model.log_prob(frame)
-    assert "column 'kind' is categorical" in str(refusal.value) and "given" not in str(refusal.value)
+    assert "column 'kind' is categorical" in str(refusal.value)
+    assert "gives the density of the other columns given kind" not in str(refusal.value)
+    assert str(refusal.value).endswith("one trained with condition=['kind', 'flag'] the density of the rest "
+                                       "given them (log_prob(x, given=...))")  # both labels its condition
 
 
 def test_a_density_given_cells_a_model_did_not_learn_as_its_condition_is_refused():

@@ -167,12 +167,15 @@ def test_a_model_with_integer_columns_says_it_has_no_density_and_which_model_has
     table.to_csv(path, index=False)
     model = sd.fit(str(path), config={"data": {"integer": ["count"]}}, epochs=1, progress=False)
     refused = r"no density: column 'count' takes whole values \(a probability mass, not a density\); a model "
-    with pytest.raises(sd.UserError, match=refused + r"trained with (.*) has one$") as refusal:
+    with pytest.raises(sd.UserError, match=refused + r"trained with (.*) has one, and one trained with (.*) "
+                                                     r"the density of the rest given it") as refusal:
         model.log_prob(pd.read_csv(path).head(2))
-    advice = str(refusal.value).split("trained with ")[1].removesuffix(" has one")
+    advice = str(refusal.value).split("trained with ")[1].removesuffix(" has one, and one ")
     assert advice == "columns=['x', 'count'], config={'data': {'numeric': ['count']}}"
     continuous = sd.fit(str(path), **eval(f"dict({advice})"), epochs=1, progress=False)  # as it says
     assert torch.isfinite(continuous.log_prob(pd.read_csv(path).head(2))).all()
+    conditional = str(refusal.value).split("trained with ")[2].split(" the density")[0]
+    assert conditional == "condition=['day'], config={'data': {'numeric': ['count']}}"  # the date kept
 
 
 def test_a_flag_written_as_decimals_has_no_density_but_whole_years_have_one(tmp_path):

@@ -448,13 +448,20 @@ def test_log_prob_refuses_a_table_with_categories_by_name_and_the_advice_gives_a
     model = sd.fit(frame, epochs=1, progress=False)
     with pytest.raises(UserError, match="column 'kind' is categorical ") as refusal:
         model.log_prob(frame)
-    advice = re.search(r"; a model trained with (.*) has one$", str(refusal.value)).group(1)
+    advice, conditional = re.search(r"; a model trained with (.*) has one, and one trained with (.*) the "
+                                    r"density of the rest given it \(log_prob\(x, given=\.\.\.\)\)$",
+                                    str(refusal.value)).groups()
     assert advice == ("columns=['mass', 'count'], "  # the count learnt as continuous, the label left out
                       "config={'data': {'drop_missing': True, 'numeric': ['count']}}")
     numeric = sd.fit(frame, **eval(f"dict({advice})"), epochs=1, progress=False)  # as it says
     log_p = numeric.log_prob(frame).numpy()  # the label column beside them is passed over
     gaps = frame[["mass", "count"]].isna().any(axis=1).to_numpy()
     assert np.isfinite(log_p[~gaps]).all() and np.isnan(log_p[gaps]).all()  # a gap is not scored
+    # Or the label kept, as the numbers' condition: their density given it.
+    assert conditional == "condition=['kind'], config={'data': {'drop_missing': True, 'numeric': ['count']}}"
+    given = sd.fit(frame, **eval(f"dict({conditional})"), epochs=1, progress=False, verbose=False)
+    complete = frame.dropna()
+    assert torch.isfinite(given.log_prob(complete[["mass", "count"]], given=complete[["kind"]])).all()
 
 
 # -- DataFrames in, DataFrames out; missing cells ------------------------------------------

@@ -321,11 +321,11 @@ class DiffusionModel:
         try:
             z, log_det = self.encoder.forward_and_log_det(x)
         except NoDensity as exc:
-            hint = ""
-            if self._has_density_given_condition(x):
-                hint = (f"; {said('`score --conditional`', 'log_prob(x, given=...)')} gives the density "
-                        f"of the other columns given {', '.join(self.condition_columns)}")
-            raise UserError(f"this model has no density: {exc}{hint}") from None
+            if self._has_density_given_condition(x):  # the model the advice would name: this one
+                conditional = said("`score --conditional`", "log_prob(x, given=...)")
+                raise UserError(f"this model has no density: {exc.what}; {conditional} gives the density "
+                                f"of the other columns given {', '.join(self.condition_columns)}") from None
+            raise UserError(f"this model has no density: {exc}") from None
         log_p = torch.full((len(x),), -math.inf, dtype=torch.float64)
         finite = torch.isfinite(log_det) & torch.isfinite(z).all(1)
         with _scoring_bar(int(finite.sum()), progress) as bar:

@@ -30,7 +30,12 @@ from ..errors import UserError, advice, no_such_column
 
 
 class NoDensity(UserError):
-    """The encoded columns include a discrete part, which has probability mass, not density."""
+    """The encoded columns include a discrete part, which has probability mass, not density:
+    ``what`` says which, and ``advice`` (appended to the message) which model has one."""
+
+    def __init__(self, what: str, advice: str = ""):
+        super().__init__(what + advice)
+        self.what = what
 
 
 class Round:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import UserError, advice, no_such_column
+from ..errors import UserError, advice, no_such_column, said
 from . import encoders
 from .columns import Column, from_states
 from .encoders import NoDensity
@@ -394,7 +394,7 @@ class TableEncoder:
             among = [j for j in owners if j in selected]
             if among:
                 hint = "" if columns is not None else self._density_advice()
-                raise NoDensity(f"column {self.schema[among[0]].name!r} {reason}{hint}")
+                raise NoDensity(f"column {self.schema[among[0]].name!r} {reason}", hint)
         numbers = [k for k, j in enumerate(self.numeric_columns) if j in selected]
         _, log_det = self.numeric.forward_and_log_det(x[:, self.numeric_columns], numbers)
         return self.forward(x), log_det
@@ -402,20 +402,29 @@ class TableEncoder:
     def _density_advice(self) -> str:
         """Which training options give a model of this table's continuous columns a density:
         counts and point masses declared numeric, dates and categories left out, rows with
-        gaps dropped."""
+        gaps dropped; or, keeping the categories and dates as conditions, a density given them."""
         counts = [c.name for c in self.schema if c.kind == "integer" and not c.time_unit]
         kept = [c.name for c in self.schema if c.kind == "numeric" or c.name in counts]
         if not kept:
             return "; only numeric columns have one"
         options: dict[str, Any] = {}
-        if len(kept) < len(self.schema):
-            options["columns"] = kept
         if self.missing_numeric:
             options["data.drop_missing"] = True
         continuous = [self.schema[j].name for j in self.point_mass_columns + self.whole_code_columns] + counts
         if continuous:
             options["data.numeric"] = [name for name in kept if name in continuous]
-        return f"; a model trained with {advice(options)} has one"
+        alone = f"; a model trained with {advice(self._columns(kept) | options)} has one"
+        given = [c.name for c in self.schema if c.kind == "categorical" or (c.time_unit and c.time_origin)]
+        if not given:
+            return alone
+        conditional = self._columns([c.name for c in self.schema if c.name in kept + given])
+        return (f"{alone}, and one trained with {advice(conditional | {'condition': given} | options)} the "
+                f"density of the rest given {'them' if len(given) > 1 else 'it'} "
+                f"({said('score --conditional', 'log_prob(x, given=...)')})")
+
+    def _columns(self, names: list[str]) -> dict[str, Any]:
+        """The ``columns`` option that keeps ``names`` (none where they are all the columns)."""
+        return {"columns": names} if len(names) < len(self.schema) else {}
 
     def state(self) -> dict[str, Any]:
         return {"schema": [c.state() for c in self.schema], "numeric": self.numeric.state(),
