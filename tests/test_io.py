@@ -957,3 +957,26 @@ def test_a_spreadsheets_totals_row_is_named_and_a_flag_set_once_is_no_total(tmp_
         io.from_frame(flags[["flag"]])
         io.from_frame(rows)
         io.from_frame(sums)
+
+
+def test_a_units_row_under_the_header_is_read_as_units_and_a_typo_stays_an_error(tmp_path):
+    """An instrument's export writes units under the names (``kg,cm``): "column 'mass' has a
+    non-numeric value 'kg' at line 2 ... learn the column as labels with --categorical mass"."""
+    path = tmp_path / "people.csv"
+    path.write_text("mass,height,sex\nkg,[cm],\n70.5,180.2,m\n61.0,165.0,f\n80.25,,m\n")
+    units = r"people\.csv: the row under the header \(mass: kg, height: \[cm\]\) is read as the columns'"
+    with pytest.warns(UserWarning, match=units + " units, not as data"):
+        table = io.read_table(str(path))
+    np.testing.assert_array_equal(table.values[:, :2], [[70.5, 180.2], [61.0, 165.0], [80.25, np.nan]])
+    path.write_text("mass,height,sex\nkg,cm,\n70.5,180.2,m\n61.0,x,f\n")
+    with pytest.warns(UserWarning, match="units"), \
+            pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at line 4"):
+        io.read_table(str(path))  # lines still counted from the file's first
+    rows = "70.5,180.2,m\n61.0,165.0,f\n"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path.write_text(f"mass,height,sex\nkg,180.2,m\n{rows}")  # a word beside a number: a typo
+        with pytest.raises(UserError, match="column 'mass' has a non-numeric value 'kg' at line 2"):
+            io.read_table(str(path))
+        path.write_text(f"mass,height,sex\nNA,-,m\n{rows}")  # a row of gaps
+        assert np.isnan(io.read_table(str(path)).values[0, :2]).all()

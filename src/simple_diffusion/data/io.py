@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import UserError, advice, counted, did_you_mean, said
 from .columns import (
+    NUMBER_GAPS,
     Column,
     SheetRow,
     as_written,
@@ -499,8 +500,37 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
         warnings.warn(f"{path}: skipped {counted(len(empty), 'column')} with neither a name nor a value "
                       "(separators at the ends of the lines?)", stacklevel=4)
         frame = frame.drop(columns=empty)
+    if header and (units := _units(frame)):
+        warnings.warn(f"{path}: the row under the header ({units}) is read as the columns' units, not as "
+                      "data", stacklevel=4)
+        frame, first_row = frame.iloc[1:].reset_index(drop=True), first_row + 1
     frame.attrs["first_row"] = first_row + skipped
     return frame
+
+
+UNITS_LOOKED_AT = 1000
+"""The rows under a possible units row that say which columns hold numbers."""
+
+
+def _units(frame: pd.DataFrame) -> str | None:
+    """The units row of a table whose header has one under it (``mass,height`` then ``kg,cm``,
+    as instruments and scientific tables write them), as ``mass: kg, height: cm``, or None: a
+    first row with no number in any column that holds nothing but numbers below it, and a word
+    in one at least (a row of empty cells is a row with gaps)."""
+    if len(frame) < 2:
+        return None
+
+    def present(cells: pd.Series) -> pd.Series:  # the cells of a column of numbers that are not gaps
+        text = cells.astype(str).str.strip()
+        return text[~missing_cells(cells) & ~text.str.lower().isin(NUMBER_GAPS)]
+
+    below = frame.iloc[1 : 1 + UNITS_LOOKED_AT]
+    numbers = [name for name in frame.columns
+               if len(cells := present(below[name])) and all(is_number(cell) for cell in cells)]
+    words = present(frame.iloc[0][numbers])
+    if not len(words) or any(is_number(cell) for cell in words):
+        return None
+    return ", ".join(f"{name}: {cell}" for name, cell in words.items())
 
 
 EXCEL_ROWS = 1_048_576
