@@ -968,6 +968,11 @@ def test_a_units_row_under_the_header_is_read_as_units_and_a_typo_stays_an_error
     with pytest.warns(UserWarning, match=units + " units, not as data"):
         table = io.read_table(str(path))
     np.testing.assert_array_equal(table.values[:, :2], [[70.5, 180.2], [61.0, 165.0], [80.25, np.nan]])
+    assert [c.unit for c in table.schema] == ["kg", "[cm]", ""]
+    assert [c.axis_label for c in table.schema] == ["mass (kg)", "height (cm)", "sex"]  # the plots' axes
+    out = tmp_path / "out.csv"  # samples are written as the data was: units under the header
+    io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
+    assert out.read_text().splitlines()[:3] == ["mass,height,sex", "kg,[cm],", "70.5,180.2,m"]
     path.write_text("mass,height,sex\nkg,cm,\n70.5,180.2,m\n61.0,x,f\n")
     with pytest.warns(UserWarning, match="units"), \
             pytest.raises(UserError, match="column 'height' has a non-numeric value 'x' at line 4"):

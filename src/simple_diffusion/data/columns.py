@@ -121,6 +121,9 @@ class Column:
     number_marks: str = ""
     """The thousands separator and the decimal mark those numbers were written with, where not a
     comma and a point: ``".,"`` (1.234,5), ``" ,"`` (1 234,5), ``"'."`` (1'234.5)."""
+    unit: str = ""
+    """The column's unit, from a units row under a text table's header (``kg``, ``[cm]``): shown
+    on the plots' axes, and written under the header of a CSV of samples."""
 
     def state(self) -> dict[str, Any]:
         return asdict(self) | {"categories": [_label_state(label) for label in self.categories]}
@@ -142,9 +145,11 @@ class Column:
 
     @property
     def axis_label(self) -> str:
-        """The name, with what a time column's numbers count: ``when (hours from 2023-03-01)``."""
+        """The name, with its unit (``mass (kg)``) or what a time column's numbers count: ``when
+        (hours from 2023-03-01)``."""
         if not self.time_unit:
-            return self.name
+            unit = self.unit[1:-1] if self.unit[:1] + self.unit[-1:] in ("[]", "()") else self.unit
+            return f"{self.name} ({unit})" if unit else self.name
         start = self.time_origin.partition("T")[2] if self.clock_only else self.time_origin  # no 1900-01-01
         origin = f" from {start}{' UTC' if ', ' in self.dtype else ''}" if self.time_origin else ''
         return f"{self.name} ({UNIT_NAMES[self.time_unit]}{origin})"

@@ -328,6 +328,8 @@ def from_frame(
     parsed: dict[str, np.ndarray] = {}
     schema = detect(frame, kinds.get("categorical", ()), kinds.get("integer", ()),
                     kinds.get("numeric", ()), first_row=frame.attrs.get("first_row"), parsed=parsed)
+    units = frame.attrs.get("units", {})
+    schema = [replace(c, unit=units.get(c.name, "")) for c in schema]
     values = to_values(frame, schema, source, parsed)
     return _validate(values, schema, source, frame.attrs.get("first_row"), drop_missing)
 
@@ -500,10 +502,13 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
         warnings.warn(f"{path}: skipped {counted(len(empty), 'column')} with neither a name nor a value "
                       "(separators at the ends of the lines?)", stacklevel=4)
         frame = frame.drop(columns=empty)
-    if header and (units := _units(frame)):
-        warnings.warn(f"{path}: the row under the header ({units}) is read as the columns' units, not as "
+    units = _units(frame) if header else {}
+    if units:
+        said = ", ".join(f"{name}: {unit}" for name, unit in units.items())
+        warnings.warn(f"{path}: the row under the header ({said}) is read as the columns' units, not as "
                       "data", stacklevel=4)
         frame, first_row = frame.iloc[1:].reset_index(drop=True), first_row + 1
+        frame.attrs["units"] = units
     frame.attrs["first_row"] = first_row + skipped
     return frame
 
@@ -512,13 +517,13 @@ UNITS_LOOKED_AT = 1000
 """The rows under a possible units row that say which columns hold numbers."""
 
 
-def _units(frame: pd.DataFrame) -> str | None:
+def _units(frame: pd.DataFrame) -> dict[str, str]:
     """The units row of a table whose header has one under it (``mass,height`` then ``kg,cm``,
-    as instruments and scientific tables write them), as ``mass: kg, height: cm``, or None: a
-    first row with no number in any column that holds nothing but numbers below it, and a word
-    in one at least (a row of empty cells is a row with gaps)."""
+    as instruments and scientific tables write them), as ``{"mass": "kg", "height": "cm"}``,
+    or none: a first row with no number in any column that holds nothing but numbers below it,
+    and a word in one at least (a row of empty cells is a row with gaps)."""
     if len(frame) < 2:
-        return None
+        return {}
 
     def present(cells: pd.Series) -> pd.Series:  # the cells of a column of numbers that are not gaps
         text = cells.astype(str).str.strip()
@@ -529,8 +534,8 @@ def _units(frame: pd.DataFrame) -> str | None:
                if len(cells := present(below[name])) and all(is_number(cell) for cell in cells)]
     words = present(frame.iloc[0][numbers])
     if not len(words) or any(is_number(cell) for cell in words):
-        return None
-    return ", ".join(f"{name}: {cell}" for name, cell in words.items())
+        return {}
+    return dict(words.items())
 
 
 EXCEL_ROWS = 1_048_576
@@ -813,8 +818,7 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
     suffix = file_format(path)
     if path == STDOUT:
         for i, chunk in enumerate(chunks):
-            as_written(chunk, schema).to_csv(sys.stdout, header=i == 0, index=False,
-                                             sep=csv_separator(path, schema))
+            _write_csv(sys.stdout, as_written(chunk, schema), schema, i == 0, csv_separator(path, schema))
         sys.stdout.flush()
         return
     check_writable(path, schema, rows)
@@ -843,8 +847,8 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
                     named = i == 0 and whitespace and not any(re.search(r"\s", str(c)) for c in chunk.columns)
                     if named:  # as savetxt's header: a "#" line that NumPy's loadtxt skips
                         handle.write("# " + " ".join(map(str, chunk.columns)) + "\n")
-                    chunk.to_csv(handle, header=i == 0 and not named, index=False,
-                                 sep=csv_separator(path, schema), na_rep="nan" if whitespace else "")
+                    _write_csv(handle, chunk, schema, i == 0 and not named, csv_separator(path, schema),
+                               na_rep="nan" if whitespace else "")
         elif suffix == ".xlsx":
             _write_excel(temporary, chunks)
         elif suffix in (".json", ".jsonl"):
@@ -856,6 +860,21 @@ def write_chunks(path: str, chunks: Iterable[pd.DataFrame | np.ndarray], rows: i
 
             _write_arrow(temporary, suffix, (pa.Table.from_pandas(chunk, preserve_index=False)
                                              for chunk in chunks))
+
+
+def _write_csv(handle: Any, chunk: pd.DataFrame, schema: Sequence[Column], header: bool, sep: str,
+               na_rep: str = "") -> None:
+    """A chunk of rows as CSV text, after the header and the units row (where the columns read
+    from text had one) if ``header``."""
+    import pandas as pd
+
+    units = {c.name: c.unit for c in schema if c.unit}
+    if header and units:
+        chunk.iloc[:0].to_csv(handle, index=False, sep=sep)
+        row = pd.DataFrame([[units.get(str(name), "") for name in chunk.columns]])
+        row.to_csv(handle, header=False, index=False, sep=sep)
+        header = False
+    chunk.to_csv(handle, header=header, index=False, sep=sep, na_rep=na_rep)
 
 
 def _write_arrow(path: str | os.PathLike, suffix: str, tables: Iterable[Any]) -> None:

@@ -235,6 +235,8 @@ def table_plot(samples: np.ndarray, data: np.ndarray, schema: Sequence, title: s
                 ax.text(0.98, 0.95, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
                         fontsize=7)
         ax.set_title(f"{column.name} ({column.kind_name})", fontsize=9)
+        if column.unit:
+            ax.set_xlabel(column.axis_label, fontsize=8)
         ax.grid(alpha=0.3)
     legend = next((ax for ax in axes.flat if "generated" in ax.get_legend_handles_labels()[1]), None)
     if legend is not None:
