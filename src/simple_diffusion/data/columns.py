@@ -398,11 +398,11 @@ def _guessed_formats(first: str) -> list[str]:
     return guesses or [written for written in UNGUESSED_FORMATS if _reads(first, written)]
 
 
-UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%b %y", "%m/%Y", "%YM%m",
+UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m",
                      "%m/%d/%y", "%d/%m/%y", "%m-%d-%y", "%d-%m-%y", "%d.%m.%y")
 """Date formats pandas guesses none for, tried in turn where it guesses none: months ("Jan 2024",
 Excel's "Jan-24", "01/2024", Eurostat's "2024M01") and two-digit years ("1/5/24", month first
-where a day past 12 does not say otherwise)."""
+where a day past 12 does not say otherwise). Not "Jan 24", which may be a day without a year."""
 
 
 def _reads(cell: str, written: str) -> bool:
