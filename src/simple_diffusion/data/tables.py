@@ -80,7 +80,16 @@ chronic disease as one of 31 values such as 9.967326 and 10.3 over 20,190 rows):
 of it with ``POINT_MASS_ROWS`` cells is a point mass, however close to the next. Whole-number
 columns are left to the rule above: rounding serves them."""
 POINT_MASS_SAMPLE_ROWS = 1 << 20
-"""Point masses of a longer column are found on this many of its cells, drawn at random."""
+"""Point masses (and whole codes) of a longer column are found on this many of its cells, drawn
+at random."""
+
+
+def _observed_sample(values: np.ndarray) -> np.ndarray:
+    """A column's observed cells, at most ``POINT_MASS_SAMPLE_ROWS`` of them (drawn at random)."""
+    values = values[~np.isnan(values)]
+    if len(values) > POINT_MASS_SAMPLE_ROWS:
+        values = np.random.default_rng(0).choice(values, POINT_MASS_SAMPLE_ROWS, replace=False)
+    return values
 
 
 def whole_codes(values: np.ndarray) -> bool:
@@ -94,8 +103,11 @@ def whole_codes(values: np.ndarray) -> bool:
     >>> whole_codes(np.array([0.0, 1.0] * 20 + [0.5])), whole_codes(np.array([0.0] * 9 + [1.0] * 4))
     (False, False)
     """
-    values = values[~np.isnan(values)]
-    unique, counts = np.unique(values, return_counts=True)
+    head = values[:1000]  # a continuous column says so in its first cells, cheaply
+    if len(np.unique(head[~np.isnan(head)])) > POINT_MASSES_MOST or not np.array_equal(head, np.round(head),
+                                                                                       equal_nan=True):
+        return False
+    unique, counts = np.unique(_observed_sample(values), return_counts=True)
     return (1 < len(unique) <= POINT_MASSES_MOST and bool(np.all(counts >= POINT_MASS_ROWS))
             and np.array_equal(unique, np.round(unique)))
 
@@ -115,9 +127,7 @@ def point_masses(values: np.ndarray) -> list[float]:
     >>> point_masses(np.array([9.967326, 10.3, 10.57626, 11.84267] * 30 + [3.4] * 2))  # codes
     [9.967326, 10.3, 10.57626, 11.84267]
     """
-    values = values[~np.isnan(values)]
-    if len(values) > POINT_MASS_SAMPLE_ROWS:
-        values = np.random.default_rng(0).choice(values, POINT_MASS_SAMPLE_ROWS, replace=False)
+    values = _observed_sample(values)
     spread = values.std() if len(values) else 0.0
     if not spread > 0:
         return []
