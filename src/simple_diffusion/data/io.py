@@ -706,17 +706,22 @@ def _warn_of_a_totals_row(values: np.ndarray, schema: list[Column], source: str,
     """Warns where the last row is a spreadsheet's totals row: learnt as data, it is a row about
     as many times the others as there are rows, which stretches every column's scale. A sum of
     one number is not looked for (a flag set once above, and in the last row)."""
-    numbers = [j for j, c in enumerate(schema) if c.kind != "categorical" and not c.time_unit]
-    if len(values) < TOTALS_LEAST_ROWS or not numbers:
+    if len(values) < TOTALS_LEAST_ROWS:
         return
-    above = values[:-1, numbers]
-    last, sums = values[-1, numbers], np.nansum(above, 0)
-    summed = ~np.isnan(last) & (np.count_nonzero(np.nan_to_num(above), 0) >= 2)
-    if summed.any() and np.all(np.abs(last - sums)[summed] <= TOTALS_TOLERANCE * np.abs(sums[summed])):
-        names = ", ".join(repr(schema[j].name) for j, s in zip(numbers, summed) if s)
+    summed = []
+    for j, column in enumerate(schema):  # a column at a time, and no further than the first that differs
+        last, above = values[-1, j], values[:-1, j]
+        if column.kind == "categorical" or column.time_unit or np.isnan(last):
+            continue
+        total = np.nansum(above)
+        if abs(last - total) > TOTALS_TOLERANCE * abs(total):
+            return
+        if np.count_nonzero(above[~np.isnan(above)]) >= 2:
+            summed.append(repr(column.name))
+    if summed:
         warnings.warn(f"{source}: {position(len(values) - 1, first_row)} holds the sum of the rows above it "
-                      f"in {names} (a totals row?), which is learnt as data: leave it out of the table",
-                      stacklevel=3)
+                      f"in {', '.join(summed)} (a totals row?), which is learnt as data: leave it out of the "
+                      "table", stacklevel=3)
 
 
 def _validate(values: np.ndarray, schema: list[Column], source: str, first_row: int | None,
