@@ -556,7 +556,7 @@ def test_times_of_day_are_times_learnt_in_minutes_and_written_back_as_read(tmp_p
     frame = to_frame(table.values, table.schema)
     assert frame["depart"].tolist()[:2] == ["13:55", "07:05"] and frame["took"].tolist()[1] == "1:07:30"
     with pytest.raises(UserError, match=r"column 'depart' has '25:00' at row 0, which is not a time of day "
-                                        r"written as %H:%M$"):
+                                        r"written as %H:%M \(13:55\)$"):
         to_values(pd.DataFrame({"depart": ["25:00"], "took": ["0:10:00"], "x": ["1"]}), table.schema, "given")
 
 

@@ -127,7 +127,7 @@ def test_text_dates_are_read_from_a_csv_and_a_given_date_is_read_in_the_columns_
     table = io.read_table(str(path))
     assert table.schema[0].time_format == "%d.%m.%Y" and table.values[:, 0].tolist() == list(range(0, 120, 3))
     with pytest.raises(UserError, match=r"t.csv: column 'when' has '30.02.2020' at line 2, which is not a "
-                                        r"date written as %d.%m.%Y \(or as 2024-03-01\)"):
+                                        r"date written as %d.%m.%Y \(01.03.2024\) \(or as 2024-03-01\)"):
         to_values(_with_first_row(pd.DataFrame({"when": ["30.02.2020"], "x": [1.0]})), table.schema, "t.csv")
     iso = to_values(pd.DataFrame({"when": ["2020-01-04", "04.01.2020"], "x": [1.0, 1.0]}), table.schema)
     assert iso[:, 0].tolist() == [3.0, 3.0]  # ISO 8601 beside the column's own format
@@ -194,7 +194,8 @@ def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(t
     assert tabular.sdmetrics_quality(late, early, table.schema) < 0.9
     typo = written.replace("%Y", "1990").replace("%q", "5")
     path.write_text(path.read_text().replace(cells[3], typo))
-    with pytest.raises(UserError, match=re.escape(f"column 'quarter' holds dates written as {written}, "
+    shown = f"{written} ({written.replace('%Y', '2024').replace('%q', '1')})"  # with an example
+    with pytest.raises(UserError, match=re.escape(f"column 'quarter' holds dates written as {shown}, "
                                                   f"but not '{typo}' at line 5")):
         io.read_table(str(path))
 
@@ -259,8 +260,8 @@ def test_a_categorys_labels_of_any_pandas_kind_survive_the_run_folder(labels):
 def test_dates_in_two_formats_or_with_a_typo_name_the_cell_and_labels_stay_labels(tmp_path):
     path = tmp_path / "t.csv"
     path.write_text("when,x\n2020-01-03,1.5\n2020-02-30,2.5\n2020-01-05,0.5\n")
-    with pytest.raises(UserError, match=r"column 'when' holds dates written as %Y-%m-%d, but not "
-                                        r"'2020-02-30' at line 3: fix the cell, or learn the column as "
+    with pytest.raises(UserError, match=r"column 'when' holds dates written as %Y-%m-%d \(2024-03-01\), but "
+                                        r"not '2020-02-30' at line 3: fix the cell, or learn the column as "
                                         r"labels with config=\{'data': \{'categorical': \['when'\]\}\}$"):
         io.read_table(str(path))
     assert io.read_table(str(path), kinds={"categorical": ["when"]}).schema[0].kind == "categorical"

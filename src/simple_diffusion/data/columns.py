@@ -368,9 +368,9 @@ def _written_dates(column: pd.Series, name: str, first_row: int | None = None, t
     if typos and nearest is not None and text[nearest[1]].nunique() < 0.5 * text.nunique():
         written, bad = nearest
         row = int(np.flatnonzero(bad)[0])
-        raise UserError(f"column {name!r} holds dates written as {written}, but not {text.iloc[row]!r} at "
-                        f"{position(row, first_row)}: fix the cell, or learn the column as labels with "
-                        f"{advice({'data.categorical': [name]})}")
+        raise UserError(f"column {name!r} holds dates written as {_shown(written)}, but not "
+                        f"{text.iloc[row]!r} at {position(row, first_row)}: fix the cell, or learn the "
+                        f"column as labels with {advice({'data.categorical': [name]})}")
     return None
 
 
@@ -403,6 +403,13 @@ UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m",
 """Date formats pandas guesses none for, tried in turn where it guesses none: months ("Jan 2024",
 Excel's "Jan-24", "01/2024", Eurostat's "2024M01") and two-digit years ("1/5/24", month first
 where a day past 12 does not say otherwise). Not "Jan 24", which may be a day without a year."""
+
+
+def _shown(written: str) -> str:
+    """A date format for a message, with an example: ``%d.%m.%Y (01.03.2024)``."""
+    import pandas as pd
+
+    return f"{written} ({_strftime(pd.Series([pd.Timestamp('2024-03-01 13:55')]), written)[0]})"
 
 
 def _reads(cell: str, written: str) -> bool:
@@ -553,8 +560,8 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
         if len(bad):
             where = position(bad[0], first_row)
             clock = bool(like and like.clock_only)
-            what = ("a duration" if duration else f"a time of day written as {written}" if clock
-                    else "a date" + (f" written as {written} (or as 2024-03-01)" if written else ""))
+            what = ("a duration" if duration else f"a time of day written as {_shown(written)}" if clock
+                    else "a date" + (f" written as {_shown(written)} (or as 2024-03-01)" if written else ""))
             raise UserError(f"{source or 'data'}: column {name!r} has {text.iloc[bad[0]]!r} at {where}, "
                             f"which is not {what}")
         zone = _zone(like.dtype) if like and not duration else None
