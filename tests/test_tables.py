@@ -182,8 +182,9 @@ def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(t
     io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
     assert pd.read_csv(out)["quarter"].tolist() == cells
     assert cells[39] == example
-    given = to_values(pd.DataFrame({"quarter": [example, "1999-10-01"], "x": [0.5, 0.5]}), table.schema)
-    assert given[:, 0].tolist() == [table.values[39, 0]] * 2  # and ISO 8601 beside its own format
+    given = pd.DataFrame({"quarter": [example, "1999-10-01", "Q4-1999"], "x": [0.5] * 3})
+    given = to_values(given, table.schema)
+    assert given[:, 0].tolist() == [table.values[39, 0]] * 3  # ISO 8601 and other quarters' spellings too
     for bad in ("1999Q5", "1999Q41"):
         with pytest.raises(UserError, match=f"column 'quarter' has '{bad}' at row 0, which is not a date"):
             to_values(pd.DataFrame({"quarter": [bad], "x": [0.5]}), table.schema)

@@ -425,16 +425,17 @@ def _reads(cell: str, written: str) -> bool:
 
 def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
     """Text cells as the dates they write in the format ``written`` (NaT where one does not):
-    pandas' ``to_datetime``, and a quarter (``%q``, which ``strptime`` lacks) as its first day."""
+    pandas' ``to_datetime``; quarters (``%q``, which ``strptime`` lacks) as their first days, in
+    any of ``_QUARTER``'s spellings (a given 2024-Q1 for a column of 2024Q1)."""
     import pandas as pd
 
     if "%q" not in written:
         return pd.to_datetime(text, format=strptime_format(written), errors="coerce", utc=utc)
-    regex, fields = _date_pattern(written)
-    parts = text.str.extract(regex.pattern).set_axis(fields, axis=1)
-    dates = pd.to_datetime({"year": pd.to_numeric(parts["Y"]), "month": 3 * pd.to_numeric(parts["q"]) - 2,
-                            "day": 1}, errors="coerce", utc=utc)
-    return dates.where(text.str.fullmatch(regex.pattern).fillna(False).astype(bool))
+    parts = text.str.extract(_QUARTER.pattern)
+    year, quarter = parts["year"].fillna(parts["last_year"]), parts["quarter"].fillna(parts["first_quarter"])
+    dates = pd.to_datetime({"year": pd.to_numeric(year), "month": 3 * pd.to_numeric(quarter) - 2, "day": 1},
+                           errors="coerce", utc=utc)
+    return dates.where(text.str.fullmatch(_QUARTER.pattern).fillna(False).astype(bool))
 
 
 def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
@@ -451,8 +452,8 @@ def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
 
 _CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?P<seconds>:\d{2})?(?P<half> ?[AaPp][Mm])?")
 """A time of day: hours and minutes, seconds maybe, and AM or PM maybe."""
-_QUARTER = re.compile(r"(?P<year>\d{4})(?P<before>[-/ _]?)(?P<mark>[Qq])[1-4]"
-                      r"|(?P<mark_first>[Qq])[1-4](?P<after>[-/ _]?)\d{4}")
+_QUARTER = re.compile(r"(?P<year>\d{4})(?P<before>[-/ _]?)(?P<mark>[Qq])(?P<quarter>[1-4])"
+                      r"|(?P<mark_first>[Qq])(?P<first_quarter>[1-4])(?P<after>[-/ _]?)(?P<last_year>\d{4})")
 """A quarter as economists' tables write it: 2024Q1, 2024-Q1, 2024 q1, Q1 2024, Q1-2024."""
 _DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "q": "[1-4]", "m": r"\d{1,2}", "d": r"\d{1,2}",
                 "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}",
