@@ -256,6 +256,24 @@ def test_animate_writes_a_gif(trained, tmp_path, capsys):
     assert code == 1 and "gif" in err
 
 
+def test_animate_labels_its_axes_with_the_columns_units(tmp_path, capsys, monkeypatch):
+    from simple_diffusion.evaluation import plots
+
+    path = tmp_path / "people.csv"
+    rng = np.random.default_rng(0)
+    path.write_text("mass,height\nkg,[cm]\n" + "".join(f"{m:.1f},{h:.1f}\n" for m, h in
+                                                        zip(rng.normal(70, 9, 200), rng.normal(170, 8, 200))))
+    code, _, err = invoke(capsys, "train", tmp_path / "run", "--data", path, "--steps", 20,
+                          "--eval-samples", 0)
+    assert code == 0, err
+    drawn = {}
+    monkeypatch.setattr(plots, "animate_reverse_process", lambda frames, levels, columns, *a, **k:
+                        drawn.setdefault("columns", columns) and open(a[0], "wb").close())
+    code, _, err = invoke(capsys, "animate", tmp_path / "run", "-o", tmp_path / "a.gif", "-n", 20, "--quiet")
+    assert code == 0, err
+    assert drawn["columns"] == ["mass (kg)", "height (cm)"]
+
+
 def test_user_table_with_data_options(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "table.csv"

@@ -661,7 +661,7 @@ def animate(run, output, count, num_steps, seed, quiet, legacy_steps) -> None:
     with atomic_path(output) as temporary:
         gif = temporary.with_suffix(".gif")
         animate_reverse_process([f.numpy()[:, shown] for f in frames], levels,
-                                [model.columns[j] for j in shown], str(gif), progress=not quiet)
+                                [model.schema[j].axis_label for j in shown], str(gif), progress=not quiet)
         gif.replace(temporary)
     click.echo(f"wrote {output} ({len(frames)} frames)", err=True)
 
