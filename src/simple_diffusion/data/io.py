@@ -504,8 +504,8 @@ def _headed(raw: pd.DataFrame, header: bool | None, path: str, skipped: int) -> 
         frame = frame.drop(columns=empty)
     units = _units(frame) if header else {}
     if units:
-        said = ", ".join(f"{name}: {unit}" for name, unit in units.items())
-        warnings.warn(f"{path}: the row under the header ({said}) is read as the columns' units, not as "
+        shown = ", ".join(f"{name}: {unit}" for name, unit in units.items())
+        warnings.warn(f"{path}: the row under the header ({shown}) is read as the columns' units, not as "
                       "data", stacklevel=4)
         frame, first_row = frame.iloc[1:].reset_index(drop=True), first_row + 1
         frame.attrs["units"] = units
