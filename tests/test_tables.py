@@ -160,6 +160,14 @@ def test_dates_written_as_eight_digits_are_dates_unless_declared_integer_and_com
     assert written.read_text().splitlines()[1].startswith("20231220,")
     path.write_text("booked,x\n20240301,1.5\n20240302,2.5\n20241301,0.5\n")  # no thirteenth month
     assert io.read_table(str(path)).schema[0].kind_name == "integer"
+    # A month written 202403 (a statistics office's), beside six-digit incomes, which stay numbers.
+    months = pd.date_range("2015-01-01", periods=40, freq="MS")
+    incomes = np.random.default_rng(1).integers(100_000, 999_999, 40)
+    pd.DataFrame({"month": months.strftime("%Y%m"), "income": incomes}).to_csv(path, index=False)
+    table = io.read_table(str(path))
+    assert [c.kind_name for c in table.schema] == ["datetime in days", "integer"]
+    assert table.schema[0].time_format == "%Y%m"
+    assert to_frame(table.values, table.schema)["month"].tolist() == months.strftime("%Y%m").tolist()
 
 
 @pytest.mark.parametrize("written, example", [("%YQ%q", "1999Q4"), ("%Y-Q%q", "1999-Q4"),

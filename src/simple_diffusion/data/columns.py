@@ -398,10 +398,10 @@ def _guessed_formats(first: str) -> list[str]:
     return guesses or [written for written in UNGUESSED_FORMATS if _reads(first, written)]
 
 
-UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m",
+UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m", "%Y%m",
                      "%m/%d/%y", "%d/%m/%y", "%m-%d-%y", "%d-%m-%y", "%d.%m.%y")
 """Date formats pandas guesses none for, tried in turn where it guesses none: months ("Jan 2024",
-Excel's "Jan-24", "01/2024", Eurostat's "2024M01") and two-digit years ("1/5/24", month first
+Excel's "Jan-24", "01/2024", Eurostat's "2024M01", "202401") and two-digit years ("1/5/24", month first
 where a day past 12 does not say otherwise). Not "Jan 24", which may be a day without a year."""
 
 
@@ -438,16 +438,23 @@ def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
     return dates.where(text.str.fullmatch(_QUARTER.pattern).fillna(False).astype(bool))
 
 
+COMPACT_DATES = {8: (10_000_101, 99_991_231), 6: (180_001, 210_012)}
+"""Digits of a date written without separators, and the numbers such dates lie between: a day
+(20240301) and a month of the years 1800-2100 (202403, a finance or statistics table's)."""
+
+
 def _compact_dates(column: pd.Series, values: np.ndarray) -> bool:
     """Whether a text column read as whole numbers may be dates written without separators
-    (20240301, a database's or a bank's export): eight digits in every present cell, the numbers
-    looked at first so that a column of other numbers costs no text search."""
+    (``COMPACT_DATES``: a database's, a bank's or a statistics office's export): as many digits
+    in every present cell, the numbers looked at first so that a column of other numbers costs
+    no text search."""
     present = values[~np.isnan(values)]
-    if not len(present) or present.min() < 10_000_101 or present.max() > 99_991_231:
+    digits = next((digits for digits, (low, high) in COMPACT_DATES.items()
+                   if len(present) and low <= present.min() and present.max() <= high), None)
+    if digits is None or not np.array_equal(present, np.round(present)):
         return False
-    if not np.array_equal(present, np.round(present)):
-        return False
-    return bool(column[~missing_cells(column)].astype(str).str.strip().str.fullmatch(r"\d{8}").all())
+    cells = column[~missing_cells(column)].astype(str).str.strip()
+    return bool(cells.str.fullmatch(rf"\d{{{digits}}}").all())
 
 
 _CLOCK_TIME = re.compile(r"\d{1,2}:\d{2}(?P<seconds>:\d{2})?(?P<half> ?[AaPp][Mm])?")
