@@ -970,6 +970,7 @@ def test_a_units_row_under_the_header_is_read_as_units_and_a_typo_stays_an_error
     np.testing.assert_array_equal(table.values[:, :2], [[70.5, 180.2], [61.0, 165.0], [80.25, np.nan]])
     assert [c.unit for c in table.schema] == ["kg", "[cm]", ""]
     assert [c.axis_label for c in table.schema] == ["mass (kg)", "height (cm)", "sex"]  # the plots' axes
+    assert describe(table.schema) == "mass numeric in kg, height numeric in cm, sex categorical (2)"
     out = tmp_path / "out.csv"  # samples are written as the data was: units under the header
     io.write_table(str(out), to_frame(table.values, table.schema), schema=table.schema)
     assert out.read_text().splitlines()[:3] == ["mass,height,sex", "kg,[cm],", "70.5,180.2,m"]

@@ -148,11 +148,15 @@ class Column:
         """The name, with its unit (``mass (kg)``) or what a time column's numbers count: ``when
         (hours from 2023-03-01)``."""
         if not self.time_unit:
-            unit = self.unit[1:-1] if self.unit[:1] + self.unit[-1:] in ("[]", "()") else self.unit
-            return f"{self.name} ({unit})" if unit else self.name
+            return f"{self.name} ({self.bare_unit})" if self.unit else self.name
         start = self.time_origin.partition("T")[2] if self.clock_only else self.time_origin  # no 1900-01-01
         origin = f" from {start}{' UTC' if ', ' in self.dtype else ''}" if self.time_origin else ''
         return f"{self.name} ({UNIT_NAMES[self.time_unit]}{origin})"
+
+    @property
+    def bare_unit(self) -> str:
+        """The unit without the brackets it was written in: ``[cm]`` is ``cm``."""
+        return self.unit[1:-1] if self.unit[:1] + self.unit[-1:] in ("[]", "()") else self.unit
 
     @property
     def numbers_only(self) -> bool:
@@ -166,6 +170,7 @@ def describe(schema: Sequence[Column]) -> str:
         f"{c.name} {c.kind_name}" + (f" ({len(c.categories)})" if c.kind == "categorical" else "")
         + (f" ({c.time_format})" if c.time_format else "")
         + (f" (as {_example(c)})" if c.number_format else "")
+        + (f" in {c.bare_unit}" if c.unit else "")
         for c in schema
     )
 
