@@ -212,12 +212,15 @@ def test_quarters_are_dates_learnt_with_their_season_and_come_back_as_quarters(t
 @pytest.mark.parametrize("written, read_as", [
     ("%b %Y", None), ("%B %Y", None), ("%b-%y", None), ("%m/%Y", None), ("%YM%m", None),
     ("%m/%d/%y", None), ("%d/%m/%y", None), ("%d.%m.%y", None), ("%Y-%m-%dT%H:%M:%SZ", None),
+    ("%G-W%V", None), ("%GW%V", None),
     ("%-m/%-d/%y", "%m/%d/%y"),
 ])
 def test_dates_pandas_guesses_no_format_for_are_dates_and_come_back_as_written(written, read_as):
-    """Monthly "Jan 2021", Excel's "Jan-21" and US "1/5/21" were refused as identifiers (pandas
-    guesses no format for them); "2021-01-01T00:00:00Z" came back as "...+0000"."""
-    days = pd.date_range("2021-01-01", periods=40, freq="17D")
+    """Monthly "Jan 2021", Excel's "Jan-21", US "1/5/21" and ISO weeks "2021-W01" were refused as
+    identifiers (pandas guesses no format for them); "2021-01-01T00:00:00Z" came back as
+    "...+0000". A week is its Monday."""
+    days = pd.date_range("2021-01-04" if "%V" in written else "2021-01-01", periods=40,
+                         freq="7D" if "%V" in written else "17D")
     cells = ([f"{day.month}/{day.day}/{day:%y}" for day in days] if read_as
              else days.strftime(written).tolist())
     table = io.from_frame(pd.DataFrame({"t": cells, "x": np.linspace(0, 1, 40)}))
@@ -225,6 +228,12 @@ def test_dates_pandas_guesses_no_format_for_are_dates_and_come_back_as_written(w
     assert strptime_format(table.schema[0].time_format) == (read_as or written)
     if "%d" in written or "%-d" in written:  # a month's dates are its first day
         assert table.values[:, 0].tolist() == list(range(0, 40 * 17, 17))
+    if "%V" in written:  # a week's, its Monday: 2021-01-04 on
+        assert table.schema[0].time_origin.startswith("2021-01-04")
+        assert table.values[:3, 0].tolist() == [0, 7, 14]
+        early = to_frame(table.values, table.schema).iloc[:20]  # SDMetrics' strptime needs a weekday
+        late = early.assign(t=to_frame(table.values, table.schema)["t"].iloc[20:].to_numpy())
+        assert tabular.sdmetrics_quality(late, early, table.schema) < 0.9
     assert to_frame(table.values, table.schema)["t"].tolist() == cells
 
 

@@ -131,7 +131,7 @@ class Column:
     @property
     def clock_only(self) -> bool:
         """Whether the column holds times of day written without a date ("13:55")."""
-        return bool(self.time_format) and not re.search("%-?[YymdbBjaA]", self.time_format)
+        return bool(self.time_format) and not re.search("%-?[YymdbBjaAG]", self.time_format)
 
     @property
     def kind_name(self) -> str:
@@ -403,11 +403,12 @@ def _guessed_formats(first: str) -> list[str]:
     return guesses or [written for written in UNGUESSED_FORMATS if _reads(first, written)]
 
 
-UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m", "%Y%m",
+UNGUESSED_FORMATS = ("%b %Y", "%B %Y", "%b-%y", "%b-%Y", "%m/%Y", "%YM%m", "%Y%m", "%G-W%V", "%GW%V",
                      "%m/%d/%y", "%d/%m/%y", "%m-%d-%y", "%d-%m-%y", "%d.%m.%y")
 """Date formats pandas guesses none for, tried in turn where it guesses none: months ("Jan 2024",
-Excel's "Jan-24", "01/2024", Eurostat's "2024M01", "202401") and two-digit years ("1/5/24", month first
-where a day past 12 does not say otherwise). Not "Jan 24", which may be a day without a year."""
+Excel's "Jan-24", "01/2024", Eurostat's "2024M01", "202401"), ISO weeks ("2024-W05", on their
+Monday) and two-digit years ("1/5/24", month first where a day past 12 does not say otherwise).
+Not "Jan 24", which may be a day without a year."""
 
 
 def _shown(written: str) -> str:
@@ -418,22 +419,27 @@ def _shown(written: str) -> str:
 
 
 def _reads(cell: str, written: str) -> bool:
-    """Whether ``strptime`` reads ``cell`` as a date written in ``written``."""
-    import datetime
+    """Whether ``cell`` is a date written in ``written``."""
+    import pandas as pd
 
-    try:
-        datetime.datetime.strptime(cell, written)
-    except ValueError:
-        return False
-    return True
+    return bool(read_dates(pd.Series([cell]), written).notna()[0])
+
+
+def strptime_reads(written: str) -> bool:
+    """Whether ``strptime`` reads dates in the format ``written`` by itself: not quarters
+    (``%q``, ours) nor ISO weeks without a weekday (which ``read_dates`` puts on their Monday)."""
+    return "%q" not in written and "%V" not in written
 
 
 def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
     """Text cells as the dates they write in the format ``written`` (NaT where one does not):
-    pandas' ``to_datetime``; quarters (``%q``, which ``strptime`` lacks) as their first days, in
-    any of ``_QUARTER``'s spellings (a given 2024-Q1 for a column of 2024Q1)."""
+    pandas' ``to_datetime``; ISO weeks as their Mondays; quarters (``%q``, which ``strptime``
+    lacks) as their first days, in any of ``_QUARTER``'s spellings (a given 2024-Q1 for a column
+    of 2024Q1)."""
     import pandas as pd
 
+    if "%V" in written:  # an ISO week names no day: its Monday
+        return pd.to_datetime(text + "-1", format=strptime_format(written) + "-%u", errors="coerce", utc=utc)
     if "%q" not in written:
         return pd.to_datetime(text, format=strptime_format(written), errors="coerce", utc=utc)
     parts = text.str.extract(_QUARTER.pattern)

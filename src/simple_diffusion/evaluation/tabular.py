@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..data.columns import Column, read_dates, strptime_format
+from ..data.columns import Column, read_dates, strptime_format, strptime_reads
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -205,8 +205,8 @@ def _sdtype(column: Column) -> dict[str, str]:
     if column.kind == "categorical":
         return {"sdtype": "categorical"}
     if column.time_unit and column.time_origin:
-        # Quarters are handed over as dates (strptime, which SDMetrics reads text with, has none).
-        text = column.time_format and "%q" not in column.time_format
+        # Quarters and weeks are handed over as dates: SDMetrics reads text with strptime alone.
+        text = column.time_format and strptime_reads(column.time_format)
         written = {"datetime_format": strptime_format(column.time_format)} if text else {}
         return {"sdtype": "datetime"} | written
     return {"sdtype": "numerical"}
@@ -221,10 +221,10 @@ def sdmetrics_quality(samples: pd.DataFrame, reference: pd.DataFrame,
     except ImportError:
         return None
     columns = {c.name: _sdtype(c) for c in schema}
-    quarters = {c.name: c.time_format for c in schema if "%q" in c.time_format}
-    if quarters:
+    own = {c.name: c.time_format for c in schema if c.time_format and not strptime_reads(c.time_format)}
+    if own:
         samples, reference = (frame.assign(**{name: read_dates(frame[name], written)
-                                              for name, written in quarters.items()})
+                                              for name, written in own.items()})
                               for frame in (samples, reference))
     report = QualityReport()
     with warnings.catch_warnings():  # its pandas deprecation notices are not the user's concern
