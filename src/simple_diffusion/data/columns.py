@@ -433,7 +433,8 @@ def strptime_reads(written: str) -> bool:
 
 def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
     """Text cells as the dates they write in the format ``written`` (NaT where one does not):
-    pandas' ``to_datetime``; ISO weeks as their Mondays; quarters (``%q``, which ``strptime``
+    pandas' ``to_datetime`` (each cell in its own format where ``written`` is empty); ISO weeks
+    as their Mondays; quarters (``%q``, which ``strptime``
     lacks) as their first days, in any of ``_QUARTER``'s spellings (a given 2024-Q1 for a column
     of 2024Q1)."""
     import pandas as pd
@@ -441,7 +442,7 @@ def read_dates(text: pd.Series, written: str, utc: bool = False) -> pd.Series:
     if "%V" in written:  # an ISO week names no day: its Monday
         return pd.to_datetime(text + "-1", format=strptime_format(written) + "-%u", errors="coerce", utc=utc)
     if "%q" not in written:
-        return pd.to_datetime(text, format=strptime_format(written), errors="coerce", utc=utc)
+        return pd.to_datetime(text, format=strptime_format(written) or "mixed", errors="coerce", utc=utc)
     parts = text.str.extract(_QUARTER.pattern)
     year, quarter = parts["year"].fillna(parts["last_year"]), parts["quarter"].fillna(parts["first_quarter"])
     dates = pd.to_datetime({"year": pd.to_numeric(year), "month": 3 * pd.to_numeric(quarter) - 2, "day": 1},
@@ -474,10 +475,9 @@ _QUARTER = re.compile(r"(?P<year>\d{4})(?P<before>[-/ _]?)(?P<mark>[Qq])(?P<quar
                       r"|(?P<mark_first>[Qq])(?P<first_quarter>[1-4])(?P<after>[-/ _]?)(?P<last_year>\d{4})")
 """A quarter as economists' tables write it: 2024Q1, 2024-Q1, 2024 q1, Q1 2024, Q1-2024."""
 _DATE_FIELDS = {"Y": r"\d{4}", "y": r"\d{2}", "q": "[1-4]", "m": r"\d{1,2}", "d": r"\d{1,2}",
-                "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}", "f": r"\d{1,9}",
-                "j": r"\d{1,3}",
-                "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "a": r"[^\W\d_]+", "A": r"[^\W\d_]+",
-                "p": r"[AaPp][Mm]", "z": r"[+-]\d{2}:?\d{2}|Z", "%": "%"}
+                "j": r"\d{1,3}", "H": r"\d{1,2}", "I": r"\d{1,2}", "M": r"\d{2}", "S": r"\d{2}",
+                "f": r"\d{1,9}", "p": r"[AaPp][Mm]", "z": r"[+-]\d{2}:?\d{2}|Z", "%": "%",
+                "b": r"[^\W\d_]+", "B": r"[^\W\d_]+", "a": r"[^\W\d_]+", "A": r"[^\W\d_]+"}
 """What each ``strftime`` field of a guessed date format matches (``%q``, a quarter, is ours)."""
 UNPADDED_FIELDS = "mdHI"
 """The fields a date may write without a leading zero ("1/2/2020", "9:05"), which GNU's ``strftime``
@@ -567,10 +567,9 @@ def _nanoseconds(column: pd.Series, name: str, like: Column | None = None, sourc
             if duration:
                 times = pd.to_timedelta(text, errors="coerce")
             else:
-                times = (read_dates(text, written) if written
-                         else pd.to_datetime(text, format="mixed", errors="coerce"))
+                times = read_dates(text, written)
                 if not pd.api.types.is_datetime64_any_dtype(times.dtype):  # offsets that differ
-                    times = pd.to_datetime(text, format=written or "mixed", errors="coerce", utc=True)
+                    times = read_dates(text, written, utc=True)
                 unread = times.isna().to_numpy() & ~missing
                 if written and unread.any() and times.dt.tz is None:  # ISO 8601 is never ambiguous
                     iso = pd.to_datetime(text.where(unread), format="ISO8601", errors="coerce", utc=True)

@@ -521,21 +521,25 @@ def _units(frame: pd.DataFrame) -> dict[str, str]:
     """The units row of a table whose header has one under it (``mass,height`` then ``kg,cm``,
     as instruments and scientific tables write them), as ``{"mass": "kg", "height": "cm"}``,
     or none: a first row with no number in any column that holds nothing but numbers below it,
-    and a word in one at least (a row of empty cells is a row with gaps)."""
-    if len(frame) < 2:
-        return {}
-
+    and a word in one at least (a row of empty cells is a row with gaps). The first such column
+    whose first cell is a number ends the search: most tables cost one column."""
     def present(cells: pd.Series) -> pd.Series:  # the cells of a column of numbers that are not gaps
         text = cells.astype(str).str.strip()
         return text[~missing_cells(cells) & ~text.str.lower().isin(NUMBER_GAPS)]
 
-    below = frame.iloc[1 : 1 + UNITS_LOOKED_AT]
-    numbers = [name for name in frame.columns
-               if len(cells := present(below[name])) and all(is_number(cell) for cell in cells)]
-    words = present(frame.iloc[0][numbers])
-    if not len(words) or any(is_number(cell) for cell in words):
-        return {}
-    return dict(words.items())
+    words: dict[str, str] = {}
+    if len(frame) < 2:
+        return words
+    for name in frame.columns:
+        below = present(frame[name].iloc[1 : 1 + UNITS_LOOKED_AT])
+        if not len(below) or not all(is_number(cell) for cell in below):
+            continue  # not a column of numbers
+        first = present(frame[name].iloc[:1])
+        if len(first) and is_number(first.iloc[0]):
+            return {}
+        if len(first):
+            words[name] = first.iloc[0]
+    return words
 
 
 EXCEL_ROWS = 1_048_576

@@ -104,8 +104,8 @@ def whole_codes(values: np.ndarray) -> bool:
     (False, False)
     """
     head = values[:1000]  # a continuous column says so in its first cells, cheaply
-    if len(np.unique(head[~np.isnan(head)])) > POINT_MASSES_MOST or not np.array_equal(head, np.round(head),
-                                                                                       equal_nan=True):
+    head = head[~np.isnan(head)]
+    if len(np.unique(head)) > POINT_MASSES_MOST or not np.array_equal(head, np.round(head)):
         return False
     unique, counts = np.unique(_observed_sample(values), return_counts=True)
     return (1 < len(unique) <= POINT_MASSES_MOST and bool(np.all(counts >= POINT_MASS_ROWS))
