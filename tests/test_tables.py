@@ -1104,6 +1104,18 @@ def test_the_printed_table_shows_a_many_category_column_by_its_furthest_categori
     assert "12 more categories of zip" in page and page.count("<th>zip=") == 8
 
 
+def test_the_printed_table_keeps_large_values_apart():
+    from simple_diffusion.evaluation import metrics
+
+    rng = np.random.default_rng(0)
+    reference, train, samples = (rng.normal(3e5, 4e4, (60, 2)) for _ in range(3))  # longley's GNP
+    lines = metrics.format_table(metrics.evaluate(samples, reference, ["GNP", "POP"], train=train,
+                                                  two_sample_tests=False)).splitlines()
+    assert lines[1].split() == ["column", "W1", "KS", "W1", "floor", "KS", "floor", "W1", "ratio"]
+    for line in lines[2:4]:
+        assert len(line.split()) == 6 and all(float(value) >= 0 for value in line.split()[1:])
+
+
 @pytest.mark.parametrize("categories, bars", [(5, True), (40, False)])
 def test_a_category_panel_has_bars_or_for_many_categories_a_dot_each(categories, bars):
     import matplotlib.pyplot as plt

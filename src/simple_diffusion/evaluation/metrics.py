@@ -362,20 +362,19 @@ def format_table(result: dict[str, Any]) -> str:
                  f" (exact samples: about {result['perfect_ratio']:.2f} at these sizes)")
     lines.append(head)
     has_floor = "wasserstein_floor" in result["columns"][0]
-    width = max(16, *(len(row["column"]) + 2 for row in result["columns"]))
-    header = f"{'column':<{width}}{'W1':>10}{'KS':>10}"
-    if has_floor:
-        header += f"{'W1 floor':>10}{'KS floor':>10}{'W1 ratio':>10}"
-    lines.append(header)
-    for row in rows_shown(result["columns"]):
-        if isinstance(row, str):
-            lines.append(row)
-            continue
-        line = f"{row['column']:<{width}}{row['wasserstein']:>10.4f}{row['ks']:>10.4f}"
-        if has_floor:
-            line += (f"{row['wasserstein_floor']:>10.4f}{row['ks_floor']:>10.4f}"
-                     f"{_fmt(row['wasserstein_ratio']):>10}")
-        lines.append(line)
+    header = ["column", "W1", "KS"] + (["W1 floor", "KS floor", "W1 ratio"] if has_floor else [])
+    shown = [row if isinstance(row, str) else
+             [row["column"], f"{row['wasserstein']:.4f}", f"{row['ks']:.4f}"]
+             + ([f"{row['wasserstein_floor']:.4f}", f"{row['ks_floor']:.4f}", _fmt(row["wasserstein_ratio"])]
+                if has_floor else [])
+             for row in rows_shown(result["columns"])]
+    cells = [header] + [row for row in shown if not isinstance(row, str)]
+    # a space between columns at least, whatever a value's size (a GNP of 89,640.3207 in one column)
+    widths = [max(16, *(len(row[0]) + 2 for row in cells))] + [
+        max(10, *(len(row[i]) + 1 for row in cells)) for i in range(1, len(header))]
+    for row in [header] + shown:
+        lines.append(row if isinstance(row, str) else
+                     row[0].ljust(widths[0]) + "".join(cell.rjust(w) for cell, w in zip(row[1:], widths[1:])))
     for key, label in (("energy", "energy distance"), ("c2st", "C2ST accuracy")):
         if key in result:
             extra = f" (training data: {result[key + '_floor']:.4f})" if key + "_floor" in result else ""
