@@ -52,6 +52,7 @@ def test_seed_network_is_2_16_16_1():
         ({"train": {"lr": "fast"}}, "train.lr"),
         ({"train": {"batch_size": -1}}, "train.batch_size"),
         ({"train": {"steps": -1}}, "train.steps"),
+        ({"train": {"patience": 1.5}}, "train.patience"),
         ({"schedule": {"kind": "quadratic"}}, "schedule.kind"),
         ({"schedule": {"beta": 1.5}}, "schedule.beta"),
         ({"model": {"prediction_type": "x1"}}, "model.prediction_type"),

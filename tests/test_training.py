@@ -116,9 +116,17 @@ def test_validation_is_spaced_by_training_rows_except_in_the_seed_preset():
     assert measured == [1, 3, 6, 7]  # the first, every third and the last epoch; NaN between
 
 
+OVERFITTING = {"ema_decay": 0.9, "epochs": 30, "keep_best": "yes", "lr": 0.05}
+"""A large rate: later epochs are worse than an early one (with validations every 2 epochs)."""
+
+
+def flat_weights(net: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().flatten() for p in net.parameters()])
+
+
 def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it(monkeypatch):
     monkeypatch.setattr(budget, "VALIDATION_SPACING", 2000)  # every 2 epochs of 1,000 rows
-    straight = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    straight = make_trainer(**OVERFITTING, patience=0)
     straight.run(progress=False)
     assert straight.validation_loss() == straight.validation_loss()  # the same draws every time
     losses = [h["val_loss"] for h in straight.history]
@@ -126,17 +134,58 @@ def test_keep_best_keeps_the_epoch_of_lowest_validation_loss_and_resumes_with_it
     best_loss, best_epoch, weights = straight.best
     assert best_loss == min(v for v in losses if not math.isnan(v)) and losses[best_epoch - 1] == best_loss
     net = straight.averaged_net()
-    kept = torch.cat([p.detach().flatten() for p in net.parameters()])
+    kept = flat_weights(net)
     expected = torch.cat([v.flatten() for v in engine.parameter_views(weights[0], net)])
-    assert torch.equal(kept, expected) and best_epoch < 30  # a large rate: later epochs worse
-    halves = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    assert torch.equal(kept, expected) and best_epoch < 30 and straight.epoch == 30
+    halves = make_trainer(**OVERFITTING, patience=0)
     halves.epochs = 16
     halves.run(progress=False)
-    resumed = make_trainer(ema_decay=0.9, epochs=30, keep_best="yes", lr=0.05)
+    resumed = make_trainer(**OVERFITTING, patience=0)
     resumed.load_state_dict(halves.state_dict())
     resumed.run(progress=False)
     assert resumed.best_epoch == best_epoch
-    assert torch.equal(torch.cat([p.detach().flatten() for p in resumed.averaged_net().parameters()]), kept)
+    assert torch.equal(flat_weights(resumed.averaged_net()), kept)
+
+
+def learning_by_heart(patience: float) -> Trainer:
+    """32 training rows, 100 epochs: the validation loss is lowest at epoch 54."""
+    train = {"epochs": 100, "batch_size": 32, "warmup_steps": 10, "keep_best": "yes", "ema_decay": 0.9,
+             "lr": 0.01, "validate_every": 2, "patience": patience}
+    cfg = config.override(config.preset("default"), {"train": train, "model": {"hidden": [32, 32]}})
+    schedule = build.schedule(cfg.schedule)
+    torch.manual_seed(0)
+    net = build.denoiser(cfg.model, 1, schedule.num_timesteps)
+    data = torch.randn(132, 1, generator=torch.Generator().manual_seed(1))
+    return build.trainer(cfg, net, schedule, data[:32], data[32:])
+
+
+def test_patience_ends_the_run_early_with_the_weights_of_a_run_to_the_end_and_resumes_to_the_same_stop():
+    to_the_end = learning_by_heart(patience=0)
+    to_the_end.run(progress=False)
+    patient = learning_by_heart(patience=0.25)
+    patient.run(progress=False)
+    best = patient.best_epoch
+    assert best == to_the_end.best_epoch and to_the_end.epoch == 100
+    # stopped at the first validation a quarter of the run (25 epochs) past the best epoch
+    assert 25 <= patient.epoch - best < 25 + patient.validate_every
+    assert not math.isnan(patient.history[-1]["val_loss"]) and len(patient.history) == patient.epoch
+    assert torch.equal(flat_weights(patient.averaged_net()), flat_weights(to_the_end.averaged_net()))
+
+    def interrupt(trainer: Trainer) -> None:
+        if trainer.epoch == best + 1:
+            raise KeyboardInterrupt
+
+    interrupted = learning_by_heart(patience=0.25)
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(progress=False, on_epoch_end=interrupt)
+    resumed = learning_by_heart(patience=0.25)
+    resumed.load_state_dict(interrupted.state_dict())
+    resumed.run(progress=False)
+    assert resumed.epoch == patient.epoch and resumed.best_epoch == best
+    assert torch.equal(flat_weights(resumed.averaged_net()), flat_weights(patient.averaged_net()))
+    finished = learning_by_heart(patience=0.25)  # resuming a stopped run trains no more
+    finished.load_state_dict(patient.state_dict())
+    assert finished.run(progress=False) == patient.history and finished.epoch == patient.epoch
 
 
 def drawn_levels(trainer: Trainer, n: int = 20_000):
@@ -268,3 +317,20 @@ def test_the_snapshot_taken_after_every_epoch_copies_what_changes_and_shares_the
     assert state["ema"][0].data_ptr() != trainer.ema[0].data_ptr()
     moments = trainer.optimizer.state_dict()
     assert state["optimizer"]["exp_avg"].data_ptr() != moments["exp_avg"].data_ptr()
+
+
+def test_fit_says_where_patience_stopped_and_which_epoch_it_kept(capsys):
+    import simple_diffusion as sd
+
+    rows = np.random.default_rng(0).normal(size=(132, 1))  # 32 to train on: lowest at epoch 58
+    settings = {"train": {"epochs": 100, "batch_size": 32, "lr": 0.01, "validate_every": 2,
+                          "keep_best": "yes"}, "model": {"hidden": [32, 32]}}
+    model = sd.fit(rows[:32], validation=rows[32:], config=settings, progress=False, verbose=True,
+                   num_samples=0)
+    said = capsys.readouterr().err
+    epochs, best = model.info["epochs"], model.info["best_epoch"]
+    assert epochs < 100
+    assert f"stopped at epoch {epochs} of 100: no lower validation loss since epoch {best}," in said
+    sd.fit(rows[:32], validation=rows[32:], config=config.merge(settings, {"train": {"patience": 0}}),
+           progress=False, verbose=True, num_samples=0)
+    assert "stopped" not in capsys.readouterr().err

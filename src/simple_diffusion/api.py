@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import platform
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -382,8 +383,10 @@ def fit(
         "torch": torch.__version__,
         "python": platform.python_version(),
     }
+    said_early_stop = (progress if verbose is None else verbose) and ranks.is_main
     if folder is None:
         trainer.run(progress=progress)
+        _say_early_stop(trainer, said_early_stop)
         model = _trained_model(trainer, parts, resolved, prepared)
         model.split = split_record(prepared)  # no folder holds its rows: save writes them from here
         return model
@@ -402,6 +405,7 @@ def fit(
         if ranks.is_main:
             folder.save_config(resolved, run_info)
         folder.train(trainer, resolved.train.checkpoint_every, progress, ranks)
+        _say_early_stop(trainer, said_early_stop)
         model = _trained_model(trainer, parts, resolved, prepared)
         if ranks.is_main:
             folder.finish(model, trainer.history)
@@ -480,8 +484,6 @@ class _NamedArray(np.ndarray):
 def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config) -> None:
     """Say on stderr what the columns were taken to be, which values are point masses, what the
     network is shown of dates (and how to show it more), and what was dropped."""
-    import sys
-
     from .data.columns import CYCLE_EXAMPLES, CYCLE_NAMES, describe
     from .data.encoders import YeoJohnson
     from .data.tables import ONEHOT_MOST_ENTRIES
@@ -529,6 +531,14 @@ def _describe(prepared: TrainingData, encoder: TableEncoder, config: cfg.Config)
               file=sys.stderr)
     if prepared.dropped:
         print(f"dropped {prepared.dropped:,} rows with missing cells", file=sys.stderr)
+
+
+def _say_early_stop(trainer, show: bool) -> None:
+    """A line on stderr when ``train.patience`` ended the run before its last epoch."""
+    if show and trainer.epoch < trainer.epochs:
+        print(f"stopped at epoch {trainer.epoch:,} of {trainer.epochs:,}: no lower validation loss "
+              f"since epoch {trainer.best_epoch:,}, whose weights are kept (train.patience = "
+              f"{trainer.patience:g} of the epochs; 0 trains to the end)", file=sys.stderr)
 
 
 def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:

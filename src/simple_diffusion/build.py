@@ -220,5 +220,5 @@ def trainer(config: Config, net: torch.nn.Module, schedule: schedules.Schedule, 
                    lr=t.lr, lr_schedule=t.lr_schedule, warmup_steps=t.warmup_steps,
                    ema_decay=t.ema_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
                    threads=t.threads, fast=t.fast,
-                   keep_best=t.keep_best == "yes", validate_every=t.validate_every, device=device,
-                   ranks=ranks)
+                   keep_best=t.keep_best == "yes", patience=t.patience, validate_every=t.validate_every,
+                   device=device, ranks=ranks)

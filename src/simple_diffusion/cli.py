@@ -207,7 +207,8 @@ def cli() -> None:
 @click.option("--steps", type=Count(min=1), default=None,
               help=f"Optimiser steps. [default: from the data's size: {budget.PASSES} passes, "
               f"within {budget.MIN_STEPS:,}-{budget.MAX_STEPS:,}; below {budget.SMALL_BELOW:,} "
-              f"rows {budget.MAX_STEPS:,}, keeping the epoch of lowest validation loss]")
+              f"rows {budget.MAX_STEPS:,}, keeping the epoch of lowest validation loss and "
+              "stopping once a quarter of the run passes without a lower one]")
 @click.option("--epochs", type=int, default=None,
               help="Passes over the training data instead of --steps; with --resume, the new "
               "total. [default: the preset's]")

@@ -372,7 +372,7 @@ def format_table(result: dict[str, Any]) -> str:
     # a space between columns at least, whatever a value's size (a GNP of 89,640.3207 in one column)
     widths = [max(16, *(len(row[0]) + 2 for row in cells))] + [
         max(10, *(len(row[i]) + 1 for row in cells)) for i in range(1, len(header))]
-    for row in [header] + shown:
+    for row in [header, *shown]:
         lines.append(row if isinstance(row, str) else
                      row[0].ljust(widths[0]) + "".join(cell.rjust(w) for cell, w in zip(row[1:], widths[1:])))
     for key, label in (("energy", "energy distance"), ("c2st", "C2ST accuracy")):

@@ -80,8 +80,10 @@ class Trainer:
     (and, on the rows that hide them, to do without). ``keep_best`` keeps the weights of the
     epoch with the lowest validation loss (measured on the same noise draws every epoch, so that
     epochs compare on the model alone) rather than the last: on small data, where the network
-    starts to learn its training rows by heart, it stops there (as sbi's NPE stops early). The
-    validation loss is measured every ``validate_every`` epochs and after the last.
+    starts to learn its training rows by heart, it stops there (as sbi's NPE stops early), and
+    with ``patience`` the run ends once that share of its epochs has passed without a lower
+    validation loss. The validation loss is measured every ``validate_every`` epochs and after
+    the last.
     """
 
     def __init__(
@@ -102,13 +104,14 @@ class Trainer:
         threads: int = 0,
         fast: bool = True,
         keep_best: bool = False,
+        patience: float = 0.0,
         validate_every: int = 1,
         device: torch.device | str = "cpu",
         ranks: Ranks = Ranks(),
     ):
         self.device, self.ranks = torch.device(device), ranks
         self.net, self.objective = net.to(self.device), objective
-        self.keep_best, self.validation_seed = keep_best, seed + 1
+        self.keep_best, self.patience, self.validation_seed = keep_best, patience, seed + 1
         self._fixed_validation: tuple | None = None
         self.best: tuple[float, int, list[torch.Tensor]] | None = None
         """(validation loss, epoch, weights) of the best epoch so far, with ``keep_best``."""
@@ -330,7 +333,7 @@ class Trainer:
         shown = measured[-1] if measured else math.nan  # the last validation loss, for the bar
         try:
             self.net.train()
-            while self.epoch < self.epochs:
+            while self.epoch < self.epochs and not self.out_of_patience:
                 losses = self._train_epoch()
                 self._check_finite(losses)
                 train_loss = float(losses.mean())
@@ -366,6 +369,15 @@ class Trainer:
             )
 
     # -- results and resumption --------------------------------------------------------------
+    @property
+    def out_of_patience(self) -> bool:
+        """Whether ``patience``'s share of the epochs has passed since the best epoch, as of the
+        last validation: a function of the history alone, so that a resumed run stops where the
+        uninterrupted one did."""
+        return (self.patience > 0 and self.best is not None and bool(self.history)
+                and not math.isnan(self.history[-1]["val_loss"])
+                and self.epoch - self.best[1] >= self.patience * self.epochs)
+
     @property
     def best_epoch(self) -> int | None:
         """The epoch whose weights ``averaged_net`` returns with ``keep_best``."""
