@@ -334,3 +334,14 @@ def test_fit_says_where_patience_stopped_and_which_epoch_it_kept(capsys):
     sd.fit(rows[:32], validation=rows[32:], config=config.merge(settings, {"train": {"patience": 0}}),
            progress=False, verbose=True, num_samples=0)
     assert "stopped" not in capsys.readouterr().err
+
+
+def test_the_loss_plot_of_a_run_stopped_early_says_where_and_why(monkeypatch):
+    from simple_diffusion.evaluation import plots
+
+    titles = []
+    monkeypatch.setattr(plots, "_png", lambda fig: titles.append(fig.axes[0].get_title()) or b"")
+    history = [{"epoch": e, "train_loss": 1 / e, "val_loss": 1.0 + abs(e - 4) / 10} for e in range(1, 11)]
+    plots.loss_plot(history, title="runs/w", kept=4, planned=40)
+    plots.loss_plot(history, title="runs/w", kept=4, planned=10)
+    assert titles == ["runs/w\nstopped at epoch 10 of 40: no lower validation loss since 4", "runs/w"]

@@ -241,7 +241,8 @@ class RunFolder:
         self.save_model(model)
         self.save_history(history)
         self.save_bytes("loss.png", plots.loss_plot(history, title=self.path.name,
-                                                    kept=model.info.get("best_epoch")))
+                                                    kept=model.info.get("best_epoch"),
+                                                    planned=model.config.train.epochs))
 
     def save_history(self, history: list[dict[str, float]]) -> None:
         lines = ["epoch,train_loss,val_loss,seconds"]

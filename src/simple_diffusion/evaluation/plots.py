@@ -26,9 +26,11 @@ def _png(fig) -> bytes:
     return buffer.getvalue()
 
 
-def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | None = None) -> bytes:
+def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | None = None,
+              planned: int | None = None) -> bytes:
     """Train and validation loss per epoch on a log axis, as PNG bytes; ``kept`` marks the epoch
-    whose weights the model kept (``train.keep_best``)."""
+    whose weights the model kept (``train.keep_best``), and a run that ended before its
+    ``planned`` epochs (``train.patience``) says so in the title."""
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ax.plot(epochs, [h["train_loss"] for h in history], label="train", color=GENERATED)
@@ -40,7 +42,10 @@ def loss_plot(history: Sequence[dict[str, float]], title: str = "", kept: int | 
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (MSE of the prediction)")
-    ax.set_title(title or "training loss")
+    title = title or "training loss"
+    if planned is not None and epochs and epochs[-1] < planned:
+        title += f"\nstopped at epoch {epochs[-1]:,} of {planned:,}: no lower validation loss since {kept:,}"
+    ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _png(fig)
