@@ -345,3 +345,20 @@ def test_the_loss_plot_of_a_run_stopped_early_says_where_and_why(monkeypatch):
     plots.loss_plot(history, title="runs/w", kept=4, planned=40)
     plots.loss_plot(history, title="runs/w", kept=4, planned=10)
     assert titles == ["runs/w\nstopped at epoch 10 of 40: no lower validation loss since 4", "runs/w"]
+
+
+def test_ranks_stop_together_when_any_of_them_is_out_of_patience():
+    trainer = learning_by_heart(patience=0.25)
+    asked = []
+
+    class OtherRankOutOfPatience:
+        def any(self, flag: bool, device=None) -> bool:
+            asked.append(flag)
+            return True
+
+    trainer.epochs = 3  # epochs 1 and 3 validate (every 2, and the last), epoch 2 does not
+    trainer.run(progress=False)
+    trainer.ranks = OtherRankOutOfPatience()
+    assert trainer._stopping() and asked == [False]  # this rank alone would train on
+    trainer.history[-1]["val_loss"] = math.nan  # after an epoch without validation: not asked
+    assert not trainer._stopping() and asked == [False]

@@ -333,7 +333,7 @@ class Trainer:
         shown = measured[-1] if measured else math.nan  # the last validation loss, for the bar
         try:
             self.net.train()
-            while self.epoch < self.epochs and not self.out_of_patience:
+            while self.epoch < self.epochs and not self._stopping():
                 losses = self._train_epoch()
                 self._check_finite(losses)
                 train_loss = float(losses.mean())
@@ -368,15 +368,25 @@ class Trainer:
                 f"{float(losses[step])}; the learning rate ({self.lr:g}) is likely too high"
             )
 
+    def _stopping(self) -> bool:
+        """``out_of_patience``, decided together among ranks (one that stopped alone would leave
+        the others waiting in the next step's all-reduce), asked only where it can turn true so
+        that the ranks' questions line up."""
+        return self._patience_checked and self.ranks.any(self.out_of_patience, self.device)
+
     # -- results and resumption --------------------------------------------------------------
     @property
     def out_of_patience(self) -> bool:
         """Whether ``patience``'s share of the epochs has passed since the best epoch, as of the
         last validation: a function of the history alone, so that a resumed run stops where the
         uninterrupted one did."""
-        return (self.patience > 0 and self.best is not None and bool(self.history)
-                and not math.isnan(self.history[-1]["val_loss"])
+        return (self._patience_checked and self.best is not None
                 and self.epoch - self.best[1] >= self.patience * self.epochs)
+
+    @property
+    def _patience_checked(self) -> bool:
+        """Whether ``patience`` can end the run here: it is set and the last epoch validated."""
+        return self.patience > 0 and bool(self.history) and not math.isnan(self.history[-1]["val_loss"])
 
     @property
     def best_epoch(self) -> int | None:
