@@ -4,8 +4,10 @@ prediction types, and the optimiser's fallback."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -330,7 +332,9 @@ def test_fit_says_where_patience_stopped_and_which_epoch_it_kept(capsys):
     said = capsys.readouterr().err
     epochs, best = model.info["epochs"], model.info["best_epoch"]
     assert epochs < 100
-    assert f"stopped at epoch {epochs} of 100: no lower validation loss since epoch {best}," in said
+    assert (f"stopped at epoch {epochs} of 100: no lower validation loss since epoch {best}, whose "
+            "weights are kept (25% of the run without one; config={'train': {'patience': 0}} trains "
+            "to the end)") in said
     sd.fit(rows[:32], validation=rows[32:], config=config.merge(settings, {"train": {"patience": 0}}),
            progress=False, verbose=True, num_samples=0)
     assert "stopped" not in capsys.readouterr().err
@@ -362,3 +366,22 @@ def test_ranks_stop_together_when_any_of_them_is_out_of_patience():
     assert trainer._stopping() and asked == [False]  # this rank alone would train on
     trainer.history[-1]["val_loss"] = math.nan  # after an epoch without validation: not asked
     assert not trainer._stopping() and asked == [False]
+
+
+def test_the_command_line_hint_after_an_early_stop_trains_to_the_end(tmp_path, capsys):
+    from helpers import cli
+
+    data = tmp_path / "d.csv"
+    np.savetxt(data, np.random.default_rng(1).normal(size=(60, 1)), header="x", comments="", delimiter=",")
+    settings = tmp_path / "c.toml"
+    settings.write_text("[train]\nepochs = 100\nbatch_size = 32\nlr = 0.01\nvalidate_every = 2\n"
+                        "[model]\nhidden = [32, 32]\n")
+    assert cli(["train", str(tmp_path / "r"), "--data", str(data), "--config", str(settings), "-n", "0"]) == 0
+    hint = re.search(r"a --config file with `\[train\]` then `(patience = 0)` trains to the end",
+                     capsys.readouterr().err)
+    assert hint is not None and len(pd.read_csv(tmp_path / "r" / "losses.csv")) < 100
+    settings.write_text(settings.read_text().replace("[train]\n", f"[train]\n{hint[1]}\n"))
+    assert cli(["train", str(tmp_path / "r"), "--data", str(data), "--config", str(settings), "-n", "0",
+                "--overwrite"]) == 0
+    assert "stopped" not in capsys.readouterr().err
+    assert len(pd.read_csv(tmp_path / "r" / "losses.csv")) == 100

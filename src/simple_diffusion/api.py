@@ -537,8 +537,8 @@ def _say_early_stop(trainer, show: bool) -> None:
     """A line on stderr when ``train.patience`` ended the run before its last epoch."""
     if show and trainer.epoch < trainer.epochs:
         print(f"stopped at epoch {trainer.epoch:,} of {trainer.epochs:,}: no lower validation loss "
-              f"since epoch {trainer.best_epoch:,}, whose weights are kept (train.patience = "
-              f"{trainer.patience:g} of the epochs; 0 trains to the end)", file=sys.stderr)
+              f"since epoch {trainer.best_epoch:,}, whose weights are kept ({trainer.patience:.0%} of the "
+              f"run without one; {advice({'train.patience': 0})} trains to the end)", file=sys.stderr)
 
 
 def _trained_model(trainer, parts: build.Parts, config: cfg.Config, prepared: TrainingData) -> DiffusionModel:
