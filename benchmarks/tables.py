@@ -32,6 +32,7 @@ training row, SMOTE-like) and ``resampled`` (the training rows drawn again with 
     .venv/bin/python benchmarks/tables.py --wide                # fertility: 51 years with gaps
     .venv/bin/python benchmarks/tables.py --memorising          # trained to the end: ratio vs copying
     .venv/bin/python benchmarks/tables.py --categories          # many categorical columns: encodings
+    .venv/bin/python benchmarks/tables.py --patience            # the early stop: same weights, time
 
 Results accumulate in benchmarks/results/tables.json (a run already there is not repeated) and go
 to BENCHMARKS.md between this script's markers.
@@ -330,6 +331,37 @@ def memorising(results: dict, generations: int) -> None:
     variant_runs(results, "memorising", MEMORISING_TABLES, MEMORISING, generations)
 
 
+PATIENCE_TABLES = ("iris", "wine", "penguins", "diabetes", "digits")
+
+
+def patience(results: dict, generations: int) -> None:
+    """The early stop (``train.patience``, the default 0.25) against training to the end (0):
+    each split trained both ways in one process, the kept epoch and epochs trained of each,
+    whether their ``generations`` samples are the same to the bit, and the training seconds."""
+    for name in PATIENCE_TABLES:
+        schema, data_config, _, parts = table_splits(name)
+        for split, (train, _) in enumerate(parts):
+            key = f"patience/{name}/{split}/stop"
+            if key in results:
+                continue
+            fitted = {}
+            for share in (0.25, 0.0):
+                start = time.perf_counter()
+                model = sd.fit(to_frame(train, schema), progress=False, num_samples=0,
+                               config={"data": data_config, "train": {"seed": split, "patience": share}})
+                fitted[share] = model, time.perf_counter() - start
+            (stopped, stopped_s), (to_the_end, to_the_end_s) = fitted[0.25], fitted[0.0]
+            same = all(stopped.sample(len(train), seed=g).equals(to_the_end.sample(len(train), seed=g))
+                       for g in range(generations))
+            results[key] = {
+                "split": split, "kept": stopped.info["best_epoch"],
+                "kept_to_the_end": to_the_end.info["best_epoch"],
+                "epochs": stopped.info["epochs"], "epochs_planned": to_the_end.info["epochs"],
+                "same_samples": same, "train_seconds": stopped_s, "train_seconds_to_the_end": to_the_end_s}
+            print(f"{key}: {results[key]}", flush=True)
+            save(results)
+
+
 WIDE_WIDTHS = (128, 256)
 
 
@@ -593,6 +625,17 @@ def report(results: dict) -> str:
                 m = averages(runs, "ratio", "dcr_share") if runs else None
                 cells.append(f"{m['ratio']:.3f} / {m['dcr_share']:.3f}" if m else "-")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    by_patience = grouped(results, "patience")
+    if by_patience:
+        lines += ["", *header("table | split | kept epoch (to the end) | epochs trained of | same samples "
+                              "| train s: stopped / to the end | share of the time", "lrrrlrr")]
+        for name in PATIENCE_TABLES:
+            for r in by_patience.get((name, "stop"), []):
+                lines.append(
+                    f"| {name} | {r['split']} | {r['kept']:,} ({r['kept_to_the_end']:,}) | "
+                    f"{r['epochs']:,} of {r['epochs_planned']:,} | {'yes' if r['same_samples'] else 'no'} | "
+                    f"{r['train_seconds']:.1f} / {r['train_seconds_to_the_end']:.1f} | "
+                    f"{r['train_seconds'] / r['train_seconds_to_the_end']:.2f} |")
     by_wide = grouped(results, "wide")
     if by_wide:
         lines += ["", *header("table | network | ratio (each split) | DCR share "
@@ -664,6 +707,8 @@ def main() -> None:
                         help="ours trained to the end: fidelity against privacy")
     parser.add_argument("--categories", action="store_true",
                         help="many categorical columns (synthetic surveys): one-hot against bits")
+    parser.add_argument("--patience", action="store_true",
+                        help="the early stop against training to the end: same weights, time")
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     if args.ablation:
@@ -682,6 +727,8 @@ def main() -> None:
         memorising(results, args.generations)
     elif args.categories:
         categories(results, args.generations)
+    elif args.patience:
+        patience(results, args.generations)
     else:
         for name in args.tables.split(","):
             run_table(name, results, not args.no_peer, args.generations)
