@@ -163,8 +163,8 @@ class TrainConfig:
     """With ``keep_best``: stop once this share of the run's epochs has passed since the epoch of
     lowest validation loss (0: train to the end). The weights kept are that epoch's either way,
     so a stop changes nothing unless a later epoch would have been lower still: on the 15 splits
-    of the benchmark tables and 2 posterior tasks none was, and the stop saved 0-68% of their
-    training time (BENCHMARKS.md, "Tables")."""
+    of the benchmark tables and 2 posterior tasks none was, and the stop saved up to about two
+    thirds of their training time (BENCHMARKS.md, "Tables")."""
     condition_dropout: float = 0.2
     """Share of training rows whose condition columns (with ``data.condition``), or cells
     (with learnt ``inpainting``), are all hidden from the network: what lets one model sample
