@@ -19,7 +19,9 @@ default preset (one thread: its network is small), and again with learnt in-pain
 out 10% of it as its validation rows (the default: below 10,000 rows the validation loss chooses
 the epoch whose weights are kept), so the test split is seen by nothing but the metrics. Two
 baselines that learn nothing calibrate the numbers: ``interpolation`` (rows moved towards a near
-training row, SMOTE-like) and ``resampled`` (the training rows drawn again with replacement).
+training row, SMOTE-like) and ``resampled`` (the training rows drawn again with replacement); a
+third learns a classical density, ``mixture`` (a Gaussian mixture per combination of category
+values).
 
     .venv/bin/pip install -c constraints.txt -e ".[benchmarks]"
     .venv/bin/python benchmarks/tables.py                       # all tables, both models (hours)
@@ -202,6 +204,65 @@ def interpolation(train: np.ndarray, schema, generations: int, seed: int
     return out, 0.0, (time.perf_counter() - start) / generations
 
 
+MIXTURE_COMPONENTS = 4
+"""Most components of the ``mixture`` baseline's Gaussian mixtures (chosen by BIC)."""
+
+
+def mixture(train: np.ndarray, schema, generations: int, seed: int) -> tuple[list[np.ndarray], float, float]:
+    """A classical density model, with no diffusion and no network: for each combination of
+    category values (a missing label one more), scikit-learn's full-covariance Gaussian mixture
+    fitted to its rows' standardised numbers (rows without gaps; a combination with fewer than
+    two such rows takes the whole table's mixture), of 1 to ``MIXTURE_COMPONENTS`` components by
+    BIC, with at least as many rows as free parameters per component (BIC alone chose two or
+    three components for wine's classes of 38-57 rows in 13 columns, whose covariances then
+    hugged their rows: a DCR share of 0.69 on split 0 against 0.56 with one). Each generated
+    row takes the categories and gaps of a training row drawn with replacement and fresh numbers
+    from its combination's mixture, clipped to the training range, whole-number columns
+    rounded. It copies no row's numbers: what fitting a mixture alone gives on these tables."""
+    from sklearn.mixture import GaussianMixture
+
+    start = time.perf_counter()
+    numeric = [j for j, c in enumerate(schema) if c.kind != "categorical"]
+    categorical = [j for j, c in enumerate(schema) if c.kind == "categorical"]
+    mean, spread = np.nanmean(train[:, numeric], 0), np.nanstd(train[:, numeric], 0)
+    spread[spread == 0] = 1.0
+    numbers = (train[:, numeric] - mean) / spread
+    complete = ~np.isnan(numbers).any(1)
+    keys = np.nan_to_num(train[:, categorical], nan=-1.0)
+    combinations, group = np.unique(keys, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+
+    def fitted(rows: np.ndarray) -> GaussianMixture:
+        d = rows.shape[1]
+        most = max(1, min(MIXTURE_COMPONENTS, len(rows) // (1 + d + d * (d + 1) // 2)))
+        fits = [GaussianMixture(k, covariance_type="full", reg_covar=1e-6, random_state=seed).fit(rows)
+                for k in range(1, most + 1)]
+        return min(fits, key=lambda fit: fit.bic(rows))
+
+    whole = fitted(numbers[complete])
+    mixtures = [fitted(numbers[complete & (group == g)]) if (complete & (group == g)).sum() >= 2 else whole
+                for g in range(len(combinations))]
+    train_seconds = time.perf_counter() - start
+    rng = np.random.default_rng(seed)
+    low, high = np.nanmin(train[:, numeric], 0), np.nanmax(train[:, numeric], 0)
+    whole_numbers = [k for k, j in enumerate(numeric) if schema[j].kind == "integer"]
+    out = []
+    start = time.perf_counter()
+    for _ in range(generations):
+        drawn = rng.integers(0, len(train), len(train))
+        rows = train[drawn].copy()
+        values = np.empty((len(drawn), len(numeric)))
+        for g in np.unique(group[drawn]):
+            which = np.flatnonzero(group[drawn] == g)
+            mixtures[g].random_state = int(rng.integers(2**31))  # its sample's draws
+            values[which] = mixtures[g].sample(len(which))[0][rng.permutation(len(which))]
+        values = np.clip(values * spread + mean, low, high)
+        values[:, whole_numbers] = np.round(values[:, whole_numbers])
+        rows[:, numeric] = np.where(np.isnan(rows[:, numeric]), np.nan, values)
+        out.append(rows)
+    return out, train_seconds, (time.perf_counter() - start) / generations
+
+
 def resampled(train: np.ndarray, generations: int, seed: int) -> tuple[list[np.ndarray], float, float]:
     """The training rows drawn again with replacement: a generator that learnt the training
     split exactly and draws its rows independently. It copies every row (DCR share 1); its
@@ -248,7 +309,7 @@ PEER_SPLITS = {"digits": 1}
 def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
     schema, data_config, label, parts = table_splits(name)
     for split, (train, test) in enumerate(parts):
-        methods = ["ours", "ours_learnt", "interpolation", "resampled"]
+        methods = ["ours", "ours_learnt", "interpolation", "mixture", "resampled"]
         methods += ["forest_diffusion"] if peer and split < PEER_SPLITS.get(name, SPLITS) else []
         for method in methods:
             key = f"{name}/{split}/{method}"
@@ -261,6 +322,8 @@ def run_table(name: str, results: dict, peer: bool, generations: int) -> None:
                 generated = [to_values(f, schema) for f in frames]
             elif method == "interpolation":
                 generated, train_s, sample_s = interpolation(train, schema, generations, split)
+            elif method == "mixture":
+                generated, train_s, sample_s = mixture(train, schema, generations, split)
             elif method == "resampled":
                 generated, train_s, sample_s = resampled(train, generations, split)
             else:
@@ -537,15 +600,16 @@ def each_split(runs: list[dict]) -> str:
     return f"{averages(runs, 'ratio')['ratio']:.3f} (" + ", ".join(f"{r['ratio']:.3f}" for r in runs) + ")"
 
 
-METHODS = ("ours", "ours_learnt", "forest_diffusion", "interpolation", "resampled")
+METHODS = ("ours", "ours_learnt", "forest_diffusion", "interpolation", "mixture", "resampled")
 METHOD_NAMES = {"ours_learnt": "ours, learnt in-painting (`train.inpainting = learnt`)",
+                "mixture": "Gaussian mixture per category combination",
                 "resampled": "training rows resampled"}
 
 
 def category_report(results: dict) -> list[str]:
     """Each categorical column's TVD to the test split, mean over splits and generations, beside
     the oracle's (the training split's own)."""
-    short = ["ours", "ours, learnt", "ForestDiffusion", "interpolation", "training rows resampled"]
+    short = ["ours", "ours, learnt", "ForestDiffusion", "interpolation", "mixture", "training rows resampled"]
     lines = header(" | ".join(["table", "column", "oracle", *short]), "ll" + "r" * (1 + len(METHODS)))
     for name in ("iris", "wine", "penguins", "diabetes", "digits"):
         runs = {m: method_runs(results, name, m) for m in METHODS}
